@@ -1,0 +1,114 @@
+// swift-tools-version: 6.0
+//
+// kvm-launch: turn a privileged container into a QEMU/KVM virtual machine that
+// takes over the container's network identity.
+//
+// Targets follow the launch pipeline, one concern each (see README.md):
+//   LaunchConfiguration  environment (and etcd) -> validated LaunchConfiguration
+//   Netlink (CNetlink)   thin libnl-3 boundary: dump and change links, addresses, routes
+//   NetAttach            Inventory -> AttachPlan (pure) -> applied with an undo journal
+//   DHCPServer           DHCPv4 packets (pure) and the per-interface responder
+//   QEMU                 plan -> QEMU argument array (pure), image probing, acceleration, QMP
+//   Supervisor           PID 1 duties: child process, signals, reaping, console
+//   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
+//   KVMLauncher          the `kvm-launch` executable wiring the steps together
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "kvm-launch",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kvm-launch", targets: ["KVMLauncher"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CNetlink",
+            pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]
+        ),
+        .target(
+            name: "Netlink",
+            dependencies: [
+                "CNetlink",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "LaunchConfiguration",
+            dependencies: [],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "NetAttach",
+            dependencies: [
+                "Netlink",
+                "LaunchConfiguration",
+                "DHCPServer",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "DHCPServer",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "QEMU",
+            dependencies: [
+                "LaunchConfiguration",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Supervisor",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ConfigAgent",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "KVMLauncher",
+            dependencies: [
+                "LaunchConfiguration",
+                "NetAttach",
+                "DHCPServer",
+                "QEMU",
+                "Supervisor",
+                "ConfigAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
+        .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
+        .testTarget(name: "DHCPServerTests", dependencies: ["DHCPServer"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "LaunchConfiguration"], swiftSettings: strict),
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: strict),
+        .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"],
+            swiftSettings: strict
+        ),
+    ]
+)

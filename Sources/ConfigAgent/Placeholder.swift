@@ -1,0 +1,1 @@
+// ConfigAgent: placeholder until its issue lands.

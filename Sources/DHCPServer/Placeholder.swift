@@ -1,0 +1,1 @@
+// DHCPServer: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+print("kvm-launch: under construction")

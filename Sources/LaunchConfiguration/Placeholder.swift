@@ -1,0 +1,1 @@
+// LaunchConfiguration: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// NetAttach: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// Netlink: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// QEMU: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// Supervisor: placeholder until its issue lands.
