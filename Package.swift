@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
+        .target(name: "NetworkTypes", swiftSettings: strict),
         .systemLibrary(
             name: "CNetlink",
             pkgConfig: "libnl-route-3.0",
@@ -36,6 +37,7 @@ let package = Package(
         .target(
             name: "Netlink",
             dependencies: [
+                "NetworkTypes",
                 "CNetlink",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -43,12 +45,13 @@ let package = Package(
         ),
         .target(
             name: "LaunchConfiguration",
-            dependencies: [],
+            dependencies: ["NetworkTypes"],
             swiftSettings: strict
         ),
         .target(
             name: "NetAttach",
             dependencies: [
+                "NetworkTypes",
                 "Netlink",
                 "LaunchConfiguration",
                 "DHCPServer",
@@ -59,6 +62,7 @@ let package = Package(
         .target(
             name: "DHCPServer",
             dependencies: [
+                "NetworkTypes",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -66,6 +70,7 @@ let package = Package(
         .target(
             name: "QEMU",
             dependencies: [
+                "NetworkTypes",
                 "LaunchConfiguration",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -88,6 +93,7 @@ let package = Package(
         .executableTarget(
             name: "KVMLauncher",
             dependencies: [
+                "NetworkTypes",
                 "LaunchConfiguration",
                 "NetAttach",
                 "DHCPServer",
@@ -99,6 +105,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "DHCPServerTests", dependencies: ["DHCPServer"], swiftSettings: strict),
