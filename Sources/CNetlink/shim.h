@@ -18,4 +18,12 @@
 #include <linux/if_arp.h>
 #include <linux/rtnetlink.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* setns(2) for network namespaces without needing _GNU_SOURCE in Swift's Glibc module. */
+static inline int cnetlink_enter_netns(int fd) {
+    return (int)syscall(SYS_setns, fd, 0x40000000 /* CLONE_NEWNET */);
+}
+
 #endif
