@@ -105,6 +105,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
@@ -114,7 +115,7 @@ let package = Package(
         .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"],
+            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
     ]
