@@ -48,3 +48,31 @@ public struct Inventory: Sendable, Equatable, Codable {
     /// Whether some link is a port of this one (it is a bridge or bond master).
     public func hasPorts(_ index: Int32) -> Bool { links.contains { $0.masterIndex == index } }
 }
+
+extension Inventory {
+    /// This inventory as ``Attacher/recover(_:)`` will leave it: kvm-launch's own links gone, and every
+    /// interface with a recorded identity back to its MAC, address, routes and alias. Pure, so
+    /// `--dry-run` can show the plan a restarted launcher will make without changing anything.
+    public func restoringRecordedIdentities() -> Inventory {
+        let created = Set(links.filter(LinkMarker.isCreated).map(\.index))
+        var result = Inventory(links: links.filter { !created.contains($0.index) },
+                               addresses: addresses.filter { !created.contains($0.interfaceIndex) },
+                               routes: routes.filter { !created.contains($0.interfaceIndex ?? -1) })
+        for position in result.links.indices {
+            let link = result.links[position]
+            guard let identity = RecordedIdentity(alias: link.alias) else { continue }
+            result.links[position].mac = identity.mac
+            result.links[position].alias = identity.previousAlias
+            if let master = link.masterIndex, created.contains(master) { result.links[position].masterIndex = nil }
+            if let address = identity.address, !result.ipv4Addresses(on: link.index).contains(address) {
+                result.addresses.append(AddressRecord(interfaceIndex: link.index, family: .inet,
+                                                      address: address.address.description, prefixLength: address.prefixLength))
+            }
+            let present = Set(result.routes(through: link.index).compactMap(RecordedRoute.init).map(\.destination))
+            for route in identity.routes where !present.contains(route.destination) {
+                result.routes.append(route.record(interfaceIndex: link.index))
+            }
+        }
+        return result
+    }
+}
