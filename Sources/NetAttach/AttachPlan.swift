@@ -204,3 +204,15 @@ public struct AttachPlanner {
         return IPv4Interface(address: IPv4Address(169, 254, third, fourth), prefixLength: 16)
     }
 }
+
+import DHCPServer
+
+extension PlannedLease {
+    /// The answer the DHCP server gives, as its own type.
+    public var dhcpLease: DHCPLease {
+        DHCPLease(clientMAC: clientMAC, address: address, serverIdentifier: serverIdentifier, router: router,
+                  staticRoutes: staticRoutes.map { DHCPStaticRoute(destination: $0.destination, gateway: $0.gateway ?? IPv4Address(0)) },
+                  dnsServers: dnsServers, domainName: domainName, searchDomains: searchDomains,
+                  hostname: hostname, mtu: mtu, leaseSeconds: leaseSeconds)
+    }
+}
