@@ -71,14 +71,15 @@ let package = Package(
             name: "QEMU",
             dependencies: [
                 "NetworkTypes",
-                "LaunchConfiguration",
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
+        .target(name: "CSupervisorShims"),
         .target(
             name: "Supervisor",
             dependencies: [
+                "QEMU",
+                "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -109,8 +110,20 @@ let package = Package(
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "DHCPServerTests", dependencies: ["DHCPServer"], swiftSettings: strict),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes"], swiftSettings: strict),
+        // A tiny program the Supervisor tests run as a separate process, so real
+        // signals and child reaping never touch the test runner itself.
+        .executableTarget(
+            name: "SupervisorTestHelper",
+            dependencies: ["Supervisor", "QEMU"],
+            path: "Tests/SupervisorTestHelper",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SupervisorTests",
+            dependencies: ["Supervisor", "QEMU", "SupervisorTestHelper"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
