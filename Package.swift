@@ -72,14 +72,15 @@ let package = Package(
             name: "QEMU",
             dependencies: [
                 "NetworkTypes",
-                "LaunchConfiguration",
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
+        .target(name: "CSupervisorShims"),
         .target(
             name: "Supervisor",
             dependencies: [
+                "QEMU",
+                "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -119,8 +120,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes"], swiftSettings: strict),
+        // A tiny program the Supervisor tests run as a separate process, so real
+        // signals and child reaping never touch the test runner itself.
+        .executableTarget(
+            name: "SupervisorTestHelper",
+            dependencies: ["Supervisor", "QEMU"],
+            path: "Tests/SupervisorTestHelper",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SupervisorTests",
+            dependencies: ["Supervisor", "QEMU", "SupervisorTestHelper"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
