@@ -74,7 +74,7 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// `VM_IMAGE`: the boot disk; nil means `/image/image.qcow2`, else the old `/image/image`.
     public var imagePath: String?
     /// `VM_SHUTDOWN_TIMEOUT`, seconds between the ACPI power-off request and a forced stop.
-    public var shutdownTimeoutSeconds = 25
+    public var shutdownTimeoutSeconds = 20
     /// `VM_HOSTNAME`: the host name the DHCP server gives the VM (default: the container's).
     public var hostname: String?
     public var legacy = LegacyOptions()
