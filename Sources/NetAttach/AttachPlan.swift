@@ -35,6 +35,8 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
     public var mtu: Int
     /// The address moved to the VM (removed from the container interface), or nil when it has none.
     public var guestAddress: IPv4Interface?
+    /// Its broadcast address on the container interface, restored with it.
+    public var guestAddressBroadcast: IPv4Address?
     /// The other IPv4 addresses, which stay on the container interface.
     public var keptAddresses: [IPv4Interface]
     /// The default gateway through this interface, if any.
@@ -55,7 +57,7 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
 
     /// The identity written into the interface's alias before anything else changes.
     public var identity: RecordedIdentity {
-        RecordedIdentity(mac: guestMAC, address: guestAddress, routes: routes, previousAlias: previousAlias)
+        RecordedIdentity(mac: guestMAC, address: guestAddress, broadcast: guestAddressBroadcast, routes: routes, previousAlias: previousAlias)
     }
 }
 
@@ -118,7 +120,11 @@ public struct AttachPlanner {
             var plan = InterfacePlan(
                 name: link.name, index: link.index, mode: configuration.networkMode,
                 guestMAC: mac, containerMAC: MACAddress.randomLocal(using: &generator), mtu: link.mtu,
-                guestAddress: guestAddress, keptAddresses: addresses.filter { $0 != guestAddress },
+                guestAddress: guestAddress,
+                guestAddressBroadcast: guestAddress.flatMap { selected in
+                    inventory.addresses(on: link.index).first { $0.ipv4 == selected }?.broadcast.flatMap { IPv4Address($0) }
+                },
+                keptAddresses: addresses.filter { $0 != guestAddress },
                 gateway: gateway, routes: routes, previousAlias: link.alias,
                 vmLinkName: "kltap\(link.index)", bridgeName: bridgeMode ? "klbr\(link.index)" : nil,
                 containerSideName: bridgeMode ? "klbr\(link.index)" : "klsrv\(link.index)",

@@ -109,8 +109,9 @@ public final class Attacher {
     func restore(index: Int32, identity: RecordedIdentity, current: Inventory) throws(NetlinkError) {
         if current.link(index: index)?.masterIndex != nil { try socket.changeLink(index: index, masterIndex: 0) }
         try socket.changeLink(index: index, mac: identity.mac)
-        if let address = identity.address, !current.ipv4Addresses(on: index).contains(address) {
-            try ignoringExists { () throws(NetlinkError) in try socket.addAddress(Self.addressRecord(address, index: index)) }
+        if let address = identity.address, let record = identity.addressRecord(interfaceIndex: index),
+           !current.ipv4Addresses(on: index).contains(address) {
+            try ignoringExists { () throws(NetlinkError) in try socket.addAddress(record) }
         }
         let present = Set(current.routes(through: index).compactMap(RecordedRoute.init).map(\.destination))
         for route in identity.routes where !present.contains(route.destination) {
@@ -190,11 +191,11 @@ public final class Attacher {
             try socket.changeLink(index: index, alias: alias)
             journal.append(.restoreAlias(index: index, alias: plan.previousAlias))
         }
-        if let address = plan.guestAddress {
+        if let address = plan.guestAddress, let record = plan.identity.addressRecord(interfaceIndex: index) {
             try step("move \(address) off \(plan.name)") {
                 let routes = plan.routes.map { $0.record(interfaceIndex: index) }
-                try socket.deleteAddress(Self.addressRecord(address, index: index))
-                journal.append(.restoreAddress(Self.addressRecord(address, index: index), routes: routes))
+                try socket.deleteAddress(record)
+                journal.append(.restoreAddress(record, routes: routes))
             }
         }
         try step("give \(plan.name) the new MAC \(plan.containerMAC)") {

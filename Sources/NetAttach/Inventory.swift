@@ -64,9 +64,9 @@ extension Inventory {
             result.links[position].mac = identity.mac
             result.links[position].alias = identity.previousAlias
             if let master = link.masterIndex, created.contains(master) { result.links[position].masterIndex = nil }
-            if let address = identity.address, !result.ipv4Addresses(on: link.index).contains(address) {
-                result.addresses.append(AddressRecord(interfaceIndex: link.index, family: .inet,
-                                                      address: address.address.description, prefixLength: address.prefixLength))
+            if let address = identity.address, let record = identity.addressRecord(interfaceIndex: link.index),
+               !result.ipv4Addresses(on: link.index).contains(address) {
+                result.addresses.append(record)
             }
             let present = Set(result.routes(through: link.index).compactMap(RecordedRoute.init).map(\.destination))
             for route in identity.routes where !present.contains(route.destination) {

@@ -7,20 +7,23 @@ import NetworkTypes
 /// A launcher killed with SIGKILL and started again in the same namespace (a Kubernetes container
 /// restart) reads it back and restores the interface instead of taking the random MAC for the
 /// real one. A clean teardown clears it. The text is compact and versioned:
-/// `kvm-launch:v1 m=02:42:0a:2a:00:07 a=10.42.0.7/16 r=0.0.0.0/0>10.42.0.1,10.96.0.0/12>10.42.0.1 x=old%20alias`.
+/// `kvm-launch:v1 m=02:42:0a:2a:00:07 a=10.42.0.7/16 b=10.42.255.255 r=0.0.0.0/0>10.42.0.1,10.96.0.0/12>10.42.0.1 x=old%20alias`.
 public struct RecordedIdentity: Sendable, Equatable, Codable {
     /// The interface's original MAC: the VM's MAC.
     public var mac: MACAddress
     /// The IPv4 address moved to the VM, if any.
     public var address: IPv4Interface?
+    /// Its broadcast address, when it had one.
+    public var broadcast: IPv4Address?
     /// IPv4 routes through the interface that removing the address may take away (gateway nil: on-link).
     public var routes: [RecordedRoute]
     /// The alias the interface had before, restored on teardown.
     public var previousAlias: String?
 
-    public init(mac: MACAddress, address: IPv4Interface?, routes: [RecordedRoute], previousAlias: String?) {
+    public init(mac: MACAddress, address: IPv4Interface?, broadcast: IPv4Address? = nil, routes: [RecordedRoute], previousAlias: String?) {
         self.mac = mac
         self.address = address
+        self.broadcast = broadcast
         self.routes = routes
         self.previousAlias = previousAlias
     }
@@ -37,6 +40,7 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
     public func encoded() -> (alias: String, droppedRoutes: Int) {
         var head = "\(Self.tag) m=\(mac)"
         if let address { head += " a=\(address)" }
+        if let broadcast { head += " b=\(broadcast)" }
         let tail = previousAlias.map { " x=" + Self.escape($0) } ?? ""
         var kept = routes.sorted { ($0.destination.prefixLength == 0 ? 0 : 1) < ($1.destination.prefixLength == 0 ? 0 : 1) }
         while true {
@@ -54,6 +58,7 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
         guard let alias, Self.isRecorded(alias) else { return nil }
         var mac: MACAddress?
         var address: IPv4Interface?
+        var broadcast: IPv4Address?
         var routes: [RecordedRoute] = []
         var previous: String?
         for field in alias.dropFirst(Self.tag.count + 1).split(separator: " ") {
@@ -63,6 +68,9 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
             case "a=":
                 guard let parsed = IPv4Interface(value) else { return nil }
                 address = parsed
+            case "b=":
+                guard let parsed = IPv4Address(value) else { return nil }
+                broadcast = parsed
             case "r=":
                 for item in value.split(separator: ",") {
                     guard let route = RecordedRoute(encoded: item) else { return nil }
@@ -73,7 +81,7 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
             }
         }
         guard let mac else { return nil }
-        self.init(mac: mac, address: address, routes: routes, previousAlias: previous)
+        self.init(mac: mac, address: address, broadcast: broadcast, routes: routes, previousAlias: previous)
     }
 
     static func escape(_ text: String) -> String {
@@ -151,5 +159,15 @@ public struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
         RouteRecord(family: .inet, destination: destination.network.description, prefixLength: destination.prefixLength,
                     gateway: gateway?.description, interfaceIndex: interfaceIndex, table: 254, protocolNumber: 3,
                     scope: gateway == nil ? 253 : 0, type: 1, priority: metric)
+    }
+}
+
+extension RecordedIdentity {
+    /// The kernel address record to restore.
+    public func addressRecord(interfaceIndex: Int32) -> AddressRecord? {
+        address.map {
+            AddressRecord(interfaceIndex: interfaceIndex, family: .inet, address: $0.address.description,
+                          prefixLength: $0.prefixLength, broadcast: broadcast?.description)
+        }
     }
 }

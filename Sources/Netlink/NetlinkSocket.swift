@@ -89,7 +89,8 @@ public final class NetlinkSocket {
                 address: Self.text(of: local),
                 prefixLength: Int(rtnl_addr_get_prefixlen(address)),
                 scope: Int(rtnl_addr_get_scope(address)),
-                label: label))
+                label: label,
+                broadcast: family == AF_INET ? rtnl_addr_get_broadcast(address).map(Self.text(of:)) : nil))
         }
         return result
     }
@@ -255,8 +256,8 @@ public final class NetlinkSocket {
         nl_addr_set_prefixlen(local, Int32(address.prefixLength))
         try check(rtnl_addr_set_local(object, local), "set address \(address.cidr)")
         rtnl_addr_set_prefixlen(object, Int32(address.prefixLength))
-        if address.family == .inet, let ipv4 = address.ipv4, address.prefixLength < 31 {
-            let broadcast = try Self.parseAddress(ipv4.broadcast.description, family: AF_INET)
+        if address.family == .inet, let text = address.broadcast {
+            let broadcast = try Self.parseAddress(text, family: AF_INET)
             defer { nl_addr_put(broadcast) }
             try check(rtnl_addr_set_broadcast(object, broadcast), "set broadcast for \(address.cidr)")
         }

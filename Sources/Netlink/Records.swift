@@ -60,14 +60,18 @@ public struct AddressRecord: Hashable, Sendable, Codable {
     public var scope: Int
     /// The label (IPv4 only), e.g. `eth0` or `eth0:1`.
     public var label: String?
+    /// The broadcast address (IPv4 only), when one is set (`ip addr add … brd …`).
+    public var broadcast: String?
 
-    public init(interfaceIndex: Int32, family: AddressFamily, address: String, prefixLength: Int, scope: Int = 0, label: String? = nil) {
+    public init(interfaceIndex: Int32, family: AddressFamily, address: String, prefixLength: Int, scope: Int = 0,
+                label: String? = nil, broadcast: String? = nil) {
         self.interfaceIndex = interfaceIndex
         self.family = family
         self.address = address
         self.prefixLength = prefixLength
         self.scope = scope
         self.label = label
+        self.broadcast = broadcast
     }
 
     /// The IPv4 address with its prefix, or nil for IPv6.

@@ -89,7 +89,15 @@ public final class TestNamespace: Sendable {
     public init(prefix: String = "kl") throws {
         name = "\(prefix)-\(uniqueSuffix())"
         try run(["ip", "netns", "add", name])
-        try exec(["ip", "link", "set", "lo", "up"])
+        do {
+            try exec(["ip", "link", "set", "lo", "up"])
+            // No duplicate address detection: link-local IPv6 addresses are final at once, so a
+            // snapshot taken right after setup does not differ from a later one in "tentative".
+            try exec(["sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])
+        } catch {
+            destroy()
+            throw error
+        }
     }
 
     /// Runs a command inside the namespace.
