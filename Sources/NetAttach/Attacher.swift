@@ -86,7 +86,7 @@ public final class Attacher {
     /// interfaces; throws when the namespace cannot be brought back.
     @discardableResult
     public func recover(_ inventory: Inventory) throws(NetlinkError) -> [String] {
-        for link in inventory.links where LinkMarker.isCreated(link) {
+        for link in inventory.links where LinkMarker.isCreated(link, in: inventory) {
             // A bridge first releases its ports; taps vanished with their QEMU.
             do {
                 try socket.deleteLink(index: link.index)

@@ -66,7 +66,7 @@ public enum InterfaceSelection {
                     throw .unknownInterface(name: name, existing: inventory.links.map(\.name))
                 }
                 if link.kind == "loopback" { throw .cannotAttach(name: name, reason: .loopback) }
-                if LinkMarker.isCreated(link) { throw .cannotAttach(name: name, reason: .createdByKVMLaunch) }
+                if LinkMarker.isCreated(link, in: inventory) { throw .cannotAttach(name: name, reason: .createdByKVMLaunch) }
                 if isForeignBridgePort(link, in: inventory) { throw .cannotAttach(name: name, reason: .bridgePort) }
             }
             return inventory.links.map { link in
@@ -87,13 +87,13 @@ public enum InterfaceSelection {
     /// interface attached by an earlier run, and stays selected).
     static func isForeignBridgePort(_ link: LinkRecord, in inventory: Inventory) -> Bool {
         guard let master = link.masterIndex, let bridge = inventory.link(index: master), bridge.kind == "bridge" else { return false }
-        return !LinkMarker.isCreated(bridge)
+        return !LinkMarker.isCreated(bridge, in: inventory)
     }
 
     /// Why `AUTO_ATTACH=yes` leaves a link out, or nil to attach it.
     static func automaticExclusion(_ link: LinkRecord, in inventory: Inventory) -> ExclusionReason? {
         if link.kind == "loopback" { return .loopback }
-        if LinkMarker.isCreated(link) { return .createdByKVMLaunch }
+        if LinkMarker.isCreated(link, in: inventory) { return .createdByKVMLaunch }
         if link.kind == "bridge" { return .bridge }
         if isForeignBridgePort(link, in: inventory) { return .bridgePort }
         if !link.isUp { return .down }

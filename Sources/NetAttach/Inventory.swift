@@ -54,7 +54,7 @@ extension Inventory {
     /// interface with a recorded identity back to its MAC, address, routes and alias. Pure, so
     /// `--dry-run` can show the plan a restarted launcher will make without changing anything.
     public func restoringRecordedIdentities() -> Inventory {
-        let created = Set(links.filter(LinkMarker.isCreated).map(\.index))
+        let created = Set(links.filter { LinkMarker.isCreated($0, in: self) }.map(\.index))
         var result = Inventory(links: links.filter { !created.contains($0.index) },
                                addresses: addresses.filter { !created.contains($0.interfaceIndex) },
                                routes: routes.filter { !created.contains($0.interfaceIndex ?? -1) })

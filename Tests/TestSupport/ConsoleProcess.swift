@@ -19,6 +19,8 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
     private var partial = Data()
     private var partialError = Data()
     private var exited = false
+    private var exitStatus: Int32 = 0
+    private var exitBySignal = false
     private var outputClosed = false
 
     /// Starts `arguments` (absolute path first) with exactly `environment`.
@@ -29,9 +31,13 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
         process.standardInput = input
         process.standardOutput = output
         process.standardError = errors
-        process.terminationHandler = { [weak self] _ in
+        process.terminationHandler = { [weak self] finished in
             guard let self else { return }
+            let status = finished.terminationStatus
+            let bySignal = finished.terminationReason == .uncaughtSignal
             self.condition.lock()
+            self.exitStatus = status
+            self.exitBySignal = bySignal
             self.exited = true
             self.condition.broadcast()
             self.condition.unlock()
@@ -88,14 +94,15 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
 
     /// Waits until a stdout line satisfies `predicate` (looking at lines from `after` on), the
     /// process exits, or the deadline passes. Returns the line, or nil.
-    public func waitForLine(after start: Int = 0, timeout: TimeInterval, _ predicate: (String) -> Bool) -> String? {
+    public func waitForLine(after start: Int = 0, onStderr: Bool = false, timeout: TimeInterval, _ predicate: (String) -> Bool) -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock()
         defer { condition.unlock() }
         var checked = start
         while true {
-            while checked < outputLines.count {
-                if predicate(outputLines[checked]) { return outputLines[checked] }
+            let lines = onStderr ? errorLines : outputLines
+            while checked < lines.count {
+                if predicate(lines[checked]) { return lines[checked] }
                 checked += 1
             }
             if (exited && outputClosed) || !condition.wait(until: deadline) { return nil }
@@ -123,12 +130,17 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
         while !exited {
             if !condition.wait(until: deadline) { condition.unlock(); return nil }
         }
+        let status = exitStatus
         condition.unlock()
-        return process.terminationStatus
+        return status
     }
 
     /// Whether the child was ended by a signal (`terminationReason == .uncaughtSignal`).
-    public var endedBySignal: Bool { process.terminationReason == .uncaughtSignal }
+    public var endedBySignal: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return exited && exitBySignal
+    }
 
     /// SIGKILLs the child if it still runs and waits for it: the cleanup of last resort.
     public func stop() {

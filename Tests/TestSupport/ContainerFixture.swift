@@ -43,15 +43,26 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
                 try run(["ip", "-n", peer.name, "link", "add", "p\(position)", "type", "veth", "peer", "name", interface.name, "netns", container.name])
                 try peer.ip("link set p\(position) up")
                 if let peerAddress = interface.peerAddress { try peer.ip("addr add \(peerAddress) dev p\(position)") }
+                try container.exec(["sysctl", "-q", "-w", "net.ipv6.conf.\(interface.name).accept_dad=0"])
                 try container.ip("link set \(interface.name) up")
                 for address in interface.addresses { try container.ip("addr add \(address) dev \(interface.name)") }
                 if interface.defaultRoute, let gateway = interface.peerAddress?.split(separator: "/").first {
                     try container.ip("route add default via \(gateway) dev \(interface.name)")
                 }
             }
+            try waitForSettledAddresses()
         } catch {
             destroy()
             throw error
+        }
+    }
+
+    /// Waits (bounded) until no IPv6 address is still tentative, so snapshots compare settled state.
+    func waitForSettledAddresses() throws {
+        for _ in 0..<50 {
+            let tentative = try container.exec(["ip", "-6", "addr", "show", "tentative"]).stdout
+            if tentative.isEmpty { return }
+            usleep(100_000)
         }
     }
 
