@@ -72,6 +72,7 @@ let package = Package(
             dependencies: [
                 "NetworkTypes",
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(name: "CSupervisorShims"),
@@ -82,6 +83,7 @@ let package = Package(
                 "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(

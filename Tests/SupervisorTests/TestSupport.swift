@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import Synchronization
 import QEMU
 import Supervisor
 
@@ -28,6 +29,9 @@ final class LinePipe: @unchecked Sendable {
     // @unchecked: `buffer` is only touched by `readLine`, which tests call from one task at a time.
     let readEnd: Int32
     let writeEnd: Int32
+    /// Whether this process's write end is still open: closing twice would close
+    /// whatever descriptor another test opened under the same number meanwhile.
+    private let writeEndOpen = Mutex(true)
     private var buffer: [UInt8] = []
 
     init() throws {
@@ -39,7 +43,13 @@ final class LinePipe: @unchecked Sendable {
     }
 
     /// Closes this process's copy of the write end, so EOF comes when the child's copies close.
-    func closeWriteEnd() { close(writeEnd) }
+    func closeWriteEnd() {
+        let wasOpen = writeEndOpen.withLock { open in
+            defer { open = false }
+            return open
+        }
+        if wasOpen { close(writeEnd) }
+    }
 
     /// The next line, or nil at end of file. Blocks on a dispatch thread, not the test's.
     func readLine() async -> String? {
@@ -78,7 +88,7 @@ final class LinePipe: @unchecked Sendable {
 
     deinit {
         close(readEnd)
-        close(writeEnd)
+        closeWriteEnd()
     }
 }
 
@@ -132,7 +142,6 @@ func helperPath() throws -> String {
 /// The helper running as a separate process, its stdout readable by line.
 final class HelperProcess {
     let process = Process()
-    let output = Pipe()
     private let lines: LinePipe
 
     init(_ arguments: [String]) throws {
