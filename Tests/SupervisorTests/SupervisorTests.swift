@@ -112,6 +112,31 @@ import Supervisor
         #expect(result.exitCode == 0)
     }
 
+    @Test func aReapedChildIsNeverSignalledAgain() async throws {
+        let output = try LinePipe()
+        let (stops, requests) = makeStopStream()
+        let seen = Mutex<SupervisedChild?>(nil)
+        let actions = StopActions(
+            powerdown: { child in
+                seen.withLock { $0 = child }
+                child.signal(SIGTERM)
+            },
+            quit: { _ in }
+        )
+        let run = Task {
+            try await supervisor().run(
+                shell("trap 'exit 0' TERM; echo ready >&4; while :; do sleep 0.05; done", output: output),
+                stopActions: actions, stopRequests: stops)
+        }
+        #expect(await output.readLine() == "ready")
+        requests.yield(StopRequest(reason: "test"))
+        #expect(try await run.value.outcome == .poweredOff)
+        let child = try #require(seen.withLock { $0 })
+        #expect(child.hasExited)
+        // The pid may belong to another process by now: the signal is not sent.
+        #expect(child.signal(SIGTERM) == false)
+    }
+
     @Test func aChildIgnoringTheStopIsKilledAfterTheTimeouts() async throws {
         let output = try LinePipe()
         let (stops, requests) = makeStopStream()
@@ -151,7 +176,7 @@ import Supervisor
         struct Unreachable: Error {}
         let actions = StopActions(
             powerdown: { _ in throw Unreachable() },
-            quit: { pid in kill(pid, SIGUSR1) }
+            quit: { child in child.signal(SIGUSR1) }
         )
         let run = Task {
             try await supervisor().run(
