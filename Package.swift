@@ -123,7 +123,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["Supervisor", "QEMU", "SupervisorTestHelper"],
+            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper"],
             swiftSettings: strict
         ),
         .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),
