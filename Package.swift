@@ -73,6 +73,7 @@ let package = Package(
             dependencies: [
                 "NetworkTypes",
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(name: "CSupervisorShims"),
@@ -83,6 +84,7 @@ let package = Package(
                 "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
@@ -131,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["Supervisor", "QEMU", "SupervisorTestHelper"],
+            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper"],
             swiftSettings: strict
         ),
         .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),

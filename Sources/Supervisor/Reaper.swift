@@ -26,12 +26,12 @@ struct ReapReport: Sendable, Equatable {
     var orphansReaped: Int
 }
 
-/// Waits for children on a dedicated thread that blocks in waitpid(2): no
+/// Waits for children on a dedicated thread that blocks in waitid(2): no
 /// SIGCHLD handler and no polling are needed, and a child that exits is reaped
 /// at once whichever process it was.
 enum Reaper {
     static func watch(
-        pid: pid_t,
+        _ child: SupervisedChild,
         scope: ReapingScope,
         onOrphan: @escaping @Sendable (pid_t, ChildTermination) -> Void,
         completion: @escaping @Sendable (Result<ReapReport, SupervisorError>) -> Void
@@ -39,17 +39,28 @@ enum Reaper {
         startDetachedThread {
             var orphans = 0
             while true {
-                var status: Int32 = 0
-                let reaped = waitpid(scope == .allChildren ? -1 : pid, &status, 0)
-                if reaped < 0 {
+                // Observe an exit without reaping it (WNOWAIT), so the supervised
+                // child can be marked gone before its pid is released.
+                var info = siginfo_t()
+                let idType = scope == .allChildren ? P_ALL : P_PID
+                let observed = waitid(idType, id_t(scope == .allChildren ? 0 : child.pid), &info, WEXITED | WNOWAIT)
+                if observed < 0 {
                     if errno == EINTR { continue }
                     completion(.failure(.waitFailed(reason: String(cString: strerror(errno)))))
                     return
                 }
-                if reaped != pid {
-                    orphans += 1
-                    onOrphan(reaped, ChildTermination(waitStatus: status))
+                let exited = info._sifields._sigchld.si_pid
+                if exited != child.pid {
+                    var status: Int32 = 0
+                    if waitpid(exited, &status, 0) == exited {
+                        orphans += 1
+                        onOrphan(exited, ChildTermination(waitStatus: status))
+                    }
                     continue
+                }
+                guard let status = child.reap() else {
+                    completion(.failure(.waitFailed(reason: String(cString: strerror(errno)))))
+                    return
                 }
                 if scope == .allChildren {
                     // Collect orphans that are already zombies before reporting.

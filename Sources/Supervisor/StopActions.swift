@@ -7,13 +7,13 @@ import QEMU
 /// guest), then firmly (quit QEMU). SIGKILL, the last step, is the supervisor's own.
 public struct StopActions: Sendable {
     /// Starts a graceful stop; returns once the request was delivered.
-    public var powerdown: @Sendable (_ pid: pid_t) async throws -> Void
+    public var powerdown: @Sendable (_ child: SupervisedChild) async throws -> Void
     /// Tells the child to exit now. If it throws, the supervisor sends SIGTERM instead.
-    public var quit: @Sendable (_ pid: pid_t) async throws -> Void
+    public var quit: @Sendable (_ child: SupervisedChild) async throws -> Void
 
     public init(
-        powerdown: @escaping @Sendable (_ pid: pid_t) async throws -> Void,
-        quit: @escaping @Sendable (_ pid: pid_t) async throws -> Void
+        powerdown: @escaping @Sendable (_ child: SupervisedChild) async throws -> Void,
+        quit: @escaping @Sendable (_ child: SupervisedChild) async throws -> Void
     ) {
         self.powerdown = powerdown
         self.quit = quit
@@ -38,14 +38,8 @@ public struct StopActions: Sendable {
     /// Sends `powerdown` then `quit` as signals: for children that are not QEMU.
     public static func signals(powerdown: Int32 = SIGTERM, quit: Int32 = SIGTERM) -> StopActions {
         StopActions(
-            powerdown: { pid in try send(powerdown, to: pid) },
-            quit: { pid in try send(quit, to: pid) }
+            powerdown: { child in child.signal(powerdown) },
+            quit: { child in child.signal(quit) }
         )
-    }
-
-    private static func send(_ signal: Int32, to pid: pid_t) throws(SupervisorError) {
-        guard kill(pid, signal) == 0 else {
-            throw .spawnFailed(executable: "pid \(pid)", reason: String(cString: strerror(errno)))
-        }
     }
 }

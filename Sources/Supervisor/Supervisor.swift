@@ -54,13 +54,14 @@ public struct Supervisor: Sendable {
         onSpawn: (@Sendable (pid_t) -> Void)? = nil
     ) async throws(SupervisorError) -> SupervisionResult {
         let pid = try ChildProcess.spawn(command)
+        let child = SupervisedChild(pid: pid)
         logger.info("started \(command.executable)", metadata: ["pid": "\(pid)"])
         onSpawn?(pid)
 
         let (events, sink) = AsyncStream.makeStream(of: Event.self)
         let logger = self.logger
         Reaper.watch(
-            pid: pid,
+            child,
             scope: reaping,
             onOrphan: { orphan, termination in
                 logger.debug("reaped orphan", metadata: ["pid": "\(orphan)", "status": "\(termination)"])
@@ -75,7 +76,7 @@ public struct Supervisor: Sendable {
         // The loop runs in its own task so that cancelling the caller turns into a
         // stop request instead of ending the loop while QEMU still runs.
         let loop = Task { [policy] in
-            await Self.eventLoop(pid: pid, events: events, sink: sink, policy: policy, actions: stopActions, logger: logger)
+            await Self.eventLoop(child: child, events: events, sink: sink, policy: policy, actions: stopActions, logger: logger)
         }
         let result = await withTaskCancellationHandler {
             await loop.value
@@ -93,7 +94,7 @@ public struct Supervisor: Sendable {
     }
 
     private static func eventLoop(
-        pid: pid_t,
+        child: SupervisedChild,
         events: AsyncStream<Event>,
         sink: AsyncStream<Event>.Continuation,
         policy: ShutdownPolicy,
@@ -131,7 +132,7 @@ public struct Supervisor: Sendable {
                 case .powerdown:
                     tasks.append(Task {
                         do {
-                            try await actions.powerdown(pid)
+                            try await actions.powerdown(child)
                         } catch {
                             sink.yield(.actionFailed(.poweringDown, "\(error)"))
                         }
@@ -139,15 +140,15 @@ public struct Supervisor: Sendable {
                 case .quit:
                     tasks.append(Task {
                         do {
-                            try await actions.quit(pid)
+                            try await actions.quit(child)
                         } catch {
                             logger.warning("quit failed, sending SIGTERM", metadata: ["error": "\(error)"])
-                            kill(pid, SIGTERM)
+                            child.signal(SIGTERM)
                         }
                     })
                 case .kill:
-                    logger.warning("killing QEMU", metadata: ["pid": "\(pid)"])
-                    kill(pid, SIGKILL)
+                    logger.warning("killing QEMU", metadata: ["pid": "\(child.pid)"])
+                    child.signal(SIGKILL)
                 case let .startTimer(phase, delay):
                     tasks.append(Task {
                         do {
