@@ -29,7 +29,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
-        .target(name: "NetworkTypes", swiftSettings: strict),
+        .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
         .systemLibrary(
             name: "CNetlink",
             pkgConfig: "libnl-route-3.0",
@@ -37,6 +37,7 @@ let package = Package(
         ),
         .target(
             name: "Netlink",
+            exclude: ["README.md"],
             dependencies: [
                 "NetworkTypes",
                 "CNetlink",
@@ -46,11 +47,13 @@ let package = Package(
         ),
         .target(
             name: "LaunchConfiguration",
+            exclude: ["README.md"],
             dependencies: ["NetworkTypes"],
             swiftSettings: strict
         ),
         .target(
             name: "NetAttach",
+            exclude: ["README.md"],
             dependencies: [
                 "NetworkTypes",
                 "Netlink",
