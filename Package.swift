@@ -37,23 +37,22 @@ let package = Package(
         ),
         .target(
             name: "Netlink",
-            exclude: ["README.md"],
             dependencies: [
                 "NetworkTypes",
                 "CNetlink",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
             name: "LaunchConfiguration",
-            exclude: ["README.md"],
             dependencies: ["NetworkTypes"],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
             name: "NetAttach",
-            exclude: ["README.md"],
             dependencies: [
                 "NetworkTypes",
                 "Netlink",
@@ -61,6 +60,7 @@ let package = Package(
                 "DHCPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
