@@ -23,5 +23,10 @@ test: deps guest
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# The main job: a simulated container boots the test guest on the container's IP and MAC.
+demo: deps guest
+	$(SWIFT) build
+	scripts/demo.sh
+
 clean:
 	rm -rf .build image/out
