@@ -20,12 +20,24 @@ public struct StopActions: Sendable {
     }
 
     /// QMP `system_powerdown`, then QMP `quit`, over the socket at `socketPath`.
-    public static func qmp(socketPath: String, timeout: Duration = .seconds(5)) -> StopActions {
+    ///
+    /// The power button is pressed again every `repeatEvery` until the supervisor moves on: a guest
+    /// still booting loses a press that comes before its ACPI daemon runs (the kernel drops the
+    /// pending event), and a stop during early boot must still end in a clean power-off. The QMP
+    /// connection is closed between presses, since QEMU serves one QMP client at a time.
+    public static func qmp(socketPath: String, timeout: Duration = .seconds(5), repeatEvery: Duration = .seconds(2)) -> StopActions {
         StopActions(
             powerdown: { _ in
-                let client = try await QMPClient.connect(socketPath: socketPath, timeout: timeout)
-                defer { client.close() }
-                try await client.systemPowerdown()
+                // Until the supervisor moves on (it cancels this task): QEMU may not even listen on
+                // QMP yet when a stop arrives right after it started, so a failed press is retried soon.
+                while true {
+                    var pressed = false
+                    if let client = try? await QMPClient.connect(socketPath: socketPath, timeout: timeout) {
+                        pressed = (try? await client.systemPowerdown()) != nil
+                        client.close()
+                    }
+                    try await Task.sleep(for: pressed ? repeatEvery : .milliseconds(200))
+                }
             },
             quit: { _ in
                 let client = try await QMPClient.connect(socketPath: socketPath, timeout: timeout)

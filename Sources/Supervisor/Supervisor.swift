@@ -103,6 +103,7 @@ public struct Supervisor: Sendable {
     ) async -> Result<SupervisionResult, SupervisorError> {
         var sequence = ShutdownSequence(policy: policy)
         var tasks: [Task<Void, Never>] = []
+        var powerdownTask: Task<Void, Never>?
         defer { tasks.forEach { $0.cancel() } }
 
         for await event in events {
@@ -130,14 +131,20 @@ public struct Supervisor: Sendable {
             for action in next {
                 switch action {
                 case .powerdown:
-                    tasks.append(Task {
+                    let task = Task {
                         do {
                             try await actions.powerdown(child)
+                        } catch is CancellationError {
+                            return
                         } catch {
                             sink.yield(.actionFailed(.poweringDown, "\(error)"))
                         }
-                    })
+                    }
+                    powerdownTask = task
+                    tasks.append(task)
                 case .quit:
+                    // A repeating power-button press must not hold QMP (one client at a time) now.
+                    powerdownTask?.cancel()
                     tasks.append(Task {
                         do {
                             try await actions.quit(child)

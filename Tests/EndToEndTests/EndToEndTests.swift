@@ -184,6 +184,22 @@ struct EndToEndTests {
         try expectRestored(fixture, before)
     }
 
+    @Test func stopDuringEarlyBootStillPowersOffCleanly() throws {
+        try Self.requireImage()
+        let fixture = try ContainerFixture(Self.oneInterface)
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let vm = try VMRun(fixture, environment: ["AUTO_ATTACH": "yes"])
+        defer { vm.stop() }
+        // SIGTERM as soon as QEMU runs, long before the guest's ACPI daemon listens: the press is
+        // repeated until the guest acts on it.
+        #expect(vm.process.waitForLine(onStderr: true, timeout: 60) { $0.contains("started /") } != nil)
+        vm.process.signal(SIGTERM)
+        #expect(vm.process.waitForExit(timeout: 90) == 0, "\(vm.process.stderrLines.suffix(12).joined(separator: "\n"))")
+        #expect(vm.process.lines.contains { $0.contains("KVMLAUNCH-POWEROFF") })
+        try expectRestored(fixture, before)
+    }
+
     @Test(arguments: ["missing", "corrupt", "no-qemu", "bad-setting"])
     func badInputFailsClearlyAndChangesNothing(_ fault: String) throws {
         let fixture = try ContainerFixture(Self.oneInterface)
