@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     ],
     targets: [
         .target(name: "NetworkTypes", swiftSettings: strict),
@@ -86,6 +89,12 @@ let package = Package(
         .target(
             name: "ConfigAgent",
             dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -111,7 +120,19 @@ let package = Package(
         .testTarget(name: "DHCPServerTests", dependencies: ["DHCPServer"], swiftSettings: strict),
         .testTarget(name: "QEMUTests", dependencies: ["QEMU", "LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: strict),
-        .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),
+        .testTarget(
+            name: "ConfigAgentTests",
+            dependencies: ["ConfigAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        // Not part of `swift test`: `swift run -c release ConfigAgentBench` (see bench/ConfigAgentBench).
+        .executableTarget(
+            name: "ConfigAgentBench",
+            dependencies: ["ConfigAgent"],
+            path: "bench/ConfigAgentBench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"],
