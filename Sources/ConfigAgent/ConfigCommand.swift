@@ -94,7 +94,8 @@ extension ConfigCommand {
             discussion: """
                 Every file below each DIR (hidden names skipped) is read. Lines are KEY=VALUE, split at the
                 first '='; the value is kept verbatim except trailing spaces/tabs. Blank lines and lines
-                starting with '#' are ignored. If any line is bad, every bad line is listed and nothing is written.
+                starting with '#' are ignored. If any line is bad, every bad line is listed and nothing is written
+                (unless --skip-invalid-lines). Readers of etcd see the old tree or the new one, never a mix.
                 """
         )
 
@@ -102,6 +103,12 @@ extension ConfigCommand {
 
         @Flag(help: "Decode %XX escapes in values, as the old curl-based loader did (%2B becomes +).")
         var percentDecode = false
+
+        @Flag(help: "Skip lines that do not fit (with a note) instead of refusing to load.")
+        var skipInvalidLines = false
+
+        @Flag(help: "Files written for the old curl-based loader: both --percent-decode and --skip-invalid-lines.")
+        var legacy = false
 
         @Flag(help: "Only validate the files and print what would be loaded.")
         var dryRun = false
@@ -111,7 +118,11 @@ extension ConfigCommand {
 
         func run() async throws {
             let context = CommandContext.current
-            let (tree, notices) = try ConfigTree.read(paths: paths, options: .init(percentDecode: percentDecode))
+            let options = KeyValueFile.Options(
+                percentDecode: percentDecode || legacy,
+                skipInvalidLines: skipInvalidLines || legacy
+            )
+            let (tree, notices) = try ConfigTree.read(paths: paths, options: options)
             for notice in notices { context.err("note: \(notice)") }
             if dryRun {
                 context.out("valid: \(tree.counts.total) keys (\(tree.counts)); nothing written (--dry-run)")

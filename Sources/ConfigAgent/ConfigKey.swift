@@ -71,26 +71,19 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     case general(String)
     case setting(SettingKey)
 
-    /// What a raw key from a `key=value` line turned out to be.
-    public enum Classification: Sendable, Hashable {
-        case key(ConfigKey)
-        /// A key outside `general/`, `controller/`, `compute/` (such as the
-        /// reference set's `RSYNC_ENABLE`): not part of the tree.
-        case outsideTree
-    }
-
-    /// Classifies a raw key; throws when it starts like a model key but has the wrong shape.
-    public static func classify(_ raw: String) throws(ConfigKeyError) -> Classification {
+    /// Parses a key of the data model (the part of a line before its first `=`).
+    public init(path raw: String) throws(ConfigKeyError) {
         let parts = raw.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         if parts[0].isEmpty { throw .leadingSlash(raw) }
         if parts[0] == "general" {
-            guard parts.count == 2, isEnvironmentName(parts[1]) else { throw .badGeneralName(raw) }
-            return .key(.general(parts[1]))
+            guard parts.count == 2, ConfigKey.isEnvironmentName(parts[1]) else { throw .badGeneralName(raw) }
+            self = .general(parts[1])
+            return
         }
-        guard let role = ConfigRole(rawValue: parts[0]) else { return .outsideTree }
+        guard let role = ConfigRole(rawValue: parts[0]) else { throw .outsideTree(raw) }
         guard parts.count == 4 || parts.count == 5 else { throw .badSettingShape(raw) }
-        try checkPathName(parts[1], what: "service", in: raw)
-        try checkPathName(parts[2], what: "file", in: raw)
+        try ConfigKey.checkPathName(parts[1], what: "service", in: raw)
+        try ConfigKey.checkPathName(parts[2], what: "file", in: raw)
         let file = ConfigFileID(role: role, service: parts[1], file: parts[2])
         var section: String?
         if parts.count == 5 {
@@ -106,15 +99,7 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
         {
             throw .badINIKey(raw)
         }
-        return .key(.setting(SettingKey(file: file, section: section, key: key)))
-    }
-
-    /// Parses a key that must belong to the tree.
-    public init(path: String) throws(ConfigKeyError) {
-        switch try ConfigKey.classify(path) {
-        case .key(let key): self = key
-        case .outsideTree: throw .outsideTree(path)
-        }
+        self = .setting(SettingKey(file: file, section: section, key: key))
     }
 
     /// The key's path relative to the etcd prefix.
@@ -192,7 +177,7 @@ public enum ConfigKeyError: Error, Sendable, Hashable, CustomStringConvertible {
         case .badFilePath(let path):
             "'\(path)' is not ROLE/SERVICE/FILE with ROLE controller or compute (e.g. compute/nova/nova.conf)"
         case .outsideTree(let key):
-            "key '\(key)' is outside general/, controller/ and compute/"
+            "key '\(key)' is outside the tree: keys start with general/, controller/ or compute/"
         }
     }
 }

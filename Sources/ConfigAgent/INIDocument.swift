@@ -48,9 +48,9 @@ public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
     /// Parses `text`; never fails (lines it does not understand are kept verbatim).
     public init(_ text: String) {
         newline = text.contains("\r\n") ? "\r\n" : "\n"
-        var rawLines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
-        }
+        // "\r\n" is a single Character in Swift, so split on both.
+        var rawLines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .map(String.init)
         if rawLines.last == "" { rawLines.removeLast() }
         var parsed: [Line] = []
         for raw in rawLines {

@@ -32,8 +32,8 @@ public enum ConfigNotice: Sendable, Hashable, CustomStringConvertible {
     case trailingWhitespaceTrimmed(SourceLocation, key: String)
     /// A value contains `%XX` escapes and was kept verbatim.
     case percentEscapesKept(SourceLocation, key: String)
-    /// A key outside `general/`, `controller/`, `compute/` was not loaded.
-    case skippedOutsideTree(SourceLocation, key: String)
+    /// A bad line was skipped (``KeyValueFile/Options/skipInvalidLines``).
+    case skipped(SourceLocation, ConfigInputError.Problem)
     /// A later line set the same key to a different value; the later one wins.
     case overridden(SourceLocation, key: String, previous: SourceLocation)
 
@@ -43,9 +43,9 @@ public enum ConfigNotice: Sendable, Hashable, CustomStringConvertible {
             "\(location): trailing spaces/tabs trimmed from the value of \(key)"
         case .percentEscapesKept(let location, let key):
             "\(location): the value of \(key) contains %XX escapes, kept verbatim"
-                + " (load with --percent-decode if the file was written for the old curl-based loader)"
-        case .skippedOutsideTree(let location, let key):
-            "\(location): skipped '\(key)': only general/, controller/ and compute/ keys are loaded"
+                + " (load with --legacy or --percent-decode if the file was written for the old curl-based loader)"
+        case .skipped(let location, let problem):
+            "\(location): skipped: \(problem)"
         case .overridden(let location, let key, let previous):
             "\(location): \(key) overrides the different value set at \(previous)"
         }
@@ -102,15 +102,22 @@ public struct ConfigInputError: Error, Sendable, Hashable, CustomStringConvertib
 /// whose first non-blank character is `#` are ignored; a `#` inside a value is
 /// part of the value. CRLF line ends are accepted.
 public enum KeyValueFile {
-    /// How values are read.
+    /// How lines are read. The defaults are strict; ``legacy`` suits files written for the old loader.
     public struct Options: Sendable, Hashable {
         /// Decode `%XX` escapes in values, as the old loader's `curl -d value=…` did
         /// (so `qemu%2Btcp://` becomes `qemu+tcp://`). `+` is kept as is.
         public var percentDecode: Bool
+        /// Skip lines that do not fit (with a notice) instead of failing, as the old
+        /// loader ignored them.
+        public var skipInvalidLines: Bool
 
-        public init(percentDecode: Bool = false) {
+        public init(percentDecode: Bool = false, skipInvalidLines: Bool = false) {
             self.percentDecode = percentDecode
+            self.skipInvalidLines = skipInvalidLines
         }
+
+        /// Both: how the old curl-based loader treated its files.
+        public static let legacy = Options(percentDecode: true, skipInvalidLines: true)
     }
 
     /// The outcome of parsing one file: entries, notices and every error found.
@@ -124,58 +131,67 @@ public enum KeyValueFile {
     public static func parse(_ text: String, file: String, options: Options = Options()) -> Parsed {
         var parsed = Parsed()
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is a single Character in Swift, so split on both.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
-            var line = Substring(rawLine)
-            if line.hasSuffix("\r") { line = line.dropLast() }
             let location = SourceLocation(file: file, line: lineNumber)
-            let content = String(line).trimmedWhitespace
-            if content.isEmpty || content.hasPrefix("#") { continue }
-            guard let equals = line.firstIndex(of: "=") else {
-                parsed.errors.append(ConfigInputError(location, .missingEquals))
-                continue
-            }
-            let rawKey = String(line[line.startIndex..<equals])
-            if rawKey.trimmedWhitespace.isEmpty {
-                parsed.errors.append(ConfigInputError(location, .emptyKey))
-                continue
-            }
-            if rawKey != rawKey.trimmedWhitespace {
-                parsed.errors.append(ConfigInputError(location, .whitespaceAroundKey))
-                continue
-            }
-            let key: ConfigKey
-            do {
-                switch try ConfigKey.classify(rawKey) {
-                case .key(let valid):
-                    key = valid
-                case .outsideTree:
-                    parsed.notices.append(.skippedOutsideTree(location, key: rawKey))
-                    continue
-                }
-            } catch {
-                parsed.errors.append(ConfigInputError(location, .badKey(error)))
-                continue
-            }
-            let rawValue = String(line[line.index(after: equals)...])
-            var value = String(rawValue.droppingTrailingBlanks)
-            if value.utf8.count != rawValue.utf8.count {
-                parsed.notices.append(.trailingWhitespaceTrimmed(location, key: rawKey))
-            }
-            if PercentEncoding.containsEscape(value) {
-                if options.percentDecode {
-                    guard let decoded = PercentEncoding.decode(value) else {
-                        parsed.errors.append(ConfigInputError(location, .badPercentEscape(key: rawKey)))
-                        continue
-                    }
-                    value = decoded
+            switch parseLine(String(rawLine), at: location, options: options, notices: &parsed.notices) {
+            case .none:
+                break
+            case .entry(let entry):
+                parsed.entries.append(entry)
+            case .problem(let problem):
+                if options.skipInvalidLines {
+                    parsed.notices.append(.skipped(location, problem))
                 } else {
-                    parsed.notices.append(.percentEscapesKept(location, key: rawKey))
+                    parsed.errors.append(ConfigInputError(location, problem))
                 }
             }
-            parsed.entries.append(KeyValueEntry(key: key, value: value, location: location))
         }
         return parsed
+    }
+
+    private enum LineResult {
+        case none
+        case entry(KeyValueEntry)
+        case problem(ConfigInputError.Problem)
+    }
+
+    private static func parseLine(
+        _ rawLine: String,
+        at location: SourceLocation,
+        options: Options,
+        notices: inout [ConfigNotice]
+    ) -> LineResult {
+        let line = rawLine
+        let content = line.trimmedWhitespace
+        if content.isEmpty || content.hasPrefix("#") { return .none }
+        guard let equals = line.firstIndex(of: "=") else { return .problem(.missingEquals) }
+        let rawKey = String(line[line.startIndex..<equals])
+        if rawKey.trimmedWhitespace.isEmpty { return .problem(.emptyKey) }
+        if rawKey != rawKey.trimmedWhitespace { return .problem(.whitespaceAroundKey) }
+        let key: ConfigKey
+        do {
+            key = try ConfigKey(path: rawKey)
+        } catch {
+            return .problem(.badKey(error))
+        }
+        let rawValue = String(line[line.index(after: equals)...])
+        var value = String(rawValue.droppingTrailingBlanks)
+        var lineNotices: [ConfigNotice] = []
+        if value.utf8.count != rawValue.utf8.count {
+            lineNotices.append(.trailingWhitespaceTrimmed(location, key: rawKey))
+        }
+        if PercentEncoding.containsEscape(value) {
+            if options.percentDecode {
+                guard let decoded = PercentEncoding.decode(value) else { return .problem(.badPercentEscape(key: rawKey)) }
+                value = decoded
+            } else {
+                lineNotices.append(.percentEscapesKept(location, key: rawKey))
+            }
+        }
+        notices += lineNotices
+        return .entry(KeyValueEntry(key: key, value: value, location: location))
     }
 }
 
