@@ -122,7 +122,11 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: strict),
         .testTarget(
             name: "ConfigAgentTests",
-            dependencies: ["ConfigAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "ConfigAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

@@ -56,7 +56,7 @@ actor EtcdServer {
     let extraArguments: [String]
     private var process: Process?
 
-    var endpoint: EtcdEndpoint { EtcdEndpoint(secure: tls != nil, host: "127.0.0.1", port: clientPort) }
+    nonisolated var endpoint: EtcdEndpoint { EtcdEndpoint(secure: tls != nil, host: "127.0.0.1", port: clientPort) }
 
     /// Starts a server and runs `body` with it; the server is stopped and its data deleted afterwards.
     static func with<T: Sendable>(
