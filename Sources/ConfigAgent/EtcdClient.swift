@@ -380,7 +380,14 @@ public final class EtcdClient: Sendable {
             return "\(error)"
         }
         if error is NIOSSLError || error is BoringSSLError {
-            return "TLS failed: \(error)"
+            let text = "\(error)"
+            if text.contains("CERTIFICATE_VERIFY_FAILED") {
+                return "TLS: server certificate not trusted by the CA file (ETCD_CACERT) or not issued for this host"
+            }
+            if text.contains("BAD_CERTIFICATE") || text.contains("CERTIFICATE_REQUIRED") || text.contains("UNKNOWN_CA") {
+                return "TLS: etcd rejected the client certificate (ETCD_CERT, ETCD_KEY)"
+            }
+            return "TLS failed: \(text)"
         }
         return "\(error)"
     }

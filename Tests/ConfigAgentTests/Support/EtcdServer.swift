@@ -30,7 +30,9 @@ struct TestCertificates: Sendable {
         }
         let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         try openssl(["req", "-x509"] + curve + ["-keyout", directory + "/ca.key", "-out", certificates.caFile, "-subj", "/CN=config-agent-test-ca", "-days", "2"])
-        for (name, usage, san) in [("server", "serverAuth", "subjectAltName=IP:127.0.0.1\n"), ("client", "clientAuth", "")] {
+        // etcd's gateway dials its own gRPC port with the server certificate, so with
+        // --client-cert-auth that certificate must be good for client auth too.
+        for (name, usage, san) in [("server", "serverAuth,clientAuth", "subjectAltName=IP:127.0.0.1\n"), ("client", "clientAuth", "")] {
             try write("\(san)extendedKeyUsage=\(usage)\n", to: "\(directory)/\(name).ext")
             try openssl(["req"] + curve + ["-keyout", "\(directory)/\(name).key", "-out", "\(directory)/\(name).csr", "-subj", "/CN=\(name)"])
             try openssl([
@@ -136,8 +138,17 @@ actor EtcdServer {
             guard process?.isRunning == true else {
                 throw TestHarnessError("etcd exited during start: \((try? read(directory + "/etcd.log")) ?? "")")
             }
-            if (try? await client.range(EtcdKeyRange(key: Array("/ready".utf8), end: nil))) != nil { return }
-            if ContinuousClock.now > deadline { throw TestHarnessError("etcd did not become ready on port \(clientPort)") }
+            // Any answer from etcd itself counts (with auth enabled it may be "user name is empty").
+            var lastError = ""
+            do {
+                _ = try await client.range(EtcdKeyRange(key: Array("/ready".utf8), end: nil))
+                return
+            } catch EtcdError.unreachable(let failures) {
+                lastError = failures.map(\.description).joined(separator: "; ")
+            } catch {
+                return
+            }
+            if ContinuousClock.now > deadline { throw TestHarnessError("etcd did not become ready on port \(clientPort): \(lastError)") }
             try await Task.sleep(for: .milliseconds(30))
         }
     }
