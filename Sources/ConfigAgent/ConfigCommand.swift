@@ -199,7 +199,9 @@ extension ConfigCommand {
             for id in ids {
                 if stdout {
                     let existing = try into.flatMap { directory in try AtomicFile.read(directory + "/" + id.file) }
-                    context.out(try renderer.render(id, from: snapshot.tree, into: existing))
+                    let text = try renderer.render(id, from: snapshot.tree, into: existing)
+                    // `out` writes whole lines: drop the final line break it would double.
+                    context.out(text.hasSuffix("\n") ? String(text.dropLast()) : text)
                 } else if let into {
                     let outcome = try renderer.write(id, from: snapshot.tree, into: into)
                     context.out("\(id) -> \(RenderTarget(file: id, directory: into).path): \(outcome.rawValue) (revision \(snapshot.revision))")
@@ -213,8 +215,8 @@ extension ConfigCommand {
             abstract: "Keep rendered files current as etcd changes; optionally run a reload command.",
             discussion: """
                 Each FILE is ROLE/SERVICE/FILE, rendered into --into DIR, or FILE=DIR for its own directory.
-                Everything after '--' is the reload command, run (no shell) after each round that changed a file,
-                e.g. -- kill -HUP 1. Survives etcd restarts: reconnects with backoff and re-reads everything.
+                Everything after --reload is the reload command, run (no shell) after each round that changed a
+                file, e.g. --reload kill -HUP 1. Survives etcd restarts: reconnects with backoff and re-reads everything.
                 """
         )
 
@@ -227,7 +229,10 @@ extension ConfigCommand {
         @Argument(help: ArgumentHelp("Files to keep rendered, ROLE/SERVICE/FILE[=DIR].", valueName: "file"))
         var files: [String]
 
-        @Argument(parsing: .postTerminator, help: ArgumentHelp("Reload command after '--'.", valueName: "command"))
+        @Option(
+            parsing: .remaining,
+            help: ArgumentHelp("Reload command and its arguments; takes everything after it, so give it last.", valueName: "command")
+        )
         var reload: [String] = []
 
         func targets() throws -> [RenderTarget] {

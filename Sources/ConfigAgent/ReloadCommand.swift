@@ -70,7 +70,7 @@ public enum ReloadCommandError: Error, Sendable, Hashable, CustomStringConvertib
 
     public var description: String {
         switch self {
-        case .empty: "the reload command is empty; give it after '--', e.g. -- kill -HUP 1"
+        case .empty: "the reload command is empty; give it after --reload, e.g. --reload kill -HUP 1"
         case .notFound(let name): "reload command '\(name)' not found in PATH; give its full path"
         case .cannotStart(let name, let reason): "cannot start reload command '\(name)': \(reason)"
         }
