@@ -26,12 +26,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     ],
     targets: [
-        .target(name: "NetworkTypes", swiftSettings: strict),
+        .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
         .systemLibrary(
             name: "CNetlink",
             pkgConfig: "libnl-route-3.0",
@@ -44,11 +45,13 @@ let package = Package(
                 "CNetlink",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
             name: "LaunchConfiguration",
             dependencies: ["NetworkTypes"],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
@@ -60,6 +63,7 @@ let package = Package(
                 "DHCPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
@@ -74,16 +78,19 @@ let package = Package(
             name: "QEMU",
             dependencies: [
                 "NetworkTypes",
-                "LaunchConfiguration",
-                .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
+        .target(name: "CSupervisorShims"),
         .target(
             name: "Supervisor",
             dependencies: [
+                "QEMU",
+                "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
@@ -97,6 +104,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -114,12 +122,33 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "DHCPServerTests", dependencies: ["DHCPServer"], swiftSettings: strict),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: strict),
+        .testTarget(
+            name: "DHCPServerTests",
+            dependencies: [
+                "DHCPServer",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes"], swiftSettings: strict),
+        // A tiny program the Supervisor tests run as a separate process, so real
+        // signals and child reaping never touch the test runner itself.
+        .executableTarget(
+            name: "SupervisorTestHelper",
+            dependencies: ["Supervisor", "QEMU"],
+            path: "Tests/SupervisorTestHelper",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SupervisorTests",
+            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ConfigAgentTests",
             dependencies: [
@@ -135,11 +164,17 @@ let package = Package(
             name: "ConfigAgentBench",
             dependencies: ["ConfigAgent"],
             path: "bench/ConfigAgentBench",
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"],
+            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
     ]

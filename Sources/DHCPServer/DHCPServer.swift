@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Foundation
+import Logging
+import NetworkTypes
+import Synchronization
+
+/// Serves one ``DHCPLease`` on one interface until stopped.
+///
+/// Requests arrive on a UDP socket bound to port 67 of the interface (SO_BINDTODEVICE);
+/// replies leave as hand-built Ethernet frames through an AF_PACKET socket, so a client with
+/// no address yet gets its unicast answer without ARP and without a route in the container.
+/// The sockets are created by `init` in the network namespace of the calling thread.
+/// The receive loop blocks in the kernel on a dedicated thread; ``stop()`` wakes it.
+public final class DHCPServer: Sendable {
+    public let interfaceName: String
+    public let lease: DHCPLease
+    private let logic: DHCPResponderLogic
+    private let sockets: DHCPSockets
+    private let logger: Logger
+    private let started = Atomic<Bool>(false)
+
+    /// Opens the sockets on `interfaceName` in the current thread's network namespace.
+    /// Throws when the lease does not fit DHCP options, the interface is missing, or port 67 is taken.
+    public init(interfaceName: String, lease: DHCPLease, logger: Logger) throws(DHCPServerError) {
+        do {
+            try lease.validate()
+        } catch {
+            throw .invalidLease(error)
+        }
+        self.interfaceName = interfaceName
+        self.lease = lease
+        self.logic = DHCPResponderLogic(lease: lease)
+        self.sockets = try DHCPSockets(interfaceName: interfaceName)
+        var logger = logger
+        logger[metadataKey: "interface"] = "\(interfaceName)"
+        self.logger = logger
+    }
+
+    /// The interface's MAC address: the source of every reply frame.
+    public var interfaceMAC: MACAddress { sockets.interfaceMAC }
+
+    /// Serves until ``stop()`` is called or the task is cancelled. Throws ``DHCPServerError``
+    /// when receiving fails; send failures are logged and the server keeps serving.
+    /// A server runs once: after it stopped, `run()` returns at once.
+    public func run() async throws {
+        guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw DHCPServerError.alreadyRunning(interfaceName)
+        }
+        logger.info("DHCP server serving \(lease.address) to \(lease.clientMAC) as \(lease.serverIdentifier)")
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let thread = Thread { [self] in
+                    do throws(DHCPServerError) {
+                        try serve()
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+                thread.name = "dhcp-\(interfaceName)"
+                thread.start()
+            }
+        } onCancel: {
+            stop()
+        }
+        logger.info("DHCP server stopped")
+    }
+
+    /// Stops a running server (or makes a later ``run()`` return at once). Safe from any thread.
+    public func stop() {
+        sockets.signalStop()
+    }
+
+    /// The receive loop; runs on the dedicated thread.
+    private func serve() throws(DHCPServerError) {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while let count = try sockets.waitForRequest(into: &buffer) {
+            handle(buffer[..<count])
+        }
+    }
+
+    private func handle(_ packet: ArraySlice<UInt8>) {
+        switch logic.process(packet: packet, serverMAC: sockets.interfaceMAC) {
+        case .undecodable(let error):
+            logger.debug("ignoring packet: \(error)")
+        case .ignored(let request, let reason):
+            if reason.isAddressConflict {
+                logger.error("ADDRESS CONFLICT: \(reason); the VM will not use \(lease.address.address) — find the other host with that address on the link",
+                             metadata: ["xid": "\(request.xid)"])
+            } else {
+                logger.debug("no reply to \(request.messageType.map { "\($0)" } ?? "BOOTP request"): \(reason)",
+                             metadata: ["xid": "\(request.xid)"])
+            }
+        case .reply(let request, let reply, let transmission):
+            let summary = "\(request.messageType.map { "\($0)" } ?? "?") -> \(reply.message.messageType.map { "\($0)" } ?? "?") \(reply.message.yiaddr) via \(reply.destination)"
+            do {
+                switch transmission {
+                case .frame(let frame): try sockets.send(frame: frame)
+                case .datagram(let payload, let agent, let port): try sockets.send(datagram: payload, to: agent, port: port)
+                }
+                if reply.message.messageType == .nak {
+                    logger.warning("\(summary)", metadata: ["xid": "\(request.xid)"])
+                } else {
+                    logger.info("\(summary)", metadata: ["xid": "\(request.xid)"])
+                }
+            } catch {
+                logger.error("\(summary) failed: \(error)")
+            }
+        }
+    }
+}
+
+/// Why the DHCP server could not start or stopped serving.
+public enum DHCPServerError: Error, CustomStringConvertible {
+    case invalidLease(DHCPLeaseError)
+    case interfaceNotFound(String)
+    case systemCall(String, interface: String?, errno: Int32)
+    case alreadyRunning(String)
+
+    public var description: String {
+        switch self {
+        case .invalidLease(let error):
+            "cannot serve DHCP: \(error)"
+        case .interfaceNotFound(let name):
+            "DHCP server: no interface named \"\(name)\" in this network namespace; check the attach plan's container-side device"
+        case .systemCall(let call, let interface, let code):
+            "DHCP server\(interface.map { " on \($0)" } ?? ""): \(call) failed: \(String(cString: strerror(code))) (errno \(code))\(Self.hint(code))"
+        case .alreadyRunning(let name):
+            "DHCP server on \(name) is already running; create one server per run"
+        }
+    }
+
+    private static func hint(_ code: Int32) -> String {
+        switch code {
+        case EADDRINUSE: "; is another DHCP server (dnsmasq?) bound to port 67 on this interface?"
+        case EPERM, EACCES: "; the launcher needs CAP_NET_RAW and CAP_NET_BIND_SERVICE (run the container privileged)"
+        default: ""
+        }
+    }
+}

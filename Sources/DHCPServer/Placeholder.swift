@@ -1,1 +1,0 @@
-// DHCPServer: placeholder until its issue lands.
