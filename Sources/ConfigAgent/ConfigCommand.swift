@@ -110,7 +110,7 @@ extension ConfigCommand {
         @Flag(help: "Files written for the old curl-based loader: both --percent-decode and --skip-invalid-lines.")
         var legacy = false
 
-        @Flag(help: "Only validate the files and print what would be loaded.")
+        @Flag(help: "Only validate the files and print what would be loaded (secrets hidden).")
         var dryRun = false
 
         @Argument(help: ArgumentHelp("Directories or files of KEY=VALUE lines.", valueName: "dir"))
@@ -125,6 +125,10 @@ extension ConfigCommand {
             let (tree, notices) = try ConfigTree.read(paths: paths, options: options)
             for notice in notices { context.err("note: \(notice)") }
             if dryRun {
+                // What would be loaded, secrets hidden.
+                for (key, value) in tree.values.sorted(by: { $0.key < $1.key }) {
+                    context.out("\(key.path)=\(Redaction.display(value, name: key.name))")
+                }
                 context.out("valid: \(tree.counts.total) keys (\(tree.counts)); nothing written (--dry-run)")
                 return
             }

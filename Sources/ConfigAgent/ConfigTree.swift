@@ -177,10 +177,11 @@ extension ConfigTree {
                 errors.append(ConfigInputError(location, .unreadable("permission denied or not a regular file")))
                 continue
             }
-            guard let text = String(data: data, encoding: .utf8) else {
+            guard var text = String(data: data, encoding: .utf8) else {
                 errors.append(ConfigInputError(location, .notUTF8))
                 continue
             }
+            if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
             let parsed = KeyValueFile.parse(text, file: file, options: options)
             errors += parsed.errors
             parsedFiles.append(parsed)

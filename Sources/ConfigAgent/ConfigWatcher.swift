@@ -89,7 +89,9 @@ public struct ConfigWatcher: Sendable {
                 var rendered = snapshot.revision
                 await renderRound(snapshot)
                 try await store.client.watch(store.treeRange, from: snapshot.revision + 1) { batch in
-                    guard batch.revision > rendered, batch.events.contains(where: { isRelevant($0.keyValue.key) }) else { return }
+                    let relevant = batch.events.filter { isRelevant($0.keyValue.key) }
+                    guard batch.revision > rendered, !relevant.isEmpty else { return }
+                    for event in relevant { logChange(event) }
                     let fresh = try await store.read()
                     rendered = fresh.revision
                     await renderRound(fresh)
@@ -137,6 +139,13 @@ public struct ConfigWatcher: Sendable {
         }
         onRound?(round)
         return round
+    }
+
+    private func logChange(_ event: EtcdWatchEvent) {
+        let key = event.keyValue.keyString ?? "?"
+        let name = key.split(separator: "/").last.map(String.init) ?? key
+        let value = event.kind == .delete ? "(deleted)" : Redaction.display(event.keyValue.valueString ?? "?", name: name)
+        logger.debug("etcd change", metadata: ["key": "\(key)", "value": "\(value)", "revision": "\(event.keyValue.modRevision)"])
     }
 
     /// Whether a changed key can affect a target: a general variable or one of the targets' settings.

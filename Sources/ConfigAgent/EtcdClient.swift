@@ -204,6 +204,8 @@ public final class EtcdClient: Sendable {
     /// An endpoint that cannot serve; the next one is tried.
     private struct EndpointDown: Error {
         var reason: String
+        /// A pooled connection that etcd had closed (e.g. after a restart): worth one more try.
+        var staleConnection = false
     }
 
     private func call<Request: Encodable, Response: Decodable>(
@@ -215,17 +217,21 @@ public final class EtcdClient: Sendable {
         var failures: [EtcdEndpointFailure] = []
         for index in await session.order(count: settings.endpoints.count) {
             let endpoint = settings.endpoints[index]
-            do {
-                let response = try await exchange(index, path, payload, client: http, streaming: false)
-                let body = try await collect(response)
-                guard let decoded = try? JSONDecoder().decode(Response.self, from: body) else {
-                    throw EndpointDown(reason: "answered with something that is not etcd's JSON")
+            for attempt in 1...2 {
+                do {
+                    let response = try await exchange(index, path, payload, client: http, streaming: false)
+                    let body = try await collect(response)
+                    guard let decoded = try? JSONDecoder().decode(Response.self, from: body) else {
+                        throw EndpointDown(reason: "answered with something that is not etcd's JSON")
+                    }
+                    await session.succeeded(index)
+                    return (decoded, endpoint.url)
+                } catch let down as EndpointDown {
+                    if down.staleConnection && attempt == 1 { continue }
+                    logger.warning("etcd endpoint failed", metadata: ["endpoint": "\(endpoint)", "reason": "\(down.reason)"])
+                    failures.append(EtcdEndpointFailure(endpoint: endpoint.url, reason: down.reason))
+                    break
                 }
-                await session.succeeded(index)
-                return (decoded, endpoint.url)
-            } catch let down as EndpointDown {
-                logger.warning("etcd endpoint failed", metadata: ["endpoint": "\(endpoint)", "reason": "\(down.reason)"])
-                failures.append(EtcdEndpointFailure(endpoint: endpoint.url, reason: down.reason))
             }
         }
         throw EtcdError.unreachable(failures)
@@ -309,8 +315,14 @@ public final class EtcdClient: Sendable {
             return try await client.execute(request, timeout: settings.requestTimeout.timeAmount, logger: logger)
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw EndpointDown(reason: describe(error))
+            throw EndpointDown(reason: describe(error), staleConnection: EtcdClient.isStaleConnection(error))
         }
+    }
+
+    private static func isStaleConnection(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError { return error == .remoteConnectionClosed }
+        if let error = error as? IOError { return error.errnoCode == ECONNRESET || error.errnoCode == EPIPE }
+        return false
     }
 
     private func collect(_ response: HTTPClientResponse) async throws -> Data {
@@ -319,7 +331,7 @@ public final class EtcdClient: Sendable {
             return Data(buffer.readableBytesView)
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw EndpointDown(reason: describe(error))
+            throw EndpointDown(reason: describe(error), staleConnection: EtcdClient.isStaleConnection(error))
         }
     }
 

@@ -18,7 +18,7 @@
 /// - Keys and section names match exactly (case-sensitive). `=` and `:` both
 ///   separate a key from its value (whichever comes first), like oslo.config.
 /// - New keys copy the separator spelling (` = ` or `=`) of the nearest key.
-/// - CRLF files stay CRLF; the result always ends with a line break.
+/// - CRLF files stay CRLF, a byte order mark stays; the result always ends with a line break.
 public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
     enum Line: Sendable, Hashable {
         /// A blank line, a comment, or a line that is neither header nor key: kept verbatim.
@@ -44,9 +44,14 @@ public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
 
     private(set) var lines: [Line]
     private let newline: String
+    /// A UTF-8 byte order mark the file started with, given back on output.
+    private let byteOrderMark: Bool
 
     /// Parses `text`; never fails (lines it does not understand are kept verbatim).
     public init(_ text: String) {
+        var text = text
+        byteOrderMark = text.hasPrefix("\u{FEFF}")
+        if byteOrderMark { text.removeFirst() }
         newline = text.contains("\r\n") ? "\r\n" : "\n"
         // "\r\n" is a single Character in Swift, so split on both.
         var rawLines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
@@ -107,7 +112,7 @@ public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
             case .entry(let entry): out += entry.renderedLines
             }
         }
-        return out.isEmpty ? "" : out.joined(separator: newline) + newline
+        return (byteOrderMark ? "\u{FEFF}" : "") + (out.isEmpty ? "" : out.joined(separator: newline) + newline)
     }
 
     public var description: String { text }

@@ -28,6 +28,11 @@ struct CommandTests {
 
             let dryRun = try await runConfigCommand(["load", "--legacy", "--dry-run", fixture("reference")])
             #expect(dryRun.out.text.contains("valid: 361 keys"))
+            // The listing hides secrets but shows the rest.
+            #expect(dryRun.out.lines.contains("general/NOVA_PASSWORD=<redacted>"))
+            #expect(dryRun.out.lines.contains("general/MYSQL_HOST=pxc-cluster.default.svc"))
+            #expect(dryRun.out.lines.contains("compute/nova/nova.conf/libvirt/connection_uri=qemu+tcp://localhost/system"))
+            #expect(!dryRun.out.text.contains("nova_password") && !dryRun.out.text.contains("v1nucl0ud"))
 
             let loaded = try await runConfigCommand(["load", "--legacy"] + etcd + [fixture("reference")])
             #expect(loaded.out.text.hasPrefix("loaded 361 keys"), "\(loaded.out.text)")

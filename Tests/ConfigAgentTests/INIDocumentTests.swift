@@ -97,6 +97,11 @@ struct INIDocumentTests {
         #expect(merged("[s]\na = 1", [("s", "b", "2")]) == "[s]\na = 1\nb = 2\n")
     }
 
+    @Test("a byte order mark is kept and does not hide the first section")
+    func byteOrderMark() {
+        #expect(merged("\u{FEFF}[s]\na = 1\n", [("s", "a", "2")]) == "\u{FEFF}[s]\na = 2\n")
+    }
+
     @Test("unicode and '=' in values are written verbatim")
     func verbatimValues() {
         let result = merged("[s]\n", [("s", "conn", "mysql://u:p=w@h/db?a=b"), ("s", "name", "Málaga ✓")])

@@ -160,6 +160,14 @@ struct ConfigTreeReadTests {
         }
     }
 
+    @Test("a UTF-8 byte order mark at the start of a file is ignored")
+    func byteOrderMark() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        try write("\u{FEFF}general/A=1\n", to: directory + "/env.conf")
+        #expect(try ConfigTree.read(paths: [directory]).tree.general == ["A": "1"])
+    }
+
     @Test("a missing path is an error naming it")
     func missingPath() {
         let error = #expect(throws: ConfigTree.InputErrors.self) { try ConfigTree.read(paths: ["/nonexistent/config-agent"]) }

@@ -12,6 +12,8 @@ struct WatchTests {
     static func tree(region: String, extra: [ConfigKey: String] = [:]) -> ConfigTree {
         var values: [ConfigKey: String] = [
             .general("REGION"): region,
+            .general("DB_PASSWORD"): "pw-\(region)",
+            .setting(SettingKey(file: nova, section: "database", key: "connection")): "mysql://nova:$DB_PASSWORD@db/nova",
             .setting(SettingKey(file: nova, section: "DEFAULT", key: "region_name")): "$REGION",
             .setting(SettingKey(file: nova, section: "libvirt", key: "virt_type")): "kvm",
             .setting(SettingKey(file: ConfigFileID(role: .compute, service: "neutron", file: "neutron.conf"), section: "DEFAULT", key: "debug")): "True",
@@ -41,13 +43,14 @@ struct WatchTests {
             // The argument reaches the program as one word, `$HOME` unexpanded: no shell in between.
             let reload = try ReloadCommand(["/bin/sh", "-c", "printf '%s\\n' \"$1\" >> \"$0\"", directory + "/reloads", "ran $HOME"])
             let rounds = Rounds()
+            let logs = OutputCollector()
             try await EtcdClient.withClient(settings: try server.clientSettings(prefix: "/w"), logger: quietLogger) { client in
                 let store = try ConfigStore(client: client, logger: quietLogger)
                 try await store.load(Self.tree(region: "one"))
                 let watcher = ConfigWatcher(
                     store: store, targets: [target], environment: [:], reload: reload,
                     backoff: .init(initial: .milliseconds(50), maximum: .milliseconds(500)),
-                    logger: quietLogger, onRound: { rounds.append($0) }
+                    logger: collectingLogger(logs), onRound: { rounds.append($0) }
                 )
                 let task = Task { try await watcher.run() }
                 defer { task.cancel() }
@@ -58,6 +61,11 @@ struct WatchTests {
                 try await store.load(Self.tree(region: "two"))
                 #expect(await eventually { INIDocument((try? read(path)) ?? "").value(section: "DEFAULT", key: "region_name") == "two" })
                 #expect(await eventually { reloadLines(directory).count == 2 })
+                #expect(INIDocument(try read(path)).value(section: "database", key: "connection") == "mysql://nova:pw-two@db/nova")
+                // Changes are logged by key; secret values are not.
+                #expect(logs.lines.contains { $0.contains("/w/general/REGION") && $0.contains("two") })
+                #expect(logs.lines.contains { $0.contains("/w/general/DB_PASSWORD") && $0.contains("<redacted>") })
+                #expect(!logs.lines.contains { $0.contains("pw-two") })
 
                 // A change that breaks rendering keeps the previous file and is reported.
                 let broken = Self.tree(region: "three", extra: [.setting(SettingKey(file: Self.nova, section: "DEFAULT", key: "host")): "$NO_SUCH_VARIABLE"])
