@@ -156,3 +156,45 @@ struct AtomicWriteTests {
         #expect(error?.description.contains("/nonexistent/config-agent") == true)
     }
 }
+
+/// The merge checked against the real `crudini --merge` (Debian's crudini).
+@Suite("render compared with crudini")
+struct CrudiniComparisonTests {
+    static let crudini = "/usr/bin/crudini"
+
+    @Test(
+        "merging the reference settings gives the same keys and values as crudini --merge",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: crudini), "needs crudini (scripts/packages-test.txt)"),
+        arguments: [("compute/nova/nova.conf", "existing/nova.conf"), ("compute/neutron/neutron.conf", "existing/neutron.conf")]
+    )
+    func sameAsCrudini(file: String, existing: String) throws {
+        let tree = try RenderTests.referenceTree()
+        let id = try ConfigFileID(path: file)
+        let renderer = ConfigRenderer(general: tree.general, environment: RenderTests.hostEnvironment)
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+
+        // crudini's input: the file's settings as INI, values already expanded.
+        var input = ""
+        var section: String?? = .none
+        for setting in tree.settings(of: id) {
+            if section != .some(setting.section) {
+                input += "[\(setting.section ?? "DEFAULT")]\n"
+                section = .some(setting.section)
+            }
+            input += "\(setting.key) = \(try VariableSubstitution.expand(setting.value, variables: renderer.variables))\n"
+        }
+        try FileManager.default.copyItem(atPath: fixture(existing), toPath: directory + "/crudini.conf")
+        let merge = try runProgram(Self.crudini, ["--merge", directory + "/crudini.conf"], input: input)
+        #expect(merge.status == 0, "\(merge.stderr)")
+        try write(try renderer.render(id, from: tree, into: try fixtureText(existing)), to: directory + "/ours.conf")
+
+        func lines(_ path: String) throws -> [String] {
+            let result = try runProgram(Self.crudini, ["--get", "--format=lines", path])
+            return result.stdout.split(separator: "\n").map(String.init).sorted()
+        }
+        let expected = try lines(directory + "/crudini.conf")
+        #expect(!expected.isEmpty)
+        #expect(try lines(directory + "/ours.conf") == expected)
+    }
+}
