@@ -172,6 +172,30 @@ struct EtcdStoreTests {
         }
     }
 
+    @Test("an endpoint that accepts but never answers times out, named; the next endpoint takes over")
+    func timeout() async throws {
+        try await EtcdServer.with { server in
+            let silent = try SilentListener()
+            let hanging = EtcdEndpoint(secure: false, host: "127.0.0.1", port: silent.port)
+            var settings = try server.clientSettings(prefix: "/t", timeout: .milliseconds(500))
+            settings.endpoints = [hanging]
+            let hangingOnly = settings
+            try await EtcdClient.withClient(settings: hangingOnly, logger: quietLogger) { client in
+                let error = await #expect(throws: EtcdError.self) { try await ConfigStore(client: client).read() }
+                let message = error.map { "\($0)" } ?? ""
+                #expect(message.contains(hanging.url) && message.contains("no answer within"), "\(message)")
+            }
+            settings.endpoints = [hanging, server.endpoint]
+            try await EtcdClient.withClient(settings: settings, logger: quietLogger) { client in
+                let store = try ConfigStore(client: client, logger: quietLogger)
+                try await store.load(ConfigTree(values: [.general("A"): "1"]))
+                // After the failover the working endpoint is asked first.
+                #expect(try await store.read().tree.general == ["A": "1"])
+            }
+            _ = silent.port
+        }
+    }
+
     @Test("the launcher's environment: etcd general/ fills in, the container's environment wins")
     func launcher() async throws {
         try await EtcdServer.with { server in

@@ -134,3 +134,32 @@ func eventually(within seconds: Double = 15, _ condition: () async throws -> Boo
 func uniquePrefix(_ name: String) -> String {
     "/test-\(name)-\(UInt32.random(in: 0...UInt32.max))"
 }
+
+/// A loopback TCP port that accepts connections (the kernel completes them) but never answers.
+struct SilentListener: ~Copyable {
+    let port: Int
+    private let fd: Int32
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let descriptor = fd
+        let ready = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
+                bind(descriptor, sockaddrPointer, length) == 0 && getsockname(descriptor, sockaddrPointer, &length) == 0
+                    && listen(descriptor, 16) == 0
+            }
+        }
+        guard ready else {
+            close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+}
