@@ -136,7 +136,7 @@ public final class EtcdClient: Sendable {
             let endpoint = settings.endpoints[index]
             let response: HTTPClientResponse
             do {
-                response = try await exchange(index, "/v3/watch", payload, client: streamingHTTP, streaming: true)
+                response = try await exchange(index, "/v3/watch", payload, client: streamingHTTP)
             } catch let down as EndpointDown {
                 failures.append(EtcdEndpointFailure(endpoint: endpoint.url, reason: down.reason))
                 continue
@@ -219,7 +219,7 @@ public final class EtcdClient: Sendable {
             let endpoint = settings.endpoints[index]
             for attempt in 1...2 {
                 do {
-                    let response = try await exchange(index, path, payload, client: http, streaming: false)
+                    let response = try await exchange(index, path, payload, client: http)
                     let body = try await collect(response)
                     guard let decoded = try? JSONDecoder().decode(Response.self, from: body) else {
                         throw EndpointDown(reason: "answered with something that is not etcd's JSON")
@@ -245,8 +245,7 @@ public final class EtcdClient: Sendable {
         _ index: Int,
         _ path: String,
         _ payload: Data,
-        client: HTTPClient,
-        streaming: Bool
+        client: HTTPClient
     ) async throws -> HTTPClientResponse {
         let endpoint = settings.endpoints[index]
         var renewed = false
@@ -347,11 +346,12 @@ public final class EtcdClient: Sendable {
         }
         let message = error.text
         let lower = message.lowercased()
-        if lower.contains("invalid auth token") || lower.contains("revision in header is old") {
+        // A stale token, or none because auth was off when this endpoint was first asked:
+        // authenticate (again) if there are credentials, else report that some are needed.
+        if lower.contains("invalid auth token") || lower.contains("revision in header is old")
+            || lower.contains("user name is empty")
+        {
             return .renewToken
-        }
-        if lower.contains("user name is empty") {
-            return .fatal(.authenticationRequired(endpoint: endpoint.url))
         }
         if lower.contains("permission denied") {
             return .fatal(.permissionDenied(endpoint: endpoint.url))
@@ -375,7 +375,7 @@ public final class EtcdClient: Sendable {
             switch error {
             case .connectTimeout: return "could not connect within \(settings.connectTimeout)"
             case .deadlineExceeded: return "no answer within \(settings.requestTimeout)"
-            case .readTimeout: return "stopped sending within \(settings.requestTimeout)"
+            case .readTimeout: return "no answer within \(settings.requestTimeout) (read timed out)"
             case .remoteConnectionClosed: return "closed the connection"
             case .tlsHandshakeTimeout: return "TLS handshake timed out"
             default: return "\(error)"
