@@ -122,7 +122,15 @@ extension ConfigCommand {
                 percentDecode: percentDecode || legacy,
                 skipInvalidLines: skipInvalidLines || legacy
             )
-            let (tree, notices) = try ConfigTree.read(paths: paths, options: options)
+            let tree: ConfigTree
+            let notices: [ConfigNotice]
+            do {
+                (tree, notices) = try ConfigTree.read(paths: paths, options: options)
+            } catch {
+                // Every bad line, not only the first the summary names.
+                for problem in error.errors { context.err("error: \(problem)") }
+                throw error
+            }
             for notice in notices { context.err("note: \(notice)") }
             if dryRun {
                 // What would be loaded, secrets hidden.

@@ -49,6 +49,7 @@ public struct ConfigStore: Sendable {
     /// "if nothing under the prefix changed after R: delete the keys `tree` lacks,
     /// put every key of `tree`". If another writer got in between, it starts over
     /// (up to `attempts` times). Readers see the old tree or the new one, never a mix.
+    @discardableResult
     public func load(_ tree: ConfigTree, attempts: Int = 5) async throws -> LoadReport {
         for attempt in 1...max(1, attempts) {
             let current = try await client.range(treeRange, keysOnly: true)

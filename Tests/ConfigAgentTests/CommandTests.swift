@@ -131,6 +131,12 @@ struct CommandTests {
                 try await runConfigCommand(["load"] + etcd + [directory + "/next"])
             }
             #expect(error?.errors.map(\.location) == [SourceLocation(file: directory + "/next/b.conf", line: 3)])
+            try write("general/C=3\n=nokey\n", to: directory + "/next/c.conf")
+            let output = OutputCollector()
+            let context = CommandContext(environment: [:], out: { output.append($0) }, err: { output.append($0) })
+            let load = try ConfigCommand.Load.parse(etcd + [directory + "/next"])
+            await #expect(throws: ConfigTree.InputErrors.self) { try await CommandContext.$current.withValue(context) { try await load.run() } }
+            #expect(output.lines == ["error: \(directory)/next/b.conf:3: no '=' in line; write KEY=VALUE, or start the line with '#' for a comment", "error: \(directory)/next/c.conf:2: empty key before '='"])
             let env = try await runConfigCommand(["env"] + etcd)
             #expect(env.out.lines == ["export A='1'"])
         }
