@@ -7,7 +7,7 @@ import Testing
 /// Load and read against a real etcd (Debian's etcd-server) on loopback.
 @Suite("etcd store")
 struct EtcdStoreTests {
-    @Test("the reference set loads in one transaction at etcd's default limits and renders the golden nova.conf")
+    @Test("the reference set loads in one transaction at etcd's default limits and renders the golden nova.conf and neutron.conf")
     func loadThenRender() async throws {
         try await EtcdServer.with { server in
             let (tree, _) = try ConfigTree.read(paths: [fixture("reference")], options: .legacy)
@@ -31,6 +31,9 @@ struct EtcdStoreTests {
                 let renderer = ConfigRenderer(general: snapshot.tree.general, environment: RenderTests.hostEnvironment)
                 #expect(try renderer.write(ConfigFileID(path: "compute/nova/nova.conf"), from: snapshot.tree, into: directory) == .updated)
                 #expect(try read(directory + "/nova.conf") == (try fixtureText("golden/compute-nova.conf")))
+                try FileManager.default.copyItem(atPath: fixture("existing/neutron.conf"), toPath: directory + "/neutron.conf")
+                try renderer.write(ConfigFileID(path: "compute/neutron/neutron.conf"), from: snapshot.tree, into: directory)
+                #expect(try read(directory + "/neutron.conf") == (try fixtureText("golden/compute-neutron.conf")))
             }
         }
     }
