@@ -49,6 +49,7 @@ public final class EtcdClient: Sendable {
     }
 
     /// Runs `body` with a client that is shut down afterwards, also when `body` throws.
+    @discardableResult
     public static func withClient<Result: Sendable>(
         settings: EtcdSettings,
         logger: Logger = Logger(label: "kvm-launch.config.etcd"),
