@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     ],
     targets: [
         .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
@@ -93,8 +96,15 @@ let package = Package(
         .target(
             name: "ConfigAgent",
             dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -139,7 +149,24 @@ let package = Package(
             dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper"],
             swiftSettings: strict
         ),
-        .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),
+        .testTarget(
+            name: "ConfigAgentTests",
+            dependencies: [
+                "ConfigAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        // Not part of `swift test`: `swift run -c release ConfigAgentBench` (see bench/ConfigAgentBench).
+        .executableTarget(
+            name: "ConfigAgentBench",
+            dependencies: ["ConfigAgent"],
+            path: "bench/ConfigAgentBench",
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport"],

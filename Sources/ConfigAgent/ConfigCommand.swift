@@ -1,0 +1,290 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `kvm-launch config …`: load, env, render and watch the etcd-backed configuration.
+public struct ConfigCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Load the deployment's key=value configuration into etcd and render it into services' files.",
+        discussion: """
+            etcd is chosen with --endpoints or ETCD_ENDPOINTS; see the options of each subcommand.
+            The etcd password is read from ETCD_PASSWORD only (never from the command line).
+            """,
+        subcommands: [Load.self, Env.self, Render.self, Watch.self]
+    )
+
+    public init() {}
+}
+
+/// Where commands read their environment and write their output; tests replace it.
+struct CommandContext: Sendable {
+    var environment: [String: String]
+    var out: @Sendable (String) -> Void
+    var err: @Sendable (String) -> Void
+
+    @TaskLocal static var current = CommandContext(
+        environment: ProcessInfo.processInfo.environment,
+        out: { print($0) },
+        err: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    )
+}
+
+/// Options naming the etcd cluster; each falls back to its environment variable.
+struct EtcdOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Comma-separated etcd URLs (env ETCD_ENDPOINTS).", valueName: "urls"))
+    var endpoints: String?
+
+    @Option(help: ArgumentHelp("Tree root in etcd (env ETCD_PREFIX, default /openstack-k8s).", valueName: "prefix"))
+    var prefix: String?
+
+    @Option(help: ArgumentHelp("CA certificate, PEM (env ETCD_CACERT).", valueName: "file"))
+    var cacert: String?
+
+    @Option(help: ArgumentHelp("Client certificate, PEM (env ETCD_CERT).", valueName: "file"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("Client certificate key, PEM (env ETCD_KEY).", valueName: "file"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("etcd user (env ETCD_USER; password from ETCD_PASSWORD).", valueName: "name"))
+    var user: String?
+
+    @Option(help: ArgumentHelp("Seconds per request (env ETCD_TIMEOUT, default 10).", valueName: "seconds"))
+    var timeout: Double?
+
+    @Option(help: ArgumentHelp("The server's --max-txn-ops (env ETCD_MAX_TXN_OPS, default 128).", valueName: "n"))
+    var maxTxnOps: Int?
+
+    /// Flags override the environment.
+    func settings(_ environment: [String: String]) throws -> EtcdSettings {
+        var merged = environment
+        let flags: [(String, String?)] = [
+            ("ETCD_ENDPOINTS", endpoints), ("ETCD_PREFIX", prefix), ("ETCD_CACERT", cacert), ("ETCD_CERT", cert),
+            ("ETCD_KEY", key), ("ETCD_USER", user), ("ETCD_TIMEOUT", timeout.map { String($0) }),
+            ("ETCD_MAX_TXN_OPS", maxTxnOps.map { String($0) }),
+        ]
+        for case (let name, let value?) in flags { merged[name] = value }
+        guard let settings = try EtcdSettings.fromEnvironment(merged) else { throw EtcdSettingsError.noEndpoints }
+        return settings
+    }
+}
+
+/// Options shared by render and watch.
+struct RenderOptions: ParsableArguments {
+    @Flag(help: "Leave $NAME references without a value as written instead of failing.")
+    var allowUnknownVariables = false
+
+    @Flag(help: "Resolve $NAME from etcd's general/ only, not from this process's environment.")
+    var ignoreEnvironment = false
+
+    func renderer(general: [String: String], environment: [String: String]) -> ConfigRenderer {
+        ConfigRenderer(
+            general: general,
+            environment: ignoreEnvironment ? [:] : environment,
+            unknownVariables: allowUnknownVariables ? .keep : .fail
+        )
+    }
+}
+
+extension ConfigCommand {
+    struct Load: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate key=value files and replace the whole tree in etcd in one transaction.",
+            discussion: """
+                Every file below each DIR (hidden names skipped) is read. Lines are KEY=VALUE, split at the
+                first '='; the value is kept verbatim except trailing spaces/tabs. Blank lines and lines
+                starting with '#' are ignored. If any line is bad, every bad line is listed and nothing is written
+                (unless --skip-invalid-lines). Readers of etcd see the old tree or the new one, never a mix.
+                """
+        )
+
+        @OptionGroup var etcd: EtcdOptions
+
+        @Flag(help: "Decode %XX escapes in values, as the old curl-based loader did (%2B becomes +).")
+        var percentDecode = false
+
+        @Flag(help: "Skip lines that do not fit (with a note) instead of refusing to load.")
+        var skipInvalidLines = false
+
+        @Flag(help: "Files written for the old curl-based loader: both --percent-decode and --skip-invalid-lines.")
+        var legacy = false
+
+        @Flag(help: "Only validate the files and print what would be loaded (secrets hidden).")
+        var dryRun = false
+
+        @Argument(help: ArgumentHelp("Directories or files of KEY=VALUE lines.", valueName: "dir"))
+        var paths: [String]
+
+        func run() async throws {
+            let context = CommandContext.current
+            let options = KeyValueFile.Options(
+                percentDecode: percentDecode || legacy,
+                skipInvalidLines: skipInvalidLines || legacy
+            )
+            let tree: ConfigTree
+            let notices: [ConfigNotice]
+            do {
+                (tree, notices) = try ConfigTree.read(paths: paths, options: options)
+            } catch {
+                // Every bad line, not only the first the summary names.
+                for problem in error.errors { context.err("error: \(problem)") }
+                throw error
+            }
+            for notice in notices { context.err("note: \(notice)") }
+            if dryRun {
+                // What would be loaded, secrets hidden.
+                for (key, value) in tree.values.sorted(by: { $0.key < $1.key }) {
+                    context.out("\(key.path)=\(Redaction.display(value, name: key.name))")
+                }
+                context.out("valid: \(tree.counts.total) keys (\(tree.counts)); nothing written (--dry-run)")
+                return
+            }
+            let settings = try etcd.settings(context.environment)
+            let report = try await EtcdClient.withClient(settings: settings) { client in
+                try await ConfigStore(client: client).load(tree)
+            }
+            context.out(report.description)
+        }
+    }
+
+    struct Env: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the general/ variables as shell export lines (eval-safe) or JSON.",
+            discussion: "Values are single-quoted verbatim: eval \"$(kvm-launch config env)\" sets them exactly."
+        )
+
+        @OptionGroup var etcd: EtcdOptions
+
+        @Flag(help: "Print a JSON object instead of export lines.")
+        var json = false
+
+        func run() async throws {
+            let context = CommandContext.current
+            let settings = try etcd.settings(context.environment)
+            let general = try await EtcdClient.withClient(settings: settings) { client in
+                try await ConfigStore(client: client).readGeneral().variables
+            }
+            if json {
+                context.out(EnvironmentExport.json(general))
+            } else {
+                for line in EnvironmentExport.shellLines(general) { context.out(line) }
+            }
+        }
+    }
+
+    struct Render: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Merge etcd's settings for files into the existing INI files (like crudini --merge).",
+            discussion: """
+                FILE is ROLE/SERVICE/FILE, e.g. compute/nova/nova.conf, written to DIR/nova.conf. Existing keys are
+                updated in place, comments and order kept, new keys and sections added. $NAME and ${NAME} in
+                etcd's values are replaced from the container environment, then general/ ($$ is a literal $).
+                Files are replaced atomically, keeping mode and owner; new files get mode 0640.
+                """
+        )
+
+        @OptionGroup var etcd: EtcdOptions
+        @OptionGroup var options: RenderOptions
+
+        @Option(help: ArgumentHelp("Directory holding the files.", valueName: "dir"))
+        var into: String?
+
+        @Flag(help: "Print the rendered files instead of writing them.")
+        var stdout = false
+
+        @Argument(help: ArgumentHelp("Files to render, ROLE/SERVICE/FILE.", valueName: "file"))
+        var files: [String]
+
+        func validate() throws {
+            if into == nil && !stdout { throw ValidationError("give --into DIR (or --stdout)") }
+        }
+
+        func run() async throws {
+            let context = CommandContext.current
+            let ids = try files.map { path throws(ConfigKeyError) in try ConfigFileID(path: path) }
+            let settings = try etcd.settings(context.environment)
+            let snapshot = try await EtcdClient.withClient(settings: settings) { client in
+                try await ConfigStore(client: client).read()
+            }
+            let renderer = options.renderer(general: snapshot.tree.general, environment: context.environment)
+            for id in ids {
+                if stdout {
+                    let existing = try into.flatMap { directory in try AtomicFile.read(directory + "/" + id.file) }
+                    let text = try renderer.render(id, from: snapshot.tree, into: existing)
+                    // `out` writes whole lines: drop the final line break it would double.
+                    context.out(text.hasSuffix("\n") ? String(text.dropLast()) : text)
+                } else if let into {
+                    let outcome = try renderer.write(id, from: snapshot.tree, into: into)
+                    context.out("\(id) -> \(RenderTarget(file: id, directory: into).path): \(outcome.rawValue) (revision \(snapshot.revision))")
+                }
+            }
+        }
+    }
+
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Keep rendered files current as etcd changes; optionally run a reload command.",
+            discussion: """
+                Each FILE is ROLE/SERVICE/FILE, rendered into --into DIR, or FILE=DIR for its own directory.
+                Everything after --reload is the reload command, run (no shell) after each round that changed a
+                file, e.g. --reload kill -HUP 1. Survives etcd restarts: reconnects with backoff and re-reads everything.
+                """
+        )
+
+        @OptionGroup var etcd: EtcdOptions
+        @OptionGroup var options: RenderOptions
+
+        @Option(help: ArgumentHelp("Directory for files given without =DIR.", valueName: "dir"))
+        var into: String?
+
+        @Argument(help: ArgumentHelp("Files to keep rendered, ROLE/SERVICE/FILE[=DIR].", valueName: "file"))
+        var files: [String]
+
+        @Option(
+            parsing: .remaining,
+            help: ArgumentHelp("Reload command and its arguments; takes everything after it, so give it last.", valueName: "command")
+        )
+        var reload: [String] = []
+
+        func targets() throws -> [RenderTarget] {
+            try files.map { item in
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                let directory = parts.count == 2 ? parts[1] : into
+                guard let directory, !directory.isEmpty else {
+                    throw ValidationError("no directory for \(item); give --into DIR or \(item)=DIR")
+                }
+                return RenderTarget(file: try ConfigFileID(path: parts[0]), directory: directory)
+            }
+        }
+
+        func validate() throws {
+            _ = try targets()
+            if files.isEmpty { throw ValidationError("give at least one file to watch") }
+        }
+
+        func run() async throws {
+            let context = CommandContext.current
+            let targets = try targets()
+            let command = reload.isEmpty ? nil : try ReloadCommand(reload)
+            let settings = try etcd.settings(context.environment)
+            try await EtcdClient.withClient(settings: settings) { client in
+                let watcher = ConfigWatcher(
+                    store: try ConfigStore(client: client),
+                    targets: targets,
+                    environment: options.ignoreEnvironment ? [:] : context.environment,
+                    unknownVariables: options.allowUnknownVariables ? .keep : .fail,
+                    reload: command,
+                    onRound: { round in
+                        for (target, outcome) in round.outcomes where outcome != .unchanged {
+                            context.out("\(target): \(outcome.rawValue) (revision \(round.revision))")
+                        }
+                        for failure in round.failures { context.err("error: \(failure)") }
+                        if let reload = round.reload { context.out("reload: \(reload)") }
+                    }
+                )
+                try await watcher.run()
+            }
+        }
+    }
+}

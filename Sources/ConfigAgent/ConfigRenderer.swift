@@ -1,0 +1,84 @@
+/// Produces one service's INI file from the tree.
+///
+/// For each setting of the file, `$NAME` / `${NAME}` references in the value are
+/// expanded (``VariableSubstitution``) and the result is merged into the
+/// existing file (``INIDocument``). Only values from etcd are expanded: text
+/// already in the file (such as oslo.config's own `$state_path` references) is
+/// left alone.
+public struct ConfigRenderer: Sendable {
+    /// The names `$NAME` resolves against.
+    public var variables: [String: String]
+    public var unknownVariables: VariableSubstitution.UnknownPolicy
+
+    /// Variables are the tree's `general/` variables with the container's
+    /// environment taking precedence (``EnvironmentPrecedence``). Pass an empty
+    /// environment to use etcd only.
+    public init(
+        general: [String: String],
+        environment: [String: String],
+        unknownVariables: VariableSubstitution.UnknownPolicy = .fail
+    ) {
+        variables = EnvironmentPrecedence.merge(general: general, container: environment)
+        self.unknownVariables = unknownVariables
+    }
+
+    /// The file's text after merging `tree`'s settings into `existing` (nil: a new file).
+    public func render(_ file: ConfigFileID, from tree: ConfigTree, into existing: String?) throws(RenderError) -> String {
+        let settings = tree.settings(of: file)
+        guard !settings.isEmpty else { throw .noSettings(file) }
+        var document = INIDocument(existing ?? "")
+        for setting in settings {
+            let key = SettingKey(file: file, section: setting.section, key: setting.key)
+            let value: String
+            do {
+                value = try VariableSubstitution.expand(setting.value, variables: variables, unknown: unknownVariables)
+            } catch {
+                throw .variable(key, error)
+            }
+            if value.contains("\n") || value.contains("\r") { throw .lineBreak(key) }
+            document.set(section: setting.section, key: setting.key, value: value)
+        }
+        return document.text
+    }
+
+    /// What happened to a file on disk.
+    public enum Outcome: String, Sendable, Hashable {
+        case created
+        case updated
+        case unchanged
+    }
+
+    /// Renders `file` into `directory/FILE`, replacing it atomically only if its text changes.
+    @discardableResult
+    public func write(_ file: ConfigFileID, from tree: ConfigTree, into directory: String) throws -> Outcome {
+        let path = (directory.hasSuffix("/") ? directory : directory + "/") + file.file
+        let existing = try AtomicFile.read(path)
+        let text = try render(file, from: tree, into: existing)
+        if text == existing { return .unchanged }
+        try AtomicFile.write(text, to: path)
+        return existing == nil ? .created : .updated
+    }
+}
+
+/// A file that cannot be rendered.
+public enum RenderError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// etcd has no setting for the file (a typo in ROLE/SERVICE/FILE?).
+    case noSettings(ConfigFileID)
+    case variable(SettingKey, VariableError)
+    /// An INI value cannot span lines.
+    case lineBreak(SettingKey)
+
+    public var description: String {
+        switch self {
+        case .noSettings(let file):
+            "etcd has no settings for \(file); check the name (ROLE/SERVICE/FILE) and that the tree was loaded"
+        case .variable(let key, .unknown(let name)):
+            "\(key): unknown variable $\(name); define general/\(name), set it in the environment,"
+                + " or allow unknown variables (--allow-unknown-variables)"
+        case .variable(let key, let error):
+            "\(key): \(error)"
+        case .lineBreak(let key):
+            "\(key): the value contains a line break, which an INI file cannot hold"
+        }
+    }
+}

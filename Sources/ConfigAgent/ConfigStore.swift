@@ -1,0 +1,141 @@
+import Logging
+
+/// The configuration tree in etcd under one prefix: load it, read it back.
+///
+/// Layout: `PREFIX/general/NAME` and `PREFIX/ROLE/SERVICE/FILE[/SECTION]/KEY`,
+/// values verbatim (UTF-8).
+public struct ConfigStore: Sendable {
+    public let client: EtcdClient
+    /// The tree's root, e.g. `/openstack-k8s`.
+    public let prefix: String
+    private let logger: Logger
+
+    public init(client: EtcdClient, prefix: String? = nil, logger: Logger = Logger(label: "kvm-launch.config")) throws {
+        let prefix = prefix ?? client.settings.prefix
+        try EtcdSettings.checkPrefix(prefix)
+        self.client = client
+        self.prefix = prefix
+        self.logger = logger
+    }
+
+    /// Every key of the tree.
+    public var treeRange: EtcdKeyRange { .prefix(prefix + "/") }
+
+    /// The etcd key of a model key.
+    public func etcdKey(_ key: ConfigKey) -> [UInt8] {
+        Array((prefix + "/" + key.path).utf8)
+    }
+
+    // MARK: - Load
+
+    /// What a load did.
+    public struct LoadReport: Sendable, Hashable, CustomStringConvertible {
+        /// The revision at which the whole new tree became visible.
+        public var revision: Int64
+        public var counts: ConfigTree.Counts
+        /// Keys under the prefix that the new tree no longer has.
+        public var removed: Int64
+        /// Transactions tried (more than 1 when another writer changed the tree meanwhile).
+        public var attempts: Int
+
+        public var description: String {
+            "loaded \(counts.total) keys (\(counts)); removed \(removed) stale keys; revision \(revision)"
+        }
+    }
+
+    /// Replaces the whole tree with `tree` in one transaction.
+    ///
+    /// Reads the keys now under the prefix at revision R, then commits
+    /// "if nothing under the prefix changed after R: delete the keys `tree` lacks,
+    /// put every key of `tree`". If another writer got in between, it starts over
+    /// (up to `attempts` times). Readers see the old tree or the new one, never a mix.
+    @discardableResult
+    public func load(_ tree: ConfigTree, attempts: Int = 5) async throws -> LoadReport {
+        for attempt in 1...max(1, attempts) {
+            let current = try await client.range(treeRange, keysOnly: true)
+            let operations = ConfigStore.operations(
+                replacing: current.keyValues.map(\.key),
+                with: tree,
+                prefix: prefix
+            )
+            let nested = try TransactionLayout.nest(operations, maxOperations: client.settings.maxTxnOperations)
+            let result = try await client.transaction(
+                conditions: [.modifiedBefore(treeRange, revision: current.revision + 1)],
+                operations: nested
+            )
+            if result.succeeded {
+                logger.info("configuration loaded", metadata: ["prefix": "\(prefix)", "revision": "\(result.revision)"])
+                return LoadReport(revision: result.revision, counts: tree.counts, removed: result.deleted, attempts: attempt)
+            }
+            logger.notice("configuration changed during load, retrying", metadata: ["prefix": "\(prefix)", "attempt": "\(attempt)"])
+        }
+        throw ConfigStoreError.concurrentWriters(prefix: prefix, attempts: attempts)
+    }
+
+    /// The operations that turn a tree with `existing` keys into `tree`: deletes first, then puts, each sorted.
+    public static func operations(replacing existing: [[UInt8]], with tree: ConfigTree, prefix: String) -> [EtcdOperation] {
+        let puts = tree.values
+            .map { (key: Array((prefix + "/" + $0.key.path).utf8), value: Array($0.value.utf8)) }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        let wanted = Set(puts.map(\.key))
+        let deletes = existing.filter { !wanted.contains($0) }.sorted { $0.lexicographicallyPrecedes($1) }
+        return deletes.map { .deleteRange(EtcdKeyRange(key: $0, end: nil)) } + puts.map { .put(key: $0.key, value: $0.value) }
+    }
+
+    // MARK: - Read
+
+    /// The tree as etcd holds it at one revision.
+    public struct Snapshot: Sendable, Hashable {
+        public var revision: Int64
+        public var tree: ConfigTree
+        /// Keys under the prefix that are not part of the data model (ignored).
+        public var ignoredKeys: [String]
+    }
+
+    /// Reads the whole tree at one revision.
+    public func read(revision: Int64? = nil) async throws -> Snapshot {
+        let snapshot = try await client.range(treeRange, revision: revision)
+        return decode(snapshot)
+    }
+
+    /// Reads only the `general/` variables.
+    public func readGeneral() async throws -> (revision: Int64, variables: [String: String]) {
+        let snapshot = try await client.range(.prefix(prefix + "/general/"))
+        return (snapshot.revision, decode(snapshot).tree.general)
+    }
+
+    /// Turns raw key-values under the prefix into a tree, setting aside what does not fit.
+    public func decode(_ snapshot: EtcdSnapshot) -> Snapshot {
+        var tree = ConfigTree()
+        var ignored: [String] = []
+        let root = prefix + "/"
+        for keyValue in snapshot.keyValues {
+            guard let fullKey = keyValue.keyString, fullKey.hasPrefix(root) else {
+                ignored.append(String(decoding: keyValue.key, as: UTF8.self))
+                continue
+            }
+            let path = String(fullKey.dropFirst(root.count))
+            guard let key = try? ConfigKey(path: path), let value = keyValue.valueString else {
+                ignored.append(fullKey)
+                continue
+            }
+            tree[key] = value
+        }
+        if !ignored.isEmpty {
+            logger.warning("ignoring keys outside the data model", metadata: ["keys": "\(ignored.prefix(5))", "count": "\(ignored.count)"])
+        }
+        return Snapshot(revision: snapshot.revision, tree: tree, ignoredKeys: ignored)
+    }
+}
+
+/// Failures of whole-tree operations.
+public enum ConfigStoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    case concurrentWriters(prefix: String, attempts: Int)
+
+    public var description: String {
+        switch self {
+        case .concurrentWriters(let prefix, let attempts):
+            "the tree under \(prefix) kept changing during \(attempts) load attempts; stop other writers and load again"
+        }
+    }
+}

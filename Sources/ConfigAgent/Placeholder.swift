@@ -1,1 +1,0 @@
-// ConfigAgent: placeholder until its issue lands.

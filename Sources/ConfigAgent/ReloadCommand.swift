@@ -1,0 +1,78 @@
+import Foundation
+
+/// A command run after rendered files changed: an argument array, never a shell line.
+///
+/// `arguments[0]` is a path, or a name looked up in `PATH`.
+public struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
+    public var arguments: [String]
+
+    public init(_ arguments: [String]) throws(ReloadCommandError) {
+        guard let first = arguments.first, !first.isEmpty else { throw .empty }
+        self.arguments = arguments
+    }
+
+    public var description: String { arguments.joined(separator: " ") }
+
+    /// How the command ended.
+    public enum Termination: Sendable, Hashable, CustomStringConvertible {
+        case exited(Int32)
+        case signalled(Int32)
+
+        public var succeeded: Bool { self == .exited(0) }
+
+        public var description: String {
+            switch self {
+            case .exited(let status): "exit status \(status)"
+            case .signalled(let signal): "killed by signal \(signal)"
+            }
+        }
+    }
+
+    /// Runs the command with the agent's environment and waits for it.
+    public func run(environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Termination {
+        let executable = try resolve(arguments[0], path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(arguments.dropFirst())
+        process.environment = environment
+        return try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { finished in
+                switch finished.terminationReason {
+                case .exit: continuation.resume(returning: .exited(finished.terminationStatus))
+                case .uncaughtSignal: continuation.resume(returning: .signalled(finished.terminationStatus))
+                @unknown default: continuation.resume(returning: .exited(finished.terminationStatus))
+                }
+            }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: ReloadCommandError.cannotStart(arguments[0], "\(error.localizedDescription)"))
+            }
+        }
+    }
+
+    private func resolve(_ name: String, path: String) throws(ReloadCommandError) -> String {
+        if name.contains("/") { return name }
+        for directory in path.split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw .notFound(name)
+    }
+}
+
+/// A reload command that cannot run.
+public enum ReloadCommandError: Error, Sendable, Hashable, CustomStringConvertible {
+    case empty
+    case notFound(String)
+    case cannotStart(String, String)
+
+    public var description: String {
+        switch self {
+        case .empty: "the reload command is empty; give it after --reload, e.g. --reload kill -HUP 1"
+        case .notFound(let name): "reload command '\(name)' not found in PATH; give its full path"
+        case .cannotStart(let name, let reason): "cannot start reload command '\(name)': \(reason)"
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+
+@testable import ConfigAgent
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Renders of the reference set into realistic existing files, compared with committed golden files.
+///
+/// Set `UPDATE_GOLDEN=1` to rewrite the golden files after a deliberate change (then review the diff).
+@Suite("render")
+struct RenderTests {
+    static let hostEnvironment = ["HOSTNAME": "compute-1.example"]
+
+    static func referenceTree() throws -> ConfigTree {
+        try ConfigTree.read(paths: [fixture("reference")], options: .legacy).tree
+    }
+
+    @Test(
+        "reference settings merged into existing files match the golden files",
+        arguments: [
+            ("compute/nova/nova.conf", "existing/nova.conf", "golden/compute-nova.conf"),
+            ("compute/neutron/neutron.conf", "existing/neutron.conf", "golden/compute-neutron.conf"),
+            ("controller/swift/rsyncd.conf", "existing/rsyncd.conf", "golden/controller-rsyncd.conf"),
+            ("compute/neutron/openvswitch_agent.ini", nil, "golden/compute-openvswitch_agent.ini"),
+        ]
+    )
+    func golden(file: String, existing: String?, golden: String) throws {
+        let tree = try Self.referenceTree()
+        let renderer = ConfigRenderer(general: tree.general, environment: Self.hostEnvironment)
+        let text = try renderer.render(ConfigFileID(path: file), from: tree, into: existing.map(fixtureText))
+        if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
+            try write(text, to: fixture(golden))
+        }
+        #expect(text == (try fixtureText(golden)))
+    }
+
+    @Test("every value of the file is in the result, expanded; the rest of the file is untouched")
+    func semantics() throws {
+        let tree = try Self.referenceTree()
+        let file = try ConfigFileID(path: "compute/nova/nova.conf")
+        let renderer = ConfigRenderer(general: tree.general, environment: Self.hostEnvironment)
+        let existing = try fixtureText("existing/nova.conf")
+        let document = INIDocument(try renderer.render(file, from: tree, into: existing))
+        for setting in tree.settings(of: file) {
+            let expected = try VariableSubstitution.expand(setting.value, variables: renderer.variables)
+            #expect(document.value(section: setting.section, key: setting.key) == expected, "\(setting.key)")
+        }
+        #expect(document.value(section: "DEFAULT", key: "my_ip") == "compute-1.example")
+        #expect(document.value(section: "keystone_authtoken", key: "password") == "nova_password")
+        // Text that was already in the file keeps oslo.config's own $references.
+        #expect(document.value(section: "DEFAULT", key: "instances_path") == "$state_path/instances")
+        #expect(document.value(section: "api_database", key: "connection") == "sqlite:////var/lib/nova/nova_api.sqlite")
+        let original = INIDocument(existing)
+        #expect(Array(document.sections.prefix(original.sections.count)) == original.sections)
+    }
+
+    @Test("an unknown variable fails the render and names the setting and the variable")
+    func unknownVariable() throws {
+        let tree = try Self.referenceTree()
+        let renderer = ConfigRenderer(general: tree.general, environment: [:])
+        let error = #expect(throws: RenderError.self) {
+            try renderer.render(ConfigFileID(path: "compute/nova/nova.conf"), from: tree, into: nil)
+        }
+        let message = error.map { "\($0)" } ?? ""
+        #expect(message.contains("$HOSTNAME"))
+        #expect(message.contains("compute/nova/nova.conf/DEFAULT/my_ip"))
+        // Allowed explicitly, the reference stays as written.
+        let lenient = ConfigRenderer(general: tree.general, environment: [:], unknownVariables: .keep)
+        let text = try lenient.render(ConfigFileID(path: "compute/nova/nova.conf"), from: tree, into: nil)
+        #expect(INIDocument(text).value(section: "DEFAULT", key: "my_ip") == "$HOSTNAME")
+    }
+
+    @Test("a file without settings is an error")
+    func noSettings() throws {
+        let renderer = ConfigRenderer(general: [:], environment: [:])
+        #expect(throws: RenderError.self) {
+            try renderer.render(ConfigFileID(path: "compute/nova/typo.conf"), from: ConfigTree(), into: nil)
+        }
+    }
+
+    @Test("a value with a line break cannot be rendered")
+    func lineBreak() throws {
+        let file = try ConfigFileID(path: "compute/x/x.conf")
+        let tree = ConfigTree(values: [.setting(SettingKey(file: file, section: "s", key: "k")): "a\nb"])
+        #expect(throws: RenderError.lineBreak(SettingKey(file: file, section: "s", key: "k"))) {
+            try ConfigRenderer(general: [:], environment: [:]).render(file, from: tree, into: nil)
+        }
+    }
+}
+
+@Suite("writing rendered files")
+struct AtomicWriteTests {
+    private func mode(_ path: String) -> mode_t {
+        var info = stat()
+        _ = stat(path, &info)
+        return info.st_mode & 0o7777
+    }
+
+    private let file = try! ConfigFileID(path: "compute/x/x.conf")
+    private var tree: ConfigTree {
+        ConfigTree(values: [.setting(SettingKey(file: file, section: "s", key: "k")): "v", .general("A"): "1"])
+    }
+
+    @Test("a new file is created readable by owner and group only")
+    func newFileMode() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        do {
+            let renderer = ConfigRenderer(general: [:], environment: [:])
+            #expect(try renderer.write(file, from: tree, into: directory) == .created)
+            #expect(mode(directory + "/x.conf") == 0o640)
+            #expect(try read(directory + "/x.conf") == "[s]\nk = v\n")
+            #expect(try renderer.write(file, from: tree, into: directory) == .unchanged)
+            // Only the target remains: no temporary files left behind.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["x.conf"])
+        }
+    }
+
+    @Test("an existing file keeps its mode")
+    func keepsMode() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        do {
+            try write("[s]\nk = old\n", to: directory + "/x.conf")
+            chmod(directory + "/x.conf", 0o604)
+            #expect(try ConfigRenderer(general: [:], environment: [:]).write(file, from: tree, into: directory) == .updated)
+            #expect(mode(directory + "/x.conf") == 0o604)
+            #expect(try read(directory + "/x.conf") == "[s]\nk = v\n")
+        }
+    }
+
+    @Test("an existing file keeps its owner", .enabled(if: isRoot, "needs root: chown to another user"))
+    func keepsOwner() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        do {
+            let path = directory + "/x.conf"
+            try write("[s]\nk = old\n", to: path)
+            #expect(chown(path, 4321, 8765) == 0)
+            try ConfigRenderer(general: [:], environment: [:]).write(file, from: tree, into: directory)
+            var info = stat()
+            #expect(stat(path, &info) == 0)
+            #expect(info.st_uid == 4321 && info.st_gid == 8765)
+            #expect(try read(path) == "[s]\nk = v\n")
+        }
+    }
+
+    @Test("a missing directory is an error naming it")
+    func missingDirectory() throws {
+        let error = #expect(throws: AtomicFileError.self) {
+            try ConfigRenderer(general: [:], environment: [:]).write(file, from: tree, into: "/nonexistent/config-agent")
+        }
+        #expect(error?.description.contains("/nonexistent/config-agent") == true)
+    }
+}
+
+/// The merge checked against the real `crudini --merge` (Debian's crudini).
+@Suite("render compared with crudini")
+struct CrudiniComparisonTests {
+    static let crudini = "/usr/bin/crudini"
+
+    @Test(
+        "merging the reference settings gives the same keys and values as crudini --merge",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: crudini), "needs crudini (scripts/packages-test.txt)"),
+        arguments: [("compute/nova/nova.conf", "existing/nova.conf"), ("compute/neutron/neutron.conf", "existing/neutron.conf")]
+    )
+    func sameAsCrudini(file: String, existing: String) throws {
+        let tree = try RenderTests.referenceTree()
+        let id = try ConfigFileID(path: file)
+        let renderer = ConfigRenderer(general: tree.general, environment: RenderTests.hostEnvironment)
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+
+        // crudini's input: the file's settings as INI, values already expanded.
+        var input = ""
+        var section: String?? = .none
+        for setting in tree.settings(of: id) {
+            if section != .some(setting.section) {
+                input += "[\(setting.section ?? "DEFAULT")]\n"
+                section = .some(setting.section)
+            }
+            input += "\(setting.key) = \(try VariableSubstitution.expand(setting.value, variables: renderer.variables))\n"
+        }
+        try FileManager.default.copyItem(atPath: fixture(existing), toPath: directory + "/crudini.conf")
+        let merge = try runProgram(Self.crudini, ["--merge", directory + "/crudini.conf"], input: input)
+        #expect(merge.status == 0, "\(merge.stderr)")
+        try write(try renderer.render(id, from: tree, into: try fixtureText(existing)), to: directory + "/ours.conf")
+
+        func lines(_ path: String) throws -> [String] {
+            let result = try runProgram(Self.crudini, ["--get", "--format=lines", path])
+            return result.stdout.split(separator: "\n").map(String.init).sorted()
+        }
+        let expected = try lines(directory + "/crudini.conf")
+        #expect(!expected.isEmpty)
+        #expect(try lines(directory + "/ours.conf") == expected)
+    }
+}
