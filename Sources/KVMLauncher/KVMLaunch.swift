@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConfigAgent
 import Foundation
 import LaunchConfiguration
 import Logging
@@ -24,7 +25,7 @@ struct KVMLaunch: AsyncParsableCommand {
             A CMD of `bash` starts a shell instead of the VM, after showing the planned command.
             """,
         version: KVMLaunchVersion.current,
-        subcommands: [Status.self],
+        subcommands: [Status.self, ConfigCommand.self],
         helpNames: [.long, .customShort("h")]
     )
 
@@ -73,7 +74,14 @@ struct KVMLaunch: AsyncParsableCommand {
     }
 
     mutating func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
+        // With ETCD_ENDPOINTS set, etcd's general/ variables join the environment (the container's own
+        // variables win) before anything is decided: the container still has its address now.
+        let environment: [String: String]
+        do {
+            environment = try await launcherEnvironment(container: ProcessInfo.processInfo.environment)
+        } catch {
+            throw LaunchFailure("\(error)")
+        }
         if listInterfaces {
             try ListInterfaces(environment: environment, json: json).run()
             return
