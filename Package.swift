@@ -167,6 +167,13 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: strict
         ),
+        // Not part of `swift test`: `swift run -c release DHCPBench` (see bench/README.md).
+        .executableTarget(
+            name: "DHCPBench",
+            dependencies: ["DHCPServer", "NetworkTypes"],
+            path: "bench/DHCPBench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport"],

@@ -1,0 +1,968 @@
+#!/usr/bin/env python3
+"""kvm-launch benchmarks (make bench). Standard library only; run as root.
+
+    bench/bench.py [--quick] [--only SECTION,...] [--runs N]
+
+Sections: setup, dhcp, boot, net, footprint, config (footprint runs inside net's macvtap boot).
+Every figure is the median of repeated runs with min and max; a ratio compares medians measured in
+the same run. Raw samples, logs and the table go to bench/results/<timestamp>/; the table is also
+printed. See bench/README.md for what each figure means. Nothing here passes or fails.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+RELEASE = os.path.join(ROOT, ".build", "release")
+KVM_LAUNCH = os.path.join(RELEASE, "kvm-launch")
+GUEST = os.path.join(ROOT, "image", "out", "test-guest.qcow2")
+CLASSIC = os.path.join(BENCH, "classic-setup.sh")
+SNIFFER = os.path.join(BENCH, "dhcp_sniffer.py")
+QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
+IPERF3_ARGS = ["-fw_cfg", "name=opt/kvmlaunch/iperf3,string=1"]
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class BenchFailure(Exception):
+    """A benchmark step could not be carried out; the message says which and why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics and the table
+
+
+def summary(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values),
+            "samples": values}
+
+
+def least_squares_slope(points):
+    """Slope and intercept of the least-squares line through (x, y) points."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sum((x - mean_x) ** 2 for x, _ in points)
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in points)
+    slope = sxy / sxx
+    return slope, mean_y - slope * mean_x
+
+
+def number(value, digits=None):
+    if value is None:
+        return "–"
+    if digits is None:
+        digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 1 else 3
+    return f"{value:,.{digits}f}"
+
+
+class Table:
+    """Rows of the results table: section, figure, median, min, max, unit, runs, comparison."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, section, figure, stats, unit, comparison="", scale=1.0, digits=None):
+        if stats is None:
+            self.rows.append((section, figure, "–", "–", "–", unit, "0", comparison or "not measured"))
+            return
+        self.rows.append((section, figure, number(stats["median"] * scale, digits), number(stats["min"] * scale, digits),
+                          number(stats["max"] * scale, digits), unit, str(stats["n"]), comparison))
+
+    def note(self, section, figure, text):
+        self.rows.append((section, figure, "", "", "", "", "", text))
+
+    def markdown(self):
+        lines = ["| section | figure | median | min | max | unit | runs | comparison (same run) |",
+                 "| --- | --- | ---: | ---: | ---: | --- | ---: | --- |"]
+        for row in self.rows:
+            lines.append("| " + " | ".join(row) + " |")
+        return "\n".join(lines)
+
+
+def ratio(a, b):
+    if not a or not b or not b["median"]:
+        return None
+    return a["median"] / b["median"]
+
+
+def times(value):
+    return "–" if value is None else f"{value:.2f}×"
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes, namespaces and fixtures
+
+
+class Harness:
+    """Everything a run creates, so that it is all removed at the end, also on failure or ^C."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.namespaces = []
+        self.processes = []
+        self.counter = 0
+        self.tag = f"klb{os.getpid() % 100000}"
+
+    def path(self, *parts):
+        path = os.path.join(self.directory, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def unique(self, kind):
+        self.counter += 1
+        return f"{self.tag}-{kind}{self.counter}"
+
+    def run(self, argv, timeout=60, check=True, **kwargs):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+        if check and result.returncode != 0:
+            raise BenchFailure(f"{' '.join(argv[:6])} failed ({result.returncode}): {result.stderr.strip()[:300]}")
+        return result
+
+    def spawn(self, argv, **kwargs):
+        process = subprocess.Popen(argv, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def namespace(self, kind):
+        name = self.unique(kind)
+        self.run(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        return name
+
+    def kill_namespace_processes(self, name):
+        result = self.run(["ip", "netns", "pids", name], check=False)
+        for pid in result.stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+
+    def delete_namespace(self, name):
+        if name not in self.namespaces:
+            return
+        self.kill_namespace_processes(name)
+        self.run(["ip", "netns", "del", name], check=False)
+        shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+        self.namespaces.remove(name)
+
+    def stop(self, process, timeout=5):
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+    def cleanup(self):
+        for process in self.processes:
+            if process.poll() is None:
+                try:
+                    process.kill()
+                    process.wait(timeout=5)
+                except Exception:  # noqa: BLE001 - best effort on the way out
+                    pass
+        for name in list(self.namespaces):
+            self.delete_namespace(name)
+
+
+def ip_batch(h, namespace, commands):
+    path = h.path("tmp", f"batch-{namespace}")
+    with open(path, "w") as batch:
+        batch.write("\n".join(commands) + "\n")
+    h.run(["ip", "-n", namespace, "-batch", path])
+
+
+def guest_address(i):
+    return f"10.{64 + i}.0.2"
+
+
+def peer_address(i):
+    return f"10.{64 + i}.0.1"
+
+
+def make_container(h, interfaces, resolv=True):
+    """A container namespace with `interfaces` veths (eth0..), each with a /24 address, to a
+    network namespace holding the peers (p0..); default route via p0's address."""
+    net = h.namespace("net")
+    ct = h.namespace("ct")
+    net_commands, ct_commands = [], ["link set lo up"]
+    for i in range(interfaces):
+        net_commands += [f"link add p{i} type veth peer name eth{i} netns {ct}",
+                         f"addr add {peer_address(i)}/24 dev p{i}", f"link set p{i} up"]
+        ct_commands += [f"addr add {guest_address(i)}/24 dev eth{i}", f"link set eth{i} up"]
+    ct_commands.append(f"route add default via {peer_address(0)}")
+    ip_batch(h, net, net_commands + ["link set lo up"])
+    ip_batch(h, ct, ct_commands)
+    if resolv:
+        os.makedirs(f"/etc/netns/{ct}", exist_ok=True)
+        with open(f"/etc/netns/{ct}/resolv.conf", "w") as conf:
+            conf.write(f"nameserver {peer_address(0)}\nsearch bench.example\n")
+    return ct, net
+
+
+def link_state(h, namespace):
+    """{name: (mac, sorted IPv4 addresses)} of the namespace's links."""
+    links = json.loads(h.run(["ip", "-n", namespace, "-j", "addr", "show"]).stdout)
+    return {link["ifname"]: (link.get("address"), sorted(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+                                                          if a.get("family") == "inet"))
+            for link in links}
+
+
+def read_mark(path, deadline):
+    """The stub's line: (CLOCK_REALTIME ns, pid, descriptors, argument count), waiting until `deadline`."""
+    while True:
+        try:
+            with open(path) as mark:
+                text = mark.read()
+            if text.endswith("\n"):
+                stamp, pid, descriptors, arguments = text.split()
+                seconds, fraction = stamp.split(".")
+                return int(seconds) * 1_000_000_000 + int(fraction), int(pid), int(descriptors), int(arguments)
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.002)
+
+
+def descendants(pid):
+    """Every descendant pid of `pid` (from /proc/*/task/*/children)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    for child in children.read().split():
+                        found.append(int(child))
+                        queue.append(int(child))
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def process_name(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def find_descendant(pid, name, deadline):
+    while time.monotonic() < deadline:
+        for child in descendants(pid):
+            if process_name(child) == name:
+                return child
+        time.sleep(0.01)
+    return None
+
+
+class LineReader:
+    """Reads a process's output on a thread, stamping each line with CLOCK_REALTIME."""
+
+    def __init__(self, stream, keep_to=None):
+        self.lines = []
+        self.condition = threading.Condition()
+        self.keep_to = keep_to
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        with open(self.keep_to, "w") if self.keep_to else open(os.devnull, "w") as copy:
+            for raw in iter(stream.readline, b""):
+                stamp = time.time_ns()
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                copy.write(line + "\n")
+                with self.condition:
+                    self.lines.append((stamp, line))
+                    self.condition.notify_all()
+
+    def wait_for(self, pattern, deadline, alive=None):
+        """The (stamp, line) of the first line matching `pattern`, or None at the deadline."""
+        regex = re.compile(pattern)
+        index = 0
+        with self.condition:
+            while True:
+                while index < len(self.lines):
+                    if regex.search(self.lines[index][1]):
+                        return self.lines[index]
+                    index += 1
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (alive is not None and not alive()):
+                    return None
+                self.condition.wait(min(remaining, 0.2))
+
+
+def start_sniffer(h, namespace, interface=None):
+    argv = ["ip", "netns", "exec", namespace, sys.executable, SNIFFER] + (["--interface", interface] if interface else [])
+    process = h.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    reader = LineReader(process.stdout)
+    if reader.wait_for(r'"ready"', time.monotonic() + 10) is None:
+        raise BenchFailure(f"the DHCP sniffer did not start in {namespace}")
+    return process, reader
+
+
+def sniffed(reader):
+    packets = []
+    for _, line in reader.lines:
+        record = json.loads(line)
+        if "xid" in record:
+            packets.append(record)
+    return packets
+
+
+def blank_disk(h):
+    path = h.path("disks", "blank.qcow2")
+    if not os.path.exists(path):
+        h.run(["qemu-img", "create", "-q", "-f", "qcow2", path, "64M"])
+    return path
+
+
+def overlay(h):
+    path = h.path("disks", h.unique("disk") + ".qcow2")
+    h.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", GUEST, "-F", "qcow2", path])
+    return path
+
+
+def base_environment(h, run_dir, extra):
+    environment = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "AUTO_ATTACH": "yes",
+                   "KVM_LAUNCH_RUN_DIR": run_dir, "DNS_SERVERS": peer_address(0), "VM_MEMORY": "256M"}
+    environment.update(extra)
+    return environment
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Setup latency: kvm-launch start until QEMU starts, against the classic shell script
+
+
+def setup_once(h, stub, implementation, mode, interfaces, check_restore=False):
+    ct, net = make_container(h, interfaces, resolv=False)
+    run_dir = h.path("setup", h.unique("run"))
+    mark = os.path.join(run_dir, "mark")
+    os.makedirs(run_dir, exist_ok=True)
+    environment = base_environment(h, run_dir, {
+        "USE_NET_BRIDGES": "yes" if mode == "bridge" else "no", "VM_IMAGE": blank_disk(h), "LAUNCHER": stub,
+        "KLB_MARK": mark, "KLB_STUB": "exit"})
+    if implementation == "kvm-launch":
+        argv = ["ip", "netns", "exec", ct, KVM_LAUNCH]
+    elif implementation == "classic":
+        argv = ["ip", "netns", "exec", ct, "bash", CLASSIC, mode, os.path.join(run_dir, "classic")]
+    else:  # the floor: the same spawn path straight into the stub
+        argv = ["ip", "netns", "exec", ct, stub]
+    before = link_state(h, ct) if check_restore else None
+    with open(os.path.join(run_dir, "log"), "w") as output:
+        start = time.time_ns()
+        process = h.spawn(argv, env=environment, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        try:
+            status = process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise BenchFailure(f"{implementation} {mode} with {interfaces} interfaces did not finish in 120 s; see {run_dir}/log")
+        end = time.time_ns()
+    stamp = read_mark(mark, time.monotonic() + 1)
+    if status != 0 or stamp is None:
+        raise BenchFailure(f"{implementation} {mode} with {interfaces} interfaces failed (exit {status}); see {run_dir}/log")
+    expected = interfaces if implementation == "kvm-launch" or mode == "macvtap" and implementation == "classic" else 0
+    if stamp[2] < expected:
+        raise BenchFailure(f"{implementation} {mode}: QEMU got {stamp[2]} descriptors for {interfaces} interfaces")
+    if check_restore and implementation == "kvm-launch":
+        after = link_state(h, ct)
+        if before != after:
+            raise BenchFailure(f"kvm-launch did not restore the container ({mode}, {interfaces} interfaces): {before} != {after}")
+    h.delete_namespace(ct)
+    h.delete_namespace(net)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return (stamp[0] - start) / 1e6, (end - stamp[0]) / 1e6 if implementation == "kvm-launch" else None
+
+
+def bench_setup(h, stub, runs, sizes, results, table):
+    modes = ["macvtap", "bridge"]
+    samples = {}
+    floor = []
+    for run in range(runs):
+        log(f"setup latency: round {run + 1}/{runs}")
+        floor.append(setup_once(h, stub, "floor", "macvtap", 1)[0])
+        for interfaces in sizes:
+            for mode in modes:
+                order = ["kvm-launch", "classic"] if run % 2 == 0 else ["classic", "kvm-launch"]
+                for implementation in order:
+                    setup, teardown = setup_once(h, stub, implementation, mode, interfaces, check_restore=run == 0)
+                    samples.setdefault((implementation, mode, interfaces), []).append(setup)
+                    if teardown is not None:
+                        samples.setdefault(("teardown", mode, interfaces), []).append(teardown)
+    section = "setup latency (start → QEMU exec)"
+    results["setup"] = {"floor_ms": floor, "samples_ms": {f"{k[0]} {k[1]} {k[2]}": v for k, v in samples.items()}}
+    table.add(section, "spawn floor: `ip netns exec` → stub, no launcher", summary(floor), "ms")
+    for mode in modes:
+        for interfaces in sizes:
+            ours = summary(samples[("kvm-launch", mode, interfaces)])
+            classic = summary(samples[("classic", mode, interfaces)])
+            table.add(section, f"kvm-launch, {mode}, {interfaces} interface{'s' if interfaces > 1 else ''}", ours, "ms",
+                      f"classic script {number(classic['median'])} ms (min {number(classic['min'])}, max {number(classic['max'])}): "
+                      f"kvm-launch takes {times(ratio(ours, classic))} of it")
+        for implementation in ["kvm-launch", "classic"]:
+            medians = [(n, statistics.median(samples[(implementation, mode, n)])) for n in sizes]
+            slope, intercept = least_squares_slope(medians)
+            per_run = [least_squares_slope([(n, samples[(implementation, mode, n)][r]) for n in sizes])[0] for r in range(runs)]
+            low = [m for n, m in medians if n <= 16]
+            marginal_small = (medians[sizes.index(16)][1] - medians[0][1]) / (16 - sizes[0]) if 16 in sizes else None
+            marginal_large = (medians[-1][1] - medians[sizes.index(16)][1]) / (sizes[-1] - 16) if 16 in sizes else None
+            growth = marginal_large / marginal_small if marginal_small and marginal_large else None
+            results["setup"][f"slope {implementation} {mode}"] = {"ms_per_interface": slope, "intercept_ms": intercept,
+                                                                   "per_run": per_run, "growth": growth, "medians": medians}
+            verdict = "" if growth is None else (f"cost per interface 16→{sizes[-1]} ÷ 1→16 = {growth:.2f} "
+                                                 f"({'linear' if growth < 1.5 else 'grows faster than linear'})")
+            table.add(section, f"{implementation}, {mode}: cost per extra interface (least-squares slope)",
+                      summary(per_run), "ms/interface", verdict)
+            del low
+        teardown = summary(samples[("teardown", mode, sizes[-1])])
+        table.add("teardown (QEMU exit → container restored, kvm-launch exits)", f"kvm-launch, {mode}, {sizes[-1]} interfaces",
+                  teardown, "ms", "the classic script restores nothing")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. DHCP: a real client's DISCOVER → accepted ACK, and the server's own work per packet
+
+
+def dhcp_exchanges(packets, client_mac):
+    """Per transaction: DISCOVER out → OFFER in → REQUEST out → ACK in, as seen by the client."""
+    by_xid = {}
+    for packet in packets:
+        if packet["chaddr"] != client_mac:
+            continue
+        key = (packet["type"], packet["dir"])
+        by_xid.setdefault(packet["xid"], {}).setdefault(key, packet["t"])
+    exchanges = []
+    for steps in by_xid.values():
+        try:
+            discover, offer = steps[(1, "out")], steps[(2, "in")]
+            request, ack = steps[(3, "out")], steps[(5, "in")]
+        except KeyError:
+            continue
+        exchanges.append({"total": (ack - discover) / 1e6, "offer": (offer - discover) / 1e6,
+                          "client": (request - offer) / 1e6, "ack": (ack - request) / 1e6})
+    return exchanges
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return None
+    return None
+
+
+def dhcp_server_run(h, stub, server, clients):
+    ct, net = make_container(h, 1, resolv=False)
+    guest_mac = link_state(h, ct)["eth0"][0]
+    run_dir = h.path("dhcp", h.unique("run"))
+    os.makedirs(run_dir, exist_ok=True)
+    mark = os.path.join(run_dir, "mark")
+    environment = base_environment(h, run_dir, {
+        "USE_NET_BRIDGES": "yes", "VM_IMAGE": blank_disk(h), "LAUNCHER": stub, "KLB_MARK": mark, "KLB_STUB": "hold"})
+    if server == "kvm-launch":
+        argv = ["ip", "netns", "exec", ct, KVM_LAUNCH]
+    else:
+        argv = ["ip", "netns", "exec", ct, "bash", CLASSIC, "bridge", os.path.join(run_dir, "classic")]
+    output = open(os.path.join(run_dir, "log"), "w")
+    launcher = h.spawn(argv, env=environment, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+    stamp = read_mark(mark, time.monotonic() + 60)
+    if stamp is None:
+        raise BenchFailure(f"{server} did not start its stub QEMU in 60 s; see {run_dir}/log")
+    # The peer becomes the VM: it takes the MAC the server leases to and asks for an address.
+    h.run(["ip", "-n", net, "addr", "flush", "dev", "p0"])
+    h.run(["ip", "-n", net, "link", "set", "p0", "address", guest_mac])
+    sniffer, reader = start_sniffer(h, net, "p0")
+    accepted = 0
+    for _ in range(clients):
+        result = h.run(["ip", "netns", "exec", net, "busybox", "udhcpc", "-i", "p0", "-f", "-q", "-n", "-t", "3", "-T", "1",
+                        "-s", "/bin/true"], check=False, timeout=20)
+        if result.returncode == 0 and f"lease of {guest_address(0)} obtained" in result.stdout + result.stderr:
+            accepted += 1
+        time.sleep(0.05)
+    time.sleep(0.2)
+    h.stop(sniffer)
+    footprint = None
+    if server == "dnsmasq":
+        pids = [int(p) for p in h.run(["ip", "netns", "pids", ct]).stdout.split()]
+        footprint = [rss_kib(p) for p in pids if process_name(p) == "dnsmasq"]
+    os.kill(stamp[1], signal.SIGTERM)
+    try:
+        launcher.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+    output.close()
+    h.delete_namespace(ct)
+    h.delete_namespace(net)
+    exchanges = dhcp_exchanges(sniffed(reader), guest_mac)
+    if accepted < clients or len(exchanges) < clients:
+        raise BenchFailure(f"{server}: {accepted} of {clients} udhcpc runs got the lease, {len(exchanges)} full exchanges seen; see {run_dir}/log")
+    return exchanges, footprint
+
+
+def bench_dhcp(h, stub, clients, results, table):
+    section = "DHCP, busybox udhcpc on the peer"
+    log(f"DHCP: {clients} leases from kvm-launch, then from dnsmasq")
+    ours, _ = dhcp_server_run(h, stub, "kvm-launch", clients)
+    theirs, dnsmasq_rss = dhcp_server_run(h, stub, "dnsmasq", clients)
+    results["dhcp"] = {"kvm-launch": ours, "dnsmasq": theirs, "dnsmasq_rss_kib": dnsmasq_rss}
+    for key, label in [("total", "DISCOVER → accepted ACK (client's view)"), ("offer", "DISCOVER → OFFER (server turnaround)"),
+                       ("ack", "REQUEST → ACK (server turnaround)"), ("client", "OFFER → REQUEST (udhcpc itself)")]:
+        a, b = summary([e[key] for e in ours]), summary([e[key] for e in theirs])
+        table.add(section, f"kvm-launch: {label}", a, "ms",
+                  f"dnsmasq {number(b['median'])} ms (min {number(b['min'])}, max {number(b['max'])}): {times(ratio(a, b))}")
+    log("DHCP: the server's own work per packet (DHCPBench)")
+    result = subprocess.run([os.path.join(RELEASE, "DHCPBench"), "--json"], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise BenchFailure(f"DHCPBench failed: {result.stderr.strip()}")
+    figures = json.loads(result.stdout)
+    results["dhcp"]["DHCPBench"] = figures
+    loopback = figures["baseline: UDP send+recv on loopback"]
+    for name in ["process DISCOVER -> OFFER frame", "process REQUEST -> ACK frame", "decode DISCOVER only"]:
+        figure = figures[name]
+        table.add("DHCP server work per packet (DHCPBench, in process)", name.replace("->", "→"),
+                  {"median": figure["median"] / 1000, "min": figure["min"] / 1000, "max": figure["max"] / 1000, "n": figure["runs"]},
+                  "µs", f"one UDP datagram sent and received on loopback: {number(loopback['median'] / 1000)} µs "
+                        f"({figure['median'] / loopback['median']:.2f}× of it)")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Time to a reachable guest, and the guest sessions net/footprint use
+
+
+def kvm_usable():
+    """(usable, reason): what kvm-launch's VM_ACCEL=auto decides, told from the same facts."""
+    if not os.path.exists("/dev/kvm"):
+        return False, "/dev/kvm is missing"
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError as error:
+        return False, f"/dev/kvm does not open ({error.strerror})"
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    if "vmx" not in flags and "svm" not in flags:
+        return False, "/dev/kvm opens but the CPU shows neither vmx nor svm (nested/paravirtual KVM), so kvm-launch picks TCG"
+    return True, "KVM usable"
+
+
+class GuestSession:
+    """kvm-launch as PID 1 of a PID namespace in a container namespace, booting the test guest
+    (like make demo), with every moment of interest stamped."""
+
+    def __init__(self, h, stub, mode="macvtap", accel="tcg", qemu_args=(), sniff=True, ping=True):
+        self.h = h
+        self.ct, self.net = make_container(h, 1)
+        self.run_dir = h.path("guest", h.unique("run"))
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.mark = os.path.join(self.run_dir, "mark")
+        self.qmp = os.path.join(self.run_dir, "run", "qmp.sock")
+        h.run(["ip", "netns", "exec", self.net, "sysctl", "-qw", "net.ipv4.neigh.p0.retrans_time_ms=10"])
+        self.sniffer = self.sniffer_reader = None
+        if sniff:
+            self.sniffer, self.sniffer_reader = start_sniffer(h, self.ct)
+        self.pinger = self.ping_reader = None
+        if ping:
+            self.pinger = h.spawn(["ip", "netns", "exec", self.net, "ping", "-D", "-n", "-i", "0.01", "-W", "1", "-w", "300",
+                                   guest_address(0)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            self.ping_reader = LineReader(self.pinger.stdout)
+        environment = base_environment(h, os.path.join(self.run_dir, "run"), {
+            "USE_NET_BRIDGES": "yes" if mode == "bridge" else "no", "VM_IMAGE": overlay(h), "VM_ACCEL": accel,
+            "LAUNCHER": stub, "KLB_MARK": self.mark, "KLB_STUB": f"exec:{QEMU}", "VM_SHUTDOWN_TIMEOUT": "20"})
+        environment.pop("DNS_SERVERS")
+        self.stderr = open(os.path.join(self.run_dir, "launcher.log"), "w")
+        self.qmp_ready = None
+        self.start = time.time_ns()
+        self.process = h.spawn(["ip", "netns", "exec", self.ct, "unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                                KVM_LAUNCH] + list(qemu_args),
+                               env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
+        self.console = LineReader(self.process.stdout, keep_to=os.path.join(self.run_dir, "console.log"))
+        threading.Thread(target=self._watch_qmp, daemon=True).start()
+
+    def _watch_qmp(self):
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if os.path.exists(self.qmp):
+                self.qmp_ready = time.time_ns()
+                return
+            time.sleep(0.001)
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def wait_console(self, pattern, seconds):
+        found = self.console.wait_for(pattern, time.monotonic() + seconds, self.alive)
+        if found is None:
+            raise BenchFailure(f"no '{pattern}' on the guest console within {seconds} s; see {self.run_dir}")
+        return found[0]
+
+    def first_ping(self, seconds):
+        found = self.ping_reader.wait_for(r"bytes from", time.monotonic() + seconds, self.alive)
+        if found is None:
+            raise BenchFailure(f"the peer got no ping reply from the guest within {seconds} s; see {self.run_dir}")
+        stamp = re.match(r"\[(\d+)\.(\d+)\]", found[1])
+        return int(stamp.group(1)) * 1_000_000_000 + int(stamp.group(2).ljust(9, "0")[:9]) if stamp else found[0]
+
+    def launcher_pid(self):
+        return find_descendant(self.process.pid, "kvm-launch", time.monotonic() + 5)
+
+    def timeline(self):
+        stamp = read_mark(self.mark, time.monotonic() + 1)
+        packets = sniffed(self.sniffer_reader) if self.sniffer_reader else []
+        discover = min((p["t"] for p in packets if p["type"] == 1), default=None)
+        ack = min((p["t"] for p in packets if p["type"] == 5 and (discover is None or p["t"] >= discover)), default=None)
+        return {"start": self.start, "qemu_exec": stamp[0] if stamp else None, "qmp": self.qmp_ready,
+                "discover": discover, "ack": ack}
+
+    def stop(self):
+        """SIGTERM to kvm-launch, as `docker stop` does; returns the graceful stop time in ms."""
+        for process in [self.pinger, self.sniffer]:
+            if process:
+                self.h.stop(process)
+        pid = self.launcher_pid()
+        began = time.monotonic()
+        elapsed = None
+        if pid and self.alive():
+            os.kill(pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=45)
+                elapsed = (time.monotonic() - began) * 1000
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.h.stop(self.process)
+        self.stderr.close()
+        self.h.delete_namespace(self.ct)
+        self.h.delete_namespace(self.net)
+        return elapsed
+
+
+def bench_boot(h, stub, runs, results, table):
+    usable, reason = kvm_usable()
+    accelerators = ["tcg"] + (["kvm"] if usable else [])
+    results["boot"] = {"kvm": reason}
+    section = "time to a reachable guest (test guest, macvtap)"
+    for accel in accelerators:
+        phases = {k: [] for k in ["launcher", "qemu", "guest", "dhcp", "reply", "total", "ready", "stop"]}
+        for run in range(runs):
+            log(f"reachable guest: {accel.upper()} run {run + 1}/{runs}")
+            session = GuestSession(h, stub, accel=accel)
+            try:
+                reply = session.first_ping(240)
+                ready = session.wait_console("KVMLAUNCH-READY", 120)
+                t = session.timeline()
+                if None in t.values():
+                    raise BenchFailure(f"incomplete timeline {t}; see {session.run_dir}")
+                phases["launcher"].append((t["qemu_exec"] - t["start"]) / 1e6)
+                phases["qemu"].append((t["qmp"] - t["qemu_exec"]) / 1e6)
+                phases["guest"].append((t["discover"] - t["qmp"]) / 1e6)
+                phases["dhcp"].append((t["ack"] - t["discover"]) / 1e6)
+                phases["reply"].append((reply - t["ack"]) / 1e6)
+                phases["total"].append((reply - t["start"]) / 1e6)
+                phases["ready"].append((ready - t["start"]) / 1e6)
+            finally:
+                phases["stop"].append(session.stop())
+        results["boot"][accel] = phases
+        name = accel.upper()
+        total = summary(phases["total"])
+        table.add(section, f"{name}: start → first ping reply at the peer", total, "s", scale=1e-3)
+        for key, label in [("launcher", "launcher: start → QEMU exec"), ("qemu", "QEMU start: exec → QMP socket up"),
+                           ("guest", "guest boot: QMP up → first DHCPDISCOVER"), ("dhcp", "DHCP: DISCOVER → ACK sent"),
+                           ("reply", "address up: ACK → first ping reply")]:
+            part = summary(phases[key])
+            share = f"{100 * part['median'] / total['median']:.1f} % of the total (medians)" if part and total else ""
+            table.add(section, f"{name}: {label}", part, "ms", share)
+        table.add(section, f"{name}: start → KVMLAUNCH-READY on the console", summary(phases["ready"]), "s", scale=1e-3)
+        table.add(section, f"{name}: graceful stop (SIGTERM → kvm-launch exited, container restored)", summary(phases["stop"]), "s", scale=1e-3)
+    if not usable:
+        table.note(section, "KVM", f"not measured: {reason}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Throughput and latency guest ↔ peer; 5. footprint while the VM idles
+
+
+def iperf3(h, namespace, address, port, seconds, reverse):
+    argv = ["ip", "netns", "exec", namespace, "iperf3", "-c", address, "-p", str(port), "-t", str(seconds), "-J"]
+    result = h.run(argv + (["-R"] if reverse else []), check=False, timeout=seconds + 30)
+    try:
+        report = json.loads(result.stdout)
+        return report["end"]["sum_received"]["bits_per_second"] / 1e6
+    except (ValueError, KeyError) as error:
+        raise BenchFailure(f"iperf3 to {address}:{port} failed: {result.stdout[-300:]} {result.stderr[-300:]}") from error
+
+
+def ping_samples(h, namespace, address, count):
+    result = h.run(["ip", "netns", "exec", namespace, "ping", "-n", "-c", str(count), "-i", "0.05", "-W", "2", address],
+                   check=False, timeout=count + 20)
+    samples = [float(m) for m in re.findall(r"time=([\d.]+) ms", result.stdout)]
+    if len(samples) < count // 2:
+        raise BenchFailure(f"ping {address}: only {len(samples)} of {count} replies")
+    return samples
+
+
+def measure_link(h, namespace, address, port, runs, seconds, pings):
+    figures = {"peer → guest": [], "guest → peer": []}
+    for _ in range(runs):
+        figures["peer → guest"].append(iperf3(h, namespace, address, port, seconds, reverse=False))
+        figures["guest → peer"].append(iperf3(h, namespace, address, port, seconds, reverse=True))
+    figures["rtt"] = ping_samples(h, namespace, address, pings) if pings else []
+    return figures
+
+
+def cpu_and_switches(pid):
+    """(CPU ns, context switches, threads) summed over every thread of `pid`."""
+    cpu = switches = threads = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as schedstat:
+                cpu += int(schedstat.read().split()[0])
+            with open(f"/proc/{pid}/task/{task}/status") as status:
+                for line in status:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+            threads += 1
+        except FileNotFoundError:
+            continue
+    return cpu, switches, threads
+
+
+def idle_footprint(session, seconds, window):
+    launcher = session.launcher_pid()
+    qemu = find_descendant(launcher, "qemu-system-x86", time.monotonic() + 5) if launcher else None
+    if not launcher or not qemu:
+        raise BenchFailure("cannot find the kvm-launch and QEMU processes to watch")
+    rss, cpu, switches, qemu_cpu = [], [], [], []
+    previous, previous_qemu = cpu_and_switches(launcher), cpu_and_switches(qemu)
+    threads = previous[2]
+    for _ in range(int(seconds / window)):
+        for _ in range(int(window)):
+            time.sleep(1)
+            rss.append(rss_kib(launcher) / 1024)
+        current, current_qemu = cpu_and_switches(launcher), cpu_and_switches(qemu)
+        cpu.append((current[0] - previous[0]) / 1e6)
+        switches.append(current[1] - previous[1])
+        qemu_cpu.append((current_qemu[0] - previous_qemu[0]) / 1e6)
+        previous, previous_qemu = current, current_qemu
+    return {"rss_mib": rss, "cpu_ms": cpu, "switches": switches, "qemu_cpu_ms": qemu_cpu, "threads": threads,
+            "window_s": window}
+
+
+def bench_net(h, stub, runs, seconds, pings, footprint_seconds, results, table):
+    links = {}
+    log("throughput: veth ↔ veth between two namespaces (the ceiling)")
+    a, b = h.namespace("veth"), h.namespace("veth")
+    ip_batch(h, a, [f"link add v0 type veth peer name v1 netns {b}", "addr add 10.99.0.1/24 dev v0", "link set v0 up", "link set lo up"])
+    ip_batch(h, b, ["addr add 10.99.0.2/24 dev v1", "link set v1 up", "link set lo up"])
+    server = h.spawn(["ip", "netns", "exec", b, "iperf3", "-s", "-p", "5201"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    links["veth"] = measure_link(h, a, "10.99.0.2", 5201, runs, seconds, pings)
+    h.stop(server)
+    h.delete_namespace(a)
+    h.delete_namespace(b)
+
+    for mode in ["macvtap", "bridge"]:
+        log(f"throughput: kvm-launch {mode}, test guest under TCG")
+        session = GuestSession(h, stub, mode=mode, qemu_args=IPERF3_ARGS, sniff=False, ping=False)
+        try:
+            session.wait_console("KVMLAUNCH-IPERF3", 240)
+            session.wait_console("KVMLAUNCH-READY", 60)
+            if mode == "macvtap" and footprint_seconds:
+                log(f"footprint: kvm-launch while the VM idles for {footprint_seconds} s")
+                time.sleep(2)
+                results["footprint"] = idle_footprint(session, footprint_seconds, 10)
+            links[mode] = measure_link(h, session.net, guest_address(0), 5201, runs, seconds, pings)
+        finally:
+            session.stop()
+
+    log("throughput: QEMU user-mode networking (slirp, hostfwd), test guest under TCG, no kvm-launch")
+    namespace = h.namespace("user")
+    h.run(["ip", "-n", namespace, "link", "set", "lo", "up"])
+    run_dir = h.path("guest", h.unique("user"))
+    os.makedirs(run_dir, exist_ok=True)
+    qemu = h.spawn(["ip", "netns", "exec", namespace, QEMU, "-nodefaults", "-no-user-config", "-machine", "type=q35,accel=tcg",
+                    "-m", "256", "-smp", "1", "-cpu", "max", "-drive", f"file={overlay(h)},if=virtio,format=qcow2",
+                    "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:15201-:5201", "-device", "virtio-net-pci,netdev=net0",
+                    "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console", "-display", "none"] + IPERF3_ARGS,
+                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    console = LineReader(qemu.stdout, keep_to=os.path.join(run_dir, "console.log"))
+    try:
+        if console.wait_for("KVMLAUNCH-READY", time.monotonic() + 240, lambda: qemu.poll() is None) is None:
+            raise BenchFailure(f"the user-mode guest did not get ready; see {run_dir}/console.log")
+        links["user"] = measure_link(h, namespace, "127.0.0.1", 15201, runs, seconds, 0)
+    finally:
+        h.stop(qemu)
+        h.delete_namespace(namespace)
+
+    results["net"] = links
+    section = "guest ↔ peer network (TCG guest, iperf3 TCP, ping)"
+    labels = {"veth": "veth ↔ veth, two namespaces (ceiling)", "macvtap": "kvm-launch macvtap",
+              "bridge": "kvm-launch bridge + tap", "user": "QEMU user-mode (slirp hostfwd), no kvm-launch"}
+    for direction in ["peer → guest", "guest → peer"]:
+        ceiling = summary(links["veth"][direction])
+        for name in ["veth", "macvtap", "bridge", "user"]:
+            stats = summary(links[name][direction])
+            table.add(section, f"TCP {direction}: {labels[name]}", stats, "Mbit/s",
+                      "" if name == "veth" else f"{times(ratio(stats, ceiling))} of veth")
+    ceiling = summary(links["veth"]["rtt"])
+    for name in ["veth", "macvtap", "bridge"]:
+        stats = summary(links[name]["rtt"])
+        table.add(section, f"ping RTT: {labels[name]}", stats, "ms", "" if name == "veth" else f"{times(ratio(stats, ceiling))} of veth")
+    table.note(section, f"ping RTT: {labels['user']}", "not measurable: slirp carries no ICMP to the guest from outside")
+
+
+def report_footprint(results, table):
+    data = results.get("footprint")
+    section = "kvm-launch footprint, VM idle (TCG, macvtap, 1 interface)"
+    if not data:
+        table.note(section, "footprint", "not measured")
+        return
+    window = data["window_s"]
+    dnsmasq = results.get("dhcp", {}).get("dnsmasq_rss_kib")
+    dnsmasq_mib = statistics.median(dnsmasq) / 1024 if dnsmasq else None
+    rss = summary(data["rss_mib"])
+    table.add(section, "resident memory (VmRSS), sampled every second", rss, "MiB",
+              f"dnsmasq (the classic DHCP server, one interface): {number(dnsmasq_mib)} MiB" if dnsmasq_mib else "")
+    cpu = summary(data["cpu_ms"])
+    qemu = summary(data["qemu_cpu_ms"])
+    table.add(section, f"CPU time per {window} s window", cpu, "ms",
+              f"QEMU in the same windows: {number(qemu['median'])} ms ({100 * cpu['median'] / qemu['median']:.3f} % of it)")
+    table.add(section, f"context switches per {window} s window, all {data['threads']} threads", summary(data["switches"]), "",
+              "0 = nothing wakes up while the VM runs (no polling)")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Config agent (bench/ConfigAgentBench)
+
+
+def bench_config(runs, results, table):
+    log("config agent: 10,000 keys against a real etcd (ConfigAgentBench)")
+    result = subprocess.run([os.path.join(RELEASE, "ConfigAgentBench"), "--keys", "10000", "--runs", str(runs), "--baseline-runs", "3"],
+                            capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise BenchFailure(f"ConfigAgentBench failed: {result.stderr.strip()}")
+    results["config"] = result.stdout
+    figures = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"(.*?)\s+runs=(\d+)\s+median ([\d.]+)s\s+min ([\d.]+)s\s+max ([\d.]+)s", line)
+        if match:
+            figures[match.group(1).strip()] = {"median": float(match.group(3)), "min": float(match.group(4)),
+                                               "max": float(match.group(5)), "n": int(match.group(2))}
+    load = figures.get("load (one transaction)")
+    baseline = figures.get("baseline (delete + PUT per key)")
+    render = next((v for k, v in figures.items() if k.startswith("read + render")), None)
+    render_name = next((k for k in figures if k.startswith("read + render")), "read + render")
+    section = "config agent, 10,000 keys, real etcd"
+    table.add(section, "load: the whole tree in one transaction", load, "s",
+              f"one PUT per key: {number(baseline['median'])} s; load takes {times(ratio(load, baseline))} of it" if baseline else "")
+    table.add(section, render_name, render, "s")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def machine():
+    with open("/proc/cpuinfo") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown")
+    with open("/proc/meminfo") as meminfo:
+        memory = int(meminfo.readline().split()[1]) // 1024
+    usable, reason = kvm_usable()
+    qemu = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu": model, "memory_mib": memory, "kernel": platform.release(),
+            "accelerator": "KVM" if usable else f"TCG ({reason})", "vhost_net": os.path.exists("/dev/vhost-net"),
+            "qemu": qemu, "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description="kvm-launch benchmarks (see bench/README.md)")
+    parser.add_argument("--quick", action="store_true", help="fewer runs, shorter waits: to check the harness, not for numbers")
+    parser.add_argument("--only", default="setup,dhcp,boot,net,footprint,config", help="comma-separated sections")
+    parser.add_argument("--runs", type=int, help="runs per point (default 5, --quick 2)")
+    parser.add_argument("--stub", default=os.path.join(BENCH, "results", "bin", "qemu-stub"), help="the compiled qemu-stub")
+    options = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench: run as root (network namespaces, macvtap, QEMU)", file=sys.stderr)
+        return 1
+    sections = set(options.only.split(","))
+    runs = options.runs or (2 if options.quick else 5)
+    for path in [KVM_LAUNCH, GUEST, options.stub]:
+        if not os.path.exists(path):
+            print(f"bench: {path} is missing; run `make bench` (it builds everything first)", file=sys.stderr)
+            return 1
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    directory = os.path.join(BENCH, "results", stamp)
+    os.makedirs(directory, exist_ok=True)
+    h = Harness(directory)
+    results = {"machine": machine(), "runs": runs}
+    table = Table()
+
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    began = time.monotonic()
+    try:
+        if "setup" in sections:
+            bench_setup(h, options.stub, runs, [1, 4, 16, 64] if not options.quick else [1, 4, 16], results, table)
+        if "dhcp" in sections:
+            bench_dhcp(h, options.stub, 10 if not options.quick else 3, results, table)
+        if "boot" in sections:
+            bench_boot(h, options.stub, runs, results, table)
+        if "net" in sections or "footprint" in sections:
+            bench_net(h, options.stub, 3 if not options.quick else 1, 3 if not options.quick else 2, 50,
+                      (60 if not options.quick else 20) if "footprint" in sections else 0, results, table)
+            report_footprint(results, table)
+        if "config" in sections:
+            bench_config(runs, results, table)
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        return 130
+    finally:
+        h.cleanup()
+        shutil.rmtree(os.path.join(directory, "tmp"), ignore_errors=True)
+        shutil.rmtree(os.path.join(directory, "disks"), ignore_errors=True)
+        with open(os.path.join(directory, "raw.json"), "w") as raw:
+            json.dump(results, raw, indent=1, default=str)
+
+    m = results["machine"]
+    header = (f"Machine: {m['cpus']} × {m['cpu']}, {m['memory_mib']} MiB, Linux {m['kernel']}, guest acceleration {m['accelerator']}, "
+              f"vhost-net {'available' if m['vhost_net'] else 'absent'}, {m['qemu']}; kvm-launch {m['commit']} (release build), {m['date']}. "
+              f"`make bench` took {(time.monotonic() - began) / 60:.1f} min for the measurements.")
+    text = header + "\n\n" + table.markdown() + "\n"
+    with open(os.path.join(directory, "table.md"), "w") as output:
+        output.write(text)
+    shutil.copy(os.path.join(directory, "table.md"), os.path.join(BENCH, "results", "latest.md"))
+    print(text)
+    log(f"raw samples and logs: {directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchFailure as failure:
+        print(f"bench: {failure}", file=sys.stderr)
+        sys.exit(1)
