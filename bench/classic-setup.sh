@@ -66,7 +66,7 @@ for dir in /sys/class/net/*; do
 	fi
 	dnsmasq --conf-file=/dev/null --port=0 --no-resolv --no-hosts --user=root \
 		--interface="$side" --bind-interfaces --pid-file="$run/dnsmasq-$n.pid" --dhcp-leasefile="$run/leases-$n" \
-		--dhcp-range="$address,$address,$mask,infinite" --dhcp-host="$mac,$address" \
+		--dhcp-range="$address,$address,infinite" --dhcp-host="$mac,$address" --dhcp-option=option:netmask,"$mask" \
 		${gateway:+--dhcp-option=option:router,$gateway} ${dns:+--dhcp-option=option:dns-server,$dns}
 	n=$((n + 1))
 done
