@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SWIFT ?= swift
 
-.PHONY: all deps build guest test demo clean
+.PHONY: all deps build guest test demo bench clean
 
 all: build
 
@@ -28,6 +28,13 @@ test: deps guest
 demo: deps guest
 	$(SWIFT) build
 	scripts/demo.sh
+
+# Benchmarks (bench/README.md): a release build, then every figure with its baseline, as a table.
+# BENCH_ARGS are passed to bench/bench.py (e.g. --only setup,dhcp or --quick).
+bench: deps guest
+	@scripts/deps.sh bench/packages.txt
+	$(SWIFT) build -c release
+	bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf .build image/out

@@ -434,9 +434,10 @@ def bench_setup(h, stub, runs, sizes, results, table):
                                                  f"({'linear' if growth < 1.5 else 'grows faster than linear'})")
             table.add(section, f"{implementation}, {mode}: cost per extra interface (least-squares slope)",
                       summary(per_run), "ms/interface", verdict)
-        teardown = summary(samples[("teardown", mode, sizes[-1])])
-        table.add("teardown (QEMU exit → container restored, kvm-launch exits)", f"kvm-launch, {mode}, {sizes[-1]} interfaces",
-                  teardown, "ms", "the classic script restores nothing")
+        for interfaces in [sizes[0], sizes[-1]]:
+            table.add("teardown (QEMU exit → container restored, kvm-launch exits)",
+                      f"kvm-launch, {mode}, {interfaces} interface{'s' if interfaces > 1 else ''}",
+                      summary(samples[("teardown", mode, interfaces)]), "ms", "the classic script restores nothing")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,11 +464,13 @@ def dhcp_exchanges(packets, client_mac):
     return exchanges
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """A memory figure of /proc/PID/status in KiB: VmRSS (all resident pages), RssAnon (the
+    process's own heap and stacks), RssFile (mapped files, shared with every process mapping them)."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except FileNotFoundError:
         return None
@@ -510,7 +513,7 @@ def dhcp_server_run(h, stub, server, clients):
     footprint = None
     if server == "dnsmasq":
         pids = [int(p) for p in h.run(["ip", "netns", "pids", ct]).stdout.split()]
-        footprint = [rss_kib(p) for p in pids if process_name(p) == "dnsmasq"]
+        footprint = [(rss_kib(p), rss_kib(p, "RssAnon")) for p in pids if process_name(p) == "dnsmasq"]
     os.kill(stamp[1], signal.SIGTERM)
     try:
         launcher.wait(timeout=30)
@@ -647,10 +650,15 @@ class GuestSession:
     def timeline(self):
         stamp = read_mark(self.mark, time.monotonic() + 1)
         packets = sniffed(self.sniffer_reader) if self.sniffer_reader else []
-        discover = min((p["t"] for p in packets if p["type"] == 1), default=None)
-        ack = min((p["t"] for p in packets if p["type"] == 5 and (discover is None or p["t"] >= discover)), default=None)
+        def first(kind, after):
+            return min((p["t"] for p in packets if p["type"] == kind and (after is None or p["t"] >= after)), default=None)
+        discover = first(1, None)
+        offer = first(2, discover)
+        request = first(3, offer)
+        ack = first(5, request)
+        server = (offer - discover) + (ack - request) if None not in (discover, offer, request, ack) else None
         return {"start": self.start, "qemu_exec": stamp[0] if stamp else None, "qmp": self.qmp_ready,
-                "discover": discover, "ack": ack}
+                "discover": discover, "ack": ack, "server": server}
 
     def stop(self):
         """SIGTERM to kvm-launch, as `docker stop` does; returns the graceful stop time in ms."""
@@ -680,7 +688,7 @@ def bench_boot(h, stub, runs, results, table):
     results["boot"] = {"kvm": reason}
     section = "time to a reachable guest (test guest, macvtap)"
     for accel in accelerators:
-        phases = {k: [] for k in ["launcher", "qemu", "guest", "dhcp", "reply", "total", "ready", "stop"]}
+        phases = {k: [] for k in ["launcher", "qemu", "guest", "dhcp", "server", "reply", "total", "ready", "stop"]}
         for run in range(runs):
             log(f"reachable guest: {accel.upper()} run {run + 1}/{runs}")
             session = GuestSession(h, stub, accel=accel)
@@ -694,6 +702,7 @@ def bench_boot(h, stub, runs, results, table):
                 phases["qemu"].append((t["qmp"] - t["qemu_exec"]) / 1e6)
                 phases["guest"].append((t["discover"] - t["qmp"]) / 1e6)
                 phases["dhcp"].append((t["ack"] - t["discover"]) / 1e6)
+                phases["server"].append(t["server"] / 1e6)
                 phases["reply"].append((reply - t["ack"]) / 1e6)
                 phases["total"].append((reply - t["start"]) / 1e6)
                 phases["ready"].append((ready - t["start"]) / 1e6)
@@ -705,6 +714,7 @@ def bench_boot(h, stub, runs, results, table):
         table.add(section, f"{name}: start → first ping reply at the peer", total, "s", scale=1e-3)
         for key, label in [("launcher", "launcher: start → QEMU exec"), ("qemu", "QEMU start: exec → QMP socket up"),
                            ("guest", "guest boot: QMP up → first DHCPDISCOVER"), ("dhcp", "DHCP: DISCOVER → ACK sent"),
+                           ("server", "of which kvm-launch's DHCP server (DISCOVER→OFFER + REQUEST→ACK)"),
                            ("reply", "address up: ACK → first ping reply")]:
             part = summary(phases[key])
             share = f"{100 * part['median'] / total['median']:.1f} % of the total (medians)" if part and total else ""
@@ -790,19 +800,20 @@ def idle_footprint(session, seconds, window):
     qemu = find_descendant(launcher, "qemu-system-x86", time.monotonic() + 5) if launcher else None
     if not launcher or not qemu:
         raise BenchFailure("cannot find the kvm-launch and QEMU processes to watch")
-    rss, cpu, switches, qemu_cpu = [], [], [], []
+    rss, anon, cpu, switches, qemu_cpu = [], [], [], [], []
     previous, previous_qemu = cpu_and_switches(launcher), cpu_and_switches(qemu)
     threads = previous[2]
     for _ in range(int(seconds / window)):
         for _ in range(int(window)):
             time.sleep(1)
             rss.append(rss_kib(launcher) / 1024)
+            anon.append(rss_kib(launcher, "RssAnon") / 1024)
         current, current_qemu = cpu_and_switches(launcher), cpu_and_switches(qemu)
         cpu.append((current[0] - previous[0]) / 1e6)
         switches.append(current[1] - previous[1])
         qemu_cpu.append((current_qemu[0] - previous_qemu[0]) / 1e6)
         previous, previous_qemu = current, current_qemu
-    return {"rss_mib": rss, "cpu_ms": cpu, "switches": switches, "qemu_cpu_ms": qemu_cpu, "threads": threads,
+    return {"rss_mib": rss, "anon_mib": anon, "cpu_ms": cpu, "switches": switches, "qemu_cpu_ms": qemu_cpu, "threads": threads,
             "window_s": window}
 
 
@@ -877,16 +888,23 @@ def report_footprint(results, table):
         return
     window = data["window_s"]
     dnsmasq = results.get("dhcp", {}).get("dnsmasq_rss_kib")
-    dnsmasq_mib = statistics.median(dnsmasq) / 1024 if dnsmasq else None
-    rss = summary(data["rss_mib"])
-    table.add(section, "resident memory (VmRSS), sampled every second", rss, "MiB",
-              f"dnsmasq (the classic DHCP server, one interface): {number(dnsmasq_mib)} MiB" if dnsmasq_mib else "")
+    rss, anon = summary(data["rss_mib"]), summary(data["anon_mib"])
+    if dnsmasq:
+        dnsmasq_rss, dnsmasq_anon = dnsmasq[0][0] / 1024, dnsmasq[0][1] / 1024
+        table.add(section, "resident memory (VmRSS), sampled every second", rss, "MiB",
+                  f"dnsmasq, the classic DHCP server for one interface: {number(dnsmasq_rss)} MiB ({times(rss['median'] / dnsmasq_rss)})")
+        table.add(section, "of which its own (RssAnon: heap, stacks; the rest is mapped libraries)", anon, "MiB",
+                  f"dnsmasq: {number(dnsmasq_anon)} MiB ({times(anon['median'] / dnsmasq_anon)})")
+    else:
+        table.add(section, "resident memory (VmRSS), sampled every second", rss, "MiB")
+        table.add(section, "of which its own (RssAnon: heap, stacks; the rest is mapped libraries)", anon, "MiB")
     cpu = summary(data["cpu_ms"])
     qemu = summary(data["qemu_cpu_ms"])
     table.add(section, f"CPU time per {window} s window", cpu, "ms",
               f"QEMU in the same windows: {number(qemu['median'])} ms ({100 * cpu['median'] / qemu['median']:.3f} % of it)")
-    table.add(section, f"context switches per {window} s window, all {data['threads']} threads", summary(data["switches"]), "",
-              "0 = nothing wakes up while the VM runs (no polling)")
+    switches = summary(data["switches"])
+    table.add(section, f"context switches per {window} s window, all {data['threads']} threads", switches, "",
+              f"{switches['median'] / window:.1f} wake-ups per second (0 would mean nothing wakes up while the VM runs)")
 
 
 # ---------------------------------------------------------------------------------------------
