@@ -961,7 +961,7 @@ def machine():
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     return {"cpus": os.cpu_count(), "cpu": model, "memory_mib": memory, "kernel": platform.release(),
             "accelerator": "KVM" if usable else f"TCG ({reason})", "vhost_net": os.path.exists("/dev/vhost-net"),
-            "qemu": qemu, "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "qemu": qemu, "commit": commit, "load": os.getloadavg()[0], "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def main():
@@ -997,7 +997,7 @@ def main():
         if "setup" in sections:
             bench_setup(h, options.stub, runs, [1, 4, 16, 64] if not options.quick else [1, 4, 16], results, table)
         if "dhcp" in sections:
-            bench_dhcp(h, options.stub, 10 if not options.quick else 3, results, table)
+            bench_dhcp(h, options.stub, 20 if not options.quick else 3, results, table)
         if "boot" in sections:
             bench_boot(h, options.stub, runs, results, table)
         if "net" in sections or "footprint" in sections:
@@ -1019,6 +1019,7 @@ def main():
     m = results["machine"]
     header = (f"Machine: {m['cpus']} × {m['cpu']}, {m['memory_mib']} MiB, Linux {m['kernel']}, guest acceleration {m['accelerator']}, "
               f"vhost-net {'available' if m['vhost_net'] else 'absent'}, {m['qemu']}; kvm-launch {m['commit']} (release build), {m['date']}. "
+              f"Load average (1 min) {m['load']:.1f} before and {os.getloadavg()[0]:.1f} after: the machine is shared. "
               f"`make bench` took {(time.monotonic() - began) / 60:.1f} min for the measurements.")
     text = header + "\n\n" + table.markdown() + "\n"
     with open(os.path.join(directory, "table.md"), "w") as output:
