@@ -163,6 +163,21 @@ class Harness:
         shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
         self.namespaces.remove(name)
 
+    def delete_container(self, ct, net):
+        """Deletes a container namespace and its peer namespace, and waits until the kernel has really
+        torn the container down: that happens later, in a work queue holding the RTNL lock, and would
+        stall the next measured run's first netlink request. The peers in `net` vanish when it is done."""
+        self.kill_namespace_processes(ct)
+        self.delete_namespace(ct)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            links = self.run(["ip", "-n", net, "-o", "link", "show", "type", "veth"], check=False).stdout
+            if not links.strip():
+                break
+            time.sleep(0.02)
+        self.delete_namespace(net)
+        self.settle()
+
     def settle(self):
         """Waits until the kernel finished tearing down deleted namespaces: their cleanup holds the
         RTNL lock, which would otherwise delay the next measured run's first netlink request."""
@@ -401,9 +416,7 @@ def setup_once(h, stub, implementation, mode, interfaces, check_restore=False):
         after = link_state(h, ct)
         if before != after:
             raise BenchFailure(f"kvm-launch did not restore the container ({mode}, {interfaces} interfaces): {before} != {after}")
-    h.delete_namespace(ct)
-    h.delete_namespace(net)
-    h.settle()
+    h.delete_container(ct, net)
     shutil.rmtree(run_dir, ignore_errors=True)
     return (stamp[0] - start) / 1e6, (end - stamp[0]) / 1e6 if implementation == "kvm-launch" else None
 
@@ -534,8 +547,7 @@ def dhcp_server_run(h, stub, server, clients):
     except subprocess.TimeoutExpired:
         launcher.kill()
     output.close()
-    h.delete_namespace(ct)
-    h.delete_namespace(net)
+    h.delete_container(ct, net)
     exchanges = dhcp_exchanges(sniffed(reader), guest_mac)
     if accepted < clients or len(exchanges) < clients:
         raise BenchFailure(f"{server}: {accepted} of {clients} udhcpc runs got the lease, {len(exchanges)} full exchanges seen; see {run_dir}/log")
@@ -691,8 +703,7 @@ class GuestSession:
                 self.process.kill()
         self.h.stop(self.process)
         self.stderr.close()
-        self.h.delete_namespace(self.ct)
-        self.h.delete_namespace(self.net)
+        self.h.delete_container(self.ct, self.net)
         return elapsed
 
 
