@@ -371,7 +371,7 @@ def overlay(h):
     return path
 
 
-def base_environment(h, run_dir, extra):
+def base_environment(run_dir, extra):
     environment = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "AUTO_ATTACH": "yes",
                    "KVM_LAUNCH_RUN_DIR": run_dir, "DNS_SERVERS": peer_address(0), "VM_MEMORY": "256M"}
     environment.update(extra)
@@ -387,7 +387,7 @@ def setup_once(h, stub, implementation, mode, interfaces, check_restore=False):
     run_dir = h.path("setup", h.unique("run"))
     mark = os.path.join(run_dir, "mark")
     os.makedirs(run_dir, exist_ok=True)
-    environment = base_environment(h, run_dir, {
+    environment = base_environment(run_dir, {
         "USE_NET_BRIDGES": "yes" if mode == "bridge" else "no", "VM_IMAGE": blank_disk(h), "LAUNCHER": stub,
         "KLB_MARK": mark, "KLB_STUB": "exit"})
     if implementation == "kvm-launch":
@@ -510,7 +510,7 @@ def dhcp_server_run(h, stub, server, clients):
     run_dir = h.path("dhcp", h.unique("run"))
     os.makedirs(run_dir, exist_ok=True)
     mark = os.path.join(run_dir, "mark")
-    environment = base_environment(h, run_dir, {
+    environment = base_environment(run_dir, {
         "USE_NET_BRIDGES": "yes", "VM_IMAGE": blank_disk(h), "LAUNCHER": stub, "KLB_MARK": mark, "KLB_STUB": "hold"})
     if server == "kvm-launch":
         argv = ["ip", "netns", "exec", ct, KVM_LAUNCH]
@@ -619,7 +619,7 @@ class GuestSession:
             self.pinger = h.spawn(["ip", "netns", "exec", self.net, "ping", "-D", "-n", "-i", "0.01", "-W", "1", "-w", "300",
                                    guest_address(0)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             self.ping_reader = LineReader(self.pinger.stdout)
-        environment = base_environment(h, os.path.join(self.run_dir, "run"), {
+        environment = base_environment(os.path.join(self.run_dir, "run"), {
             "USE_NET_BRIDGES": "yes" if mode == "bridge" else "no", "VM_IMAGE": overlay(h), "VM_ACCEL": accel,
             "LAUNCHER": stub, "KLB_MARK": self.mark, "KLB_STUB": f"exec:{QEMU}", "VM_SHUTDOWN_TIMEOUT": "20"})
         environment.pop("DNS_SERVERS")
