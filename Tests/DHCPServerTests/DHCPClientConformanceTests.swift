@@ -52,9 +52,8 @@ struct DHCPClientConformanceTests {
 
     @Test(arguments: DHCPClient.allCases)
     func podLeaseIsFullyApplied(client: DHCPClient) async throws {
-        let fixture = try await VethFixture.make()
-        let lease = Self.podLease(for: fixture.clientMAC)
-        do {
+        try await withFixture { fixture in
+            let lease = Self.podLease(for: fixture.clientMAC)
             try await Self.makeServerSideGateway(fixture, lease: lease)
             let (result, log) = try await withServer(fixture, lease: lease) {
                 try await client.acquire(on: fixture)
@@ -75,18 +74,13 @@ struct DHCPClientConformanceTests {
             // Debian's dhclient-script puts the domain name (option 15) first; the rest is option 119.
             #expect(Self.searchList(resolv).filter { $0 != "example.internal" } == lease.searchDomains, "resolv.conf: \(resolv)\nclient output: \(result.output)")
             try await Self.expectWorkingDefaultRoute(fixture)
-        } catch {
-            await fixture.destroy()
-            throw error
         }
-        await fixture.destroy()
     }
 
     @Test(arguments: DHCPClient.allCases)
     func calicoStyleSlash32GetsWorkingDefaultRoute(client: DHCPClient) async throws {
-        let fixture = try await VethFixture.make()
-        let lease = Self.calicoLease(for: fixture.clientMAC)
-        do {
+        try await withFixture { fixture in
+            let lease = Self.calicoLease(for: fixture.clientMAC)
             try await Self.makeServerSideGateway(fixture, lease: lease)
             let (result, log) = try await withServer(fixture, lease: lease) {
                 try await client.acquire(on: fixture)
@@ -101,32 +95,23 @@ struct DHCPClientConformanceTests {
             #expect(resolv.contains("nameserver 10.96.0.10"), "resolv.conf: \(resolv)\nclient output: \(result.output)")
             #expect(Self.searchList(resolv) == lease.searchDomains, "resolv.conf: \(resolv)\nclient output: \(result.output)")
             try await Self.expectWorkingDefaultRoute(fixture)
-        } catch {
-            await fixture.destroy()
-            throw error
         }
-        await fixture.destroy()
     }
 
     @Test(arguments: DHCPClient.allCases)
     func anotherMACGetsNoAnswer(client: DHCPClient) async throws {
-        let fixture = try await VethFixture.make()
-        // The lease is for a different MAC than the client's.
-        let lease = Self.podLease(for: MACAddress.randomLocal())
-        do {
+        try await withFixture { fixture in
+            // The lease is for a different MAC than the client's.
+            let lease = Self.podLease(for: MACAddress.randomLocal())
             let (result, log) = try await withServer(fixture, lease: lease) {
-                try await client.acquire(on: fixture, patient: false)
+                try await client.acquire(on: fixture, .init(patient: false))
             }
             #expect(!result.succeeded, "\(client) got a lease meant for another MAC: \(result.output)")
             #expect(try await fixture.clientAddresses().isEmpty)
             // The server did see the client, and chose silence.
             #expect(log.contains { $0.contains("is not the leased client") }, "server log: \(log)")
             #expect(!log.contains { $0.contains("DHCPOFFER") }, "server log: \(log)")
-        } catch {
-            await fixture.destroy()
-            throw error
         }
-        await fixture.destroy()
     }
 
     /// The names on the `search` line of a resolv.conf, without trailing dots.
@@ -135,15 +120,17 @@ struct DHCPClientConformanceTests {
         return line.split(separator: " ").dropFirst().map { String($0.hasSuffix(".") ? $0.dropLast() : $0) }
     }
 
-    /// udhcpc and dhclient set the link MTU from option 26. dhcpcd 9 puts it on its routes
-    /// (`mtu` route attribute) instead; either way the client must apply it.
+    /// udhcpc (our script) and dhclient (Debian's script) set the link MTU from option 26;
+    /// dhcpcd 9 leaves the link alone and puts the MTU on every route it installs.
     static func expectMTU(_ mtu: Int, client: DHCPClient, fixture: VethFixture) async throws {
-        let linkMTU = try await fixture.clientMTU()
-        if linkMTU == mtu { return }
-        let routes = try await fixture.clientJSON(["-4", "route", "show", "table", "main"])
-        let routeMTUs = routes.compactMap { ($0["metrics"] as? [[String: Any]])?.compactMap { $0["mtu"] as? Int }.first }
-        #expect(!routeMTUs.isEmpty && routeMTUs.allSatisfy { $0 == mtu },
-                "\(client): link MTU \(linkMTU.map(String.init) ?? "?"), route MTUs \(routeMTUs), wanted \(mtu)")
+        switch client {
+        case .udhcpc, .dhclient:
+            #expect(try await fixture.clientMTU() == mtu, "\(client) link MTU")
+        case .dhcpcd:
+            let routes = try await fixture.clientJSON(["-4", "route", "show", "table", "main"])
+            let routeMTUs = routes.map { ($0["metrics"] as? [[String: Any]])?.compactMap { $0["mtu"] as? Int }.first }
+            #expect(!routeMTUs.isEmpty && routeMTUs.allSatisfy { $0 == mtu }, "dhcpcd route MTUs \(routeMTUs), wanted \(mtu)")
+        }
     }
 
     /// A ping to an address only the gateway owns: the default route really carries traffic.

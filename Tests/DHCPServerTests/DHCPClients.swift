@@ -15,9 +15,20 @@ enum DHCPClient: String, CaseIterable, Sendable {
 
     var resolvConfName: String { "resolv.conf" }
 
+    /// Variations some scenarios need.
+    struct Options: Sendable {
+        /// False keeps the give-up time short for the no-answer cases.
+        var patient = true
+        /// udhcpc: once bound, ask for a renewal (SIGUSR1 from the script: a unicast REQUEST
+        /// from the leased address), and exit when it is acknowledged.
+        var renewOnce = false
+        /// dhcpcd: probe the offered address with ARP (RFC 5227) before using it.
+        var arpProbe = false
+    }
+
     /// Runs the client until it is bound (exit 0) or gives up after a few seconds (non-zero).
-    /// `patient: false` keeps the give-up time short for the no-answer cases.
-    func acquire(on fixture: VethFixture, patient: Bool = true) async throws -> ProcessResult {
+    func acquire(on fixture: VethFixture, _ options: Options = Options()) async throws -> ProcessResult {
+        let patient = options.patient
         let dir = fixture.tempDirectory
         let resolv = "\(dir)/\(resolvConfName)"
         try writeFile(resolv, "")
@@ -25,16 +36,16 @@ enum DHCPClient: String, CaseIterable, Sendable {
         switch self {
         case .udhcpc:
             let script = "\(dir)/udhcpc.script"
-            try writeFile(script, Self.udhcpcScript(resolv: resolv), executable: true)
+            try writeFile(script, Self.udhcpcScript(resolv: resolv, renewOnce: options.renewOnce), executable: true)
             let tries = patient ? "4" : "2"
             return try await fixture.inClient(
-                ["udhcpc", "-f", "-q", "-n", "-i", interface, "-s", script, "-t", tries, "-T", "1", "-A", "1",
+                ["udhcpc", "-f", options.renewOnce ? "-n" : "-q", "-n", "-i", interface, "-s", script, "-t", tries, "-T", "1", "-A", "1",
                  "-O", "search", "-O", "staticroutes", "-O", "mtu"],
                 timeout: 20)
         case .dhclient:
             let config = "\(dir)/dhclient.conf"
             try writeFile(config, Self.dhclientConfig(timeout: patient ? 10 : 3))
-            // dhclient forks into the background once bound; VethFixture.destroy kills it.
+            // dhclient forks into the background once bound; leaving the PID namespace ends that daemon.
             return try await fixture.inClient(
                 ["dhclient", "-4", "-1", "-v", "-cf", config, "-lf", "\(dir)/dhclient.leases", "-pf", "\(dir)/dhclient.pid", interface],
                 setup: "mount --bind \(resolv) /etc/resolv.conf",
@@ -42,11 +53,11 @@ enum DHCPClient: String, CaseIterable, Sendable {
         case .dhcpcd:
             let config = "\(dir)/dhcpcd.conf"
             let hook = "\(dir)/dhcpcd.hook"
-            try writeFile(config, Self.dhcpcdConfig)
+            try writeFile(config, Self.dhcpcdConfig(arpProbe: options.arpProbe))
             try writeFile(hook, Self.dhcpcdHook(resolv: resolv), executable: true)
             // Private /run and /var/lib/dhcpcd: no pid file, control socket or lease leaks to the host.
             return try await fixture.inClient(
-                ["dhcpcd", "-f", config, "-c", hook, "-4", "-1", "-w", "-p", "-t", patient ? "10" : "3", interface],
+                ["dhcpcd", "-f", config, "-c", hook, "-4", "-1", "-w", "-p", "-t", patient ? "10" : "3"] + [interface],
                 setup: "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib/dhcpcd",
                 timeout: 25)
         }
@@ -59,10 +70,11 @@ enum DHCPClient: String, CaseIterable, Sendable {
 
     /// Applies udhcpc's environment the way a distribution script would, including option 121
     /// (`$staticroutes`: pairs of DEST/PREFIX GATEWAY, 0.0.0.0 meaning on-link) and option 119.
-    static func udhcpcScript(resolv: String) -> String {
+    static func udhcpcScript(resolv: String, renewOnce: Bool) -> String {
         """
         #!/bin/sh
-        case "$1" in
+        reason="$1"
+        case "$reason" in
         deconfig)
             ip -4 addr flush dev "$interface"
             ip link set dev "$interface" up
@@ -92,6 +104,7 @@ enum DHCPClient: String, CaseIterable, Sendable {
                 [ -n "$search" ] && echo "search $search"
                 for server in $dns; do echo "nameserver $server"; done
             } > "\(resolv)"
+            \(renewOnce ? #"[ "$reason" = bound ] && kill -USR1 $PPID; [ "$reason" = renew ] && echo "$ip" > "\#(resolv).renewed" && kill -TERM $PPID"# : ":")
             ;;
         esac
         exit 0
@@ -111,15 +124,17 @@ enum DHCPClient: String, CaseIterable, Sendable {
         """
     }
 
-    static let dhcpcdConfig = """
+    static func dhcpcdConfig(arpProbe: Bool) -> String {
+        """
         ipv4only
         noipv4ll
-        noarp
+        \(arpProbe ? "" : "noarp")
         nohook resolv.conf, hostname, ntp, timesyncd
         option domain_name_servers, domain_name, domain_search, host_name
         option classless_static_routes, interface_mtu
 
         """
+    }
 
     static func dhcpcdHook(resolv: String) -> String {
         """

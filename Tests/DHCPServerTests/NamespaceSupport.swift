@@ -88,10 +88,23 @@ func run(_ arguments: [String], timeout: Int = 30) async throws -> ProcessResult
     posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
 
+    // Children start with no blocked signals and default dispositions: the test runner's
+    // threads may block some (udhcpc would never see its SIGUSR1 otherwise).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var noSignals = sigset_t()
+    sigemptyset(&noSignals)
+    var allSignals = sigset_t()
+    sigfillset(&allSignals)
+    posix_spawnattr_setsigmask(&attributes, &noSignals)
+    posix_spawnattr_setsigdefault(&attributes, &allSignals)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
     var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, command[0], &actions, nil, &argv, environ)
+    let spawned = posix_spawn(&pid, command[0], &actions, &attributes, &argv, environ)
     guard spawned == 0 else { throw FixtureError("cannot start \(arguments.first ?? ""): errno \(spawned)") }
 
     let child = pid
@@ -132,20 +145,29 @@ struct VethFixture: Sendable {
     }
 
     /// Builds the namespaces; on any failure removes whatever was created.
-    static func make(clientMAC: MACAddress = .randomLocal(), serverAddress: IPv4Interface = IPv4Interface("169.254.0.1/16")!) async throws -> VethFixture {
+    /// `bridged`: the server side is a Linux bridge with the veth as its port (the
+    /// USE_NET_BRIDGES layout), and ``serverInterface`` names the bridge.
+    static func make(
+        clientMAC: MACAddress = .randomLocal(), serverAddress: IPv4Interface = IPv4Interface("169.254.0.1/16")!,
+        bridged: Bool = false
+    ) async throws -> VethFixture {
         let suffix = randomSuffix()
         let fixture = VethFixture(
             serverNamespace: "dhcps-\(suffix)", clientNamespace: "dhcpc-\(suffix)",
-            serverInterface: "vs\(suffix)", clientInterface: "vc\(suffix)",
+            serverInterface: bridged ? "br\(suffix)" : "vs\(suffix)", clientInterface: "vc\(suffix)",
             clientMAC: clientMAC, serverAddress: serverAddress,
             tempDirectory: NSTemporaryDirectory() + "dhcp-\(suffix)")
         do {
             try FileManager.default.createDirectory(atPath: fixture.tempDirectory, withIntermediateDirectories: true)
             try await must(["ip", "netns", "add", fixture.serverNamespace])
             try await must(["ip", "netns", "add", fixture.clientNamespace])
-            try await must(["ip", "link", "add", fixture.serverInterface, "netns", fixture.serverNamespace, "type", "veth",
+            try await must(["ip", "link", "add", "vs\(suffix)", "netns", fixture.serverNamespace, "type", "veth",
                             "peer", "name", fixture.clientInterface, "netns", fixture.clientNamespace,
                             "address", clientMAC.description])
+            if bridged {
+                try await must(["ip", "-n", fixture.serverNamespace, "link", "add", fixture.serverInterface, "type", "bridge"])
+                try await must(["ip", "-n", fixture.serverNamespace, "link", "set", "vs\(suffix)", "master", fixture.serverInterface, "up"])
+            }
             try await must(["ip", "-n", fixture.serverNamespace, "addr", "add", serverAddress.description, "dev", fixture.serverInterface])
             for (namespace, interface) in [(fixture.serverNamespace, fixture.serverInterface), (fixture.clientNamespace, fixture.clientInterface)] {
                 try await must(["ip", "-n", namespace, "link", "set", "lo", "up"])
@@ -170,11 +192,13 @@ struct VethFixture: Sendable {
         try? FileManager.default.removeItem(atPath: tempDirectory)
     }
 
-    /// Runs `command` inside the client namespace (also in a fresh mount and UTS namespace,
-    /// so /etc/resolv.conf bind mounts and hostname changes stay private).
+    /// Runs `command` inside the client namespace, also in fresh mount, UTS and PID namespaces:
+    /// /etc/resolv.conf bind mounts and hostname changes stay private, and when the command
+    /// exits the kernel kills and reaps whatever it left behind (dhclient's daemon, dhcpcd's
+    /// privilege-separation helpers), so no client outlives its test.
     func inClient(_ command: [String], setup: String = "", timeout: Int) async throws -> ProcessResult {
         let script = setup.isEmpty ? "exec \"$@\"" : "\(setup) && exec \"$@\""
-        return try await run(["ip", "netns", "exec", clientNamespace, "unshare", "--uts", "--mount", "--",
+        return try await run(["ip", "netns", "exec", clientNamespace, "unshare", "--uts", "--mount", "--pid", "--fork", "--",
                               "sh", "-c", script, "sh"] + command, timeout: timeout)
     }
 
@@ -209,6 +233,21 @@ struct VethFixture: Sendable {
     func clientMTU() async throws -> Int? {
         try await clientJSON(["link", "show", "dev", clientInterface]).first?["mtu"] as? Int
     }
+}
+
+/// Builds a fixture, runs `body` with it and always tears it down, also when `body` throws.
+func withFixture<T: Sendable>(
+    bridged: Bool = false, _ body: @Sendable (VethFixture) async throws -> T
+) async throws -> T {
+    let fixture = try await VethFixture.make(bridged: bridged)
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body(fixture))
+    } catch {
+        result = .failure(error)
+    }
+    await fixture.destroy()
+    return try result.get()
 }
 
 /// A log handler that keeps every message, so tests can see what the server decided.
