@@ -1,21 +1,32 @@
 # kvm-launch — see README.md. `make demo` runs the main job, `make test` the test suite.
 SHELL := /bin/bash
+export PATH := /opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SWIFT ?= swift
-export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all deps build test demo clean
+.PHONY: all deps build guest test demo clean
 
 all: build
 
 deps:
-	scripts/deps.sh scripts/packages-test.txt
+	@scripts/deps.sh scripts/packages-test.txt image/packages.txt
 
 build: deps
 	$(SWIFT) build
 
-test: deps
+# The test guest: a Debian kernel and a busybox initramfs on a disk that boots by itself (cached).
+guest: deps
+	image/build.sh
+
+# Unit tests need nothing; integration and end-to-end tests make network namespaces and run QEMU,
+# so they need root (CI is root). The guest image is built first.
+test: deps guest
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# The main job: a simulated container boots the test guest on the container's IP and MAC.
+demo: deps guest
+	$(SWIFT) build
+	scripts/demo.sh
+
 clean:
-	rm -rf .build
+	rm -rf .build image/out

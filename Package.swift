@@ -29,7 +29,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
-        .target(name: "NetworkTypes", swiftSettings: strict),
+        .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
         .systemLibrary(
             name: "CNetlink",
             pkgConfig: "libnl-route-3.0",
@@ -42,11 +42,13 @@ let package = Package(
                 "CNetlink",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
             name: "LaunchConfiguration",
             dependencies: ["NetworkTypes"],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
@@ -58,6 +60,7 @@ let package = Package(
                 "DHCPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
@@ -72,16 +75,19 @@ let package = Package(
             name: "QEMU",
             dependencies: [
                 "NetworkTypes",
-                "LaunchConfiguration",
-                .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
+        .target(name: "CSupervisorShims"),
         .target(
             name: "Supervisor",
             dependencies: [
+                "QEMU",
+                "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
@@ -106,6 +112,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
@@ -118,12 +125,29 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes"], swiftSettings: strict),
+        // A tiny program the Supervisor tests run as a separate process, so real
+        // signals and child reaping never touch the test runner itself.
+        .executableTarget(
+            name: "SupervisorTestHelper",
+            dependencies: ["Supervisor", "QEMU"],
+            path: "Tests/SupervisorTestHelper",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SupervisorTests",
+            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ConfigAgentTests", dependencies: ["ConfigAgent"], swiftSettings: strict),
         .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"],
+            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -18,4 +18,19 @@
 #include <linux/if_arp.h>
 #include <linux/rtnetlink.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* setns(2) for network namespaces without needing _GNU_SOURCE in Swift's Glibc module. */
+static inline int cnetlink_enter_netns(int fd) {
+    return (int)syscall(SYS_setns, fd, 0x40000000 /* CLONE_NEWNET */);
+}
+
+#include <sys/ioctl.h>
+
+/* ioctl(2) is variadic and so unavailable to Swift; these fix its third argument to a pointer. */
+static inline int cnetlink_ioctl_pointer(int fd, unsigned long request, void *argument) {
+    return ioctl(fd, request, argument);
+}
+
 #endif

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import LaunchConfiguration
+import Logging
+import NetAttach
+import Netlink
+import QEMU
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kvm-launch`: the container entrypoint. With no subcommand it launches the VM; its flags
+/// inspect instead of launching; everything it does not recognise is for QEMU.
+@main
+struct KVMLaunch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvm-launch",
+        abstract: "Turn this container into a QEMU/KVM virtual machine that takes over its network identity.",
+        discussion: """
+            Configure with environment variables (AUTO_ATTACH is mandatory; see README.md). Arguments that are \
+            not kvm-launch's own (the container's CMD, e.g. -m 2048 -smp 2) are appended to QEMU's command line \
+            verbatim, never through a shell: kvm-launch [--list-ifaces [--json]] [--dry-run [--json]] [qemu-args ...]. \
+            A CMD of `bash` starts a shell instead of the VM, after showing the planned command.
+            """,
+        version: KVMLaunchVersion.current,
+        subcommands: [Status.self],
+        helpNames: [.long, .customShort("h")]
+    )
+
+    @Flag(name: .customLong("list-ifaces"), help: "List the container's interfaces and whether each would be attached; change nothing.")
+    var listInterfaces = false
+
+    @Flag(name: .customLong("dry-run"), help: "Print the attach plan and the QEMU command line; change nothing.")
+    var dryRun = false
+
+    @Flag(help: "With --list-ifaces or --dry-run: print JSON instead of text.")
+    var json = false
+
+    /// The container's CMD: every argument from the first one that is not kvm-launch's own flag.
+    /// Split off in ``main()`` before parsing, so nothing QEMU gets is ever interpreted here.
+    var qemuArguments: [String] = []
+
+    enum CodingKeys: String, CodingKey {
+        case listInterfaces, dryRun, json
+    }
+
+    /// The flags that belong to kvm-launch itself when they come first; the first argument that is
+    /// not one of these starts QEMU's arguments, so `--help` after `-m 2048` is QEMU's business.
+    static let ownFlags: Set<String> = ["--list-ifaces", "--json", "--dry-run", "--help", "-h", "--version"]
+
+    /// Parses kvm-launch's own leading flags with ArgumentParser and hands the rest, untouched, to QEMU.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let isSubcommand = arguments.first.map { name in
+            configuration.subcommands.contains { $0.configuration.commandName == name || "\($0)".lowercased() == name }
+        } ?? false
+        let own = isSubcommand ? arguments : Array(arguments.prefix { ownFlags.contains($0) })
+        let rest = Array(arguments.dropFirst(own.count))
+        do {
+            var command = try parseAsRoot(own)
+            if var launch = command as? KVMLaunch {
+                launch.qemuArguments = rest
+                try await launch.run()
+            } else if var async = command as? AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    mutating func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        if listInterfaces {
+            try ListInterfaces(environment: environment, json: json).run()
+            return
+        }
+        let configuration = try LaunchCheck.configuration(environment: environment, arguments: qemuArguments)
+        let logger = Self.makeLogger(debug: configuration.debug)
+        let debugShell = qemuArguments.first == "bash"
+        var launchConfiguration = configuration
+        if debugShell { launchConfiguration.extraArguments = [] }
+        let launch = Launch(configuration: launchConfiguration, environment: environment, logger: logger,
+                            mode: (dryRun || debugShell) ? .dryRun(json: json) : .launch)
+        let status: Int32
+        do {
+            status = try await launch.run()
+        } catch let failure as LaunchFailure {
+            throw failure
+        } catch {
+            throw LaunchFailure("\(error)")
+        }
+        if debugShell {
+            // The old container's debug mode: a shell instead of the VM, the planned command shown above.
+            print("\nkvm-launch: CMD is bash: starting a shell instead of the VM (nothing was changed)")
+            let shell = ["/bin/bash"] + qemuArguments.dropFirst()
+            let argv = shell.map { strdup($0) } + [nil]
+            execv("/bin/bash", argv)
+            throw LaunchFailure("cannot start /bin/bash: \(String(cString: strerror(errno)))")
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    static func makeLogger(debug: Bool) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = debug ? .debug : .info
+            return handler
+        }
+        return Logger(label: "kvm-launch")
+    }
+}
+
+/// `kvm-launch status`: asks QEMU over QMP whether the VM runs; for Docker's HEALTHCHECK and
+/// Kubernetes' probes.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Exit 0 when the VM is running (asks QEMU over QMP), 1 otherwise.")
+
+    @Option(help: "The QMP socket (default: $KVM_LAUNCH_RUN_DIR/qmp.sock, else /run/kvm-launch/qmp.sock).")
+    var socket: String?
+
+    mutating func run() async throws {
+        let path = socket ?? "\(Launch.runDirectory(ProcessInfo.processInfo.environment))/qmp.sock"
+        do {
+            let status = try await QMPClient.queryStatus(socketPath: path)
+            print("VM \(status.status)")
+            if !status.running { throw ExitCode(1) }
+        } catch let error as QMPError {
+            print("VM not reachable: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The version string `--version` prints.
+enum KVMLaunchVersion {
+    static let current = "0.1.0"
+}
+
+/// A failure that has already been explained in one line; exits non-zero.
+struct LaunchFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+enum LaunchCheck {
+    /// Builds the configuration or throws its one-line explanation.
+    static func configuration(environment: [String: String], arguments: [String], requireSelection: Bool = true) throws -> LaunchConfiguration {
+        do {
+            return try LaunchConfiguration(environment: environment, arguments: arguments, requireSelection: requireSelection)
+        } catch {
+            throw LaunchFailure("\(error)")
+        }
+    }
+}

@@ -1,1 +1,0 @@
-print("kvm-launch: under construction")

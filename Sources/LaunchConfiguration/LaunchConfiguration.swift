@@ -1,0 +1,302 @@
+import NetworkTypes
+
+/// Everything kvm-launch needs to know before it touches the network, validated up front.
+///
+/// Built from the container's environment (after the config agent has merged etcd's `general/`
+/// variables into it) by ``init(environment:arguments:)``, which reports every problem at once
+/// in a ``ConfigurationError`` instead of stopping at the first.
+public struct LaunchConfiguration: Sendable, Equatable, Codable {
+    /// Which container interfaces the VM gets (`AUTO_ATTACH`, `ATTACH_IFACES`).
+    public enum Selection: Sendable, Equatable, Codable {
+        /// `AUTO_ATTACH=yes`: every interface except loopback, bridges and their ports, down links and
+        /// kvm-launch's own links, by interface index.
+        case automatic
+        /// `AUTO_ATTACH=no`: exactly these names, in this order (empty: the VM has no NIC).
+        case named([String])
+    }
+
+    /// How an interface is handed to the VM.
+    public enum NetworkMode: String, Sendable, Equatable, Codable {
+        /// A macvtap in bridge mode on the interface (default).
+        case macvtap
+        /// A Linux bridge with the interface and a tap as ports (`USE_NET_BRIDGES=yes`).
+        case bridge
+    }
+
+    /// Which address the container keeps on each interface to reach the VM.
+    public enum ContainerSideAddress: String, Sendable, Equatable, Codable {
+        /// A deterministic 169.254.0.0/16 address per interface: cannot collide with anything.
+        case linkLocal = "link-local"
+        /// The old container's trick: widen the prefix by one bit and flip a host bit. Takes
+        /// addresses the container does not own; opt-in only.
+        case widenPrefix = "widen-prefix"
+    }
+
+    /// Hardware acceleration choice (`VM_ACCEL`).
+    public enum Acceleration: String, Sendable, Equatable, Codable {
+        case auto, kvm, tcg
+    }
+
+    /// Options of the container this replaces, kept as words for the QEMU step.
+    public struct LegacyOptions: Sendable, Equatable, Codable {
+        /// `KVM_OPTS`: extra QEMU words, placed before the container's CMD arguments.
+        public var kvmOptions: [String] = []
+        /// `KVM_CPU_OPTS`: replaces the memory/CPU words (`-m`, `-smp`, `-cpu`).
+        public var cpuOptions: [String]? = nil
+        /// `KVM_BLK_OPTS`: replaces the disk words.
+        public var blockOptions: [String]? = nil
+        /// `KVM_VIDEO_OPTS`: replaces the display words.
+        public var videoOptions: [String]? = nil
+        public init() {}
+    }
+
+    /// `nil` when `AUTO_ATTACH` is unset: enough for `--list-ifaces`, not for a launch.
+    public var selection: Selection?
+    /// `SELECTED_NETWORK`: which address goes to the VM when an interface has several.
+    public var selectedNetwork: IPv4Interface?
+    public var networkMode: NetworkMode = .macvtap
+    public var containerSideAddress: ContainerSideAddress = .linkLocal
+    /// `ENABLE_DHCP`: serve the VM its address (default yes).
+    public var dhcpEnabled = true
+    /// `DEBUG`: verbose logging.
+    public var debug = false
+    /// `DISABLE_VGA=no` turns graphics on; default is a serial console only.
+    public var graphics = false
+    /// `DNS_SERVERS`: overrides the name servers from `/etc/resolv.conf`.
+    public var dnsServers: [IPv4Address]?
+    /// `LAUNCHER`: another QEMU binary (name or path).
+    public var qemuBinary: String?
+    /// `VM_MEMORY`, MiB.
+    public var memoryMiB = 1024
+    /// `VM_CPUS`.
+    public var cpus = 1
+    public var acceleration: Acceleration = .auto
+    /// `VM_IMAGE`: the boot disk; nil means `/image/image.qcow2`, else the old `/image/image`.
+    public var imagePath: String?
+    /// `VM_SHUTDOWN_TIMEOUT`, seconds between the ACPI power-off request and a forced stop.
+    public var shutdownTimeoutSeconds = 20
+    /// `VM_HOSTNAME`: the host name the DHCP server gives the VM (default: the container's).
+    public var hostname: String?
+    public var legacy = LegacyOptions()
+    /// The container's CMD arguments, appended verbatim to QEMU's.
+    public var extraArguments: [String] = []
+    /// Things worth saying that are not errors (ignored legacy variables, …).
+    public var warnings: [String] = []
+
+    /// The documented defaults with no selection.
+    public init() {}
+
+    /// Whether this configuration can launch a VM (it has a selection).
+    public var canLaunch: Bool { selection != nil }
+
+    /// Reads the environment, validating everything before returning.
+    ///
+    /// - Parameters:
+    ///   - environment: the process environment (`ProcessInfo.processInfo.environment`).
+    ///   - arguments: the container's CMD arguments meant for QEMU.
+    ///   - requireSelection: when false (listing), a missing `AUTO_ATTACH` is not an error.
+    public init(environment: [String: String], arguments: [String] = [], requireSelection: Bool = true) throws(ConfigurationError) {
+        var reader = EnvironmentReader(environment: environment)
+        self.init()
+        extraArguments = arguments
+
+        switch reader.bool("AUTO_ATTACH") {
+        case .some(true):
+            selection = .automatic
+            if let names = reader.string("ATTACH_IFACES"), !names.isEmpty {
+                warnings.append("ATTACH_IFACES is ignored because AUTO_ATTACH=yes attaches every interface")
+            }
+        case .some(false):
+            selection = .named(reader.list("ATTACH_IFACES"))
+        case nil:
+            let blank = (reader.string("AUTO_ATTACH") ?? "").allSatisfy { $0 == " " }
+            if blank && requireSelection {
+                reader.problem("AUTO_ATTACH", "is not set; set AUTO_ATTACH=yes to attach every interface, or AUTO_ATTACH=no with ATTACH_IFACES=\"eth0 eth1\"")
+            }
+        }
+        if case .named(let names) = selection {
+            var seen = Set<String>()
+            for name in names where !seen.insert(name).inserted {
+                reader.problem("ATTACH_IFACES", "names \(name) twice; list each interface once")
+            }
+            for name in names where !LaunchConfiguration.isValidInterfaceName(name) {
+                reader.problem("ATTACH_IFACES", "has \"\(name)\", which is not an interface name (1 to 15 characters, no '/', ':' or blanks)")
+            }
+        }
+
+        if let text = reader.string("SELECTED_NETWORK"), !text.isEmpty {
+            if let network = IPv4Interface(text) {
+                selectedNetwork = network
+            } else {
+                reader.problem("SELECTED_NETWORK", "=\"\(text)\" is not an IPv4 ADDR/PREFIX such as 10.42.0.7/16")
+            }
+        }
+        if let bridges = reader.bool("USE_NET_BRIDGES") { networkMode = bridges ? .bridge : .macvtap }
+        if let dhcp = reader.bool("ENABLE_DHCP") { dhcpEnabled = dhcp }
+        if let debug = reader.bool("DEBUG") { self.debug = debug }
+        if let disableVGA = reader.bool("DISABLE_VGA") { graphics = !disableVGA }
+
+        if let text = reader.string("DNS_SERVERS"), !text.isEmpty {
+            var servers: [IPv4Address] = []
+            for item in reader.list("DNS_SERVERS") {
+                guard let address = IPv4Address(item) else {
+                    reader.problem("DNS_SERVERS", "has \"\(item)\", which is not an IPv4 address")
+                    continue
+                }
+                if address.isLoopback || address.isUnspecified {
+                    reader.problem("DNS_SERVERS", "has \(address), which the VM cannot reach (it is the container's own loopback); give a name server on the network")
+                    continue
+                }
+                servers.append(address)
+            }
+            dnsServers = servers
+        }
+
+        if let launcher = reader.string("LAUNCHER"), !launcher.isEmpty {
+            if launcher.contains(" ") {
+                reader.problem("LAUNCHER", "=\"\(launcher)\" must name one QEMU binary (a name in PATH or a path), without arguments; put arguments in KVM_OPTS or the container's CMD")
+            } else {
+                qemuBinary = launcher
+            }
+        }
+        if let memory = reader.string("VM_MEMORY"), !memory.isEmpty {
+            if let mib = LaunchConfiguration.parseMemory(memory) {
+                memoryMiB = mib
+            } else {
+                reader.problem("VM_MEMORY", "=\"\(memory)\" is not a memory size; use MiB (2048) or a unit (512M, 4G), at least 64M")
+            }
+        }
+        if let count = reader.integer("VM_CPUS", range: 1...255, hint: "a number of vCPUs from 1 to 255") { cpus = count }
+        if let seconds = reader.integer("VM_SHUTDOWN_TIMEOUT", range: 0...3600, hint: "seconds from 0 to 3600") { shutdownTimeoutSeconds = seconds }
+        if let accel = reader.string("VM_ACCEL"), !accel.isEmpty {
+            if let value = Acceleration(rawValue: accel.lowercased()) { acceleration = value } else {
+                reader.problem("VM_ACCEL", "=\"\(accel)\" is not one of auto, kvm, tcg")
+            }
+        }
+        if let image = reader.string("VM_IMAGE"), !image.isEmpty {
+            if image.hasPrefix("/") { imagePath = image } else {
+                reader.problem("VM_IMAGE", "=\"\(image)\" must be an absolute path such as /image/image.qcow2")
+            }
+        }
+        if let name = reader.string("VM_HOSTNAME"), !name.isEmpty { hostname = name }
+        if let mode = reader.string("CONTAINER_SIDE_ADDRESS"), !mode.isEmpty {
+            if let value = ContainerSideAddress(rawValue: mode.lowercased()) { containerSideAddress = value } else {
+                reader.problem("CONTAINER_SIDE_ADDRESS", "=\"\(mode)\" is not one of link-local, widen-prefix")
+            }
+        }
+
+        legacy.kvmOptions = reader.words("KVM_OPTS") ?? []
+        legacy.cpuOptions = reader.words("KVM_CPU_OPTS")
+        legacy.blockOptions = reader.words("KVM_BLK_OPTS")
+        legacy.videoOptions = reader.words("KVM_VIDEO_OPTS")
+        if let net = reader.string("KVM_NET_OPTS"), !net.isEmpty {
+            reader.problem("KVM_NET_OPTS", "is no longer used: kvm-launch creates one virtio NIC per attached interface; unset it and put extra -device/-netdev options in the container's CMD")
+        }
+        if let dnsmasq = reader.string("DNSMASQ_OPTS"), !dnsmasq.isEmpty {
+            warnings.append("DNSMASQ_OPTS is ignored: dnsmasq was replaced by kvm-launch's own DHCP server; use DNS_SERVERS, VM_HOSTNAME or ENABLE_DHCP=no instead")
+        }
+        for name in ["DNSMASQ_CONF_DIR", "DNSMASQ", "QEMU_CONF_DIR"] where reader.string(name) != nil {
+            warnings.append("\(name) is ignored: kvm-launch writes no dnsmasq or QEMU configuration files")
+        }
+
+        guard reader.problems.isEmpty else { throw ConfigurationError(problems: reader.problems) }
+    }
+
+    /// Linux interface names: 1–15 bytes, no `/`, `:` or white space.
+    public static func isValidInterfaceName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 15 && name != "." && name != ".."
+            && !name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace })
+    }
+
+    /// Parses `2048`, `2048M`, `2G`, `2GiB`, `512MB` into MiB; nil when malformed or under 64 MiB.
+    public static func parseMemory(_ text: String) -> Int? {
+        let trimmed = text.trimmingCharacters(in: " ")
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let number = Int(digits) else { return nil }
+        let unit = trimmed.dropFirst(digits.count).lowercased()
+        let multiplier: Int
+        switch unit {
+        case "", "m", "mb", "mib": multiplier = 1
+        case "g", "gb", "gib": multiplier = 1024
+        case "t", "tb", "tib": multiplier = 1024 * 1024
+        default: return nil
+        }
+        let (mib, overflow) = number.multipliedReportingOverflow(by: multiplier)
+        guard !overflow, mib >= 64 else { return nil }
+        return mib
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in blank: Character) -> String {
+        String(drop { $0 == blank }.reversed().drop { $0 == blank }.reversed())
+    }
+}
+
+/// One thing wrong with one variable.
+public struct ConfigurationProblem: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// The environment variable.
+    public var variable: String
+    /// What is wrong and what to do, completing a sentence that starts with the variable name.
+    public var message: String
+    public var description: String { message.hasPrefix("=") ? "\(variable)\(message)" : "\(variable) \(message)" }
+}
+
+/// Every problem found in the configuration, reported together.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var problems: [ConfigurationProblem]
+    public var description: String {
+        let count = problems.count == 1 ? "" : " (\(problems.count) problems)"
+        return "invalid configuration\(count): " + problems.map(\.description).joined(separator: "; ")
+    }
+}
+
+/// Typed access to the environment that records problems instead of throwing.
+struct EnvironmentReader {
+    let environment: [String: String]
+    var problems: [ConfigurationProblem] = []
+
+    mutating func problem(_ variable: String, _ message: String) {
+        problems.append(ConfigurationProblem(variable: variable, message: message))
+    }
+
+    func string(_ name: String) -> String? { environment[name] }
+
+    /// yes/no, y/n, true/false, 1/0, on/off in any case; nil when unset or empty (and records a problem when malformed).
+    mutating func bool(_ name: String) -> Bool? {
+        guard let raw = environment[name] else { return nil }
+        let text = raw.trimmingCharacters(in: " ").lowercased()
+        switch text {
+        case "": return nil
+        case "yes", "y", "true", "1", "on": return true
+        case "no", "n", "false", "0", "off": return false
+        default:
+            problem(name, "=\"\(raw)\" is not a yes/no value; use yes or no (also y/n, true/false, 1/0, on/off)")
+            return nil
+        }
+    }
+
+    /// Items separated by blanks or commas.
+    func list(_ name: String) -> [String] {
+        (environment[name] ?? "").split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+    }
+
+    mutating func integer(_ name: String, range: ClosedRange<Int>, hint: String) -> Int? {
+        guard let raw = environment[name], !raw.isEmpty else { return nil }
+        guard let value = Int(raw.trimmingCharacters(in: " ")), range.contains(value) else {
+            problem(name, "=\"\(raw)\" is not \(hint)")
+            return nil
+        }
+        return value
+    }
+
+    mutating func words(_ name: String) -> [String]? {
+        guard let raw = environment[name], !raw.trimmingCharacters(in: " ").isEmpty else { return nil }
+        do {
+            return try ShellWords.split(raw)
+        } catch {
+            problem(name, "has an \(error.description); quote each word fully")
+            return nil
+        }
+    }
+}

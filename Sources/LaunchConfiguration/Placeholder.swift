@@ -1,1 +1,0 @@
-// LaunchConfiguration: placeholder until its issue lands.

@@ -1,0 +1,224 @@
+import LaunchConfiguration
+import Netlink
+import NetworkTypes
+
+/// What the DHCP server will tell the VM on one interface. Mirrors the DHCP answer, without I/O.
+public struct PlannedLease: Sendable, Equatable, Codable {
+    public var clientMAC: MACAddress
+    /// The VM's address and prefix: yiaddr and subnet mask.
+    public var address: IPv4Interface
+    /// The container-side address: server identifier and source of replies.
+    public var serverIdentifier: IPv4Address
+    /// Option 3, only when the gateway is on-link.
+    public var router: IPv4Address?
+    /// Option 121 routes (gateway 0.0.0.0 means on-link).
+    public var staticRoutes: [RecordedRoute]
+    public var dnsServers: [IPv4Address]
+    public var domainName: String?
+    public var searchDomains: [String]
+    public var hostname: String?
+    public var mtu: Int
+    /// 0xFFFF_FFFF: does not expire while the container lives.
+    public var leaseSeconds: UInt32
+}
+
+/// The plan for one container interface handed to the VM.
+public struct InterfacePlan: Sendable, Equatable, Codable {
+    /// The container interface.
+    public var name: String
+    public var index: Int32
+    public var mode: LaunchConfiguration.NetworkMode
+    /// The VM's MAC: the interface's original MAC.
+    public var guestMAC: MACAddress
+    /// The new random locally-administered MAC the container interface gets.
+    public var containerMAC: MACAddress
+    public var mtu: Int
+    /// The address moved to the VM (removed from the container interface), or nil when it has none.
+    public var guestAddress: IPv4Interface?
+    /// Its broadcast address on the container interface, restored with it.
+    public var guestAddressBroadcast: IPv4Address?
+    /// The other IPv4 addresses, which stay on the container interface.
+    public var keptAddresses: [IPv4Interface]
+    /// The default gateway through this interface, if any.
+    public var gateway: IPv4Address?
+    /// Routes through the interface, recorded to be restored on teardown.
+    public var routes: [RecordedRoute]
+    /// The alias the interface had, restored on teardown.
+    public var previousAlias: String?
+    /// The link the VM's frames go through: a macvtap (macvtap mode) or a tap (bridge mode).
+    public var vmLinkName: String
+    /// Bridge mode: the bridge joining the interface and the tap.
+    public var bridgeName: String?
+    /// The container's own device toward the VM (a macvlan, or the bridge), where the DHCP server listens.
+    public var containerSideName: String
+    public var containerSideAddress: IPv4Interface
+    /// nil when DHCP is off or the interface has no IPv4 address.
+    public var lease: PlannedLease?
+
+    /// The identity written into the interface's alias before anything else changes.
+    public var identity: RecordedIdentity {
+        RecordedIdentity(mac: guestMAC, address: guestAddress, broadcast: guestAddressBroadcast, routes: routes, previousAlias: previousAlias)
+    }
+}
+
+/// Everything the attach step will do, computed without touching anything.
+public struct AttachPlan: Sendable, Equatable, Codable {
+    /// In the VM's NIC order.
+    public var interfaces: [InterfacePlan]
+    /// Things the user should know (loopback name servers left out, SELECTED_NETWORK unmatched, …).
+    public var warnings: [String]
+}
+
+/// Why no plan could be made.
+public enum PlanError: Error, Sendable, Equatable, CustomStringConvertible {
+    case noMAC(interface: String)
+    case noRoomForNames(interface: String)
+
+    public var description: String {
+        switch self {
+        case .noMAC(let name):
+            return "cannot attach \(name): it has no Ethernet MAC address (only Ethernet-like links can be given to the VM); leave it out of ATTACH_IFACES"
+        case .noRoomForNames(let name):
+            return "cannot attach \(name): its interface index is too large to name kvm-launch's links after it"
+        }
+    }
+}
+
+/// Computes the ``AttachPlan``: pure, from the inventory, the configuration and the container's
+/// resolver settings.
+public struct AttachPlanner {
+    public var configuration: LaunchConfiguration
+    /// The container's resolv.conf, parsed.
+    public var resolver: ResolverConfiguration
+    /// The container's host name, the VM's default.
+    public var hostname: String?
+
+    public init(configuration: LaunchConfiguration, resolver: ResolverConfiguration, hostname: String?) {
+        self.configuration = configuration
+        self.resolver = resolver
+        self.hostname = hostname
+    }
+
+    /// The plan for the selected links (in NIC order) of `inventory`.
+    ///
+    /// `inventory` must be clean: a namespace left behind by a killed launcher is first restored
+    /// (see ``Attacher/recover(_:)``), so that a recorded identity and a fresh one plan alike.
+    public func plan<G: RandomNumberGenerator>(selected: [LinkRecord], inventory: Inventory, using generator: inout G) throws(PlanError) -> AttachPlan {
+        var warnings: [String] = []
+        let dns = nameServers(warnings: &warnings)
+        var plans: [InterfacePlan] = []
+        for link in selected {
+            guard let mac = link.mac, !mac.isZero, !mac.isMulticast else { throw .noMAC(interface: link.name) }
+            guard link.index < 100_000_000 else { throw .noRoomForNames(interface: link.name) }
+            let addresses = inventory.ipv4Addresses(on: link.index)
+            let guestAddress = pickAddress(addresses, interface: link.name, warnings: &warnings)
+            let routes = inventory.routes(through: link.index).filter { $0.protocolNumber != 2 }.compactMap(RecordedRoute.init)
+                .sorted { ($0.destination.prefixLength, $0.metric) < ($1.destination.prefixLength, $1.metric) }
+            let gateway = routes.first { $0.destination.prefixLength == 0 && $0.gateway != nil }?.gateway
+            let containerSide = containerSideAddress(guestMAC: mac, guest: guestAddress)
+            let bridgeMode = configuration.networkMode == .bridge
+            var plan = InterfacePlan(
+                name: link.name, index: link.index, mode: configuration.networkMode,
+                guestMAC: mac, containerMAC: MACAddress.randomLocal(using: &generator), mtu: link.mtu,
+                guestAddress: guestAddress,
+                guestAddressBroadcast: guestAddress.flatMap { selected in
+                    inventory.addresses(on: link.index).first { $0.ipv4 == selected }?.broadcast.flatMap { IPv4Address($0) }
+                },
+                keptAddresses: addresses.filter { $0 != guestAddress },
+                gateway: gateway, routes: routes, previousAlias: link.alias,
+                vmLinkName: "kltap\(link.index)", bridgeName: bridgeMode ? "klbr\(link.index)" : nil,
+                containerSideName: bridgeMode ? "klbr\(link.index)" : "klsrv\(link.index)",
+                containerSideAddress: containerSide, lease: nil)
+            if configuration.dhcpEnabled, let guestAddress {
+                plan.lease = lease(for: plan, guestAddress: guestAddress, dns: dns)
+            } else if configuration.dhcpEnabled {
+                warnings.append("\(link.name) has no IPv4 address: the VM gets the link but no DHCP answer on it")
+            }
+            plans.append(plan)
+        }
+        return AttachPlan(interfaces: plans, warnings: warnings)
+    }
+
+    /// `SELECTED_NETWORK` picks among several addresses (the first one inside it); default the first.
+    func pickAddress(_ addresses: [IPv4Interface], interface: String, warnings: inout [String]) -> IPv4Interface? {
+        guard let first = addresses.first else { return nil }
+        guard addresses.count > 1, let selected = configuration.selectedNetwork else { return first }
+        if let match = addresses.first(where: { selected.contains($0.address) }) { return match }
+        warnings.append("\(interface) has \(addresses.map(\.description).joined(separator: ", ")) and none is inside SELECTED_NETWORK=\(selected); the VM gets \(first)")
+        return first
+    }
+
+    /// The VM's name servers: `DNS_SERVERS`, else the container's, without loopback ones.
+    func nameServers(warnings: inout [String]) -> [IPv4Address] {
+        if let explicit = configuration.dnsServers { return explicit }
+        let usable = resolver.nameServers.filter { !$0.isLoopback && !$0.isUnspecified }
+        let loopback = resolver.nameServers.filter { $0.isLoopback }
+        if !loopback.isEmpty {
+            warnings.append("the container's name server \(loopback.map(\.description).joined(separator: ", ")) is on its loopback (Docker's or systemd's stub resolver) and unreachable from the VM, so it is not handed out; set DNS_SERVERS to name servers on the network")
+        }
+        return usable
+    }
+
+    func lease(for plan: InterfacePlan, guestAddress: IPv4Interface, dns: [IPv4Address]) -> PlannedLease {
+        var router: IPv4Address?
+        var staticRoutes: [RecordedRoute] = []
+        let onLink = { (gateway: IPv4Address) in guestAddress.prefixLength < 32 && guestAddress.contains(gateway) }
+        if let gateway = plan.gateway {
+            if onLink(gateway) {
+                router = gateway
+            } else {
+                // A /32 with a gateway outside the subnet (Calico's 169.254.1.1): a host route makes the
+                // gateway reachable on the link, then the default route can go through it.
+                staticRoutes.append(RecordedRoute(destination: IPv4Interface(address: gateway, prefixLength: 32), gateway: nil))
+                staticRoutes.append(RecordedRoute(destination: IPv4Interface(address: IPv4Address(0), prefixLength: 0), gateway: gateway))
+            }
+        }
+        for route in plan.routes where route.destination.prefixLength > 0 {
+            // The connected route of the VM's own subnet comes with the address.
+            if route.gateway == nil && route.destination.network == guestAddress.network
+                && route.destination.prefixLength == guestAddress.prefixLength { continue }
+            if route.gateway == nil && plan.keptAddresses.contains(where: { $0.network == route.destination.network && $0.prefixLength == route.destination.prefixLength }) { continue }
+            if let gateway = route.gateway, !onLink(gateway), !staticRoutes.contains(where: { $0.destination.address == gateway && $0.destination.prefixLength == 32 }) {
+                staticRoutes.insert(RecordedRoute(destination: IPv4Interface(address: gateway, prefixLength: 32), gateway: nil), at: 0)
+            }
+            if !staticRoutes.contains(where: { $0.destination == route.destination }) {
+                staticRoutes.append(RecordedRoute(destination: route.destination, gateway: route.gateway))
+            }
+        }
+        let search = resolver.searchDomains
+        return PlannedLease(
+            clientMAC: plan.guestMAC, address: guestAddress, serverIdentifier: plan.containerSideAddress.address,
+            router: router, staticRoutes: staticRoutes, dnsServers: dns,
+            domainName: resolver.domain ?? search.first, searchDomains: search,
+            hostname: configuration.hostname ?? hostname, mtu: plan.mtu, leaseSeconds: 0xFFFF_FFFF)
+    }
+
+    /// The container's own address toward the VM.
+    ///
+    /// Link-local (default): 169.254.A.B/16 derived from the guest MAC, so the same interface gets the
+    /// same address on every run, and never one the container does not own. Widen-prefix (opt-in):
+    /// the old container's scheme, the guest address with its prefix one bit shorter and that bit flipped.
+    func containerSideAddress(guestMAC: MACAddress, guest: IPv4Interface?) -> IPv4Interface {
+        if configuration.containerSideAddress == .widenPrefix, let guest, guest.prefixLength > 1, guest.prefixLength < 31 {
+            let bit = UInt32(1) << UInt32(32 - guest.prefixLength)
+            return IPv4Interface(address: IPv4Address(guest.address.value ^ bit), prefixLength: guest.prefixLength - 1)
+        }
+        // FNV-1a over the MAC, folded into 1...254 for each of the two low octets.
+        var hash: UInt32 = 2_166_136_261
+        for byte in guestMAC.octets { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        let third = UInt8(1 + hash % 254), fourth = UInt8(1 + (hash >> 8) % 254)
+        return IPv4Interface(address: IPv4Address(169, 254, third, fourth), prefixLength: 16)
+    }
+}
+
+import DHCPServer
+
+extension PlannedLease {
+    /// The answer the DHCP server gives, as its own type.
+    public var dhcpLease: DHCPLease {
+        DHCPLease(clientMAC: clientMAC, address: address, serverIdentifier: serverIdentifier, router: router,
+                  staticRoutes: staticRoutes.map { DHCPStaticRoute(destination: $0.destination, gateway: $0.gateway ?? IPv4Address(0)) },
+                  dnsServers: dnsServers, domainName: domainName, searchDomains: searchDomains,
+                  hostname: hostname, mtu: mtu, leaseSeconds: leaseSeconds)
+    }
+}

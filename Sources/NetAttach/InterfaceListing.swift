@@ -1,0 +1,71 @@
+import Foundation
+import Netlink
+
+/// One row of `kvm-launch --list-ifaces`: a link, its addresses and the selection verdict.
+public struct InterfaceListingRow: Sendable, Equatable, Codable {
+    public var name: String
+    public var index: Int32
+    public var kind: String
+    /// Lower-case colon form, or empty when the link has no MAC.
+    public var mac: String
+    public var mtu: Int
+    public var up: Bool
+    /// `ADDR/PREFIX`, IPv4 first.
+    public var addresses: [String]
+    public var attach: Bool
+    /// Empty when attached.
+    public var reason: String
+    /// Position in the VM's NIC order (0 = first NIC), when attached.
+    public var nic: Int?
+
+    public init(decision: InterfaceDecision, inventory: Inventory) {
+        let link = decision.link
+        name = link.name
+        index = link.index
+        kind = link.kind
+        mac = link.mac?.description ?? ""
+        mtu = link.mtu
+        up = link.isUp
+        addresses = inventory.addresses(on: link.index).map(\.cidr)
+        attach = decision.attach
+        reason = decision.reason?.rawValue ?? ""
+        nic = decision.order
+    }
+}
+
+/// Renders the listing as JSON (for tools) or as an aligned table (for people).
+public enum InterfaceListing {
+    public static func rows(_ decisions: [InterfaceDecision], inventory: Inventory) -> [InterfaceListingRow] {
+        decisions.map { InterfaceListingRow(decision: $0, inventory: inventory) }
+    }
+
+    /// A JSON array, one object per link, keys sorted.
+    public static func json(_ rows: [InterfaceListingRow]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(rows)) ?? Data("[]".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A table with one line per link; extra addresses continue on their own lines.
+    public static func table(_ rows: [InterfaceListingRow]) -> String {
+        let header = ["IDX", "NAME", "KIND", "MAC", "MTU", "STATE", "ADDRESSES", "ATTACH"]
+        var lines: [[String]] = [header]
+        for row in rows {
+            let verdict = row.attach ? "yes (NIC \(row.nic.map { String($0) } ?? "?"))" : "no: \(row.reason)"
+            let first = row.addresses.first ?? "-"
+            lines.append([String(row.index), row.name, row.kind, row.mac.isEmpty ? "-" : row.mac, String(row.mtu),
+                          row.up ? "up" : "down", first, verdict])
+            for extra in row.addresses.dropFirst() {
+                lines.append(["", "", "", "", "", "", extra, ""])
+            }
+        }
+        var widths = Array(repeating: 0, count: header.count)
+        for line in lines { for (column, cell) in line.enumerated() { widths[column] = max(widths[column], cell.count) } }
+        return lines.map { line in
+            line.enumerated().map { column, cell in
+                column == line.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }.joined(separator: "\n")
+    }
+}

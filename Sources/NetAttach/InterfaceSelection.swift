@@ -1,0 +1,102 @@
+import LaunchConfiguration
+import Netlink
+
+/// Why a link is not handed to the VM.
+public enum ExclusionReason: String, Sendable, Equatable, Codable, CustomStringConvertible {
+    case loopback = "loopback"
+    case bridge = "bridge"
+    case bridgePort = "bridge port"
+    case down = "down"
+    case notListed = "not in ATTACH_IFACES"
+    case createdByKVMLaunch = "created by kvm-launch"
+    case noSelection = "AUTO_ATTACH not set"
+
+    public var description: String { rawValue }
+}
+
+/// The verdict on one link.
+public struct InterfaceDecision: Sendable, Equatable {
+    public var link: LinkRecord
+    /// Position in the VM's NIC order, when attached.
+    public var order: Int?
+    public var reason: ExclusionReason?
+    public var attach: Bool { reason == nil }
+}
+
+/// A selection that names something that cannot be attached.
+public enum SelectionError: Error, Sendable, Equatable, CustomStringConvertible {
+    case unknownInterface(name: String, existing: [String])
+    case cannotAttach(name: String, reason: ExclusionReason)
+
+    public var description: String {
+        switch self {
+        case .unknownInterface(let name, let existing):
+            return "ATTACH_IFACES names \(name), but this container has no such interface; it has: \(existing.joined(separator: ", "))"
+        case .cannotAttach(let name, let reason):
+            switch reason {
+            case .loopback: return "ATTACH_IFACES names \(name), the loopback interface, which cannot be given to a VM; remove it"
+            case .bridgePort: return "ATTACH_IFACES names \(name), which is a port of a bridge and cannot carry a macvtap; name the bridge or another interface"
+            case .createdByKVMLaunch: return "ATTACH_IFACES names \(name), which kvm-launch created itself; name the container interface it sits on"
+            default: return "ATTACH_IFACES names \(name), which cannot be attached (\(reason))"
+            }
+        }
+    }
+}
+
+/// Applies the `AUTO_ATTACH` / `ATTACH_IFACES` rules to an inventory. Pure.
+public enum InterfaceSelection {
+    /// A verdict for every link of the inventory, in index order.
+    ///
+    /// With `.automatic`, links are attached by ascending index; with `.named`, in the given order.
+    /// `nil` (no `AUTO_ATTACH`) attaches nothing and says so, which is what listing needs.
+    public static func decide(_ inventory: Inventory, selection: LaunchConfiguration.Selection?) throws(SelectionError) -> [InterfaceDecision] {
+        switch selection {
+        case nil:
+            return inventory.links.map { InterfaceDecision(link: $0, reason: automaticExclusion($0, in: inventory) ?? .noSelection) }
+        case .automatic:
+            var order = 0
+            return inventory.links.map { link in
+                if let reason = automaticExclusion(link, in: inventory) { return InterfaceDecision(link: link, reason: reason) }
+                defer { order += 1 }
+                return InterfaceDecision(link: link, order: order, reason: nil)
+            }
+        case .named(let names):
+            for name in names {
+                guard let link = inventory.link(named: name) else {
+                    throw .unknownInterface(name: name, existing: inventory.links.map(\.name))
+                }
+                if link.kind == "loopback" { throw .cannotAttach(name: name, reason: .loopback) }
+                if LinkMarker.isCreated(link, in: inventory) { throw .cannotAttach(name: name, reason: .createdByKVMLaunch) }
+                if isForeignBridgePort(link, in: inventory) { throw .cannotAttach(name: name, reason: .bridgePort) }
+            }
+            return inventory.links.map { link in
+                if let position = names.firstIndex(of: link.name) {
+                    return InterfaceDecision(link: link, order: position, reason: nil)
+                }
+                return InterfaceDecision(link: link, reason: automaticExclusion(link, in: inventory) ?? .notListed)
+            }
+        }
+    }
+
+    /// The attached links in the VM's NIC order.
+    public static func selected(_ decisions: [InterfaceDecision]) -> [LinkRecord] {
+        decisions.filter(\.attach).sorted { ($0.order ?? 0) < ($1.order ?? 0) }.map(\.link)
+    }
+
+    /// A port of a bridge that kvm-launch did not create (a port of its own bridge is an
+    /// interface attached by an earlier run, and stays selected).
+    static func isForeignBridgePort(_ link: LinkRecord, in inventory: Inventory) -> Bool {
+        guard let master = link.masterIndex, let bridge = inventory.link(index: master), bridge.kind == "bridge" else { return false }
+        return !LinkMarker.isCreated(bridge, in: inventory)
+    }
+
+    /// Why `AUTO_ATTACH=yes` leaves a link out, or nil to attach it.
+    static func automaticExclusion(_ link: LinkRecord, in inventory: Inventory) -> ExclusionReason? {
+        if link.kind == "loopback" { return .loopback }
+        if LinkMarker.isCreated(link, in: inventory) { return .createdByKVMLaunch }
+        if link.kind == "bridge" { return .bridge }
+        if isForeignBridgePort(link, in: inventory) { return .bridgePort }
+        if !link.isUp { return .down }
+        return nil
+    }
+}

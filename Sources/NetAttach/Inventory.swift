@@ -1,0 +1,78 @@
+import Netlink
+import NetworkTypes
+
+/// What the container's network namespace holds at one moment: links, addresses, routes.
+///
+/// The first value of the attach pipeline (`netlink → Inventory → AttachPlan`). It is a plain
+/// value, so plans are computed and tested from hand-written inventories without root.
+public struct Inventory: Sendable, Equatable, Codable {
+    /// Links by ascending interface index.
+    public var links: [LinkRecord]
+    public var addresses: [AddressRecord]
+    public var routes: [RouteRecord]
+
+    public init(links: [LinkRecord], addresses: [AddressRecord] = [], routes: [RouteRecord] = []) {
+        self.links = links.sorted { $0.index < $1.index }
+        self.addresses = addresses
+        self.routes = routes
+    }
+
+    public init(_ snapshot: NetworkSnapshot) {
+        self.init(links: snapshot.links, addresses: snapshot.addresses, routes: snapshot.routes)
+    }
+
+    /// Reads the namespace the socket belongs to: one dump each of links, addresses and routes.
+    public static func read(from socket: NetlinkSocket) throws(NetlinkError) -> Inventory {
+        Inventory(try socket.snapshot())
+    }
+
+    public func link(named name: String) -> LinkRecord? { links.first { $0.name == name } }
+    public func link(index: Int32) -> LinkRecord? { links.first { $0.index == index } }
+
+    /// The addresses on a link, IPv4 before IPv6, each family in kernel order.
+    public func addresses(on index: Int32) -> [AddressRecord] {
+        let own = addresses.filter { $0.interfaceIndex == index }
+        return own.filter { $0.family == .inet } + own.filter { $0.family == .inet6 }
+    }
+
+    /// The IPv4 addresses on a link.
+    public func ipv4Addresses(on index: Int32) -> [IPv4Interface] {
+        addresses(on: index).compactMap(\.ipv4)
+    }
+
+    /// Unicast routes of the main table that leave through a link.
+    public func routes(through index: Int32, family: AddressFamily = .inet) -> [RouteRecord] {
+        routes.filter { $0.interfaceIndex == index && $0.family == family && $0.table == 254 && $0.type == 1 }
+    }
+
+    /// Whether some link is a port of this one (it is a bridge or bond master).
+    public func hasPorts(_ index: Int32) -> Bool { links.contains { $0.masterIndex == index } }
+}
+
+extension Inventory {
+    /// This inventory as ``Attacher/recover(_:)`` will leave it: kvm-launch's own links gone, and every
+    /// interface with a recorded identity back to its MAC, address, routes and alias. Pure, so
+    /// `--dry-run` can show the plan a restarted launcher will make without changing anything.
+    public func restoringRecordedIdentities() -> Inventory {
+        let created = Set(links.filter { LinkMarker.isCreated($0, in: self) }.map(\.index))
+        var result = Inventory(links: links.filter { !created.contains($0.index) },
+                               addresses: addresses.filter { !created.contains($0.interfaceIndex) },
+                               routes: routes.filter { !created.contains($0.interfaceIndex ?? -1) })
+        for position in result.links.indices {
+            let link = result.links[position]
+            guard let identity = RecordedIdentity(alias: link.alias) else { continue }
+            result.links[position].mac = identity.mac
+            result.links[position].alias = identity.previousAlias
+            if let master = link.masterIndex, created.contains(master) { result.links[position].masterIndex = nil }
+            if let address = identity.address, let record = identity.addressRecord(interfaceIndex: link.index),
+               !result.ipv4Addresses(on: link.index).contains(address) {
+                result.addresses.append(record)
+            }
+            let present = Set(result.routes(through: link.index).compactMap(RecordedRoute.init).map(\.destination))
+            for route in identity.routes where !present.contains(route.destination) {
+                result.routes.append(route.record(interfaceIndex: link.index))
+            }
+        }
+        return result
+    }
+}

@@ -1,1 +1,0 @@
-// NetAttach: placeholder until its issue lands.

@@ -1,0 +1,173 @@
+import Netlink
+import NetworkTypes
+
+/// What a container interface was before kvm-launch took it over, stored in the interface's own
+/// alias (`IFLA_IFALIAS`, at most 255 bytes) so that it lives exactly as long as the namespace.
+///
+/// A launcher killed with SIGKILL and started again in the same namespace (a Kubernetes container
+/// restart) reads it back and restores the interface instead of taking the random MAC for the
+/// real one. A clean teardown clears it. The text is compact and versioned:
+/// `kvm-launch:v1 m=02:42:0a:2a:00:07 a=10.42.0.7/16 b=10.42.255.255 r=0.0.0.0/0>10.42.0.1,10.96.0.0/12>10.42.0.1 x=old%20alias`.
+public struct RecordedIdentity: Sendable, Equatable, Codable {
+    /// The interface's original MAC: the VM's MAC.
+    public var mac: MACAddress
+    /// The IPv4 address moved to the VM, if any.
+    public var address: IPv4Interface?
+    /// Its broadcast address, when it had one.
+    public var broadcast: IPv4Address?
+    /// IPv4 routes through the interface that removing the address may take away (gateway nil: on-link).
+    public var routes: [RecordedRoute]
+    /// The alias the interface had before, restored on teardown.
+    public var previousAlias: String?
+
+    public init(mac: MACAddress, address: IPv4Interface?, broadcast: IPv4Address? = nil, routes: [RecordedRoute], previousAlias: String?) {
+        self.mac = mac
+        self.address = address
+        self.broadcast = broadcast
+        self.routes = routes
+        self.previousAlias = previousAlias
+    }
+
+    static let tag = "kvm-launch:v1"
+    /// IFALIASZ - 1.
+    public static let maximumLength = 255
+
+    /// Whether an alias holds a recorded identity.
+    public static func isRecorded(_ alias: String?) -> Bool { alias?.hasPrefix(tag + " ") ?? false }
+
+    /// The alias text. Routes that would not fit are dropped, least important first (the default route
+    /// is kept longest); `droppedRoutes` says how many.
+    public func encoded() -> (alias: String, droppedRoutes: Int) {
+        var head = "\(Self.tag) m=\(mac)"
+        if let address { head += " a=\(address)" }
+        if let broadcast { head += " b=\(broadcast)" }
+        let tail = previousAlias.map { " x=" + Self.escape($0) } ?? ""
+        var kept = routes.sorted { ($0.destination.prefixLength == 0 ? 0 : 1) < ($1.destination.prefixLength == 0 ? 0 : 1) }
+        while true {
+            let text = kept.isEmpty ? head + tail : head + " r=" + kept.map(\.encoded).joined(separator: ",") + tail
+            if text.utf8.count <= Self.maximumLength || kept.isEmpty {
+                let truncated = text.utf8.count <= Self.maximumLength ? text : head
+                return (truncated, routes.count - kept.count)
+            }
+            kept.removeLast()
+        }
+    }
+
+    /// Reads an alias written by ``encoded()``; nil when it is not one.
+    public init?(alias: String?) {
+        guard let alias, Self.isRecorded(alias) else { return nil }
+        var mac: MACAddress?
+        var address: IPv4Interface?
+        var broadcast: IPv4Address?
+        var routes: [RecordedRoute] = []
+        var previous: String?
+        for field in alias.dropFirst(Self.tag.count + 1).split(separator: " ") {
+            let value = field.dropFirst(2)
+            switch field.prefix(2) {
+            case "m=": mac = MACAddress(value)
+            case "a=":
+                guard let parsed = IPv4Interface(value) else { return nil }
+                address = parsed
+            case "b=":
+                guard let parsed = IPv4Address(value) else { return nil }
+                broadcast = parsed
+            case "r=":
+                for item in value.split(separator: ",") {
+                    guard let route = RecordedRoute(encoded: item) else { return nil }
+                    routes.append(route)
+                }
+            case "x=": previous = Self.unescape(value)
+            default: return nil
+            }
+        }
+        guard let mac else { return nil }
+        self.init(mac: mac, address: address, broadcast: broadcast, routes: routes, previousAlias: previous)
+    }
+
+    static func escape(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            if byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "%") {
+                result.append(Character(UnicodeScalar(byte)))
+            } else {
+                result += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return result
+    }
+
+    static func unescape(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var index = text.startIndex
+        while index < text.endIndex {
+            if text[index] == "%", let end = text.index(index, offsetBy: 3, limitedBy: text.endIndex),
+               let byte = UInt8(text[text.index(after: index)..<end], radix: 16) {
+                bytes.append(byte)
+                index = end
+            } else {
+                bytes.append(contentsOf: Array(String(text[index]).utf8))
+                index = text.index(after: index)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// An IPv4 route through one interface: destination and gateway (nil for on-link).
+public struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
+    public var destination: IPv4Interface
+    public var gateway: IPv4Address?
+    /// Route metric; 0 when the kernel reported none.
+    public var metric: UInt32
+
+    public init(destination: IPv4Interface, gateway: IPv4Address?, metric: UInt32 = 0) {
+        self.destination = IPv4Interface(address: destination.network, prefixLength: destination.prefixLength)
+        self.gateway = gateway
+        self.metric = metric
+    }
+
+    /// From a kernel route, or nil for one that is not IPv4 with a parsable destination.
+    public init?(_ route: RouteRecord) {
+        guard let destination = route.ipv4Destination else { return nil }
+        self.init(destination: destination, gateway: route.ipv4Gateway, metric: route.priority)
+    }
+
+    /// `DEST/P>GW` or `DEST/P>` for on-link, `@METRIC` appended when non-zero.
+    var encoded: String {
+        "\(destination)>\(gateway.map(\.description) ?? "")" + (metric != 0 ? "@\(metric)" : "")
+    }
+
+    init?(encoded text: Substring) {
+        let parts = text.split(separator: ">", omittingEmptySubsequences: false)
+        guard parts.count == 2, let destination = IPv4Interface(parts[0]) else { return nil }
+        let gatewayAndMetric = parts[1].split(separator: "@", omittingEmptySubsequences: false)
+        var gateway: IPv4Address?
+        if !gatewayAndMetric[0].isEmpty {
+            guard let parsed = IPv4Address(gatewayAndMetric[0]) else { return nil }
+            gateway = parsed
+        }
+        var metric: UInt32 = 0
+        if gatewayAndMetric.count == 2 {
+            guard let parsed = UInt32(gatewayAndMetric[1]) else { return nil }
+            metric = parsed
+        }
+        self.init(destination: destination, gateway: gateway, metric: metric)
+    }
+
+    /// The kernel route to re-create through interface `index`.
+    public func record(interfaceIndex: Int32) -> RouteRecord {
+        RouteRecord(family: .inet, destination: destination.network.description, prefixLength: destination.prefixLength,
+                    gateway: gateway?.description, interfaceIndex: interfaceIndex, table: 254, protocolNumber: 3,
+                    scope: gateway == nil ? 253 : 0, type: 1, priority: metric)
+    }
+}
+
+extension RecordedIdentity {
+    /// The kernel address record to restore.
+    public func addressRecord(interfaceIndex: Int32) -> AddressRecord? {
+        address.map {
+            AddressRecord(interfaceIndex: interfaceIndex, family: .inet, address: $0.address.description,
+                          prefixLength: $0.prefixLength, broadcast: broadcast?.description)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import NetworkTypes
+
+/// The parts of a `resolv.conf` the VM's DHCP answer carries: name servers, domain, search list.
+public struct ResolverConfiguration: Sendable, Equatable, Codable {
+    /// IPv4 name servers in file order (IPv6 ones are left out: the DHCPv4 answer cannot carry them).
+    public var nameServers: [IPv4Address] = []
+    /// `domain`, or nil.
+    public var domain: String?
+    /// `search`, in order.
+    public var searchDomains: [String] = []
+
+    public init(nameServers: [IPv4Address] = [], domain: String? = nil, searchDomains: [String] = []) {
+        self.nameServers = nameServers
+        self.domain = domain
+        self.searchDomains = searchDomains
+    }
+
+    /// Parses resolv.conf text; unknown lines and malformed servers are skipped, as the resolver does.
+    public init(parsing text: String) {
+        for rawLine in text.split(whereSeparator: \.isNewline) {
+            let line = rawLine.prefix { $0 != "#" && $0 != ";" }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard let keyword = words.first else { continue }
+            switch keyword {
+            case "nameserver":
+                if words.count > 1, let address = IPv4Address(words[1]) { nameServers.append(address) }
+            case "domain":
+                if words.count > 1 { domain = String(words[1]) }
+            case "search":
+                // The last search line wins, as in glibc.
+                searchDomains = words.dropFirst().map(String.init)
+            default:
+                continue
+            }
+        }
+    }
+}

@@ -1,0 +1,374 @@
+import CNetlink
+import NetworkTypes
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A route-netlink socket through libnl-3: the only place kvm-launch talks to the kernel's
+/// network configuration.
+///
+/// The socket belongs to the network namespace it was opened in (see ``NetworkNamespace``) and
+/// keeps talking to that namespace from any thread. It is not thread-safe: use one from one task.
+public final class NetlinkSocket {
+    let handle: OpaquePointer
+
+    /// Opens and connects a `NETLINK_ROUTE` socket in the calling thread's network namespace.
+    public init() throws(NetlinkError) {
+        guard let socket = nl_socket_alloc() else {
+            throw NetlinkError(operation: "allocate a netlink socket", reason: "out of memory")
+        }
+        let result = nl_connect(socket, NETLINK_ROUTE)
+        if result < 0 {
+            nl_socket_free(socket)
+            throw NetlinkError(operation: "connect to route netlink", code: result)
+        }
+        handle = socket
+    }
+
+    deinit { nl_socket_free(handle) }
+
+    // MARK: - Reading
+
+    /// Every link, address and route of the namespace.
+    public func snapshot() throws(NetlinkError) -> NetworkSnapshot {
+        NetworkSnapshot(links: try links(), addresses: try addresses(), routes: try routes())
+    }
+
+    /// Every link, by ascending index.
+    public func links() throws(NetlinkError) -> [LinkRecord] {
+        var cache: OpaquePointer?
+        try check(rtnl_link_alloc_cache(handle, AF_UNSPEC, &cache), "list links")
+        defer { nl_cache_free(cache) }
+        var result: [LinkRecord] = []
+        var object = nl_cache_get_first(cache)
+        while let link = object {
+            result.append(Self.record(link: link))
+            object = nl_cache_get_next(link)
+        }
+        return result.sorted { $0.index < $1.index }
+    }
+
+    /// One link by name, or nil when there is none.
+    public func link(named name: String) throws(NetlinkError) -> LinkRecord? {
+        var link: OpaquePointer?
+        let result = rtnl_link_get_kernel(handle, 0, name, &link)
+        if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { return nil }
+        try check(result, "look up link \(name)")
+        defer { rtnl_link_put(link) }
+        return link.map(Self.record(link:))
+    }
+
+    /// One link by index, or nil when there is none.
+    public func link(index: Int32) throws(NetlinkError) -> LinkRecord? {
+        var link: OpaquePointer?
+        let result = rtnl_link_get_kernel(handle, index, nil, &link)
+        if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { return nil }
+        try check(result, "look up link #\(index)")
+        defer { rtnl_link_put(link) }
+        return link.map(Self.record(link:))
+    }
+
+    /// Every IPv4 and IPv6 address.
+    public func addresses() throws(NetlinkError) -> [AddressRecord] {
+        var cache: OpaquePointer?
+        try check(rtnl_addr_alloc_cache(handle, &cache), "list addresses")
+        defer { nl_cache_free(cache) }
+        var result: [AddressRecord] = []
+        var object = nl_cache_get_first(cache)
+        while let address = object {
+            object = nl_cache_get_next(address)
+            let family = rtnl_addr_get_family(address)
+            guard family == AF_INET || family == AF_INET6, let local = rtnl_addr_get_local(address) else { continue }
+            let label = rtnl_addr_get_label(address).map { String(cString: $0) }
+            result.append(AddressRecord(
+                interfaceIndex: rtnl_addr_get_ifindex(address),
+                family: family == AF_INET ? .inet : .inet6,
+                address: Self.text(of: local),
+                prefixLength: Int(rtnl_addr_get_prefixlen(address)),
+                scope: Int(rtnl_addr_get_scope(address)),
+                label: label,
+                broadcast: family == AF_INET ? rtnl_addr_get_broadcast(address).map(Self.text(of:)) : nil))
+        }
+        return result
+    }
+
+    /// Every IPv4 and IPv6 route of every table.
+    public func routes() throws(NetlinkError) -> [RouteRecord] {
+        var cache: OpaquePointer?
+        try check(rtnl_route_alloc_cache(handle, AF_UNSPEC, 0, &cache), "list routes")
+        defer { nl_cache_free(cache) }
+        var result: [RouteRecord] = []
+        var object = nl_cache_get_first(cache)
+        while let route = object {
+            object = nl_cache_get_next(route)
+            let family = rtnl_route_get_family(route)
+            guard family == AF_INET || family == AF_INET6 else { continue }
+            let dst = rtnl_route_get_dst(route)
+            var gateway: String?
+            var interfaceIndex: Int32?
+            if rtnl_route_get_nnexthops(route) > 0, let hop = rtnl_route_nexthop_n(route, 0) {
+                gateway = rtnl_route_nh_get_gateway(hop).map(Self.text(of:))
+                let index = rtnl_route_nh_get_ifindex(hop)
+                interfaceIndex = index > 0 ? index : nil
+            }
+            result.append(RouteRecord(
+                family: family == AF_INET ? .inet : .inet6,
+                destination: dst.map(Self.text(of:)) ?? (family == AF_INET ? "0.0.0.0" : "::"),
+                prefixLength: dst.map { Int(nl_addr_get_prefixlen($0)) } ?? 0,
+                gateway: gateway,
+                interfaceIndex: interfaceIndex,
+                table: rtnl_route_get_table(route),
+                protocolNumber: Int(rtnl_route_get_protocol(route)),
+                scope: Int(rtnl_route_get_scope(route)),
+                type: Int(rtnl_route_get_type(route)),
+                priority: rtnl_route_get_priority(route),
+                preferredSource: rtnl_route_get_pref_src(route).map(Self.text(of:))))
+        }
+        return result
+    }
+
+    // MARK: - Changing links
+
+    /// Creates a macvtap (`kind == .macvtap`) or macvlan on `parent` in bridge mode.
+    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool = false) throws(NetlinkError) {
+        let link: OpaquePointer? = kind == .macvtap ? rtnl_link_macvtap_alloc() : rtnl_link_macvlan_alloc()
+        guard let link else { throw NetlinkError(operation: "allocate \(kind.rawValue) \(name)", reason: "out of memory") }
+        defer { rtnl_link_put(link) }
+        rtnl_link_set_name(link, name)
+        rtnl_link_set_link(link, parentIndex)
+        if kind == .macvtap {
+            try check(rtnl_link_macvtap_set_mode(link, UInt32(MACVLAN_MODE_BRIDGE.rawValue)), "set bridge mode on \(name)")
+        } else {
+            try check(rtnl_link_macvlan_set_mode(link, UInt32(MACVLAN_MODE_BRIDGE.rawValue)), "set bridge mode on \(name)")
+        }
+        if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
+        if up { rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue)) }
+        try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add \(kind.rawValue) \(name) on link #\(parentIndex)")
+    }
+
+    /// Creates a Linux bridge.
+    public func addBridge(name: String, mac: MACAddress? = nil) throws(NetlinkError) {
+        guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate bridge \(name)", reason: "out of memory") }
+        defer { rtnl_link_put(link) }
+        rtnl_link_set_name(link, name)
+        try check(rtnl_link_set_type(link, "bridge"), "set type bridge on \(name)")
+        if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
+        try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add bridge \(name)")
+    }
+
+    /// Creates a link of a simple kind that needs no attributes (`dummy`, …).
+    public func addLink(name: String, kind: String) throws(NetlinkError) {
+        guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate \(kind) \(name)", reason: "out of memory") }
+        defer { rtnl_link_put(link) }
+        rtnl_link_set_name(link, name)
+        try check(rtnl_link_set_type(link, kind), "set type \(kind) on \(name)")
+        try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add \(kind) \(name)")
+    }
+
+    /// Deletes a link.
+    public func deleteLink(index: Int32) throws(NetlinkError) {
+        guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate link", reason: "out of memory") }
+        defer { rtnl_link_put(link) }
+        rtnl_link_set_ifindex(link, index)
+        try check(rtnl_link_delete(handle, link), "delete link #\(index)")
+    }
+
+    /// Changes attributes of an existing link; nil leaves an attribute as it is.
+    ///
+    /// - Parameters:
+    ///   - alias: a new alias; the empty string clears it.
+    ///   - masterIndex: a bridge to enslave the link to; 0 releases it.
+    public func changeLink(index: Int32, mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil,
+                           alias: String? = nil, masterIndex: Int32? = nil, name: String? = nil) throws(NetlinkError) {
+        guard let original = rtnl_link_alloc(), let change = rtnl_link_alloc() else {
+            throw NetlinkError(operation: "allocate link", reason: "out of memory")
+        }
+        defer { rtnl_link_put(original); rtnl_link_put(change) }
+        rtnl_link_set_ifindex(original, index)
+        rtnl_link_set_ifindex(change, index)
+        var what: [String] = []
+        if let mac {
+            try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(change, $0) }
+            what.append("MAC \(mac)")
+        }
+        if let up {
+            if up { rtnl_link_set_flags(change, UInt32(IFF_UP.rawValue)) } else { rtnl_link_unset_flags(change, UInt32(IFF_UP.rawValue)) }
+            what.append(up ? "up" : "down")
+        }
+        if let mtu { rtnl_link_set_mtu(change, UInt32(mtu)); what.append("MTU \(mtu)") }
+        if let alias { rtnl_link_set_ifalias(change, alias); what.append("alias") }
+        if let masterIndex { rtnl_link_set_master(change, masterIndex); what.append("master #\(masterIndex)") }
+        if let name { rtnl_link_set_name(change, name); what.append("name \(name)") }
+        guard !what.isEmpty else { return }
+        try check(rtnl_link_change(handle, original, change, 0), "set \(what.joined(separator: ", ")) on link #\(index)")
+    }
+
+    // MARK: - Addresses and routes
+
+    /// Adds an address to a link.
+    public func addAddress(_ address: AddressRecord) throws(NetlinkError) {
+        try withAddressObject(address) { object throws(NetlinkError) in
+            try check(rtnl_addr_add(handle, object, NLM_F_CREATE | NLM_F_EXCL), "add address \(address.cidr) to link #\(address.interfaceIndex)")
+        }
+    }
+
+    /// Removes an address from a link.
+    public func deleteAddress(_ address: AddressRecord) throws(NetlinkError) {
+        try withAddressObject(address) { object throws(NetlinkError) in
+            try check(rtnl_addr_delete(handle, object, 0), "delete address \(address.cidr) from link #\(address.interfaceIndex)")
+        }
+    }
+
+    /// Adds a route.
+    public func addRoute(_ route: RouteRecord) throws(NetlinkError) {
+        try withRouteObject(route) { object throws(NetlinkError) in
+            try check(rtnl_route_add(handle, object, NLM_F_CREATE | NLM_F_EXCL), "add route \(Self.describe(route))")
+        }
+    }
+
+    /// Deletes a route.
+    public func deleteRoute(_ route: RouteRecord) throws(NetlinkError) {
+        try withRouteObject(route) { object throws(NetlinkError) in
+            try check(rtnl_route_delete(handle, object, 0), "delete route \(Self.describe(route))")
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func describe(_ route: RouteRecord) -> String {
+        var text = route.isDefault ? "default" : "\(route.destination)/\(route.prefixLength)"
+        if let gateway = route.gateway { text += " via \(gateway)" }
+        if let index = route.interfaceIndex { text += " dev #\(index)" }
+        return text
+    }
+
+    private func withAddressObject(_ address: AddressRecord, _ body: (OpaquePointer) throws(NetlinkError) -> Void) throws(NetlinkError) {
+        guard let object = rtnl_addr_alloc() else { throw NetlinkError(operation: "allocate address", reason: "out of memory") }
+        defer { rtnl_addr_put(object) }
+        rtnl_addr_set_ifindex(object, address.interfaceIndex)
+        let family = address.family == .inet ? AF_INET : AF_INET6
+        rtnl_addr_set_family(object, family)
+        let local = try Self.parseAddress(address.address, family: family)
+        defer { nl_addr_put(local) }
+        nl_addr_set_prefixlen(local, Int32(address.prefixLength))
+        try check(rtnl_addr_set_local(object, local), "set address \(address.cidr)")
+        rtnl_addr_set_prefixlen(object, Int32(address.prefixLength))
+        if address.family == .inet, let text = address.broadcast {
+            let broadcast = try Self.parseAddress(text, family: AF_INET)
+            defer { nl_addr_put(broadcast) }
+            try check(rtnl_addr_set_broadcast(object, broadcast), "set broadcast for \(address.cidr)")
+        }
+        if let label = address.label, address.family == .inet { _ = rtnl_addr_set_label(object, label) }
+        try body(object)
+    }
+
+    private func withRouteObject(_ route: RouteRecord, _ body: (OpaquePointer) throws(NetlinkError) -> Void) throws(NetlinkError) {
+        guard let object = rtnl_route_alloc() else { throw NetlinkError(operation: "allocate route", reason: "out of memory") }
+        defer { rtnl_route_put(object) }
+        let family = route.family == .inet ? AF_INET : AF_INET6
+        _ = rtnl_route_set_family(object, UInt8(family))
+        let dst = try Self.parseAddress(route.destination, family: family)
+        defer { nl_addr_put(dst) }
+        nl_addr_set_prefixlen(dst, Int32(route.prefixLength))
+        try check(rtnl_route_set_dst(object, dst), "set route destination")
+        rtnl_route_set_table(object, route.table)
+        rtnl_route_set_protocol(object, UInt8(route.protocolNumber))
+        rtnl_route_set_scope(object, UInt8(route.scope))
+        _ = rtnl_route_set_type(object, UInt8(route.type))
+        rtnl_route_set_priority(object, route.priority)
+        if let source = route.preferredSource {
+            let src = try Self.parseAddress(source, family: family)
+            defer { nl_addr_put(src) }
+            _ = rtnl_route_set_pref_src(object, src)
+        }
+        guard let hop = rtnl_route_nh_alloc() else { throw NetlinkError(operation: "allocate next hop", reason: "out of memory") }
+        if let index = route.interfaceIndex { rtnl_route_nh_set_ifindex(hop, index) }
+        if let gateway = route.gateway {
+            let gw = try Self.parseAddress(gateway, family: family)
+            defer { nl_addr_put(gw) }
+            rtnl_route_nh_set_gateway(hop, gw)
+        }
+        rtnl_route_add_nexthop(object, hop)  // the route owns the hop from here on
+        try body(object)
+    }
+
+    static func parseAddress(_ text: String, family: Int32) throws(NetlinkError) -> OpaquePointer {
+        var result: OpaquePointer?
+        try check(nl_addr_parse(text, family, &result), "parse address \(text)")
+        guard let result else { throw NetlinkError(operation: "parse address \(text)", reason: "no address") }
+        return result
+    }
+
+    static func withNLAddress(mac: MACAddress, _ body: (OpaquePointer) -> Void) throws(NetlinkError) {
+        var octets = mac.octets
+        guard let address = nl_addr_build(AF_LLC, &octets, 6) else {
+            throw NetlinkError(operation: "build MAC address \(mac)", reason: "out of memory")
+        }
+        defer { nl_addr_put(address) }
+        body(address)
+    }
+
+    static func text(of address: OpaquePointer) -> String {
+        let family = nl_addr_get_family(address)
+        let length = Int(nl_addr_get_len(address))
+        guard let raw = nl_addr_get_binary_addr(address) else { return "" }
+        var buffer = [CChar](repeating: 0, count: 64)
+        if family == AF_INET || family == AF_INET6 {
+            if length == 0 { return family == AF_INET ? "0.0.0.0" : "::" }
+            guard inet_ntop(family, raw, &buffer, socklen_t(buffer.count)) != nil else { return "" }
+            return string(fromNulTerminated: buffer)
+        }
+        let bytes = UnsafeRawBufferPointer(start: raw, count: length)
+        return bytes.map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined(separator: ":")
+    }
+
+    static func record(link: OpaquePointer) -> LinkRecord {
+        let flags = rtnl_link_get_flags(link)
+        let hardwareType = rtnl_link_get_arptype(link)
+        var kind = rtnl_link_get_type(link).map { String(cString: $0) } ?? ""
+        if kind.isEmpty {
+            kind = hardwareType == UInt32(ARPHRD_LOOPBACK) ? "loopback" : (hardwareType == UInt32(ARPHRD_ETHER) ? "ethernet" : "other")
+        }
+        var mac: MACAddress?
+        if let address = rtnl_link_get_addr(link), nl_addr_get_len(address) == 6,
+           let raw = nl_addr_get_binary_addr(address) {
+            mac = MACAddress(Array(UnsafeRawBufferPointer(start: raw, count: 6)))
+        }
+        var netnsid: Int32 = -1
+        let peerElsewhere = rtnl_link_get_link_netnsid(link, &netnsid) == 0 && netnsid >= 0
+        let lower = rtnl_link_get_link(link)
+        let master = rtnl_link_get_master(link)
+        let alias = rtnl_link_get_ifalias(link).map { String(cString: $0) }
+        var stateBuffer = [CChar](repeating: 0, count: 32)
+        rtnl_link_operstate2str(rtnl_link_get_operstate(link), &stateBuffer, stateBuffer.count)
+        let index = rtnl_link_get_ifindex(link)
+        return LinkRecord(
+            index: index,
+            name: String(cString: rtnl_link_get_name(link)),
+            kind: kind,
+            mac: mac,
+            mtu: Int(rtnl_link_get_mtu(link)),
+            isUp: flags & UInt32(IFF_UP.rawValue) != 0,
+            hasCarrier: flags & UInt32(IFF_LOWER_UP.rawValue) != 0,
+            operationalState: string(fromNulTerminated: stateBuffer),
+            masterIndex: master > 0 ? master : nil,
+            lowerIndex: (lower > 0 && lower != index && !peerElsewhere) ? lower : nil,
+            alias: alias.flatMap { $0.isEmpty ? nil : $0 },
+            hardwareType: hardwareType)
+    }
+}
+
+/// The two flavours of MAC-VLAN link kvm-launch creates.
+public enum MacvlanKind: String, Sendable {
+    /// A macvlan with a character device (`/dev/tapN`) a VM reads and writes frames through.
+    case macvtap
+    /// A plain macvlan: a network interface for the container side.
+    case macvlan
+}
+
+func string(fromNulTerminated buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

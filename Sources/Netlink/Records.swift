@@ -1,0 +1,150 @@
+import NetworkTypes
+
+/// One network interface as the kernel reports it (`RTM_NEWLINK`).
+public struct LinkRecord: Hashable, Sendable, Codable {
+    /// The interface index; unique inside one network namespace only.
+    public var index: Int32
+    public var name: String
+    /// The link kind from `IFLA_INFO_KIND` (`veth`, `bridge`, `macvlan`, `macvtap`, `dummy`, `vlan`, `tun`, …),
+    /// `loopback` for the loopback device, or `ethernet` for a device without link info (a NIC).
+    public var kind: String
+    /// The hardware address, when the link has an Ethernet-style one.
+    public var mac: MACAddress?
+    public var mtu: Int
+    /// `IFF_UP`: administratively up.
+    public var isUp: Bool
+    /// `IFF_LOWER_UP`: carrier.
+    public var hasCarrier: Bool
+    /// RFC 2863 operational state (`up`, `down`, `lowerlayerdown`, `unknown`, …).
+    public var operationalState: String
+    /// The bridge (or bond) this link is a port of.
+    public var masterIndex: Int32?
+    /// The parent link in the same namespace (vlan, macvlan, macvtap); nil for a veth whose peer is elsewhere.
+    public var lowerIndex: Int32?
+    /// `IFLA_IFALIAS`, free text that survives as long as the link does.
+    public var alias: String?
+    /// `ARPHRD_*` hardware type.
+    public var hardwareType: UInt32
+
+    public init(index: Int32, name: String, kind: String, mac: MACAddress? = nil, mtu: Int = 1500,
+                isUp: Bool = true, hasCarrier: Bool = true, operationalState: String = "up",
+                masterIndex: Int32? = nil, lowerIndex: Int32? = nil, alias: String? = nil, hardwareType: UInt32 = 1) {
+        self.index = index
+        self.name = name
+        self.kind = kind
+        self.mac = mac
+        self.mtu = mtu
+        self.isUp = isUp
+        self.hasCarrier = hasCarrier
+        self.operationalState = operationalState
+        self.masterIndex = masterIndex
+        self.lowerIndex = lowerIndex
+        self.alias = alias
+        self.hardwareType = hardwareType
+    }
+}
+
+/// Address family of an address or route.
+public enum AddressFamily: String, Hashable, Sendable, Codable {
+    case inet, inet6
+}
+
+/// One address on an interface (`RTM_NEWADDR`).
+public struct AddressRecord: Hashable, Sendable, Codable {
+    public var interfaceIndex: Int32
+    public var family: AddressFamily
+    /// The address in its usual text form (`10.0.0.2`, `fe80::1`).
+    public var address: String
+    public var prefixLength: Int
+    /// `RT_SCOPE_*`: 0 universe, 253 link, 254 host.
+    public var scope: Int
+    /// The label (IPv4 only), e.g. `eth0` or `eth0:1`.
+    public var label: String?
+    /// The broadcast address (IPv4 only), when one is set (`ip addr add … brd …`).
+    public var broadcast: String?
+
+    public init(interfaceIndex: Int32, family: AddressFamily, address: String, prefixLength: Int, scope: Int = 0,
+                label: String? = nil, broadcast: String? = nil) {
+        self.interfaceIndex = interfaceIndex
+        self.family = family
+        self.address = address
+        self.prefixLength = prefixLength
+        self.scope = scope
+        self.label = label
+        self.broadcast = broadcast
+    }
+
+    /// The IPv4 address with its prefix, or nil for IPv6.
+    public var ipv4: IPv4Interface? {
+        guard family == .inet, let address = IPv4Address(address) else { return nil }
+        return IPv4Interface(address: address, prefixLength: prefixLength)
+    }
+
+    /// `ADDR/PREFIX`.
+    public var cidr: String { "\(address)/\(prefixLength)" }
+}
+
+/// One route (`RTM_NEWROUTE`), single next hop.
+public struct RouteRecord: Hashable, Sendable, Codable {
+    public var family: AddressFamily
+    /// Destination address text; `0.0.0.0` / `::` with prefix 0 for a default route.
+    public var destination: String
+    public var prefixLength: Int
+    /// Next-hop gateway, nil for an on-link (direct) route.
+    public var gateway: String?
+    /// Outgoing interface.
+    public var interfaceIndex: Int32?
+    /// Routing table (254 = main, 255 = local).
+    public var table: UInt32
+    /// `RTPROT_*` (2 kernel, 3 boot, 4 static, 16 dhcp).
+    public var protocolNumber: Int
+    /// `RT_SCOPE_*`.
+    public var scope: Int
+    /// `RTN_*` (1 unicast, 2 local, 3 broadcast, …).
+    public var type: Int
+    /// Metric.
+    public var priority: UInt32
+    /// Preferred source address.
+    public var preferredSource: String?
+
+    public init(family: AddressFamily, destination: String, prefixLength: Int, gateway: String? = nil,
+                interfaceIndex: Int32? = nil, table: UInt32 = 254, protocolNumber: Int = 4, scope: Int = 0,
+                type: Int = 1, priority: UInt32 = 0, preferredSource: String? = nil) {
+        self.family = family
+        self.destination = destination
+        self.prefixLength = prefixLength
+        self.gateway = gateway
+        self.interfaceIndex = interfaceIndex
+        self.table = table
+        self.protocolNumber = protocolNumber
+        self.scope = scope
+        self.type = type
+        self.priority = priority
+        self.preferredSource = preferredSource
+    }
+
+    /// Destination 0/0.
+    public var isDefault: Bool { prefixLength == 0 }
+
+    /// The IPv4 destination network, or nil for IPv6.
+    public var ipv4Destination: IPv4Interface? {
+        guard family == .inet, let address = IPv4Address(destination) else { return nil }
+        return IPv4Interface(address: address, prefixLength: prefixLength)
+    }
+
+    /// The IPv4 gateway, or nil.
+    public var ipv4Gateway: IPv4Address? { gateway.flatMap { IPv4Address($0) } }
+}
+
+/// Everything the kernel reports about one network namespace at one moment.
+public struct NetworkSnapshot: Hashable, Sendable, Codable {
+    public var links: [LinkRecord]
+    public var addresses: [AddressRecord]
+    public var routes: [RouteRecord]
+
+    public init(links: [LinkRecord], addresses: [AddressRecord], routes: [RouteRecord]) {
+        self.links = links
+        self.addresses = addresses
+        self.routes = routes
+    }
+}

@@ -1,0 +1,105 @@
+import CNetlink
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The character devices a VM reads and writes Ethernet frames through: TAP devices from
+/// `/dev/net/tun` and the device node of a macvtap. Plain file descriptors; whoever holds the
+/// last descriptor of a non-persistent TAP owns the device (closing it deletes the link).
+public enum TapDevices {
+    /// A device could not be made or opened.
+    public struct Error: Swift.Error, CustomStringConvertible, Sendable {
+        public var operation: String
+        public var errno: Errno
+        public var description: String { "\(operation) failed: \(errno.description)" }
+        public init(operation: String, errno: Errno) {
+            self.operation = operation
+            self.errno = errno
+        }
+    }
+
+    // From <linux/if_tun.h>.
+    static let tunSetInterface: UInt = 0x4004_54CA  // TUNSETIFF = _IOW('T', 202, int)
+    static let flagTap: Int16 = 0x0002              // IFF_TAP
+    static let flagNoPacketInfo: Int16 = 0x1000     // IFF_NO_PI
+    static let flagVnetHeader: Int16 = 0x4000       // IFF_VNET_HDR
+
+    /// Creates a TAP link named `name` (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) and returns its descriptor.
+    /// The link lives while the descriptor (or a copy of it, e.g. in QEMU) is open.
+    public static func openTap(named name: String, path: String = "/dev/net/tun") throws(Error) -> FileDescriptor {
+        let descriptor: FileDescriptor
+        do {
+            descriptor = try FileDescriptor.open(path, .readWrite, options: [.closeOnExec, .nonBlocking])
+        } catch {
+            throw Error(operation: "open \(path) (does the container have /dev/net/tun? run it --privileged)", errno: error as? Errno ?? .ioError)
+        }
+        // struct ifreq: 16 bytes of name, then a union whose first member here is short ifr_flags.
+        var request = [UInt8](repeating: 0, count: 40)
+        for (offset, byte) in name.utf8.prefix(15).enumerated() { request[offset] = byte }
+        let flags = flagTap | flagNoPacketInfo | flagVnetHeader
+        request[16] = UInt8(truncatingIfNeeded: flags)
+        request[17] = UInt8(truncatingIfNeeded: flags >> 8)
+        let result = request.withUnsafeMutableBytes { cnetlink_ioctl_pointer(descriptor.rawValue, tunSetInterface, $0.baseAddress) }
+        if result < 0 {
+            let code = Errno(rawValue: errno)
+            try? descriptor.close()
+            throw Error(operation: "create tap \(name)", errno: code)
+        }
+        return descriptor
+    }
+
+    /// Reads `major:minor` of a macvtap's character device from sysfs
+    /// (`/sys/class/net/NAME/macvtap/tapIFINDEX/dev`).
+    ///
+    /// sysfs shows the network namespace of whoever mounted it, which inside a container is the
+    /// container's own — the reason for not trusting `/dev/tapN`: ifindexes repeat across namespaces.
+    public static func macvtapDeviceNumber(name: String, index: Int32, sysfs: String = "/sys/class/net") throws(Error) -> (major: UInt32, minor: UInt32) {
+        let path = "\(sysfs)/\(name)/macvtap/tap\(index)/dev"
+        let text: String
+        do {
+            let descriptor = try FileDescriptor.open(path, .readOnly, options: .closeOnExec)
+            defer { try? descriptor.close() }
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let count = try buffer.withUnsafeMutableBytes { try descriptor.read(into: $0) }
+            text = String(decoding: buffer.prefix(count), as: UTF8.self)
+        } catch {
+            throw Error(operation: "read \(path) (is /sys mounted for this network namespace?)", errno: error as? Errno ?? .noSuchFileOrDirectory)
+        }
+        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "\n" })
+        guard parts.count == 2, let major = UInt32(parts[0]), let minor = UInt32(parts[1]) else {
+            throw Error(operation: "parse \(path) (\"\(text)\")", errno: .invalidArgument)
+        }
+        return (major, minor)
+    }
+
+    /// Makes a private character-device node for a macvtap (replacing a stale one) and opens it.
+    public static func openMacvtap(name: String, index: Int32, nodePath: String, sysfs: String = "/sys/class/net") throws(Error) -> FileDescriptor {
+        let number = try macvtapDeviceNumber(name: name, index: index, sysfs: sysfs)
+        unlink(nodePath)
+        let device = makeDevice(major: number.major, minor: number.minor)
+        guard mknod(nodePath, S_IFCHR | 0o600, device) == 0 else {
+            throw Error(operation: "mknod \(nodePath) \(number.major):\(number.minor)", errno: Errno(rawValue: errno))
+        }
+        do {
+            return try FileDescriptor.open(nodePath, .readWrite, options: [.closeOnExec, .nonBlocking])
+        } catch {
+            throw Error(operation: "open \(nodePath)", errno: error as? Errno ?? .ioError)
+        }
+    }
+
+    /// Opens `/dev/vhost-net` when it exists and opens; nil otherwise.
+    public static func openVhostNet(path: String = "/dev/vhost-net") -> FileDescriptor? {
+        try? FileDescriptor.open(path, .readWrite, options: .closeOnExec)
+    }
+
+    /// glibc's `makedev` encoding of a device number.
+    static func makeDevice(major: UInt32, minor: UInt32) -> dev_t {
+        let major = UInt64(major), minor = UInt64(minor)
+        let high = ((major & 0xFFFF_F000) << 32) | ((minor & 0xFFFF_FF00) << 12)
+        return dev_t(high | ((major & 0xFFF) << 8) | (minor & 0xFF))
+    }
+}

@@ -1,1 +1,0 @@
-// QEMU: placeholder until its issue lands.

@@ -1,0 +1,318 @@
+import NetworkTypes
+
+/// Everything QEMU is started with. ``arguments()`` turns it into the argument
+/// array (never a shell string): element 0 is the first option, not the binary.
+///
+/// Arguments are emitted in this order, so later, user-supplied options win where
+/// QEMU lets a repeated option override an earlier one:
+/// `-nodefaults -no-user-config [-name]`, machine and accelerator, memory/vCPUs/CPU
+/// model (or `KVM_CPU_OPTS`), optional devices (or `KVM_OPTS`), the disk (or
+/// `KVM_BLK_OPTS`), the NICs then `KVM_NET_OPTS`, the serial console on stdio,
+/// graphics (or `KVM_VIDEO_OPTS`), the QMP socket, then ``extraArguments`` verbatim.
+public struct QEMUConfiguration: Sendable, Equatable {
+    /// Memory when neither an input nor `KVM_CPU_OPTS` sets it.
+    public static let defaultMemoryMiB = 1024
+    /// vCPUs when neither an input nor `KVM_CPU_OPTS` sets it.
+    public static let defaultVCPUs = 1
+
+    /// The QEMU machine type. q35 (PCIe, the default) suits every current guest;
+    /// `pc` (i440FX) is there for old guests that only know PCI/IDE-era chipsets.
+    public enum MachineType: Sendable, Equatable {
+        case q35
+        case pc
+        case named(String)
+
+        public var name: String {
+            switch self {
+            case .q35: "q35"
+            case .pc: "pc"
+            case let .named(name): name
+            }
+        }
+    }
+
+    /// Local display and video device.
+    public enum Graphics: Sendable, Equatable {
+        /// No video device, no window: the serial console is the only console.
+        case none
+        /// A video device (`-vga MODEL`) with no local window, optionally served
+        /// over VNC (`-vnc DISPLAY`, e.g. `:0` or `unix:/run/kvm-launch/vnc.sock`).
+        case vga(model: String, vnc: String?)
+
+        /// What the old container did with `DISABLE_VGA=no`: `-vga qxl -display none`.
+        public static let legacyVGA = Graphics.vga(model: "qxl", vnc: nil)
+    }
+
+    public var machineType: MachineType
+    public var accelerator: Accelerator
+    public var memoryMiB: Int
+    public var vcpus: Int
+    /// `-cpu` model; nil means `host` under KVM and `max` under TCG.
+    public var cpuModel: String?
+    /// The boot disk; nil starts QEMU without one (used by tests).
+    public var disk: DiskImage?
+    /// One virtio-net NIC per entry, in order (`net0`, `net1`, ...).
+    public var nics: [NetworkInterfaceCard]
+    public var graphics: Graphics
+    /// Where QEMU listens for QMP (a unix socket, normally under /run/kvm-launch/).
+    public var qmpSocketPath: String
+    /// `-name` (shown in `ps` and to the guest via SMBIOS); nil leaves it out.
+    public var name: String?
+    /// The old container's `KVM_*_OPTS` variables.
+    public var legacy: LegacyOptions
+    /// The container's CMD: appended last, each element one argument, unchanged.
+    public var extraArguments: [String]
+
+    public init(
+        machineType: MachineType = .q35,
+        accelerator: Accelerator,
+        memoryMiB: Int = QEMUConfiguration.defaultMemoryMiB,
+        vcpus: Int = QEMUConfiguration.defaultVCPUs,
+        cpuModel: String? = nil,
+        disk: DiskImage?,
+        nics: [NetworkInterfaceCard] = [],
+        graphics: Graphics = .none,
+        qmpSocketPath: String,
+        name: String? = nil,
+        legacy: LegacyOptions = LegacyOptions(),
+        extraArguments: [String] = []
+    ) {
+        self.machineType = machineType
+        self.accelerator = accelerator
+        self.memoryMiB = memoryMiB
+        self.vcpus = vcpus
+        self.cpuModel = cpuModel
+        self.disk = disk
+        self.nics = nics
+        self.graphics = graphics
+        self.qmpSocketPath = qmpSocketPath
+        self.name = name
+        self.legacy = legacy
+        self.extraArguments = extraArguments
+    }
+
+    /// The QEMU argument array (without the binary itself).
+    public func arguments() throws(QEMUConfigurationError) -> [String] {
+        try validate()
+        var args = ["-nodefaults", "-no-user-config"]
+        if let name { args += ["-name", QEMUOption.escape(name)] }
+        // `-machine accel=` rather than `-accel` so that a `-machine ...,accel=kvm`
+        // in KVM_CPU_OPTS (common with the old container) merges instead of clashing.
+        args += ["-machine", "type=\(QEMUOption.escape(machineType.name)),accel=\(accelerator.rawValue)"]
+
+        if let cpu = legacy.cpu {
+            args += cpu
+        } else {
+            let model = cpuModel ?? (accelerator == .kvm ? "host" : "max")
+            args += ["-m", "\(memoryMiB)", "-smp", "\(vcpus)", "-cpu", model]
+        }
+
+        args += legacy.base ?? LegacyOptions.defaultBase
+
+        if let block = legacy.block {
+            args += block
+        } else if let disk {
+            args += ["-drive", "file=\(QEMUOption.escape(disk.path)),if=virtio,format=\(disk.format.rawValue)"]
+        }
+
+        for (index, nic) in nics.enumerated() {
+            args += ["-netdev", nic.netdevOption(id: "net\(index)")]
+            args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)"]
+        }
+        args += legacy.network
+
+        // signal=off: a Ctrl-C typed on the console is a byte for the guest, not
+        // a SIGINT that would make QEMU quit.
+        args += ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
+
+        if let video = legacy.video {
+            args += video
+        } else {
+            switch graphics {
+            case .none:
+                args += ["-display", "none"]
+            case let .vga(model, vnc):
+                args += ["-vga", model, "-display", "none"]
+                if let vnc { args += ["-vnc", vnc] }
+            }
+        }
+
+        args += [
+            "-chardev", "socket,id=qmp,path=\(QEMUOption.escape(qmpSocketPath)),server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+        ]
+        args += extraArguments
+        return args
+    }
+
+    /// The child descriptor numbers the NIC backends refer to, in argument order.
+    /// The launcher must make exactly these numbers available to QEMU.
+    public var childFileDescriptors: [Int32] {
+        nics.flatMap { nic -> [Int32] in
+            guard case let .tapFileDescriptor(fd, vhost) = nic.backend else { return [] }
+            if case let .fileDescriptor(vhostFD) = vhost { return [fd, vhostFD] }
+            return [fd]
+        }
+    }
+
+    private func validate() throws(QEMUConfigurationError) {
+        guard memoryMiB > 0 else { throw .invalidMemory(memoryMiB) }
+        guard vcpus > 0 else { throw .invalidVCPUs(vcpus) }
+        guard !qmpSocketPath.isEmpty else { throw .emptyQMPSocketPath }
+        var seen: Set<Int32> = []
+        for fd in childFileDescriptors {
+            guard fd > 2 else { throw .reservedFileDescriptor(fd) }
+            guard seen.insert(fd).inserted else { throw .duplicateFileDescriptor(fd) }
+        }
+        for nic in nics {
+            if case let .tapDevice(name, _) = nic.backend, name.isEmpty || name.contains(",") || name.count > 15 {
+                throw .invalidTapName(name)
+            }
+        }
+    }
+}
+
+/// A virtio NIC and the host side it is connected to.
+public struct NetworkInterfaceCard: Sendable, Equatable {
+    /// How vhost-net (in-kernel packet processing) is used for a tap file descriptor.
+    public enum Vhost: Sendable, Equatable {
+        case off
+        /// QEMU opens /dev/vhost-net itself.
+        case on
+        /// An already-open /dev/vhost-net, at this descriptor number in QEMU.
+        case fileDescriptor(Int32)
+    }
+
+    public enum Backend: Sendable, Equatable {
+        /// An open tap or macvtap (/dev/tapN) descriptor, at this number in QEMU:
+        /// `-netdev tap,fd=N[,vhost=on[,vhostfd=V]]`.
+        case tapFileDescriptor(Int32, vhost: Vhost)
+        /// A tap device QEMU opens by name, with no helper scripts:
+        /// `-netdev tap,ifname=TAP,script=no,downscript=no[,vhost=on]`.
+        case tapDevice(String, vhost: Bool)
+    }
+
+    /// The guest's MAC (the container interface's original MAC).
+    public var mac: MACAddress
+    public var backend: Backend
+    /// The QEMU NIC device; virtio-net by default.
+    public var model: String
+
+    public init(mac: MACAddress, backend: Backend, model: String = "virtio-net-pci") {
+        self.mac = mac
+        self.backend = backend
+        self.model = model
+    }
+
+    func netdevOption(id: String) -> String {
+        switch backend {
+        case let .tapFileDescriptor(fd, vhost):
+            var option = "tap,id=\(id),fd=\(fd)"
+            switch vhost {
+            case .off: break
+            case .on: option += ",vhost=on"
+            case let .fileDescriptor(vhostFD): option += ",vhost=on,vhostfd=\(vhostFD)"
+            }
+            return option
+        case let .tapDevice(name, vhost):
+            return "tap,id=\(id),ifname=\(name),script=no,downscript=no" + (vhost ? ",vhost=on" : "")
+        }
+    }
+}
+
+/// The old container's `KVM_*_OPTS` variables, already split into words.
+/// A nil value means "not set": kvm-launch's own options are used.
+public struct LegacyOptions: Sendable, Equatable {
+    /// What `KVM_OPTS` replaces: devices the old container added by default.
+    public static let defaultBase = ["-device", "virtio-balloon-pci,id=balloon0"]
+
+    /// `KVM_CPU_OPTS`: replaces `-m`, `-smp` and `-cpu`.
+    public var cpu: [String]?
+    /// `KVM_BLK_OPTS`: replaces the disk option.
+    public var block: [String]?
+    /// `KVM_NET_OPTS`: added after the generated NICs (as the old container did).
+    public var network: [String]
+    /// `KVM_VIDEO_OPTS`: replaces the graphics options.
+    public var video: [String]?
+    /// `KVM_OPTS`: replaces ``defaultBase``. Unlike the old container it does not
+    /// remove `-nodefaults`, the console or QMP: supervision depends on them.
+    public var base: [String]?
+
+    public init(cpu: [String]? = nil, block: [String]? = nil, network: [String] = [], video: [String]? = nil, base: [String]? = nil) {
+        self.cpu = cpu
+        self.block = block
+        self.network = network
+        self.video = video
+        self.base = base
+    }
+
+    /// Reads `KVM_CPU_OPTS`, `KVM_BLK_OPTS`, `KVM_NET_OPTS`, `KVM_VIDEO_OPTS` and
+    /// `KVM_OPTS`, splitting each with ``ShellWords``. An empty value counts as
+    /// unset, as it did with the old script's `${VAR:=default}`.
+    public init(environment: [String: String]) throws(LegacyOptionsError) {
+        func words(_ key: String) throws(LegacyOptionsError) -> [String]? {
+            guard let value = environment[key],
+                  !value.allSatisfy(\.isWhitespace) else { return nil }
+            do {
+                return try ShellWords.split(value)
+            } catch {
+                throw LegacyOptionsError(variable: key, problem: error)
+            }
+        }
+        self.init(
+            cpu: try words("KVM_CPU_OPTS"),
+            block: try words("KVM_BLK_OPTS"),
+            network: try words("KVM_NET_OPTS") ?? [],
+            video: try words("KVM_VIDEO_OPTS"),
+            base: try words("KVM_OPTS")
+        )
+    }
+}
+
+/// A `KVM_*_OPTS` variable that cannot be split into words.
+public struct LegacyOptionsError: Error, Equatable, CustomStringConvertible {
+    public var variable: String
+    public var problem: ShellWords.SplitError
+
+    public var description: String { "\(variable): \(problem)" }
+}
+
+/// An input that cannot become a QEMU command line.
+public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
+    case invalidMemory(Int)
+    case invalidVCPUs(Int)
+    case emptyQMPSocketPath
+    case reservedFileDescriptor(Int32)
+    case duplicateFileDescriptor(Int32)
+    case invalidTapName(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidMemory(value): "guest memory \(value) MiB is not positive: set a memory size of at least 1 MiB"
+        case let .invalidVCPUs(value): "vCPU count \(value) is not positive: set at least 1 vCPU"
+        case .emptyQMPSocketPath: "the QMP socket path is empty: give a path such as /run/kvm-launch/qmp.sock"
+        case let .reservedFileDescriptor(fd): "descriptor \(fd) is one of QEMU's stdin/stdout/stderr: pass NIC descriptors at 3 or above"
+        case let .duplicateFileDescriptor(fd): "descriptor \(fd) is used by two NIC backends: give every tap and vhost descriptor its own number"
+        case let .invalidTapName(name): "tap device name '\(name)' is not a valid interface name: use 1-15 characters without commas"
+        }
+    }
+}
+
+/// QEMU's option-value quoting.
+public enum QEMUOption {
+    /// Escapes a value placed inside a `key=value,...` option: QEMU reads `,,` as a literal comma.
+    public static func escape(_ value: String) -> String {
+        value.replacingAll(",", with: ",,")
+    }
+}
+
+extension String {
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var result = ""
+        result.reserveCapacity(count)
+        for character in self {
+            if character == target { result += replacement } else { result.append(character) }
+        }
+        return result
+    }
+}

@@ -1,1 +1,0 @@
-// Supervisor: placeholder until its issue lands.

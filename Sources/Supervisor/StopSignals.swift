@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSupervisorShims
+import Synchronization
+
+/// A request to stop the guest: a signal, a cancelled task, or a test.
+public struct StopRequest: Sendable, Equatable, CustomStringConvertible {
+    /// Human-readable cause, e.g. `SIGTERM`.
+    public var reason: String
+    /// The signal that caused it, if any.
+    public var signal: Int32?
+
+    public init(reason: String, signal: Int32? = nil) {
+        self.reason = reason
+        self.signal = signal
+    }
+
+    public static func signal(_ signal: Int32) -> StopRequest {
+        StopRequest(reason: signalName(signal), signal: signal)
+    }
+
+    public var description: String { reason }
+}
+
+/// Turns SIGTERM and SIGINT into ``StopRequest``s.
+///
+/// PID 1 gets no default signal handlers (the kernel drops signals whose
+/// disposition is SIG_DFL for a namespace's init), so a handler must be installed
+/// or `docker stop` does nothing until its SIGKILL. The handler is a tiny C
+/// function that writes the signal number to a pipe (the self-pipe trick); a
+/// dedicated thread blocks on reading that pipe and feeds the stream. This works
+/// whichever thread the kernel delivers the signal to, so nothing needs to block
+/// signals before the Swift runtime starts its threads.
+public enum StopSignals {
+    private static let installed = Mutex(false)
+
+    /// Installs the handlers once per process and returns the stream of requests.
+    ///
+    /// A second SIGTERM/SIGINT yields a second request; the supervisor uses it to
+    /// skip the rest of the current shutdown wait.
+    public static func install(_ signals: [Int32] = [SIGTERM, SIGINT]) throws(SupervisorError) -> AsyncStream<StopRequest> {
+        let alreadyInstalled = installed.withLock { value in
+            defer { value = true }
+            return value
+        }
+        guard !alreadyInstalled else { throw .signalsAlreadyInstalled }
+
+        var ends: [Int32] = [-1, -1]
+        guard kvml_make_signal_pipe(&ends) == 0 else {
+            installed.withLock { $0 = false }
+            throw .signalSetupFailed(reason: String(cString: strerror(errno)))
+        }
+        let (readEnd, writeEnd) = (ends[0], ends[1])
+
+        let (stream, continuation) = AsyncStream.makeStream(of: StopRequest.self)
+        startDetachedThread {
+            var byte: UInt8 = 0
+            while true {
+                let count = read(readEnd, &byte, 1)
+                if count == 1 {
+                    continuation.yield(.signal(Int32(byte)))
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    continuation.finish()
+                    return
+                }
+            }
+        }
+
+        let result = signals.withUnsafeBufferPointer {
+            kvml_install_signal_pipe(writeEnd, $0.baseAddress, Int32($0.count))
+        }
+        guard result == 0 else { throw .signalSetupFailed(reason: String(cString: strerror(errno))) }
+        return stream
+    }
+}

@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// PID 1's duties around QEMU: start it, stop it gracefully on request, reap
+/// every child, and say how it ended.
+///
+/// ```swift
+/// let stops = try StopSignals.install()             // SIGTERM, SIGINT
+/// let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(20)))
+/// let result = try await supervisor.run(
+///     ChildCommand(executable: qemu, arguments: args, fileDescriptors: fds),
+///     stopActions: .qmp(socketPath: qmpPath),
+///     stopRequests: stops)
+/// exit(result.exitCode)
+/// ```
+///
+/// On the first stop request the guest's ACPI power button is pressed; if QEMU
+/// has not exited after `powerdownTimeout`, QEMU is told to quit; if it is still
+/// there after `quitTimeout`, it is SIGKILLed. A further stop request skips the
+/// rest of the current wait. Cancelling the calling task counts as a stop request.
+public struct Supervisor: Sendable {
+    public var policy: ShutdownPolicy
+    public var reaping: ReapingScope
+    public var logger: Logger
+
+    public init(
+        policy: ShutdownPolicy = ShutdownPolicy(),
+        reaping: ReapingScope = .automatic,
+        logger: Logger = Logger(label: "kvm-launch.supervisor")
+    ) {
+        self.policy = policy
+        self.reaping = reaping
+        self.logger = logger
+    }
+
+    /// Makes this process a child subreaper so that, when it is not PID 1, it
+    /// still adopts and reaps orphaned descendants. A no-op for PID 1.
+    public static func becomeSubreaper() throws(SupervisorError) {
+        try Reaper.becomeSubreaper()
+    }
+
+    /// Spawns `command` and supervises it until it has exited and been reaped.
+    ///
+    /// - Parameters:
+    ///   - stopActions: how to ask the child to stop.
+    ///   - stopRequests: stop requests, usually from ``StopSignals/install(_:)``.
+    ///   - onSpawn: called with the child's pid right after it started.
+    public func run(
+        _ command: ChildCommand,
+        stopActions: StopActions,
+        stopRequests: AsyncStream<StopRequest>,
+        onSpawn: (@Sendable (pid_t) -> Void)? = nil
+    ) async throws(SupervisorError) -> SupervisionResult {
+        let pid = try ChildProcess.spawn(command)
+        let child = SupervisedChild(pid: pid)
+        logger.info("started \(command.executable)", metadata: ["pid": "\(pid)"])
+        onSpawn?(pid)
+
+        let (events, sink) = AsyncStream.makeStream(of: Event.self)
+        let logger = self.logger
+        Reaper.watch(
+            child,
+            scope: reaping,
+            onOrphan: { orphan, termination in
+                logger.debug("reaped orphan", metadata: ["pid": "\(orphan)", "status": "\(termination)"])
+            },
+            completion: { sink.yield(.exited($0)) }
+        )
+        let forwarder = Task {
+            for await request in stopRequests { sink.yield(.stop(request)) }
+        }
+        defer { forwarder.cancel() }
+
+        // The loop runs in its own task so that cancelling the caller turns into a
+        // stop request instead of ending the loop while QEMU still runs.
+        let loop = Task { [policy] in
+            await Self.eventLoop(child: child, events: events, sink: sink, policy: policy, actions: stopActions, logger: logger)
+        }
+        let result = await withTaskCancellationHandler {
+            await loop.value
+        } onCancel: {
+            sink.yield(.stop(StopRequest(reason: "cancellation")))
+        }
+        return try result.get()
+    }
+
+    enum Event: Sendable {
+        case stop(StopRequest)
+        case deadline(ShutdownSequence.Phase)
+        case actionFailed(ShutdownSequence.Phase, String)
+        case exited(Result<ReapReport, SupervisorError>)
+    }
+
+    private static func eventLoop(
+        child: SupervisedChild,
+        events: AsyncStream<Event>,
+        sink: AsyncStream<Event>.Continuation,
+        policy: ShutdownPolicy,
+        actions: StopActions,
+        logger: Logger
+    ) async -> Result<SupervisionResult, SupervisorError> {
+        var sequence = ShutdownSequence(policy: policy)
+        var tasks: [Task<Void, Never>] = []
+        defer { tasks.forEach { $0.cancel() } }
+
+        for await event in events {
+            let next: [ShutdownSequence.Action]
+            switch event {
+            case let .stop(request):
+                logger.info("stop requested", metadata: ["reason": "\(request)", "phase": "\(sequence.phase)"])
+                next = sequence.stopRequested(request)
+            case let .deadline(phase):
+                logger.notice("timed out waiting for QEMU to exit", metadata: ["phase": "\(phase)"])
+                next = sequence.deadlineReached(phase)
+            case let .actionFailed(phase, message):
+                logger.warning("stop step failed", metadata: ["phase": "\(phase)", "error": "\(message)"])
+                next = sequence.actionFailed(in: phase)
+            case let .exited(report):
+                return report.map { report in
+                    SupervisionResult(
+                        outcome: sequence.outcome(for: report.termination),
+                        termination: report.termination,
+                        stopRequest: sequence.firstRequest,
+                        orphansReaped: report.orphansReaped
+                    )
+                }
+            }
+            for action in next {
+                switch action {
+                case .powerdown:
+                    tasks.append(Task {
+                        do {
+                            try await actions.powerdown(child)
+                        } catch {
+                            sink.yield(.actionFailed(.poweringDown, "\(error)"))
+                        }
+                    })
+                case .quit:
+                    tasks.append(Task {
+                        do {
+                            try await actions.quit(child)
+                        } catch {
+                            logger.warning("quit failed, sending SIGTERM", metadata: ["error": "\(error)"])
+                            child.signal(SIGTERM)
+                        }
+                    })
+                case .kill:
+                    logger.warning("killing QEMU", metadata: ["pid": "\(child.pid)"])
+                    child.signal(SIGKILL)
+                case let .startTimer(phase, delay):
+                    tasks.append(Task {
+                        do {
+                            try await Task.sleep(for: delay)
+                            sink.yield(.deadline(phase))
+                        } catch {}
+                    })
+                }
+            }
+        }
+        return .failure(.waitFailed(reason: "event stream ended before the child was reaped"))
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Boots the real test guest (image/build.sh) under real QEMU (TCG here) inside a simulated
+/// container and checks what a user would: the guest's own console lines, pings from the
+/// network, the exit status, and the container's links/addresses/routes afterwards.
+@Suite(.serialized, .enabled(if: isRoot, "needs root: makes network namespaces, macvtaps and bridges, and runs QEMU"))
+struct EndToEndTests {
+    /// kvm-launch in the container namespace with the guest on a private copy-on-write overlay.
+    final class VMRun: @unchecked Sendable {  // only used from the test's own thread
+        let fixture: ContainerFixture
+        let process: ConsoleProcess
+        let runDirectory: String
+
+        init(_ fixture: ContainerFixture, environment: [String: String], arguments: [String] = [], image: String? = nil) throws {
+            self.fixture = fixture
+            runDirectory = fixture.directory.appendingPathComponent("run").path
+            var env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                       "KVM_LAUNCH_RUN_DIR": runDirectory, "VM_ACCEL": "tcg", "VM_MEMORY": "256M",
+                       "VM_IMAGE": image ?? Self.overlay(in: fixture)]
+            env.merge(environment) { _, new in new }
+            process = try ConsoleProcess(["/usr/sbin/ip", "netns", "exec", fixture.container.name, kvmLaunchBinary] + arguments, environment: env)
+        }
+
+        /// A qcow2 overlay on the shared test guest, so every test boots a pristine disk of its own.
+        static func overlay(in fixture: ContainerFixture) -> String {
+            let path = fixture.directory.appendingPathComponent("disk.qcow2").path
+            if !FileManager.default.fileExists(atPath: path) {
+                _ = try? run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", testGuestImage, "-F", "qcow2", path])
+            }
+            return path
+        }
+
+        /// The guest's NIC lines, once it printed KVMLAUNCH-READY.
+        func waitUntilReady(timeout: TimeInterval = 120) throws -> [GuestNIC] {
+            guard process.waitFor("KVMLAUNCH-READY", timeout: timeout) != nil else {
+                throw Failure("the guest did not print KVMLAUNCH-READY; console:\n\(process.lines.suffix(40).joined(separator: "\n"))\nstderr:\n\(process.stderrLines.suffix(20).joined(separator: "\n"))")
+            }
+            return process.lines.compactMap(GuestNIC.init(line:))
+        }
+
+        func stop() { process.stop() }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// The container's state equals the snapshot; on a difference, the differing lines are shown.
+    func expectRestored(_ fixture: ContainerFixture, _ before: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let after = try fixture.state()
+        let old = Set(before.split(separator: "\n")), new = Set(after.split(separator: "\n"))
+        #expect(after == before, "the container's links, addresses and routes are as they were; only before: \(old.subtracting(new).sorted()); only after: \(new.subtracting(old).sorted())", sourceLocation: sourceLocation)
+    }
+
+    static func requireImage() throws {
+        guard FileManager.default.fileExists(atPath: testGuestImage) else {
+            throw Failure("no test guest at \(testGuestImage): run image/build.sh (make test does it first)")
+        }
+    }
+
+    static let oneInterface = [ContainerFixture.Interface(name: "eth0", addresses: ["10.88.0.2/24"], peerAddress: "10.88.0.1/24", defaultRoute: true)]
+
+    @Test func macvtapGuestGetsContainerIdentityConsoleWorksAndDiskSurvivesGracefulStop() throws {
+        try Self.requireImage()
+        let fixture = try ContainerFixture(Self.oneInterface)
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let originalMAC = try fixture.mac(of: "eth0")
+
+        let vm = try VMRun(fixture, environment: ["AUTO_ATTACH": "yes"])
+        defer { vm.stop() }
+        let nics = try vm.waitUntilReady()
+        try #require(nics.count == 1)
+        #expect(nics[0].mac == originalMAC)
+        #expect(nics[0].address == "10.88.0.2/24")
+        #expect(nics[0].gateway == "10.88.0.1")
+        #expect(nics[0].dns == "192.0.2.53")
+        #expect(nics[0].search == "example.test,corp.example.test")
+        #expect(nics[0].mtu == "1500")
+        #expect(try fixture.mac(of: "eth0") != originalMAC, "the container interface has a new MAC")
+
+        #expect(fixture.pingFromPeer("10.88.0.2"), "the VM answers on the container's address")
+        #expect(try fixture.peerNeighbourMAC("10.88.0.2") == originalMAC, "with the container's MAC")
+
+        // The console is the container's stdio: a command typed in comes back with its answer.
+        let mark = vm.process.lines.count
+        vm.process.send("echo console-$((6*7))\n")
+        #expect(vm.process.waitFor("console-42", after: mark, timeout: 30) != nil)
+        vm.process.send("marker-write survived-\(fixture.container.name)\n")
+        #expect(vm.process.waitFor("KVMLAUNCH-MARKER-WRITTEN=survived-\(fixture.container.name)", after: mark, timeout: 30) != nil)
+
+        vm.process.signal(SIGTERM)
+        let status = vm.process.waitForExit(timeout: 60)
+        #expect(status == 0, "graceful power-off exits 0; stderr: \(vm.process.stderrLines.suffix(5))")
+        #expect(vm.process.lines.contains { $0.contains("KVMLAUNCH-POWEROFF") }, "the guest shut itself down")
+        try expectRestored(fixture, before)
+
+        // Boot the same disk again: the marker is there and the image is consistent.
+        let check = try run(["qemu-img", "check", VMRun.overlay(in: fixture)], check: false)
+        #expect(check.status == 0, "qemu-img check: \(check.stdout)")
+        let again = try VMRun(fixture, environment: ["AUTO_ATTACH": "yes"])
+        defer { again.stop() }
+        _ = try again.waitUntilReady()
+        #expect(again.process.lines.contains { $0.contains("KVMLAUNCH-MARKER=survived-\(fixture.container.name)") })
+        again.process.signal(SIGTERM)
+        #expect(again.process.waitForExit(timeout: 60) == 0)
+        try expectRestored(fixture, before)
+    }
+
+    @Test func bridgeModeWithTwoInterfaces() throws {
+        try Self.requireImage()
+        let fixture = try ContainerFixture([
+            .init(name: "eth0", addresses: ["10.88.0.2/24"], peerAddress: "10.88.0.1/24", defaultRoute: true),
+            .init(name: "eth1", addresses: ["10.99.5.2/24"], peerAddress: "10.99.5.1/24"),
+        ])
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let macs = [try fixture.mac(of: "eth0"), try fixture.mac(of: "eth1")]
+
+        let vm = try VMRun(fixture, environment: ["AUTO_ATTACH": "yes", "USE_NET_BRIDGES": "yes"])
+        defer { vm.stop() }
+        let nics = try vm.waitUntilReady()
+        try #require(nics.count == 2)
+        #expect(nics.map(\.mac) == macs.map(Optional.init), "NIC order is interface order")
+        #expect(nics.map(\.address) == ["10.88.0.2/24", "10.99.5.2/24"])
+        #expect(nics[0].gateway == "10.88.0.1")
+        #expect(fixture.pingFromPeer("10.88.0.2"))
+        #expect(fixture.pingFromPeer("10.99.5.2"))
+        #expect(try fixture.peerNeighbourMAC("10.99.5.2") == macs[1])
+
+        vm.process.signal(SIGTERM)
+        #expect(vm.process.waitForExit(timeout: 60) == 0)
+        try expectRestored(fixture, before)
+    }
+
+    @Test func attachIfacesAndSelectedNetwork() throws {
+        try Self.requireImage()
+        let fixture = try ContainerFixture([
+            .init(name: "eth0", addresses: ["10.88.0.2/24"], peerAddress: "10.88.0.1/24", defaultRoute: true),
+            .init(name: "eth1", addresses: ["10.70.0.2/24", "10.71.0.2/24"], peerAddress: "10.71.0.1/24"),
+        ])
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let eth1MAC = try fixture.mac(of: "eth1")
+        let eth0MAC = try fixture.mac(of: "eth0")
+
+        let vm = try VMRun(fixture, environment: ["AUTO_ATTACH": "no", "ATTACH_IFACES": "eth1", "SELECTED_NETWORK": "10.71.0.0/24"])
+        defer { vm.stop() }
+        let nics = try vm.waitUntilReady()
+        try #require(nics.count == 1, "only eth1 is attached")
+        #expect(nics[0].mac == eth1MAC)
+        #expect(nics[0].address == "10.71.0.2/24")
+        #expect(fixture.pingFromPeer("10.71.0.2"))
+        #expect(try fixture.mac(of: "eth0") == eth0MAC, "eth0 is left alone")
+
+        vm.process.signal(SIGTERM)
+        #expect(vm.process.waitForExit(timeout: 60) == 0)
+        try expectRestored(fixture, before)
+    }
+
+    @Test func guestIgnoringThePowerButtonIsStoppedAfterTheTimeout() throws {
+        try Self.requireImage()
+        let fixture = try ContainerFixture(Self.oneInterface)
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        // The CMD reaches QEMU verbatim: this fw_cfg entry tells the test guest to ignore ACPI.
+        let vm = try VMRun(fixture, environment: ["AUTO_ATTACH": "yes", "VM_SHUTDOWN_TIMEOUT": "3"],
+                           arguments: ["-fw_cfg", "name=opt/kvmlaunch/ignore-acpi,string=1"])
+        defer { vm.stop() }
+        _ = try vm.waitUntilReady()
+        #expect(vm.process.lines.contains { $0.contains("KVMLAUNCH-ACPI-IGNORE=on") })
+        vm.process.signal(SIGTERM)
+        let status = vm.process.waitForExit(timeout: 60)
+        #expect(status != nil && status != 0, "a guest that did not power off is not a clean exit")
+        #expect(vm.process.stderrLines.contains { $0.contains("did not power off in time") })
+        #expect(!vm.process.lines.contains { $0.contains("KVMLAUNCH-POWEROFF") })
+        try expectRestored(fixture, before)
+    }
+
+    @Test(arguments: ["missing", "corrupt", "no-qemu", "bad-setting"])
+    func badInputFailsClearlyAndChangesNothing(_ fault: String) throws {
+        let fixture = try ContainerFixture(Self.oneInterface)
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        var environment = ["AUTO_ATTACH": "yes"]
+        var image: String?
+        switch fault {
+        case "missing":
+            image = fixture.directory.appendingPathComponent("nothing-here.qcow2").path
+        case "corrupt":
+            let path = fixture.directory.appendingPathComponent("corrupt.qcow2").path
+            try Data("QFI\u{fb}\0\0\0\u{3}garbage".utf8).write(to: URL(fileURLWithPath: path))
+            image = path
+        case "no-qemu":
+            environment["LAUNCHER"] = "/nonexistent/qemu-system-x86_64"
+            image = fixture.directory.appendingPathComponent("blank.qcow2").path
+            try run(["qemu-img", "create", "-q", "-f", "qcow2", image!, "16M"])
+        default:
+            environment["AUTO_ATTACH"] = "sometimes"
+            environment["VM_CPUS"] = "many"
+        }
+        let vm = try VMRun(fixture, environment: environment, image: image)
+        defer { vm.stop() }
+        let status = vm.process.waitForExit(timeout: 30)
+        #expect(status != nil && status != 0)
+        let errors = vm.process.stderrLines.filter { $0.hasPrefix("Error:") }
+        #expect(errors.count == 1, "one clear line: \(vm.process.stderrLines)")
+        let expectation = ["missing": "nothing-here.qcow2", "corrupt": "corrupt.qcow2", "no-qemu": "qemu-system-x86_64",
+                           "bad-setting": "AUTO_ATTACH"][fault]!
+        #expect(errors.first?.contains(expectation) == true, "\(errors)")
+        try expectRestored(fixture, before)
+    }
+}

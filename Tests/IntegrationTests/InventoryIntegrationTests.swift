@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+import LaunchConfiguration
+import NetAttach
+import Netlink
+import NetworkTypes
+import TestSupport
+
+/// A namespace shaped like a busy container: two veths (one with two IPv4 addresses and IPv6),
+/// a dummy, a down link, a bridge with a port, and a vlan.
+///
+/// Some kernels (this project's CI machines among them) are built without the `dummy` and `8021q`
+/// drivers; there the fixture uses `ifb` links where a dummy would do, and leaves the vlan out,
+/// saying so in `notes`.
+private struct FixtureNamespace {
+    let namespace: TestNamespace
+    let peer: TestNamespace
+    /// `dummy` or, without that driver, `ifb`.
+    let simpleKind: String
+    let hasVLAN: Bool
+
+    init() throws {
+        namespace = try TestNamespace(prefix: "kl-inv")
+        do {
+            peer = try TestNamespace(prefix: "kl-peer")
+        } catch {
+            namespace.destroy()
+            throw error
+        }
+        do {
+            let ns = namespace.name
+            try run(["ip", "-n", peer.name, "link", "add", "p0", "type", "veth", "peer", "name", "eth0", "netns", ns])
+            try run(["ip", "-n", peer.name, "link", "add", "p1", "type", "veth", "peer", "name", "eth1", "netns", ns])
+            try namespace.ip("link set eth0 address 02:00:00:00:00:10 up")
+            try namespace.ip("addr add 10.77.0.5/24 dev eth0")
+            try namespace.ip("addr add 10.77.1.5/24 dev eth0")
+            try namespace.ip("addr add fd77::5/64 dev eth0 nodad")
+            try namespace.ip("route add default via 10.77.0.1 dev eth0")
+            try namespace.ip("link set eth1 address 02:00:00:00:00:11 mtu 1400 up")
+            try namespace.ip("addr add 192.0.2.9/28 dev eth1")
+            simpleKind = (try? namespace.ip("link add dummy0 type dummy")) != nil ? "dummy" : "ifb"
+            if simpleKind == "ifb" { try namespace.ip("link add dummy0 type ifb") }
+            try namespace.ip("link set dummy0 up")
+            try namespace.ip("link add down0 type \(simpleKind)")
+            try namespace.ip("link add br0 type bridge")
+            try namespace.ip("link add port0 type \(simpleKind)")
+            try namespace.ip("link set port0 master br0")
+            try namespace.ip("link set port0 up")
+            try namespace.ip("link set br0 up")
+            hasVLAN = (try? namespace.ip("link add link eth1 name eth1.42 type vlan id 42")) != nil
+            if hasVLAN {
+                try namespace.ip("link set eth1.42 up")
+            } else {
+                print("note: this kernel has no 8021q driver; the vlan case is left out of the fixture")
+            }
+        } catch {
+            namespace.destroy()
+            peer.destroy()
+            throw error
+        }
+    }
+
+    func destroy() {
+        namespace.destroy()
+        peer.destroy()
+    }
+
+    func inventory() throws -> Inventory {
+        let socket = try NetworkNamespace.run(inNamespaceAt: namespace.path) { try NetlinkSocket() }
+        return try Inventory.read(from: socket)
+    }
+
+    /// `kvm-launch --list-ifaces --json` run inside the namespace, decoded.
+    func listing(_ environment: [String: String]) throws -> [InterfaceListingRow] {
+        let result = try namespace.exec([kvmLaunchBinary, "--list-ifaces", "--json"], environment: environment)
+        return try JSONDecoder().decode([InterfaceListingRow].self, from: Data(result.stdout.utf8))
+    }
+}
+
+@Suite(.serialized, .enabled(if: isRoot, needsRootReason))
+struct InventoryIntegrationTests {
+    @Test func inventoryReportsEveryLinkAddressAndRoute() throws {
+        let fixture = try FixtureNamespace()
+        defer { fixture.destroy() }
+        let inventory = try fixture.inventory()
+
+        let expected: Set<String> = ["lo", "eth0", "eth1", "dummy0", "down0", "br0", "port0"]
+        #expect(Set(inventory.links.map(\.name)) == (fixture.hasVLAN ? expected.union(["eth1.42"]) : expected))
+        let eth0 = try #require(inventory.link(named: "eth0"))
+        #expect(eth0.kind == "veth")
+        #expect(eth0.mac == MACAddress("02:00:00:00:00:10"))
+        #expect(eth0.isUp)
+        #expect(eth0.lowerIndex == nil, "a veth's peer lives in another namespace")
+        #expect(inventory.ipv4Addresses(on: eth0.index) == [IPv4Interface("10.77.0.5/24")!, IPv4Interface("10.77.1.5/24")!])
+        #expect(inventory.addresses(on: eth0.index).contains { $0.family == .inet6 && $0.address == "fd77::5" && $0.prefixLength == 64 })
+
+        let eth1 = try #require(inventory.link(named: "eth1"))
+        #expect(eth1.mtu == 1400)
+        if fixture.hasVLAN {
+            let vlan = try #require(inventory.link(named: "eth1.42"))
+            #expect(vlan.kind == "vlan")
+            #expect(vlan.lowerIndex == eth1.index)
+        }
+        let bridge = try #require(inventory.link(named: "br0"))
+        #expect(bridge.kind == "bridge")
+        #expect(inventory.link(named: "port0")?.masterIndex == bridge.index)
+        #expect(inventory.link(named: "dummy0")?.kind == fixture.simpleKind)
+        #expect(inventory.link(named: "down0")?.isUp == false)
+        #expect(inventory.link(named: "lo")?.kind == "loopback")
+
+        let routes = inventory.routes(through: eth0.index)
+        let defaultRoute = try #require(routes.first { $0.isDefault })
+        #expect(defaultRoute.gateway == "10.77.0.1")
+        #expect(routes.contains { $0.destination == "10.77.1.0" && $0.prefixLength == 24 && $0.gateway == nil })
+    }
+
+    @Test func listingWithAutoAttachYes() throws {
+        let fixture = try FixtureNamespace()
+        defer { fixture.destroy() }
+        let rows = try fixture.listing(["AUTO_ATTACH": "yes"])
+        let inventory = try fixture.inventory()
+        #expect(rows.map(\.name) == inventory.links.map(\.name), "exactly the namespace's links, in index order")
+        let byName = Dictionary(uniqueKeysWithValues: rows.map { ($0.name, $0) })
+        #expect(byName["lo"]?.reason == "loopback")
+        #expect(byName["br0"]?.reason == "bridge")
+        #expect(byName["port0"]?.reason == "bridge port")
+        #expect(byName["down0"]?.reason == "down")
+        #expect(byName["down0"]?.up == false)
+        let attached = rows.filter(\.attach)
+        let expectedAttached = ["eth0", "eth1", "dummy0"] + (fixture.hasVLAN ? ["eth1.42"] : [])
+        #expect(attached.map(\.name) == expectedAttached.sorted { byName[$0]!.index < byName[$1]!.index })
+        #expect(attached.allSatisfy { $0.reason.isEmpty })
+        #expect(attached.map(\.nic) == Array(0..<attached.count).map { Optional($0) })
+        #expect(byName["eth0"]?.addresses.prefix(2) == ["10.77.0.5/24", "10.77.1.5/24"])
+        #expect(byName["eth0"]?.addresses.contains("fd77::5/64") == true)
+        #expect(byName["eth0"]?.mac == "02:00:00:00:00:10")
+        #expect(byName["eth1"]?.mtu == 1400)
+    }
+
+    @Test func listingWithAttachIfaces() throws {
+        let fixture = try FixtureNamespace()
+        defer { fixture.destroy() }
+        let rows = try fixture.listing(["AUTO_ATTACH": "no", "ATTACH_IFACES": "eth1 eth0"])
+        let attached = rows.filter(\.attach).sorted { $0.nic! < $1.nic! }
+        #expect(attached.map(\.name) == ["eth1", "eth0"], "ATTACH_IFACES order is the NIC order")
+        #expect(rows.first { $0.name == "dummy0" }?.reason == "not in ATTACH_IFACES")
+        #expect(rows.first { $0.name == "lo" }?.reason == "loopback")
+    }
+
+    @Test func listingWithoutAutoAttachStillLists() throws {
+        let fixture = try FixtureNamespace()
+        defer { fixture.destroy() }
+        let table = try fixture.namespace.exec([kvmLaunchBinary, "--list-ifaces"], environment: [:])
+        #expect(table.stdout.contains("AUTO_ATTACH must be set") || table.stdout.contains("AUTO_ATTACH is not set"))
+        #expect(table.stdout.contains("dummy0"))
+        let rows = try fixture.listing([:])
+        #expect(rows.allSatisfy { !$0.attach })
+    }
+
+    @Test func unknownInterfaceIsAnErrorListingWhatExists() throws {
+        let fixture = try FixtureNamespace()
+        defer { fixture.destroy() }
+        let result = try fixture.namespace.exec([kvmLaunchBinary, "--list-ifaces", "--json"],
+                                                environment: ["AUTO_ATTACH": "no", "ATTACH_IFACES": "eth0 eth9"], check: false)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("eth9"))
+        #expect(result.stderr.contains("eth0, eth1") || result.stderr.contains("eth1"))
+        #expect(result.stderr.split(separator: "\n").count == 1, "one line")
+    }
+
+    @Test func listingChangesNothing() throws {
+        let fixture = try FixtureNamespace()
+        defer { fixture.destroy() }
+        let before = try fixture.inventory()
+        _ = try fixture.listing(["AUTO_ATTACH": "yes"])
+        #expect(try fixture.inventory() == before)
+    }
+}

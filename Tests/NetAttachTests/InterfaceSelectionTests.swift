@@ -1,0 +1,88 @@
+import Testing
+import LaunchConfiguration
+import Netlink
+import NetworkTypes
+@testable import NetAttach
+
+/// Hand-written inventories: selection is pure and needs no namespace.
+private func sampleInventory() -> Inventory {
+    Inventory(links: [
+        LinkRecord(index: 1, name: "lo", kind: "loopback", mtu: 65536),
+        LinkRecord(index: 7, name: "eth1", kind: "veth", mac: MACAddress("02:00:00:00:00:02")),
+        LinkRecord(index: 3, name: "eth0", kind: "veth", mac: MACAddress("02:00:00:00:00:01")),
+        LinkRecord(index: 4, name: "br0", kind: "bridge"),
+        LinkRecord(index: 5, name: "port0", kind: "veth", masterIndex: 4),
+        LinkRecord(index: 6, name: "off0", kind: "veth", isUp: false),
+        LinkRecord(index: 9, name: "kl-tap0", kind: "macvtap", lowerIndex: 3, alias: LinkMarker.createdAlias),
+    ], addresses: [
+        AddressRecord(interfaceIndex: 3, family: .inet6, address: "fd00::1", prefixLength: 64),
+        AddressRecord(interfaceIndex: 3, family: .inet, address: "10.0.0.5", prefixLength: 24),
+    ])
+}
+
+@Suite struct InterfaceSelectionTests {
+    @Test func automaticSelectsByIndexAndExplainsTheRest() throws {
+        let decisions = try InterfaceSelection.decide(sampleInventory(), selection: .automatic)
+        #expect(InterfaceSelection.selected(decisions).map(\.name) == ["eth0", "eth1"])
+        let reasons = Dictionary(uniqueKeysWithValues: decisions.map { ($0.link.name, $0.reason) })
+        #expect(reasons["lo"] == .loopback)
+        #expect(reasons["br0"] == .bridge)
+        #expect(reasons["port0"] == .bridgePort)
+        #expect(reasons["off0"] == .down)
+        #expect(reasons["kl-tap0"] == .createdByKVMLaunch)
+        #expect(decisions.first { $0.link.name == "eth0" }?.order == 0)
+        #expect(decisions.first { $0.link.name == "eth1" }?.order == 1)
+    }
+
+    @Test func namedKeepsTheGivenOrder() throws {
+        let decisions = try InterfaceSelection.decide(sampleInventory(), selection: .named(["eth1", "off0", "eth0"]))
+        #expect(InterfaceSelection.selected(decisions).map(\.name) == ["eth1", "off0", "eth0"])
+        #expect(decisions.first { $0.link.name == "br0" }?.reason == .bridge)
+    }
+
+    @Test func namedEmptyAttachesNothing() throws {
+        let decisions = try InterfaceSelection.decide(sampleInventory(), selection: .named([]))
+        #expect(InterfaceSelection.selected(decisions).isEmpty)
+        #expect(decisions.first { $0.link.name == "eth0" }?.reason == .notListed)
+    }
+
+    @Test func unknownNameListsExistingInterfaces() {
+        #expect(throws: SelectionError.unknownInterface(name: "eth5", existing: ["lo", "eth0", "br0", "port0", "off0", "eth1", "kl-tap0"])) {
+            try InterfaceSelection.decide(sampleInventory(), selection: .named(["eth0", "eth5"]))
+        }
+    }
+
+    @Test(arguments: [("lo", ExclusionReason.loopback), ("port0", .bridgePort), ("kl-tap0", .createdByKVMLaunch)])
+    func namedCannotTakeUnattachableLinks(_ name: String, _ reason: ExclusionReason) {
+        #expect(throws: SelectionError.cannotAttach(name: name, reason: reason)) {
+            try InterfaceSelection.decide(sampleInventory(), selection: .named([name]))
+        }
+    }
+
+    @Test func portOfOwnBridgeStaysSelectedOnARerun() throws {
+        var inventory = sampleInventory()
+        inventory.links.append(LinkRecord(index: 10, name: "kl-br0", kind: "bridge", alias: LinkMarker.createdAlias))
+        inventory.links[inventory.links.firstIndex { $0.name == "eth0" }!].masterIndex = 10
+        let decisions = try InterfaceSelection.decide(inventory, selection: .automatic)
+        #expect(InterfaceSelection.selected(decisions).map(\.name) == ["eth0", "eth1"])
+        #expect(decisions.first { $0.link.name == "kl-br0" }?.reason == .createdByKVMLaunch)
+    }
+
+    @Test func noSelectionListsButAttachesNothing() throws {
+        let decisions = try InterfaceSelection.decide(sampleInventory(), selection: nil)
+        #expect(decisions.allSatisfy { !$0.attach })
+        #expect(decisions.first { $0.link.name == "eth0" }?.reason == .noSelection)
+        #expect(decisions.first { $0.link.name == "lo" }?.reason == .loopback)
+    }
+
+    @Test func listingPutsIPv4FirstAndRendersBothForms() throws {
+        let inventory = sampleInventory()
+        let rows = InterfaceListing.rows(try InterfaceSelection.decide(inventory, selection: .automatic), inventory: inventory)
+        let eth0 = try #require(rows.first { $0.name == "eth0" })
+        #expect(eth0.addresses == ["10.0.0.5/24", "fd00::1/64"])
+        let table = InterfaceListing.table(rows)
+        #expect(table.split(separator: "\n").count == rows.count + 2, "header, one line per link, one continuation")
+        #expect(table.contains("no: bridge port"))
+        #expect(InterfaceListing.json(rows).contains("\"reason\" : \"loopback\""))
+    }
+}

@@ -1,0 +1,220 @@
+import Testing
+import NetworkTypes
+import QEMU
+
+private let mac0 = MACAddress("02:42:ac:11:00:02")!
+private let mac1 = MACAddress("02:42:ac:12:00:05")!
+
+private func baseConfiguration(_ accelerator: Accelerator = .tcg) -> QEMUConfiguration {
+    QEMUConfiguration(
+        accelerator: accelerator,
+        disk: DiskImage(path: "/image/image.qcow2", format: .qcow2),
+        qmpSocketPath: "/run/kvm-launch/qmp.sock"
+    )
+}
+
+/// The value following `option` in `args`, for each occurrence.
+private func values(of option: String, in args: [String]) -> [String] {
+    args.indices.dropLast().filter { args[$0] == option }.map { args[$0 + 1] }
+}
+
+@Suite struct QEMUConfigurationTests {
+    @Test func defaultArgumentsForOneDiskAndNoNetwork() throws {
+        let args = try baseConfiguration().arguments()
+        #expect(args == [
+            "-nodefaults", "-no-user-config",
+            "-machine", "type=q35,accel=tcg",
+            "-m", "1024", "-smp", "1", "-cpu", "max",
+            "-device", "virtio-balloon-pci,id=balloon0",
+            "-drive", "file=/image/image.qcow2,if=virtio,format=qcow2",
+            "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+            "-display", "none",
+            "-chardev", "socket,id=qmp,path=/run/kvm-launch/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+        ])
+    }
+
+    @Test func kvmUsesTheHostCPUAndTCGTheMaxModel() throws {
+        #expect(values(of: "-cpu", in: try baseConfiguration(.kvm).arguments()) == ["host"])
+        #expect(values(of: "-machine", in: try baseConfiguration(.kvm).arguments()) == ["type=q35,accel=kvm"])
+        var configuration = baseConfiguration(.kvm)
+        configuration.cpuModel = "Skylake-Server"
+        #expect(values(of: "-cpu", in: try configuration.arguments()) == ["Skylake-Server"])
+    }
+
+    @Test func memoryVCPUsAndMachineType() throws {
+        var configuration = baseConfiguration()
+        configuration.memoryMiB = 4096
+        configuration.vcpus = 4
+        configuration.machineType = .pc
+        configuration.name = "web,1"
+        let args = try configuration.arguments()
+        #expect(values(of: "-m", in: args) == ["4096"])
+        #expect(values(of: "-smp", in: args) == ["4"])
+        #expect(values(of: "-machine", in: args) == ["type=pc,accel=tcg"])
+        #expect(values(of: "-name", in: args) == ["web,,1"])
+    }
+
+    @Test func nicsAreNumberedInOrderWithTheirMACAndBackend() throws {
+        var configuration = baseConfiguration()
+        configuration.nics = [
+            NetworkInterfaceCard(mac: mac0, backend: .tapFileDescriptor(3, vhost: .fileDescriptor(4))),
+            NetworkInterfaceCard(mac: mac1, backend: .tapFileDescriptor(5, vhost: .off)),
+            NetworkInterfaceCard(mac: mac0, backend: .tapFileDescriptor(6, vhost: .on)),
+            NetworkInterfaceCard(mac: mac1, backend: .tapDevice("tap-eth1", vhost: true)),
+            NetworkInterfaceCard(mac: mac1, backend: .tapDevice("tap-eth2", vhost: false)),
+        ]
+        let args = try configuration.arguments()
+        #expect(values(of: "-netdev", in: args) == [
+            "tap,id=net0,fd=3,vhost=on,vhostfd=4",
+            "tap,id=net1,fd=5",
+            "tap,id=net2,fd=6,vhost=on",
+            "tap,id=net3,ifname=tap-eth1,script=no,downscript=no,vhost=on",
+            "tap,id=net4,ifname=tap-eth2,script=no,downscript=no",
+        ])
+        #expect(values(of: "-device", in: args).filter { $0.hasPrefix("virtio-net-pci") } == [
+            "virtio-net-pci,netdev=net0,mac=02:42:ac:11:00:02",
+            "virtio-net-pci,netdev=net1,mac=02:42:ac:12:00:05",
+            "virtio-net-pci,netdev=net2,mac=02:42:ac:11:00:02",
+            "virtio-net-pci,netdev=net3,mac=02:42:ac:12:00:05",
+            "virtio-net-pci,netdev=net4,mac=02:42:ac:12:00:05",
+        ])
+        #expect(configuration.childFileDescriptors == [3, 4, 5, 6])
+    }
+
+    @Test func descriptorNumbersMustBeFreeAndUnique() {
+        var configuration = baseConfiguration()
+        configuration.nics = [NetworkInterfaceCard(mac: mac0, backend: .tapFileDescriptor(2, vhost: .off))]
+        #expect(throws: QEMUConfigurationError.reservedFileDescriptor(2)) { try configuration.arguments() }
+        configuration.nics = [
+            NetworkInterfaceCard(mac: mac0, backend: .tapFileDescriptor(3, vhost: .fileDescriptor(4))),
+            NetworkInterfaceCard(mac: mac1, backend: .tapFileDescriptor(4, vhost: .off)),
+        ]
+        #expect(throws: QEMUConfigurationError.duplicateFileDescriptor(4)) { try configuration.arguments() }
+        configuration.nics = [NetworkInterfaceCard(mac: mac0, backend: .tapDevice("a,b", vhost: false))]
+        #expect(throws: QEMUConfigurationError.invalidTapName("a,b")) { try configuration.arguments() }
+    }
+
+    @Test func rejectsNonPositiveSizes() {
+        var configuration = baseConfiguration()
+        configuration.memoryMiB = 0
+        #expect(throws: QEMUConfigurationError.invalidMemory(0)) { try configuration.arguments() }
+        configuration.memoryMiB = 512
+        configuration.vcpus = -1
+        #expect(throws: QEMUConfigurationError.invalidVCPUs(-1)) { try configuration.arguments() }
+    }
+
+    @Test func commandArgumentsAreAppendedVerbatimAndLast() throws {
+        var configuration = baseConfiguration()
+        let cmd = ["-append", "console=ttyS0 root=/dev/vda1", "it's \"quoted\"", "$HOME", "; rm -rf /", "", "a\\b"]
+        configuration.extraArguments = cmd
+        let args = try configuration.arguments()
+        #expect(Array(args.suffix(cmd.count)) == cmd)
+        #expect(args.count == (try baseConfiguration().arguments()).count + cmd.count)
+    }
+
+    @Test func commasInPathsAreEscapedForQEMU() throws {
+        var configuration = baseConfiguration()
+        configuration.disk = DiskImage(path: "/image/a,b.img", format: .raw)
+        configuration.qmpSocketPath = "/run/x,y/qmp.sock"
+        let args = try configuration.arguments()
+        #expect(values(of: "-drive", in: args) == ["file=/image/a,,b.img,if=virtio,format=raw"])
+        #expect(values(of: "-chardev", in: args).last == "socket,id=qmp,path=/run/x,,y/qmp.sock,server=on,wait=off")
+    }
+
+    @Test func noDiskMeansNoDrive() throws {
+        var configuration = baseConfiguration()
+        configuration.disk = nil
+        #expect(!(try configuration.arguments()).contains("-drive"))
+    }
+
+    @Test func graphicsAddAVGADeviceAndOptionalVNC() throws {
+        var configuration = baseConfiguration()
+        configuration.graphics = .legacyVGA
+        var args = try configuration.arguments()
+        #expect(values(of: "-vga", in: args) == ["qxl"])
+        #expect(values(of: "-display", in: args) == ["none"])
+        #expect(!args.contains("-vnc"))
+
+        configuration.graphics = .vga(model: "std", vnc: "unix:/run/kvm-launch/vnc.sock")
+        args = try configuration.arguments()
+        #expect(values(of: "-vga", in: args) == ["std"])
+        #expect(values(of: "-vnc", in: args) == ["unix:/run/kvm-launch/vnc.sock"])
+    }
+
+    @Test func legacyCPUOptionsReplaceMemoryVCPUsAndCPUModel() throws {
+        var configuration = baseConfiguration()
+        configuration.memoryMiB = 4096
+        configuration.legacy.cpu = ["-m", "2048", "-smp", "4,sockets=4,cores=1,threads=1"]
+        let args = try configuration.arguments()
+        #expect(values(of: "-m", in: args) == ["2048"])
+        #expect(values(of: "-smp", in: args) == ["4,sockets=4,cores=1,threads=1"])
+        #expect(values(of: "-cpu", in: args).isEmpty)
+    }
+
+    @Test func legacyBlockVideoAndBaseOptionsReplaceTheirDefaults() throws {
+        var configuration = baseConfiguration()
+        configuration.legacy = LegacyOptions(
+            block: ["-drive", "if=virtio,file=/image/image"],
+            video: ["-vga", "std", "-vnc", ":1"],
+            base: ["-msg", "timestamp=on"]
+        )
+        let args = try configuration.arguments()
+        #expect(values(of: "-drive", in: args) == ["if=virtio,file=/image/image"])
+        #expect(values(of: "-display", in: args).isEmpty)
+        #expect(values(of: "-vnc", in: args) == [":1"])
+        #expect(!args.contains("virtio-balloon-pci,id=balloon0"))
+        #expect(values(of: "-msg", in: args) == ["timestamp=on"])
+        // What supervision needs is never replaced.
+        #expect(args.starts(with: ["-nodefaults", "-no-user-config"]))
+        #expect(args.contains("stdio,id=console,signal=off"))
+        #expect(args.contains("chardev=qmp,mode=control"))
+    }
+
+    @Test func legacyNetworkOptionsFollowTheGeneratedNICs() throws {
+        var configuration = baseConfiguration()
+        configuration.nics = [NetworkInterfaceCard(mac: mac0, backend: .tapFileDescriptor(3, vhost: .off))]
+        configuration.legacy.network = ["-netdev", "user,id=extra", "-device", "e1000,netdev=extra"]
+        let args = try configuration.arguments()
+        let generated = try #require(args.firstIndex(of: "tap,id=net0,fd=3"))
+        let extra = try #require(args.firstIndex(of: "user,id=extra"))
+        #expect(generated < extra)
+        #expect(args.firstIndex(of: "stdio,id=console,signal=off")! > extra)
+    }
+
+    @Test func legacyOptionsComeFromTheEnvironment() throws {
+        let options = try LegacyOptions(environment: [
+            "KVM_CPU_OPTS": "-m 2048 -smp 2",
+            "KVM_BLK_OPTS": "-drive 'file=/image/my disk.img,if=virtio'",
+            "KVM_NET_OPTS": "",
+            "KVM_VIDEO_OPTS": "   ",
+            "KVM_OPTS": "-msg timestamp=on",
+            "UNRELATED": "'",
+        ])
+        #expect(options == LegacyOptions(
+            cpu: ["-m", "2048", "-smp", "2"],
+            block: ["-drive", "file=/image/my disk.img,if=virtio"],
+            network: [],
+            video: nil,
+            base: ["-msg", "timestamp=on"]
+        ))
+        #expect(try LegacyOptions(environment: [:]) == LegacyOptions())
+    }
+
+    @Test func legacyOptionErrorsNameTheVariable() {
+        #expect {
+            try LegacyOptions(environment: ["KVM_NET_OPTS": "-netdev \"user"])
+        } throws: { error in
+            let error = error as? LegacyOptionsError
+            return error?.variable == "KVM_NET_OPTS" && error!.description.hasPrefix("KVM_NET_OPTS: unterminated")
+        }
+    }
+
+    @Test func errorDescriptionsAreOneLine() {
+        let errors: [QEMUConfigurationError] = [
+            .invalidMemory(0), .invalidVCPUs(0), .emptyQMPSocketPath,
+            .reservedFileDescriptor(1), .duplicateFileDescriptor(3), .invalidTapName(""),
+        ]
+        for error in errors { #expect(!error.description.contains("\n") && error.description.contains(":")) }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+import QEMU
+
+@Suite struct QMPClientTests {
+    @Test func talksToARealQEMU() async throws {
+        let directory = try TemporaryDirectory()
+        let qemu = try await RunningQEMU(in: directory)
+
+        // QEMU serves one QMP client at a time: the one-shot status query used by
+        // `kvm-launch status` runs while no other client is connected.
+        #expect(try await QMPClient.queryStatus(socketPath: qemu.socketPath).running == false)
+
+        let client = try await QMPClient.connect(socketPath: qemu.socketPath)
+        #expect(client.greeting.version.split(separator: ".").count == 3)
+        #expect(client.greeting.version.split(separator: ".").allSatisfy { Int($0) != nil })
+
+        let paused = try await client.queryStatus()
+        #expect(!paused.running)
+        #expect(["prelaunch", "paused"].contains(paused.status))
+
+        _ = try await client.execute("cont")
+        let running = try await client.queryStatus()
+        #expect(running == QMPStatus(running: true, status: "running"))
+
+        try await client.systemPowerdown()
+
+        let vnc = try await client.execute("query-vnc")
+        #expect(vnc["enabled"] == .bool(true))
+
+        await #expect(throws: QMPError.self) { try await client.execute("no-such-command") }
+        do {
+            _ = try await client.execute("no-such-command")
+        } catch let error {
+            guard case let .commandFailed(command, errorClass, _) = error else { throw error }
+            #expect(command == "no-such-command")
+            #expect(errorClass == "CommandNotFound")
+        }
+
+        try await client.quit()
+        #expect(try await qemu.waitForExit() == 0)
+        #expect(client.events.contains { $0.name == "SHUTDOWN" })
+        await #expect(throws: QMPError.connectionClosed) { try await client.queryStatus() }
+    }
+
+    @Test func argumentsAreSentAsJSON() async throws {
+        let directory = try TemporaryDirectory()
+        let qemu = try await RunningQEMU(in: directory)
+        let client = try await QMPClient.connect(socketPath: qemu.socketPath)
+        defer { client.close() }
+        let answer = try await client.execute("human-monitor-command", arguments: ["command-line": .string("info name")])
+        #expect(answer.stringValue != nil)
+        let machine = try await client.execute("qom-get", arguments: ["path": .string("/machine"), "property": .string("type")])
+        #expect(machine.stringValue?.contains("q35") == true)
+        try await client.quit()
+        #expect(try await qemu.waitForExit() == 0)
+    }
+
+    @Test func connectingWithoutQEMUFails() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("absent.sock")
+        await #expect(throws: QMPError.connectFailed(path: path, reason: "No such file or directory")) {
+            try await QMPClient.queryStatus(socketPath: path)
+        }
+        let long = "/tmp/" + String(repeating: "x", count: 120)
+        await #expect(throws: QMPError.socketPathTooLong(long)) { try await QMPClient.connect(socketPath: long) }
+    }
+
+    @Test func aSilentServerTimesOut() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("silent.sock")
+        // A listening socket that never greets: connect succeeds, the greeting never comes.
+        let server = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(server) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        #expect(listen(server, 1) == 0)
+        await #expect(throws: QMPError.timedOut) {
+            try await QMPClient.connect(socketPath: path, timeout: .milliseconds(200))
+        }
+    }
+
+    @Test func valuesDecodeAndPrint() throws {
+        let json = #"{"a": [1, 2.5, "x", true, null], "b": {"c": -3}}"#
+        let value = try JSONDecoder().decode(QMPValue.self, from: Data(json.utf8))
+        #expect(value["a"] == .array([.int(1), .double(2.5), .string("x"), .bool(true), .null]))
+        #expect(value["b"]?["c"]?.intValue == -3)
+        #expect(value.description == #"{"a": [1, 2.5, "x", true, null], "b": {"c": -3}}"#)
+        let encoded = try JSONEncoder().encode(value)
+        #expect(try JSONDecoder().decode(QMPValue.self, from: encoded) == value)
+    }
+
+    @Test func errorDescriptionsAreOneLine() {
+        let errors: [QMPError] = [
+            .socketPathTooLong("/x"), .connectFailed(path: "/x", reason: "r"), .timedOut, .connectionClosed,
+            .malformedMessage("{"), .unexpectedGreeting("{}"), .commandFailed(command: "c", errorClass: "E", message: "m"),
+        ]
+        for error in errors { #expect(!error.description.contains("\n")) }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import Dispatch
+import Synchronization
+import QEMU
+import Supervisor
+
+/// A temporary directory removed when the value is released (also when a test fails).
+final class TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/ks-\(UInt32.random(in: 0...UInt32.max))-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        path = String(cString: created)
+    }
+
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A pipe whose write end is handed to a child and whose read end the test reads
+/// line by line. Both ends are close-on-exec in this process.
+final class LinePipe: @unchecked Sendable {
+    // @unchecked: `buffer` is only touched by `readLine`, which tests call from one task at a time.
+    let readEnd: Int32
+    let writeEnd: Int32
+    /// Whether this process's write end is still open: closing twice would close
+    /// whatever descriptor another test opened under the same number meanwhile.
+    private let writeEndOpen = Mutex(true)
+    private var buffer: [UInt8] = []
+
+    init() throws {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw TestFailure(description: "pipe failed") }
+        for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        readEnd = ends[0]
+        writeEnd = ends[1]
+    }
+
+    /// Closes this process's copy of the write end, so EOF comes when the child's copies close.
+    func closeWriteEnd() {
+        let wasOpen = writeEndOpen.withLock { open in
+            defer { open = false }
+            return open
+        }
+        if wasOpen { close(writeEnd) }
+    }
+
+    /// The next line, or nil at end of file. Blocks on a dispatch thread, not the test's.
+    func readLine() async -> String? {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: self.readLineBlocking())
+            }
+        }
+    }
+
+    /// Everything until end of file.
+    func readAll() async -> [String] {
+        var lines: [String] = []
+        while let line = await readLine() { lines.append(line) }
+        return lines
+    }
+
+    private func readLineBlocking() -> String? {
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 {
+                guard !buffer.isEmpty else { return nil }
+                defer { buffer.removeAll() }
+                return String(decoding: buffer, as: UTF8.self)
+            }
+            buffer += chunk[0..<count]
+        }
+    }
+
+    deinit {
+        close(readEnd)
+        closeWriteEnd()
+    }
+}
+
+/// An AsyncStream of stop requests the test feeds by hand.
+func makeStopStream() -> (AsyncStream<StopRequest>, AsyncStream<StopRequest>.Continuation) {
+    AsyncStream.makeStream(of: StopRequest.self)
+}
+
+let qemuBinary = "/usr/bin/qemu-system-x86_64"
+
+/// Arguments for a real QEMU with no disk, paused (`-S`): `system_powerdown`
+/// does nothing there, so it only stops when told to quit or killed.
+func pausedQEMUArguments(socketPath: String) throws -> [String] {
+    try QEMUConfiguration(
+        accelerator: .tcg,
+        memoryMiB: 64,
+        disk: nil,
+        qmpSocketPath: socketPath,
+        extraArguments: ["-S"]
+    ).arguments()
+}
+
+/// Waits (bounded) for a path to appear.
+func waitForFile(_ path: String) async throws {
+    for _ in 0..<200 where !FileManager.default.fileExists(atPath: path) {
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    guard FileManager.default.fileExists(atPath: path) else { throw TestFailure(description: "\(path) never appeared") }
+}
+
+/// /dev/null, opened close-on-exec, closed when released.
+final class NullDevice: Sendable {
+    let fd: Int32
+    init() { fd = open("/dev/null", O_RDWR | O_CLOEXEC) }
+    deinit { close(fd) }
+}
+
+/// The SupervisorTestHelper executable built next to the test bundle.
+func helperPath() throws -> String {
+    let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
+    // On Linux the test bundle is `<build>/debug/<package>PackageTests.xctest`, an executable file.
+    for _ in 0..<3 {
+        let candidate = directory.appendingPathComponent("SupervisorTestHelper").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory = directory.deletingLastPathComponent()
+    }
+    throw TestFailure(description: "SupervisorTestHelper not found near \(executable)")
+}
+
+/// The helper running as a separate process, its stdout readable by line.
+final class HelperProcess {
+    let process = Process()
+    private let lines: LinePipe
+
+    init(_ arguments: [String]) throws {
+        lines = try LinePipe()
+        process.executableURL = URL(fileURLWithPath: try helperPath())
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle(fileDescriptor: lines.writeEnd, closeOnDealloc: false)
+        try process.run()
+        lines.closeWriteEnd()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func readLine() async -> String? { await lines.readLine() }
+
+    /// The first line starting with `prefix`, skipping others.
+    func line(startingWith prefix: String) async throws -> String {
+        while let line = await readLine() {
+            if line.hasPrefix(prefix) { return line }
+        }
+        throw TestFailure(description: "helper ended without a '\(prefix)' line")
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+    }
+}
+
+/// `key=value` fields of a helper result line.
+func fields(_ line: String) -> [String: String] {
+    var result: [String: String] = [:]
+    for part in line.split(separator: " ") {
+        let pair = part.split(separator: "=", maxSplits: 1)
+        if pair.count == 2 { result[String(pair[0])] = String(pair[1]) }
+    }
+    return result
+}
