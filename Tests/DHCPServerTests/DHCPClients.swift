@@ -13,8 +13,6 @@ enum DHCPClient: String, CaseIterable, Sendable {
     /// dhcpcd, which configures addresses, routes and MTU itself; its hook (`-c`) only writes resolv.conf.
     case dhcpcd
 
-    var resolvConfName: String { "resolv.conf" }
-
     /// Variations some scenarios need.
     struct Options: Sendable {
         /// False keeps the give-up time short for the no-answer cases.
@@ -30,18 +28,17 @@ enum DHCPClient: String, CaseIterable, Sendable {
     func acquire(on fixture: VethFixture, _ options: Options = Options()) async throws -> ProcessResult {
         let patient = options.patient
         let dir = fixture.tempDirectory
-        let resolv = "\(dir)/\(resolvConfName)"
+        let resolv = "\(dir)/resolv.conf"
         try writeFile(resolv, "")
         let interface = fixture.clientInterface
         switch self {
         case .udhcpc:
             let script = "\(dir)/udhcpc.script"
             try writeFile(script, Self.udhcpcScript(resolv: resolv, renewOnce: options.renewOnce), executable: true)
-            let tries = patient ? "4" : "2"
-            return try await fixture.inClient(
-                ["udhcpc", "-f", options.renewOnce ? "-n" : "-q", "-n", "-i", interface, "-s", script, "-t", tries, "-T", "1", "-A", "1",
-                 "-O", "search", "-O", "staticroutes", "-O", "mtu"],
-                timeout: 20)
+            // -f foreground, -n give up after -t tries -T 1 s apart, -q quit once bound (unless renewing).
+            let arguments = ["udhcpc", "-f", "-n", "-i", interface, "-s", script, "-t", patient ? "4" : "2", "-T", "1",
+                             "-O", "search", "-O", "staticroutes", "-O", "mtu"]
+            return try await fixture.inClient(arguments + (options.renewOnce ? [] : ["-q"]), timeout: 20)
         case .dhclient:
             let config = "\(dir)/dhclient.conf"
             try writeFile(config, Self.dhclientConfig(timeout: patient ? 10 : 3))
@@ -57,7 +54,7 @@ enum DHCPClient: String, CaseIterable, Sendable {
             try writeFile(hook, Self.dhcpcdHook(resolv: resolv), executable: true)
             // Private /run and /var/lib/dhcpcd: no pid file, control socket or lease leaks to the host.
             return try await fixture.inClient(
-                ["dhcpcd", "-f", config, "-c", hook, "-4", "-1", "-w", "-p", "-t", patient ? "10" : "3"] + [interface],
+                ["dhcpcd", "-f", config, "-c", hook, "-4", "-1", "-w", "-p", "-t", patient ? "10" : "3", interface],
                 setup: "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib/dhcpcd",
                 timeout: 25)
         }
@@ -65,7 +62,7 @@ enum DHCPClient: String, CaseIterable, Sendable {
 
     /// What the client wrote as its resolver configuration.
     func resolvConf(of fixture: VethFixture) -> String {
-        (try? String(contentsOfFile: "\(fixture.tempDirectory)/\(resolvConfName)", encoding: .utf8)) ?? ""
+        (try? String(contentsOfFile: "\(fixture.tempDirectory)/resolv.conf", encoding: .utf8)) ?? ""
     }
 
     /// Applies udhcpc's environment the way a distribution script would, including option 121
