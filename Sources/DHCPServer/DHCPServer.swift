@@ -97,7 +97,8 @@ public final class DHCPServer: Sendable {
                              metadata: ["xid": "\(request.xid)"])
             }
         case .reply(let request, let reply, let transmission):
-            let summary = "\(request.messageType.map { "\($0)" } ?? "?") -> \(reply.message.messageType.map { "\($0)" } ?? "?") \(reply.message.yiaddr) via \(reply.destination)"
+            let sender = request.ciaddr.isUnspecified ? "" : " from \(request.ciaddr)"
+            let summary = "\(request.messageType.map { "\($0)" } ?? "?")\(sender) -> \(reply.message.messageType.map { "\($0)" } ?? "?") \(reply.message.yiaddr) via \(reply.destination)"
             do {
                 switch transmission {
                 case .frame(let frame): try sockets.send(frame: frame)

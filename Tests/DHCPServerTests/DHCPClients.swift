@@ -8,7 +8,7 @@ enum DHCPClient: String, CaseIterable, Sendable {
     /// busybox udhcpc with a test script that applies what it is given (`-s`).
     case udhcpc
     /// ISC dhclient with Debian's own /sbin/dhclient-script and its RFC 3442 exit hook;
-    /// /etc/resolv.conf is a private bind mount of a temp file.
+    /// /etc/resolv.conf is a bind mount of a temp file over the private /etc overlay.
     case dhclient
     /// dhcpcd, which configures addresses, routes and MTU itself; its hook (`-c`) only writes resolv.conf.
     case dhcpcd

@@ -193,11 +193,16 @@ struct VethFixture: Sendable {
     }
 
     /// Runs `command` inside the client namespace, also in fresh mount, UTS and PID namespaces:
-    /// /etc/resolv.conf bind mounts and hostname changes stay private, and when the command
-    /// exits the kernel kills and reaps whatever it left behind (dhclient's daemon, dhcpcd's
-    /// privilege-separation helpers), so no client outlives its test.
+    /// /etc is a copy-on-write overlay (upper layer on a tmpfs) so client scripts' temp files,
+    /// resolv.conf bind mounts and hostname changes stay private to this run, and when the
+    /// command exits the kernel kills and reaps whatever it left behind (dhclient's daemon,
+    /// dhcpcd's privilege-separation helpers), so no client outlives its test. `setup` runs
+    /// first, in that private view.
     func inClient(_ command: [String], setup: String = "", timeout: Int) async throws -> ProcessResult {
-        let script = setup.isEmpty ? "exec \"$@\"" : "\(setup) && exec \"$@\""
+        let overlay = "\(tempDirectory)/etc-overlay"
+        let privateEtc = "mkdir -p \(overlay) && mount -t tmpfs tmpfs \(overlay) && mkdir \(overlay)/upper \(overlay)/work"
+            + " && mount -t overlay overlay -o lowerdir=/etc,upperdir=\(overlay)/upper,workdir=\(overlay)/work /etc"
+        let script = ([privateEtc] + (setup.isEmpty ? [] : [setup]) + ["exec \"$@\""]).joined(separator: " && ")
         return try await run(["ip", "netns", "exec", clientNamespace, "unshare", "--uts", "--mount", "--pid", "--fork", "--",
                               "sh", "-c", script, "sh"] + command, timeout: timeout)
     }
