@@ -21,6 +21,7 @@ guest: deps
 # so they need root (CI is root). The guest image is built first. Suites run one after another:
 # booting guests under TCG on 2 cores next to timing-sensitive supervisor tests made both flaky.
 test: deps guest
+	image/smoke.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
