@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SWIFT ?= swift
 
-.PHONY: all deps build guest test demo clean
+.PHONY: all deps build guest test demo clean image test-container
 
 all: build
 
@@ -29,5 +29,15 @@ demo: deps guest
 	$(SWIFT) build
 	scripts/demo.sh
 
+# The container image (docker/, see README "Docker"): kvm-launch (release, static Swift standard library)
+# and QEMU on Debian 12 slim, built with podman; the base image is made with debootstrap when missing.
+image: deps
+	@scripts/deps.sh docker/packages-host.txt
+	docker/build-image.sh
+
+# The image run for real with podman (root): networks, graceful stop, Kubernetes manifests.
+test-container: image guest
+	docker/test-container.sh
+
 clean:
-	rm -rf .build image/out
+	rm -rf .build image/out docker/out
