@@ -2,16 +2,13 @@
 #
 # - runc with cgroupfs: crun fails on hosts with a hybrid cgroup v1 hierarchy, and cgroupfs needs no
 #   systemd session; both work on cgroup v2 hosts too.
-# - CONTAINERS_CONF with `default_ulimits = []`: some hosts refuse to raise the open-files limit podman
-#   asks for by default; the scripts pass explicit --ulimit values instead (see KVM_LAUNCH_ULIMITS).
+# - explicit, modest ulimits for every container: as root podman asks for nofile=1048576 and a large
+#   nproc, which some hosts refuse ("error setting rlimit type 7: operation not permitted").
 # PODMAN_GLOBAL_OPTS overrides the global flags (e.g. to use crun and systemd on a host where they work).
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 PODMAN_GLOBAL_OPTS=${PODMAN_GLOBAL_OPTS:---runtime runc --cgroup-manager=cgroupfs}
 KVM_LAUNCH_ULIMITS=(--ulimit nofile=20000:20000 --ulimit nproc=1000:1000)
-if [[ -z ${CONTAINERS_CONF:-} ]]; then
-	export CONTAINERS_CONF=$here/containers.conf
-fi
 
 # podman ARGS...: podman with the global flags above.
 podman() {

@@ -214,14 +214,15 @@ c=kl-ct-$id-vm
 containers+=("$c")
 disk vm
 podman run -d --name "$c" --network "$net_a" "${run_common[@]}" "${disk_args[@]}" -e AUTO_ATTACH=yes \
-	"$IMAGE" -fw_cfg name=opt/kvmlaunch/iperf3,string=1 >/dev/null 2>>"$work/podman.err"
+	"$IMAGE" -device virtio-rng-pci -fw_cfg name=opt/kvmlaunch/iperf3,string=1 >/dev/null 2>>"$work/podman.err"
 ip=$(container_net "$c" "$net_a" IPAddress) mac=$(container_net "$c" "$net_a" MacAddress)
 if ready=$(wait_ready "$c"); then
 	ok "one-net: the guest is up (KVMLAUNCH-READY) $ready s after the container started"
 	check "one-net: the guest got the container's IP $ip/24 and MAC $mac" \
 		grep -q " addr=$ip/24 gw=10.213.$x_a.1 " <(nic_line "$c" "$mac")
-	check "one-net: the CMD arguments reached QEMU (-fw_cfg: the guest started iperf3)" \
-		grep -q '^KVMLAUNCH-IPERF3 port=5201' <(logs "$c")
+	check "one-net: the CMD arguments reached QEMU, in order, as arguments (-fw_cfg: the guest started iperf3)" \
+		eval 'grep -q "^KVMLAUNCH-IPERF3 port=5201" <(logs "$c") &&
+			grep -q "starting /usr/bin/qemu-system-x86_64 .* -device virtio-rng-pci -fw_cfg name=opt/kvmlaunch/iperf3,string=1$" <(logs "$c")'
 	check "one-net: the host pings $ip" quietly ping -c 3 -i 0.3 -W 2 -q "$ip"
 	check "one-net: $ip answers from the container's MAC $mac" \
 		grep -q "lladdr $mac " <(ip neigh show "$ip")
@@ -244,6 +245,10 @@ fi
 
 # --- two-nets --------------------------------------------------------------------------------------------
 echo "# a second network connected before start ($net_a, $net_b)"
+listing=$(podman run --rm --network "$net_a" --network "$net_b" "${KVM_LAUNCH_ULIMITS[@]}" -e AUTO_ATTACH=yes "$IMAGE" --list-ifaces 2>/dev/null)
+check "two-nets: kvm-launch --list-ifaces (changes nothing) would attach eth0 and eth1" \
+	eval 'grep -Eq "^[0-9]+ +eth0 .* yes \(NIC 0\)" <<<"$listing" && grep -Eq "^[0-9]+ +eth1 .* yes \(NIC 1\)" <<<"$listing"' ||
+	sed 's/^/    /' <<<"$listing"
 c=kl-ct-$id-two
 containers+=("$c")
 disk two
