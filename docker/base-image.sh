@@ -10,6 +10,7 @@
 set -euo pipefail
 image=docker.io/library/debian:bookworm-slim
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# shellcheck source=docker/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_podman
 

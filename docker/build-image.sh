@@ -4,6 +4,7 @@
 #
 # Usage: docker/build-image.sh        env: IMAGE (default localhost/kvm-launch:latest), SWIFT (default swift)
 set -euo pipefail
+# shellcheck source=docker/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_podman
 IMAGE=${IMAGE:-localhost/kvm-launch:latest}

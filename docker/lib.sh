@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # (variables for the scripts that source this file)
 # Shared by docker/*.sh (sourced): how podman is run on every machine these scripts support.
 #
 # - runc with cgroupfs: crun fails on hosts with a hybrid cgroup v1 hierarchy, and cgroupfs needs no

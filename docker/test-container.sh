@@ -19,6 +19,7 @@
 # containers and its files on any exit. Needs root and podman; fails (never skips) when podman cannot run.
 # env: IMAGE (default localhost/kvm-launch:latest), READY_TIMEOUT (s, default 180)
 set -uo pipefail
+# shellcheck source=docker/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IMAGE=${IMAGE:-localhost/kvm-launch:latest}
 READY_TIMEOUT=${READY_TIMEOUT:-180}
@@ -82,8 +83,8 @@ version=$(cat "$work/version")
 
 # Networks of the test's own: 10.213.X.0/24, X picked at random, retried when a subnet is taken.
 make_network() { # make_network NAME: creates it on a free 10.213.X.0/24, prints X
-	local name=$1 tries x
-	for tries in 1 2 3 4 5 6 7 8; do
+	local name=$1 x
+	for _ in 1 2 3 4 5 6 7 8; do
 		x=$((20 + RANDOM % 220))
 		if podman network create --subnet "10.213.$x.0/24" --gateway "10.213.$x.1" "$name" >/dev/null 2>>"$work/podman.err"; then
 			echo "$x"
@@ -92,7 +93,7 @@ make_network() { # make_network NAME: creates it on a free 10.213.X.0/24, prints
 	done
 	return 1
 }
-net_a=kl-ct-$id-a net_b=kl-ct-$id-b
+net_a=kl-dk-$id-a net_b=kl-dk-$id-b
 networks+=("$net_a" "$net_b") # (removed on exit even when only one was made)
 x_a=$(make_network "$net_a") || abort "cannot create podman network $net_a: $(tail -n 1 "$work/podman.err")"
 x_b=$(make_network "$net_b") || abort "cannot create podman network $net_b: $(tail -n 1 "$work/podman.err")"
@@ -167,7 +168,7 @@ check "image: every package of docker/packages-runtime.txt is installed (${runti
 
 # --- config ----------------------------------------------------------------------------------------------
 echo "# a wrong AUTO_ATTACH"
-c=kl-ct-$id-bad
+c=kl-dk-$id-bad
 containers+=("$c")
 disk bad
 podman run --name "$c" --network "$net_a" "${run_common[@]}" "${disk_args[@]}" -e AUTO_ATTACH=maybe "$IMAGE" \
@@ -210,7 +211,7 @@ PY
 
 # --- one-net ---------------------------------------------------------------------------------------------
 echo "# the old container's docker run, on network $net_a (10.213.$x_a.0/24)"
-c=kl-ct-$id-vm
+c=kl-dk-$id-vm
 containers+=("$c")
 disk vm
 podman run -d --name "$c" --network "$net_a" "${run_common[@]}" "${disk_args[@]}" -e AUTO_ATTACH=yes \
@@ -220,15 +221,18 @@ if ready=$(wait_ready "$c"); then
 	ok "one-net: the guest is up (KVMLAUNCH-READY) $ready s after the container started"
 	check "one-net: the guest got the container's IP $ip/24 and MAC $mac" \
 		grep -q " addr=$ip/24 gw=10.213.$x_a.1 " <(nic_line "$c" "$mac")
-	check "one-net: the CMD arguments reached QEMU, in order, as arguments (-fw_cfg: the guest started iperf3)" \
-		eval 'grep -q "^KVMLAUNCH-IPERF3 port=5201" <(logs "$c") &&
-			grep -q "starting /usr/bin/qemu-system-x86_64 .* -device virtio-rng-pci -fw_cfg name=opt/kvmlaunch/iperf3,string=1$" <(logs "$c")'
+	check "one-net: the CMD words end QEMU's command line, in order" \
+		grep -q "starting /usr/bin/qemu-system-x86_64 .* -device virtio-rng-pci -fw_cfg name=opt/kvmlaunch/iperf3,string=1$" <(logs "$c")
+	check "one-net: the guest saw them (-fw_cfg iperf3=1: it started iperf3)" \
+		grep -q "^KVMLAUNCH-IPERF3 port=5201" <(logs "$c")
 	check "one-net: the host pings $ip" quietly ping -c 3 -i 0.3 -W 2 -q "$ip"
 	check "one-net: $ip answers from the container's MAC $mac" \
 		grep -q "lladdr $mac " <(ip neigh show "$ip")
 	ifaces=$(podman exec "$c" kvm-launch --list-ifaces --json 2>/dev/null)
-	check "one-net: the VM, not the container, holds $ip (kvm-launch --list-ifaces in the container)" \
-		eval 'grep -q "\"eth0\"" <<<"$ifaces" && ! grep -q "\"$ip/" <<<"$ifaces"'
+	check "one-net: kvm-launch --list-ifaces --json in the running container lists eth0" grep -q '"eth0"' <<<"$ifaces"
+	check "one-net: ... and no interface of the container holds $ip any more: the VM does" \
+		not grep -q "\"$ip/" <<<"$ifaces"
+	# shellcheck disable=SC2016 # $1 is expanded by the inner bash
 	check "one-net: a TCP connection from the host reaches the guest's iperf3 on $ip:5201" \
 		timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/5201"' _ "$ip"
 	check "one-net: the HEALTHCHECK passes (podman healthcheck run)" \
@@ -246,10 +250,10 @@ fi
 # --- two-nets --------------------------------------------------------------------------------------------
 echo "# a second network connected before start ($net_a, $net_b)"
 listing=$(podman run --rm --network "$net_a" --network "$net_b" "${KVM_LAUNCH_ULIMITS[@]}" -e AUTO_ATTACH=yes "$IMAGE" --list-ifaces 2>/dev/null)
-check "two-nets: kvm-launch --list-ifaces (changes nothing) would attach eth0 and eth1" \
-	eval 'grep -Eq "^[0-9]+ +eth0 .* yes \(NIC 0\)" <<<"$listing" && grep -Eq "^[0-9]+ +eth1 .* yes \(NIC 1\)" <<<"$listing"' ||
-	sed 's/^/    /' <<<"$listing"
-c=kl-ct-$id-two
+check "two-nets: kvm-launch --list-ifaces (changes nothing) would attach eth0 as NIC 0" \
+	grep -Eq '^[0-9]+ +eth0 .* yes \(NIC 0\)' <<<"$listing" || echo "$listing"
+check "two-nets: ... and eth1 as NIC 1" grep -Eq '^[0-9]+ +eth1 .* yes \(NIC 1\)' <<<"$listing" || echo "$listing"
+c=kl-dk-$id-two
 containers+=("$c")
 disk two
 podman create --name "$c" --network "$net_a" "${run_common[@]}" "${disk_args[@]}" -e AUTO_ATTACH=yes "$IMAGE" \
@@ -263,8 +267,8 @@ if ready=$(wait_ready "$c"); then
 	check "two-nets: the guest has two NICs" test "$(logs "$c" | grep -c '^KVMLAUNCH-NIC ')" -eq 2
 	check "two-nets: NIC with $mac_a has $ip_a/24" grep -q " addr=$ip_a/24 " <(nic_line "$c" "$mac_a")
 	check "two-nets: NIC with $mac_b has $ip_b/24" grep -q " addr=$ip_b/24 " <(nic_line "$c" "$mac_b")
-	check "two-nets: the host pings $ip_a and $ip_b" \
-		quietly bash -c 'ping -c 2 -i 0.3 -W 2 -q "$1" && ping -c 2 -i 0.3 -W 2 -q "$2"' _ "$ip_a" "$ip_b"
+	check "two-nets: the host pings $ip_a" quietly ping -c 2 -i 0.3 -W 2 -q "$ip_a"
+	check "two-nets: the host pings $ip_b" quietly ping -c 2 -i 0.3 -W 2 -q "$ip_b"
 	stop_gracefully "$c"
 else
 	not_ok "two-nets: the guest did not reach KVMLAUNCH-READY within $READY_TIMEOUT s"
@@ -274,7 +278,7 @@ fi
 # --- host-net --------------------------------------------------------------------------------------------
 x_h=250
 while ((x_h == x_a || x_h == x_b)) || ip -4 route show | grep -q "^10\.213\.$x_h\."; do x_h=$((x_h - 1)); done
-link=klct${id}h ns=kl-ct-$id-peer
+link=kldk${id}h ns=kl-dk-$id-peer
 echo "# --net=host with AUTO_ATTACH=no ATTACH_IFACES=$link (a veth to namespace $ns, 10.213.$x_h.0/24)"
 namespaces+=("$ns")
 links+=("$link")
@@ -285,7 +289,7 @@ ip link set "$link" up
 ip -n "$ns" addr add "10.213.$x_h.1/24" dev p0
 ip -n "$ns" link set p0 up
 link_mac=$(cat "/sys/class/net/$link/address")
-c=kl-ct-$id-host
+c=kl-dk-$id-host
 containers+=("$c")
 disk host
 podman run -d --name "$c" --net=host "${run_common[@]}" "${disk_args[@]}" -e AUTO_ATTACH=no -e ATTACH_IFACES="$link" \
@@ -298,9 +302,8 @@ if ready=$(wait_ready "$c"); then
 	check "host-net: the namespace behind $link pings the VM at 10.213.$x_h.2" \
 		quietly ip netns exec "$ns" ping -c 3 -i 0.3 -W 2 -q "10.213.$x_h.2"
 	stop_gracefully "$c"
-	check "host-net: $link has its MAC and 10.213.$x_h.2/24 back" \
-		bash -c '[[ $(cat /sys/class/net/$1/address) == "$2" ]] && ip -4 -o addr show dev "$1" | grep -q " $3/24 "' \
-		_ "$link" "$link_mac" "10.213.$x_h.2"
+	check "host-net: $link has its MAC $link_mac back" test "$(cat "/sys/class/net/$link/address")" = "$link_mac"
+	check "host-net: $link has 10.213.$x_h.2/24 back" grep -q " 10.213.$x_h.2/24 " <(ip -4 -o addr show dev "$link")
 else
 	not_ok "host-net: the guest did not reach KVMLAUNCH-READY within $READY_TIMEOUT s"
 	show_logs "$c"
@@ -310,7 +313,7 @@ fi
 echo "# the compute-node pod (docker/k8s/compute-node.yaml) against etcd"
 etcd_bin=$(command -v etcd) || abort "etcd is missing: run 'scripts/deps.sh docker/packages-host.txt'"
 etcd_ip=10.213.$x_a.250
-etcd=kl-ct-$id-etcd
+etcd=kl-dk-$id-etcd
 containers+=("$etcd")
 podman run -d --name "$etcd" --network "$net_a" --ip "$etcd_ip" "${KVM_LAUNCH_ULIMITS[@]}" \
 	-v "$etcd_bin:/usr/local/bin/etcd:ro" --entrypoint etcd "$IMAGE" \
@@ -347,15 +350,16 @@ podman run --rm --network "$net_a" "${KVM_LAUNCH_ULIMITS[@]}" "${etcd_env[@]}" -
 	--entrypoint "${init_command[0]}" "$IMAGE" "${init_command[@]:1}" >"$work/render.log" 2>&1 || status=$?
 check "compute: the manifest's init container 'config' ran (exit status $status)" test "$status" -eq 0 ||
 	tail -n 5 "$work/render.log"
-check "compute: nova.conf rendered with general/ expanded" \
-	bash -c 'grep -qx "host *= *compute-$2" "$1/nova/nova.conf" && grep -q "rabbit://nova:s3cret=@rabbitmq" "$1/nova/nova.conf"' \
-	_ "$work/config" "$id"
-check "compute: neutron.conf and plugins/ml2/openvswitch_agent.ini rendered" \
-	bash -c 'grep -q "core_plugin *= *ml2" "$1/neutron/neutron.conf" && grep -q "bridge_mappings *= *physnet1:br-ex" "$1/neutron/plugins/ml2/openvswitch_agent.ini"' \
-	_ "$work/config"
+check "compute: nova.conf rendered, \$NOVA_HOST from general/ expanded" \
+	grep -qx "host *= *compute-$id" "$work/config/nova/nova.conf"
+check "compute: nova.conf: \${RABBIT_PASSWORD} expanded, its = kept" \
+	grep -q "^transport_url *= *rabbit://nova:s3cret=@rabbitmq:5672/$" "$work/config/nova/nova.conf"
+check "compute: neutron/neutron.conf rendered" grep -q "^core_plugin *= *ml2$" "$work/config/neutron/neutron.conf"
+check "compute: neutron/plugins/ml2/openvswitch_agent.ini rendered" \
+	grep -q "^bridge_mappings *= *physnet1:br-ex$" "$work/config/neutron/plugins/ml2/openvswitch_agent.ini"
 check "compute: general/ written as an environment file" grep -q "VM_MEMORY='320M'" "$work/config/environment"
 mapfile -d '' -t vm_args < <(manifest_words "$here/k8s/compute-node.yaml" vm args)
-c=kl-ct-$id-compute
+c=kl-dk-$id-compute
 containers+=("$c")
 disk compute
 podman run -d --name "$c" --network "$net_a" --privileged "${KVM_LAUNCH_ULIMITS[@]}" --stop-timeout "$STOP_TIMEOUT" \
