@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SWIFT ?= swift
 
-.PHONY: all deps build guest test demo bench clean
+.PHONY: all deps build guest test test-swift demo bench clean image test-container
 
 all: build
 
@@ -17,10 +17,14 @@ build: deps
 guest: deps
 	image/build.sh
 
+# Everything: the guest's own smoke test, the Swift suites, and the container image run with podman.
+test: test-swift test-container
+
 # Unit tests need nothing; integration and end-to-end tests make network namespaces and run QEMU,
 # so they need root (CI is root). The guest image is built first. Suites run one after another:
 # booting guests under TCG on 2 cores next to timing-sensitive supervisor tests made both flaky.
-test: deps guest
+test-swift: deps guest
+	image/smoke.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
@@ -29,12 +33,23 @@ demo: deps guest
 	$(SWIFT) build
 	scripts/demo.sh
 
-# Benchmarks (bench/README.md): a release build, then every figure with its baseline, as a table.
+# Benchmarks (bench/README.md): the release build the image ships (static Swift standard library),
+# then every figure with its baseline, as a table.
 # BENCH_ARGS are passed to bench/bench.py (e.g. --only setup,dhcp or --quick).
 bench: deps guest
 	@scripts/deps.sh bench/packages.txt
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 	bench/run.sh $(BENCH_ARGS)
 
+# The container image (docker/, see README "Docker"): kvm-launch (release, static Swift standard library)
+# and QEMU on Debian 12 slim, built with podman; the base image is made with debootstrap when missing.
+image: deps
+	@scripts/deps.sh docker/packages-host.txt
+	docker/build-image.sh
+
+# The image run for real with podman (root): networks, graceful stop, Kubernetes manifests.
+test-container: image guest
+	docker/test-container.sh
+
 clean:
-	rm -rf .build image/out
+	rm -rf .build image/out docker/out

@@ -72,6 +72,15 @@ let package = Package(
                 "NetworkTypes",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        // Not part of `swift test`: `swift run -c release DHCPServerBench` (see bench/DHCPServerBench).
+        .executableTarget(
+            name: "DHCPServerBench",
+            dependencies: ["DHCPServer", "NetworkTypes"],
+            path: "bench/DHCPServerBench",
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(

@@ -45,7 +45,8 @@ public final class DHCPServer: Sendable {
 
     /// Serves until ``stop()`` is called or the task is cancelled. Throws ``DHCPServerError``
     /// when receiving fails; send failures are logged and the server keeps serving.
-    /// A server runs once: after it stopped, `run()` returns at once.
+    /// A server runs once: a second call throws ``DHCPServerError/alreadyRunning(_:)``; to serve
+    /// again, create a new server (it answers the same lease the same way).
     public func run() async throws {
         guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             throw DHCPServerError.alreadyRunning(interfaceName)
@@ -70,7 +71,7 @@ public final class DHCPServer: Sendable {
         logger.info("DHCP server stopped")
     }
 
-    /// Stops a running server (or makes a later ``run()`` return at once). Safe from any thread.
+    /// Stops a running server; called before ``run()``, makes it return at once. Safe from any thread.
     public func stop() {
         sockets.signalStop()
     }
@@ -96,7 +97,8 @@ public final class DHCPServer: Sendable {
                              metadata: ["xid": "\(request.xid)"])
             }
         case .reply(let request, let reply, let transmission):
-            let summary = "\(request.messageType.map { "\($0)" } ?? "?") -> \(reply.message.messageType.map { "\($0)" } ?? "?") \(reply.message.yiaddr) via \(reply.destination)"
+            let sender = request.ciaddr.isUnspecified ? "" : " from \(request.ciaddr)"
+            let summary = "\(request.messageType.map { "\($0)" } ?? "?")\(sender) -> \(reply.message.messageType.map { "\($0)" } ?? "?") \(reply.message.yiaddr) via \(reply.destination)"
             do {
                 switch transmission {
                 case .frame(let frame): try sockets.send(frame: frame)
@@ -130,7 +132,7 @@ public enum DHCPServerError: Error, CustomStringConvertible {
         case .systemCall(let call, let interface, let code):
             "DHCP server\(interface.map { " on \($0)" } ?? ""): \(call) failed: \(String(cString: strerror(code))) (errno \(code))\(Self.hint(code))"
         case .alreadyRunning(let name):
-            "DHCP server on \(name) is already running; create one server per run"
+            "DHCP server on \(name) was already started; create a new DHCPServer to serve again"
         }
     }
 

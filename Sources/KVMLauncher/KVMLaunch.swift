@@ -106,6 +106,7 @@ struct KVMLaunch: AsyncParsableCommand {
             print("\nkvm-launch: CMD is bash: starting a shell instead of the VM (nothing was changed)")
             let shell = ["/bin/bash"] + qemuArguments.dropFirst()
             let argv = shell.map { strdup($0) } + [nil]
+            fflush(nil)  // what was printed must not vanish with this process image
             execv("/bin/bash", argv)
             throw LaunchFailure("cannot start /bin/bash: \(String(cString: strerror(errno)))")
         }

@@ -220,7 +220,8 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
     }
 }
 
-/// The old container's `KVM_*_OPTS` variables, already split into words.
+/// The old container's `KVM_*_OPTS` variables, already split into words (by
+/// `LaunchConfiguration`, which reads and validates the environment).
 /// A nil value means "not set": kvm-launch's own options are used.
 public struct LegacyOptions: Sendable, Equatable {
     /// What `KVM_OPTS` replaces: devices the old container added by default.
@@ -245,36 +246,6 @@ public struct LegacyOptions: Sendable, Equatable {
         self.video = video
         self.base = base
     }
-
-    /// Reads `KVM_CPU_OPTS`, `KVM_BLK_OPTS`, `KVM_NET_OPTS`, `KVM_VIDEO_OPTS` and
-    /// `KVM_OPTS`, splitting each with ``ShellWords``. An empty value counts as
-    /// unset, as it did with the old script's `${VAR:=default}`.
-    public init(environment: [String: String]) throws(LegacyOptionsError) {
-        func words(_ key: String) throws(LegacyOptionsError) -> [String]? {
-            guard let value = environment[key],
-                  !value.allSatisfy(\.isWhitespace) else { return nil }
-            do {
-                return try ShellWords.split(value)
-            } catch {
-                throw LegacyOptionsError(variable: key, problem: error)
-            }
-        }
-        self.init(
-            cpu: try words("KVM_CPU_OPTS"),
-            block: try words("KVM_BLK_OPTS"),
-            network: try words("KVM_NET_OPTS") ?? [],
-            video: try words("KVM_VIDEO_OPTS"),
-            base: try words("KVM_OPTS")
-        )
-    }
-}
-
-/// A `KVM_*_OPTS` variable that cannot be split into words.
-public struct LegacyOptionsError: Error, Equatable, CustomStringConvertible {
-    public var variable: String
-    public var problem: ShellWords.SplitError
-
-    public var description: String { "\(variable): \(problem)" }
 }
 
 /// An input that cannot become a QEMU command line.

@@ -25,18 +25,30 @@ public struct StopActions: Sendable {
     /// still booting loses a press that comes before its ACPI daemon runs (the kernel drops the
     /// pending event), and a stop during early boot must still end in a clean power-off. The QMP
     /// connection is closed between presses, since QEMU serves one QMP client at a time.
-    public static func qmp(socketPath: String, timeout: Duration = .seconds(5), repeatEvery: Duration = .seconds(2)) -> StopActions {
+    public static func qmp(socketPath: String, timeout: Duration = .seconds(5), repeatEvery: Duration = .seconds(2),
+                           startupGrace: Duration = .seconds(10)) -> StopActions {
         StopActions(
             powerdown: { _ in
-                // Until the supervisor moves on (it cancels this task): QEMU may not even listen on
-                // QMP yet when a stop arrives right after it started, so a failed press is retried soon.
+                // Until the supervisor moves on (it cancels this task). Before the first press lands,
+                // only "QEMU does not listen yet" (a stop right after QEMU started) is retried, for at
+                // most `startupGrace`; any other failure is reported, so a hung QEMU moves on to `quit`.
+                // After a press landed, later failures are QEMU exiting and are not errors.
+                let clock = ContinuousClock()
+                let started = clock.now
+                var landed = false
                 while true {
-                    var pressed = false
-                    if let client = try? await QMPClient.connect(socketPath: socketPath, timeout: timeout) {
-                        pressed = (try? await client.systemPowerdown()) != nil
-                        client.close()
+                    do {
+                        let client = try await QMPClient.connect(socketPath: socketPath, timeout: timeout)
+                        defer { client.close() }
+                        try await client.systemPowerdown()
+                        landed = true
+                    } catch let error as QMPError {
+                        guard !landed else { try await Task.sleep(for: repeatEvery); continue }
+                        guard case .connectFailed = error, clock.now - started < startupGrace else { throw error }
+                        try await Task.sleep(for: .milliseconds(200))
+                        continue
                     }
-                    try await Task.sleep(for: pressed ? repeatEvery : .milliseconds(200))
+                    try await Task.sleep(for: repeatEvery)
                 }
             },
             quit: { _ in

@@ -87,6 +87,10 @@ struct EndToEndTests {
         #expect(try fixture.mac(of: "eth0") != originalMAC, "the container interface has a new MAC")
 
         #expect(fixture.pingFromPeer("10.88.0.2"), "the VM answers on the container's address")
+        // The health check asks QEMU over QMP.
+        let health = try fixture.container.exec([kvmLaunchBinary, "status"], environment: ["KVM_LAUNCH_RUN_DIR": vm.runDirectory], check: false)
+        #expect(health.status == 0)
+        #expect(health.stdout.contains("VM running"))
         #expect(try fixture.peerNeighbourMAC("10.88.0.2") == originalMAC, "with the container's MAC")
 
         // The console is the container's stdio: a command typed in comes back with its answer.
@@ -100,6 +104,8 @@ struct EndToEndTests {
         let status = vm.process.waitForExit(timeout: 60)
         #expect(status == 0, "graceful power-off exits 0; stderr: \(vm.process.stderrLines.suffix(5))")
         #expect(vm.process.lines.contains { $0.contains("KVMLAUNCH-POWEROFF") }, "the guest shut itself down")
+        let gone = try fixture.container.exec([kvmLaunchBinary, "status"], environment: ["KVM_LAUNCH_RUN_DIR": vm.runDirectory], check: false)
+        #expect(gone.status != 0, "no VM, unhealthy")
         try expectRestored(fixture, before)
 
         // Boot the same disk again: the marker is there and the image is consistent.

@@ -68,4 +68,28 @@ struct AttachIntegrationTests {
         #expect(qemu.filter { $0 == "-netdev" }.count == 2)
         #expect(try fixture.state() == before)
     }
+
+    @Test func containerArgumentsReachQEMUVerbatimAfterOwnFlags() throws {
+        let fixture = try ContainerFixture([Self.twoInterfaces[0]])
+        defer { fixture.destroy() }
+        let environment = try Self.environment(fixture, ["AUTO_ATTACH": "yes"])
+        // Words with blanks, quotes, $ and a --help that belongs to QEMU: none is interpreted here.
+        let cmd = ["-m", "512", "-name", "my vm; rm -rf /", "-fw_cfg", "name=opt/x,string=$HOME \"q\"", "--help"]
+        let json = try fixture.container.exec([kvmLaunchBinary, "--dry-run", "--json"] + cmd, environment: environment).stdout
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let qemu = try #require(document["qemu"] as? [String])
+        #expect(Array(qemu.suffix(cmd.count)) == cmd)
+    }
+
+    @Test func bashAsCommandShowsThePlanThenRunsAShellAndChangesNothing() throws {
+        let fixture = try ContainerFixture([Self.twoInterfaces[0]])
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let result = try fixture.container.exec([kvmLaunchBinary, "bash", "-c", "echo shell-$((40+2))"],
+                                                environment: try Self.environment(fixture, ["AUTO_ATTACH": "yes"]))
+        #expect(result.stdout.contains("NIC 0: eth0"))
+        #expect(result.stdout.contains("QEMU command line"))
+        #expect(result.stdout.contains("shell-42"))
+        #expect(try fixture.state() == before)
+    }
 }

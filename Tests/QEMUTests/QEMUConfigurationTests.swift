@@ -182,34 +182,6 @@ private func values(of option: String, in args: [String]) -> [String] {
         #expect(args.firstIndex(of: "stdio,id=console,signal=off")! > extra)
     }
 
-    @Test func legacyOptionsComeFromTheEnvironment() throws {
-        let options = try LegacyOptions(environment: [
-            "KVM_CPU_OPTS": "-m 2048 -smp 2",
-            "KVM_BLK_OPTS": "-drive 'file=/image/my disk.img,if=virtio'",
-            "KVM_NET_OPTS": "",
-            "KVM_VIDEO_OPTS": "   ",
-            "KVM_OPTS": "-msg timestamp=on",
-            "UNRELATED": "'",
-        ])
-        #expect(options == LegacyOptions(
-            cpu: ["-m", "2048", "-smp", "2"],
-            block: ["-drive", "file=/image/my disk.img,if=virtio"],
-            network: [],
-            video: nil,
-            base: ["-msg", "timestamp=on"]
-        ))
-        #expect(try LegacyOptions(environment: [:]) == LegacyOptions())
-    }
-
-    @Test func legacyOptionErrorsNameTheVariable() {
-        #expect {
-            try LegacyOptions(environment: ["KVM_NET_OPTS": "-netdev \"user"])
-        } throws: { error in
-            let error = error as? LegacyOptionsError
-            return error?.variable == "KVM_NET_OPTS" && error!.description.hasPrefix("KVM_NET_OPTS: unterminated")
-        }
-    }
-
     @Test func errorDescriptionsAreOneLine() {
         let errors: [QEMUConfigurationError] = [
             .invalidMemory(0), .invalidVCPUs(0), .emptyQMPSocketPath,
