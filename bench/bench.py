@@ -970,9 +970,11 @@ def machine():
     usable, reason = kvm_usable()
     qemu = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    libraries = subprocess.run(["ldd", KVM_LAUNCH], capture_output=True, text=True).stdout
+    linkage = "dynamic" if "libswiftCore" in libraries else "static"
     return {"cpus": os.cpu_count(), "cpu": model, "memory_mib": memory, "kernel": platform.release(),
             "accelerator": "KVM" if usable else f"TCG ({reason})", "vhost_net": os.path.exists("/dev/vhost-net"),
-            "qemu": qemu, "commit": commit, "load": os.getloadavg()[0], "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "qemu": qemu, "commit": commit, "stdlib": linkage, "load": os.getloadavg()[0], "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def main():
@@ -1029,7 +1031,7 @@ def main():
 
     m = results["machine"]
     header = (f"Machine: {m['cpus']} × {m['cpu']}, {m['memory_mib']} MiB, Linux {m['kernel']}, guest acceleration {m['accelerator']}, "
-              f"vhost-net {'available' if m['vhost_net'] else 'absent'}, {m['qemu']}; kvm-launch {m['commit']} (release build), {m['date']}. "
+              f"vhost-net {'available' if m['vhost_net'] else 'absent'}, {m['qemu']}; kvm-launch {m['commit']} (release build, {m['stdlib']} Swift standard library), {m['date']}. "
               f"Load average (1 min) {m['load']:.1f} before and {os.getloadavg()[0]:.1f} after: the machine is shared. "
               f"`make bench` took {(time.monotonic() - began) / 60:.1f} min for the measurements.")
     text = header + "\n\n" + table.markdown() + "\n"
