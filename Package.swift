@@ -75,14 +75,6 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: strict
         ),
-        // Not part of `swift test`: `swift run -c release DHCPServerBench` (see bench/DHCPServerBench).
-        .executableTarget(
-            name: "DHCPServerBench",
-            dependencies: ["DHCPServer", "NetworkTypes"],
-            path: "bench/DHCPServerBench",
-            exclude: ["README.md"],
-            swiftSettings: strict
-        ),
         .target(
             name: "QEMU",
             dependencies: [
