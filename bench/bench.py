@@ -759,15 +759,18 @@ def iperf3(h, namespace, address, port, seconds, reverse):
     listening socket (slowly, under TCG), so a test that could not start — refused, or reset by
     slirp, which accepts for the guest before the guest listens — is retried a few times."""
     argv = ["ip", "netns", "exec", namespace, "iperf3", "-c", address, "-p", str(port), "-t", str(seconds), "-J"]
-    for _ in range(20):
+    deadline = time.monotonic() + 60
+    while True:
         result = h.run(argv + (["-R"] if reverse else []), check=False, timeout=seconds + 30)
         try:
             report = json.loads(result.stdout)
         except ValueError:
             report = {}
-        if result.returncode == 0 or report.get("intervals"):
+        if result.returncode == 0 or report.get("intervals") or time.monotonic() > deadline:
             break
-        time.sleep(0.25)
+        # "busy": the server still holds the control connection of a test that never started.
+        time.sleep(2 if "busy" in report.get("error", "") else 0.25)
+    time.sleep(0.5)  # let the server listen again before the next test
     try:
         report = json.loads(result.stdout)
         return report["end"]["sum_received"]["bits_per_second"] / 1e6
