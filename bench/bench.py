@@ -926,11 +926,11 @@ def report_footprint(results, table):
         dnsmasq_rss, dnsmasq_anon = dnsmasq[0][0] / 1024, dnsmasq[0][1] / 1024
         table.add(section, "resident memory (VmRSS), sampled every second", rss, "MiB",
                   f"dnsmasq, the classic DHCP server for one interface: {number(dnsmasq_rss)} MiB ({times(rss['median'] / dnsmasq_rss)})")
-        table.add(section, "of which its own (RssAnon: heap, stacks; the rest is mapped libraries)", anon, "MiB",
+        table.add(section, "of which its own (RssAnon: heap, stacks; the rest is the mapped executable and libraries)", anon, "MiB",
                   f"dnsmasq: {number(dnsmasq_anon)} MiB ({times(anon['median'] / dnsmasq_anon)})")
     else:
         table.add(section, "resident memory (VmRSS), sampled every second", rss, "MiB")
-        table.add(section, "of which its own (RssAnon: heap, stacks; the rest is mapped libraries)", anon, "MiB")
+        table.add(section, "of which its own (RssAnon: heap, stacks; the rest is the mapped executable and libraries)", anon, "MiB")
     cpu = summary(data["cpu_ms"])
     qemu = summary(data["qemu_cpu_ms"])
     table.add(section, f"CPU time per {window} s window", cpu, "ms",
