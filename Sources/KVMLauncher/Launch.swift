@@ -101,7 +101,8 @@ struct Launch {
         try Supervisor.becomeSubreaper()
         let attacher = Attacher(socket: socket, nodeDirectory: "\(runDirectory)/taps", logger: logger,
                                 afterStep: Self.faultInjection(environment))
-        try makeDirectory(runDirectory)
+        try makeDirectory(runDirectory, mode: 0o755)
+        try makeDirectory(attacher.nodeDirectory, mode: 0o700)
         let restored = try attacher.recover(preparation.inventory)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
         let attachments = try attacher.apply(preparation.plan)
@@ -191,11 +192,13 @@ struct Launch {
     }
 }
 
-func makeDirectory(_ path: String) throws {
+/// Creates `path` and any missing parents (parents with mode 0755).
+func makeDirectory(_ path: String, mode: mode_t) throws {
     var built = ""
-    for component in path.split(separator: "/") {
+    let components = path.split(separator: "/")
+    for (position, component) in components.enumerated() {
         built += "/" + component
-        if mkdir(built, 0o755) != 0 && errno != EEXIST {
+        if mkdir(built, position == components.count - 1 ? mode : 0o755) != 0 && errno != EEXIST {
             throw LaunchFailure("cannot create \(built): \(String(cString: strerror(errno)))")
         }
     }

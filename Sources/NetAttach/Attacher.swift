@@ -60,7 +60,7 @@ public struct AttachError: Error, Sendable, CustomStringConvertible {
 public final class Attacher {
     let socket: NetlinkSocket
     let logger: Logger
-    /// Where private macvtap device nodes are made (`/run/kvm-launch/taps`).
+    /// Where private macvtap device nodes are made (`/run/kvm-launch/taps`); the caller creates it.
     public let nodeDirectory: String
     /// Called after every completed step with its number (1-based); fault injection for tests.
     let afterStep: ((Int) -> Void)?
@@ -73,9 +73,6 @@ public final class Attacher {
         self.logger = logger
         self.afterStep = afterStep
     }
-
-    /// The steps that ``teardown()`` would undo, most recent last.
-    public var pendingUndo: [UndoStep] { journal }
 
     // MARK: - Recovery
 
@@ -217,7 +214,6 @@ public final class Attacher {
             }
             try createContainerSide(plan)
             descriptor = try step("open the device of \(plan.vmLinkName)") {
-                try makeDirectory(nodeDirectory)
                 let node = "\(nodeDirectory)/\(plan.vmLinkName)"
                 let descriptor = try TapDevices.openMacvtap(name: plan.vmLinkName, index: tap.index, nodePath: node)
                 journal.append(.closeDescriptor(descriptor, nodePath: node))
@@ -301,14 +297,4 @@ public final class Attacher {
 
 private func ignoringExists(_ body: () throws(NetlinkError) -> Void) throws(NetlinkError) {
     do { try body() } catch where error.isExists { return }
-}
-
-private func makeDirectory(_ path: String) throws {
-    var built = ""
-    for component in path.split(separator: "/") {
-        built += "/" + component
-        if mkdir(built, 0o700) != 0 && errno != EEXIST {
-            throw TapDevices.Error(operation: "mkdir \(built)", errno: Errno(rawValue: errno))
-        }
-    }
 }

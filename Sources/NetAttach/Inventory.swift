@@ -44,9 +44,6 @@ public struct Inventory: Sendable, Equatable, Codable {
     public func routes(through index: Int32, family: AddressFamily = .inet) -> [RouteRecord] {
         routes.filter { $0.interfaceIndex == index && $0.family == family && $0.table == 254 && $0.type == 1 }
     }
-
-    /// Whether some link is a port of this one (it is a bridge or bond master).
-    public func hasPorts(_ index: Int32) -> Bool { links.contains { $0.masterIndex == index } }
 }
 
 extension Inventory {

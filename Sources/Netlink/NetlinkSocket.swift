@@ -159,15 +159,6 @@ public final class NetlinkSocket {
         try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add bridge \(name)")
     }
 
-    /// Creates a link of a simple kind that needs no attributes (`dummy`, …).
-    public func addLink(name: String, kind: String) throws(NetlinkError) {
-        guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate \(kind) \(name)", reason: "out of memory") }
-        defer { rtnl_link_put(link) }
-        rtnl_link_set_name(link, name)
-        try check(rtnl_link_set_type(link, kind), "set type \(kind) on \(name)")
-        try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add \(kind) \(name)")
-    }
-
     /// Deletes a link.
     public func deleteLink(index: Int32) throws(NetlinkError) {
         guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate link", reason: "out of memory") }
