@@ -42,6 +42,8 @@ struct Launch {
         var plan: AttachPlan
         var qemu: QEMUConfiguration
         var inventory: Inventory
+        /// What recovery restores first (empty for a clean namespace).
+        var recovery: RecoveryPlan
         var accelerationWarning: String?
     }
 
@@ -56,7 +58,8 @@ struct Launch {
 
         let inventory = try Inventory.read(from: socket)
         // A namespace left behind by a killed launcher is planned as it will be once restored.
-        let clean = inventory.restoringRecordedIdentities()
+        let recovery = RecoveryPlan(inventory)
+        let clean = recovery.applied(to: inventory)
         let decisions = try InterfaceSelection.decide(clean, selection: configuration.selection)
         let planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: Self.hostname())
         var generator = SystemRandomNumberGenerator()
@@ -74,7 +77,7 @@ struct Launch {
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? Self.hostname(), legacy: legacy,
             extraArguments: configuration.extraArguments)
         _ = try qemu.arguments()  // validates
-        return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, inventory: inventory, accelerationWarning: acceleration.warning)
+        return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning)
     }
 
     /// Runs the launch; returns the process exit status.
@@ -87,9 +90,9 @@ struct Launch {
         if case .dryRun(let json) = mode {
             let arguments = [preparation.qemuBinary] + (try preparation.qemu.arguments())
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: arguments))
+                print(PlanReport.json(preparation.plan, qemuArguments: arguments, recovery: preparation.recovery))
             } else {
-                print(PlanReport.text(preparation.plan))
+                print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
                 print("\nQEMU command line (one argument per line):")
                 for argument in arguments { print("  \(argument)") }
             }
@@ -103,7 +106,7 @@ struct Launch {
                                 afterStep: Self.faultInjection(environment))
         try makeDirectory(runDirectory, mode: 0o755)
         try makeDirectory(attacher.nodeDirectory, mode: 0o700)
-        let restored = try attacher.recover(preparation.inventory)
+        let restored = try attacher.recover(preparation.recovery)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
         let attachments = try attacher.apply(preparation.plan)
 
@@ -125,7 +128,7 @@ struct Launch {
         } catch {
             for server in servers { server.stop() }
             let problems = attacher.teardown()
-            throw LaunchFailure("cannot start the DHCP server: \(error)" + (problems.isEmpty ? " (every change was undone)" : " (undoing failed: \(problems.joined(separator: "; ")))"))
+            throw LaunchFailure("cannot start the DHCP server: \(error)" + (problems.isEmpty ? " (every change was undone)" : " (undoing failed: \(problems.map(\.description).joined(separator: "; ")))"))
         }
 
         var qemu = preparation.qemu
@@ -152,7 +155,7 @@ struct Launch {
         } catch {
             for server in servers { server.stop() }
             let problems = attacher.teardown()
-            throw LaunchFailure("QEMU could not be run: \(error)" + (problems.isEmpty ? " (the container's network is restored)" : " (restoring failed: \(problems.joined(separator: "; ")))"))
+            throw LaunchFailure("QEMU could not be run: \(error)" + (problems.isEmpty ? " (the container's network is restored)" : " (restoring failed: \(problems.map(\.description).joined(separator: "; ")))"))
         }
         for server in servers { server.stop() }
         for task in serverTasks { await task.value }
@@ -161,7 +164,7 @@ struct Launch {
         if problems.isEmpty {
             logger.info("the container's interfaces are restored")
         } else {
-            logger.error("restoring the container's interfaces left problems: \(problems.joined(separator: "; "))")
+            logger.error("restoring the container's interfaces left problems: \(problems.map(\.description).joined(separator: "; "))")
         }
         if result.succeeded {
             logger.info("the guest powered off; exiting 0")
