@@ -110,12 +110,22 @@ struct InMemoryFidelityTests {
             }),
         ]
         #expect(try Self.view(real) == Self.view(model), "the seeded model starts like the namespace")
+        var outcomes: [String] = []
         for operation in operations {
             let kernel = Self.outcome(operation, on: real)
             let memory = Self.outcome(operation, on: model)
+            outcomes.append("\(operation.label): \(kernel)")
             #expect(kernel == memory, "\(operation.label): the kernel answered \(kernel), the model \(memory)")
             let kernelView = try Self.view(real), modelView = try Self.view(model)
             #expect(kernelView == modelView, "after \(operation.label): only in the kernel \(kernelView.filter { !modelView.contains($0) }), only in the model \(modelView.filter { !kernelView.contains($0) })")
         }
+        // The refusals the script is built to provoke did happen (in both, by the checks above).
+        let refused = outcomes.filter { !$0.hasSuffix(": ok") }
+        #expect(refused == [
+            "add 10.9.0.1/24 again: EEXIST", "default via an unreachable gateway: ENETUNREACH", "default again: EEXIST",
+            "delete a missing address: EADDRNOTAVAIL", "bring it up: EADDRINUSE", "second macvlan, same MAC, up: EADDRINUSE",
+            "eth0 into the bridge while macvlans sit on it: EBUSY", "macvlan on a bridge port: EBUSY",
+            "delete a missing link: ENODEV", "route on a down link: ENETDOWN",
+        ])
     }
 }

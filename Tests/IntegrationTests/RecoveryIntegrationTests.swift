@@ -88,9 +88,11 @@ struct RecoveryIntegrationTests {
         defer { fixture.destroy() }
         try fixture.container.ip("link add ops0 type veth peer name ops1")
         try fixture.container.ip("link set ops0 alias kvm-launch:created-by-ops")
+        try fixture.container.ip("link set ops0 up")
         let before = try fixture.state()
         let listing = try fixture.container.exec([kvmLaunchBinary, "--list-ifaces", "--json"], environment: ["AUTO_ATTACH": "no", "ATTACH_IFACES": "eth0"]).stdout
-        #expect(listing.contains("\"reason\" : \"not in ATTACH_IFACES\""))
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(listing.utf8)) as? [[String: Any]])
+        #expect(rows.first { $0["name"] as? String == "ops0" }?["reason"] as? String == "not in ATTACH_IFACES", "not taken for kvm-launch's own")
         let result = try fixture.container.exec([kvmLaunchBinary], environment: try Self.environment(fixture, mode: "macvtap", ["AUTO_ATTACH": "no", "ATTACH_IFACES": "eth0"]), check: false)
         #expect(result.stderr.contains("attached eth0"), "\(result.stderr)")
         #expect(!result.stderr.contains("ops0"), "\(result.stderr)")
