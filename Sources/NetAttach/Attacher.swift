@@ -101,6 +101,11 @@ public struct UndoProblem: Error, Sendable, Equatable, CustomStringConvertible {
     public var what: String
     public var cause: AttachCause
     public var description: String { "\(what): \(cause)" }
+
+    /// "every change was undone" for no problems, else "undoing failed: …" listing each.
+    public static func summary(_ problems: [UndoProblem], clean: String = "every change was undone") -> String {
+        problems.isEmpty ? clean : "undoing failed: \(problems.map(\.description).joined(separator: "; "))"
+    }
 }
 
 /// What the VM gets for one interface once it is attached.
@@ -121,10 +126,7 @@ public struct AttachError: Error, Sendable, CustomStringConvertible {
     public var rollbackProblems: [UndoProblem]
 
     public var description: String {
-        let restored = rollbackProblems.isEmpty
-            ? "every change was undone"
-            : "undoing failed too: \(rollbackProblems.map(\.description).joined(separator: "; "))"
-        return "cannot attach \(interface): \(step) failed: \(cause) (\(restored))"
+        "cannot attach \(interface): \(step) failed: \(cause) (\(UndoProblem.summary(rollbackProblems)))"
     }
 }
 

@@ -19,10 +19,7 @@ extension Attacher {
         public var teardownProblems: [UndoProblem]
 
         public var description: String {
-            let restored = teardownProblems.isEmpty
-                ? "the container's network is restored"
-                : "restoring failed: \(teardownProblems.map(\.description).joined(separator: "; "))"
-            return "\(cause) (\(restored))"
+            "\(cause) (\(UndoProblem.summary(teardownProblems, clean: "the container's network is restored")))"
         }
     }
 
