@@ -193,6 +193,28 @@ let modes: [LaunchConfiguration.NetworkMode] = [.macvtap, .bridge]
         }
     }
 
+    /// Issue 15 item 3: the teardown deletes kvm-launch's links with one request for their link group,
+    /// and closes every descriptor in one batch.
+    @Test(arguments: modes)
+    func teardownDeletesTheLinkGroupInOneRequest(_ mode: LaunchConfiguration.NetworkMode) throws {
+        let namespace = try ContainerShape.twoInterfaces.namespace()
+        let start = namespace.copy()
+        let plan = try makeAttachPlan(for: namespace, shape: .twoInterfaces, mode: mode)
+        let attacher = attacher(namespace)
+        _ = try attacher.apply(plan)
+        let created = namespace.state.links.filter { $0.alias == LinkMarker.createdAlias }
+        #expect(created.count == 4)
+        #expect(created.allSatisfy { $0.group == LinkMarker.linkGroup }, "every link kvm-launch made is in its group")
+        #expect(namespace.state.links.filter { $0.alias != LinkMarker.createdAlias }.allSatisfy { $0.group == 0 }, "no other link is")
+        let before = namespace.calls.count
+        #expect(attacher.teardown().isEmpty)
+        let calls = namespace.calls.dropFirst(before)
+        #expect(calls.filter { if case .deleteLinkGroup(LinkMarker.linkGroup) = $0 { true } else { false } }.count == 1)
+        #expect(calls.first == .deleteLinkGroup(LinkMarker.linkGroup), "the links go first")
+        #expect(!calls.contains { if case .deleteLink = $0 { true } else { false } }, "no link is deleted on its own")
+        expectPristine(namespace, like: start, "after a group teardown")
+    }
+
     @Test func stepCountsPerMode() throws {
         let namespace = try ContainerShape.calico.namespace()
         let macvtap = try makeAttachPlan(for: namespace, shape: .calico, mode: .macvtap)
