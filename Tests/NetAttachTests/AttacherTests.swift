@@ -61,7 +61,15 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         ns.state.links.append(link)
     }
 
-    static let all = [twoInterfaces, calico, bare]
+    /// Two addresses in one subnet: the second is the kernel's secondary of the first.
+    static let secondary = ContainerShape(description: "secondary address", environment: ["AUTO_ATTACH": "yes"]) { ns in
+        ns.state.links.append(veth(6, "eth0", "02:42:0a:2b:00:07"))
+        try ns.addAddress(address(6, "10.43.0.7/16"))
+        try ns.addAddress(address(6, "10.43.0.8/16"))
+        try ns.addRoute(route(6, "0.0.0.0/0", via: "10.43.0.1"))
+    }
+
+    static let all = [twoInterfaces, calico, bare, secondary]
 }
 
 let quietLogger: Logger = {
