@@ -8,6 +8,7 @@
 //   Netlink (CNetlink)   thin libnl-3 boundary: dump and change links, addresses, routes
 //   NetAttach            Inventory -> AttachPlan (pure) -> applied with an undo journal
 //   DHCPServer           DHCPv4 packets (pure) and the per-interface responder
+//   IPv6Server           Router Advertisements + DHCPv6 (pure logic) and the per-interface responder
 //   QEMU                 plan -> QEMU argument array (pure), image probing, acceleration, QMP
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
@@ -76,6 +77,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IPv6Server",
+            dependencies: [
+                "NetworkTypes",
+                "DHCPServer",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "QEMU",
             dependencies: [
                 "NetworkTypes",
@@ -131,6 +142,7 @@ let package = Package(
             name: "DHCPServerTests",
             dependencies: [
                 "DHCPServer",
+                "IPv6Server",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -178,6 +190,17 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IPv6ServerTests",
+            dependencies: [
+                "IPv6Server",
+                "DHCPServer",
+                "NetworkTypes",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
