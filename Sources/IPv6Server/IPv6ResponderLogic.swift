@@ -90,13 +90,16 @@ public struct IPv6ResponderLogic: Sendable {
     public static func serverAddress(serverMAC: MACAddress) -> IPv6Address { .linkLocal(eui64: serverMAC) }
 
     /// The whole per-frame path, pure: parse, filter, decode, decide, encode, frame.
-    public func process(frame bytes: some Collection<UInt8>, serverMAC: MACAddress) -> IPv6PacketOutcome {
+    /// `checksumUnverifiable`: the kernel reports the checksum as not yet filled in (a local sender
+    /// with checksum offload, e.g. a veth peer); only then is a wrong checksum accepted.
+    public func process(frame bytes: some Collection<UInt8>, serverMAC: MACAddress,
+                        checksumUnverifiable: Bool = false) -> IPv6PacketOutcome {
         guard let frame = IPv6Frame.parse(bytes) else { return .notForUs }
         let isDHCP = frame.udp.map { $0.destinationPort == Self.serverPort } ?? false
         let isSolicitation = frame.nextHeader == IPv6Frame.nextHeaderICMPv6 && frame.upperLayer.first == ICMPv6Type.routerSolicitation
         guard isDHCP || isSolicitation else { return .notForUs }
         guard frame.sourceMAC == lease.clientMAC else { return .ignored(.otherClient(frame.sourceMAC)) }
-        guard frame.checksumValid else { return .ignored(.badChecksum) }
+        guard frame.checksumValid || checksumUnverifiable else { return .ignored(.badChecksum) }
 
         if isSolicitation {
             do throws(RouterSolicitation.Invalid) {

@@ -84,13 +84,13 @@ public final class IPv6Server: Sendable {
             switch try sockets.wait(into: &buffer, timeoutMilliseconds: milliseconds) {
             case .stopped: return
             case .timeout: continue
-            case .frame(let count): handle(buffer[..<count])
+            case .frame(let count, let unverifiable): handle(buffer[..<count], checksumUnverifiable: unverifiable)
             }
         }
     }
 
-    private func handle(_ frame: ArraySlice<UInt8>) {
-        switch logic.process(frame: frame, serverMAC: sockets.interfaceMAC) {
+    private func handle(_ frame: ArraySlice<UInt8>, checksumUnverifiable: Bool) {
+        switch logic.process(frame: frame, serverMAC: sockets.interfaceMAC, checksumUnverifiable: checksumUnverifiable) {
         case .notForUs:
             return
         case .ignored(let reason):

@@ -21,6 +21,11 @@ struct IPv6Sockets: ~Copyable {
     static let packetAddMembership: Int32 = 1
     static let packetMRMulticast: UInt16 = 0
     static let packetOutgoing: UInt8 = 4
+    static let packetAuxData: Int32 = 8
+    /// `tp_status` bits of `struct tpacket_auxdata`: the checksum is still to be filled in by
+    /// offload (a local sender such as a veth peer), or the device verified it.
+    static let statusChecksumNotReady: UInt32 = 1 << 3
+    static let statusChecksumValid: UInt32 = 1 << 7
 
     init(interfaceName name: String) throws(IPv6ServerError) {
         guard !name.isEmpty, name.utf8.count < Int(IFNAMSIZ) else { throw .interfaceNotFound(name) }
@@ -63,6 +68,11 @@ struct IPv6Sockets: ~Copyable {
             guard joined == 0 else { throw fail("setsockopt(PACKET_ADD_MEMBERSHIP \(group))") }
         }
 
+        var on: Int32 = 1
+        guard setsockopt(packet, Self.solPacket, Self.packetAuxData, &on, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw fail("setsockopt(PACKET_AUXDATA)")
+        }
+
         var pipeEnds: [Int32] = [-1, -1]
         guard pipe(&pipeEnds) == 0 else { throw fail("pipe") }
         opened += pipeEnds
@@ -88,7 +98,8 @@ struct IPv6Sockets: ~Copyable {
     }
 
     enum Event {
-        case frame(Int)
+        /// A frame of this length; `checksumUnverifiable` when offload left its checksum unfilled.
+        case frame(Int, checksumUnverifiable: Bool)
         case timeout
         case stopped
     }
@@ -108,20 +119,49 @@ struct IPv6Sockets: ~Copyable {
             if ready == 0 { return .timeout }
             guard fds[0].revents != 0 else { continue }
             var from = [UInt8](repeating: 0, count: 20)
-            var fromLength = socklen_t(from.count)
+            var control = [UInt8](repeating: 0, count: 64)
+            var status: UInt32 = 0
             let count = buffer.withUnsafeMutableBytes { bytes in
-                from.withUnsafeMutableBytes {
-                    recvfrom(packet, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT),
-                             $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &fromLength)
+                from.withUnsafeMutableBytes { fromBytes in
+                    control.withUnsafeMutableBytes { controlBytes in
+                        var vector = iovec(iov_base: bytes.baseAddress, iov_len: bytes.count)
+                        return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                            var header = msghdr()
+                            header.msg_name = fromBytes.baseAddress
+                            header.msg_namelen = socklen_t(fromBytes.count)
+                            header.msg_iov = vectorPointer
+                            header.msg_iovlen = 1
+                            header.msg_control = controlBytes.baseAddress
+                            header.msg_controllen = controlBytes.count
+                            let received = recvmsg(packet, &header, Int32(MSG_DONTWAIT))
+                            if received >= 0 { status = Self.auxiliaryStatus(controlBytes, length: Int(header.msg_controllen)) }
+                            return received
+                        }
+                    }
                 }
             }
             if count < 0 {
                 if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
-                throw .systemCall("recvfrom(AF_PACKET)", interface: nil, errno: errno)
+                throw .systemCall("recvmsg(AF_PACKET)", interface: nil, errno: errno)
             }
             if from[10] == Self.packetOutgoing { continue }  // our own frames, looped back to packet sockets
-            return .frame(count)
+            return .frame(count, checksumUnverifiable: status & Self.statusChecksumNotReady != 0)
         }
+    }
+
+    /// `tp_status` from the PACKET_AUXDATA control message (`struct cmsghdr`: 8-byte length,
+    /// level, type, then `struct tpacket_auxdata` whose first field is `tp_status`); 0 when absent.
+    static func auxiliaryStatus(_ control: UnsafeMutableRawBufferPointer, length: Int) -> UInt32 {
+        var offset = 0
+        while offset + 16 + 4 <= min(length, control.count) {
+            let cmsgLength = Int(control.loadUnaligned(fromByteOffset: offset, as: UInt.self))
+            let level = control.loadUnaligned(fromByteOffset: offset + 8, as: Int32.self)
+            let type = control.loadUnaligned(fromByteOffset: offset + 12, as: Int32.self)
+            guard cmsgLength >= 16 else { return 0 }
+            if level == solPacket, type == packetAuxData { return control.loadUnaligned(fromByteOffset: offset + 16, as: UInt32.self) }
+            offset += (cmsgLength + 7) & ~7
+        }
+        return 0
     }
 
     func send(frame: [UInt8]) throws(IPv6ServerError) {
