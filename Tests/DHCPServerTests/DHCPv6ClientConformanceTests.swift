@@ -26,6 +26,9 @@ struct DHCPv6ClientConformanceTests {
     static func prepare(_ shape: Shape, fixture: VethFixture) async throws -> IPv6Lease {
         let server = fixture.serverNamespace, device = fixture.serverInterface
         try await must(["ip", "-n", server, "addr", "add", "\(farAddress)/128", "dev", "lo"])
+        // A gateway is a router: its Neighbor Advertisements carry the Router flag. Without it the
+        // VM's kernel drops the default route at the first NA (RFC 4861 section 7.2.5).
+        try await must(["ip", "netns", "exec", server, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"])
         let router: IPv6Address
         switch shape {
         case .docker:
@@ -82,6 +85,8 @@ struct DHCPv6ClientConformanceTests {
             #expect(out.succeeded, "ping \(Self.farAddress) via the default route failed: \(out.output)\nroutes: \(routes)")
             let back = try await run(["ip", "netns", "exec", fixture.serverNamespace, "ping", "-6", "-c", "1", "-W", "3", "\(shape.address.address)"], timeout: 10)
             #expect(back.succeeded, "ping the VM's \(shape.address.address) failed: \(back.output)")
+            let after = try await fixture.clientIPv6Routes()
+            #expect(after.contains { $0.hasPrefix("default via \(lease.router!)") }, "the default route went away: \(after)")
         }
     }
 
