@@ -187,6 +187,13 @@ let package = Package(
             path: "bench/DHCPBench",
             swiftSettings: strict
         ),
+        // Not part of `swift test`: `swift run -c release IPv6Bench [INTERFACE]` (as root; see bench/IPv6Bench).
+        .executableTarget(
+            name: "IPv6Bench",
+            dependencies: ["IPv6Server", "NetworkTypes", .product(name: "Logging", package: "swift-log")],
+            path: "bench/IPv6Bench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport"],

@@ -39,8 +39,11 @@ struct IPv6Sockets: ~Copyable {
             return error
         }
 
-        let packet = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(Self.ethertypeIPv6.bigEndian))
-        guard packet >= 0 else { throw fail("socket(AF_PACKET, SOCK_RAW, ETH_P_IPV6)") }
+        // Protocol 0 first, the protocol with bind: a socket created with a protocol is hooked to
+        // every interface at once, and bind() must then unhook it with a full RCU grace period
+        // (synchronize_net, ~15 ms here); this way bind() hooks it once, to this interface only.
+        let packet = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard packet >= 0 else { throw fail("socket(AF_PACKET, SOCK_RAW)") }
         opened.append(packet)
         let address = Self.linkLayerAddress(interfaceIndex: Int32(index), destination: [])
         let bound = address.withUnsafeBytes {
