@@ -62,6 +62,7 @@ let package = Package(
                 "Netlink",
                 "LaunchConfiguration",
                 "DHCPServer",
+                "IPv6Server",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -137,7 +138,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
+        .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "IPv6Server"], swiftSettings: strict),
         .testTarget(
             name: "DHCPServerTests",
             dependencies: [
