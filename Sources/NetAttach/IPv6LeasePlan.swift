@@ -57,3 +57,30 @@ public struct IPv6LeasePlan: Sendable, Equatable {
         return IPv6LeasePlan(lease: lease, movedAddresses: chosen.map(\.0), warnings: warnings)
     }
 }
+
+/// Issue 10 item 14: while the VM runs, the container interface must not keep the link-local
+/// address made from the original MAC (the VM makes the same one: a duplicate on the link). The
+/// kernel does not renew it when the MAC changes, so the attach removes it and adds the one made
+/// from the new MAC; teardown does the reverse. Pure: which records to remove and add.
+public struct LinkLocalSwap: Sendable, Equatable {
+    /// The container's link-local addresses made from the original MAC (removed at attach, restored at teardown).
+    public var original: [AddressRecord]
+    /// fe80::EUI-64(new MAC)/64 (added at attach, removed at teardown); nil when nothing is swapped.
+    public var replacement: AddressRecord?
+
+    /// The swap for `link` in `inventory` when its MAC becomes `newMAC`; empty when the link has no
+    /// link-local address from its current MAC (IPv6 off, or stable-privacy addresses, which do not
+    /// collide with the VM's EUI-64 one).
+    public static func plan(link: LinkRecord, newMAC: MACAddress, inventory: Inventory) -> LinkLocalSwap {
+        guard let mac = link.mac else { return LinkLocalSwap(original: [], replacement: nil) }
+        let fromMAC = IPv6Address.linkLocal(eui64: mac)
+        let original = inventory.addresses(on: link.index).filter {
+            $0.family == .inet6 && IPv6Address($0.address) == fromMAC
+        }
+        guard !original.isEmpty else { return LinkLocalSwap(original: [], replacement: nil) }
+        let replacement = AddressRecord(interfaceIndex: link.index, family: .inet6,
+                                        address: IPv6Address.linkLocal(eui64: newMAC).description,
+                                        prefixLength: original[0].prefixLength, scope: 253)
+        return LinkLocalSwap(original: original, replacement: replacement)
+    }
+}

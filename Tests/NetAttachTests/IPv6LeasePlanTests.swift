@@ -60,3 +60,25 @@ import Testing
         #expect(plan.lease == nil && plan.movedAddresses.isEmpty)
     }
 }
+
+@Suite struct LinkLocalSwapTests {
+    @Test func theOriginalMACsLinkLocalIsReplacedByTheNewMACs() throws {
+        let link = IPv6LeasePlanTests.link
+        let inventory = IPv6LeasePlanTests.inventory(addresses: [("fd00:d0c::5", 64), ("fe80::5054:ff:feaa:bbcc", 64)], gateway: nil)
+        let swap = LinkLocalSwap.plan(link: link, newMAC: MACAddress("02:11:22:33:44:55")!, inventory: inventory)
+        #expect(swap.original.map(\.address) == ["fe80::5054:ff:feaa:bbcc"], "the VM makes this one from the same MAC")
+        let replacement = try #require(swap.replacement)
+        #expect(replacement.address == "fe80::11:22ff:fe33:4455" && replacement.prefixLength == 64 && replacement.family == .inet6)
+        #expect(replacement.interfaceIndex == link.index)
+    }
+
+    @Test func nothingToSwapWithoutAnEUI64LinkLocal() {
+        let link = IPv6LeasePlanTests.link
+        // IPv6 off, or a stable-privacy link-local that does not derive from the MAC.
+        for addresses in [[], [("fe80::1c2d:9a7f:3b4e:aa10", 64)]] {
+            let swap = LinkLocalSwap.plan(link: link, newMAC: MACAddress("02:11:22:33:44:55")!,
+                                          inventory: IPv6LeasePlanTests.inventory(addresses: addresses, gateway: nil))
+            #expect(swap.original.isEmpty && swap.replacement == nil)
+        }
+    }
+}
