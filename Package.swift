@@ -154,7 +154,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes", "Supervisor"], swiftSettings: strict),
         // A tiny program the Supervisor tests run as a separate process, so real
         // signals and child reaping never touch the test runner itself.
         .executableTarget(

@@ -366,8 +366,12 @@ def blank_disk(h):
 
 
 def overlay(h):
+    # The backing file next to the overlay: kvm-launch follows backing files only inside the image's folder.
+    base = h.path("disks", "test-guest.qcow2")
+    if not os.path.exists(base):
+        shutil.copyfile(GUEST, base)
     path = h.path("disks", h.unique("disk") + ".qcow2")
-    h.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", GUEST, "-F", "qcow2", path])
+    h.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "test-guest.qcow2", "-F", "qcow2", path])
     return path
 
 
