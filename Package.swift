@@ -8,6 +8,7 @@
 //   Netlink (CNetlink)   thin libnl-3 boundary: dump and change links, addresses, routes
 //   NetAttach            Inventory -> AttachPlan (pure) -> applied with an undo journal
 //   DHCPServer           DHCPv4 packets (pure) and the per-interface responder
+//   DNSRelay             the VM's DNS queries relayed to the container's loopback resolvers
 //   QEMU                 plan -> QEMU argument array (pure), image probing, acceleration, QMP
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
@@ -61,6 +62,7 @@ let package = Package(
                 "Netlink",
                 "LaunchConfiguration",
                 "DHCPServer",
+                "DNSRelay",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -115,6 +117,7 @@ let package = Package(
                 "LaunchConfiguration",
                 "NetAttach",
                 "DHCPServer",
+                "DNSRelay",
                 "QEMU",
                 "Supervisor",
                 "ConfigAgent",
@@ -183,6 +186,34 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "DNSRelay",
+            dependencies: [
+                "NetworkTypes",
+                "Netlink",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DNSRelayTests",
+            dependencies: [
+                "DNSRelay",
+                "NetworkTypes",
+                "TestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Not part of `swift test`: `make fuzz` (a million inputs through the DHCPv4 codec, see bench/README.md).
+        .executableTarget(
+            name: "DHCPFuzz",
+            dependencies: ["DHCPServer", "NetworkTypes"],
+            path: "bench/DHCPFuzz",
             swiftSettings: strict
         ),
     ]
