@@ -81,7 +81,7 @@ struct DNSRelayNamespaceTests {
     ) async throws {
         let fixture = try Fixture.make()
         defer { fixture.destroy() }
-        let resolver = try await fixture.container.onThread { try TestResolver(address: resolverAddress) }
+        let resolver = try await fixture.container.onThread { try TestResolver(address: "\(resolverAddress)") }
         resolver.start()
         defer { resolver.stop() }
         let log = LogLines()

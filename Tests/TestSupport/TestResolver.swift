@@ -1,5 +1,4 @@
 import Foundation
-import NetworkTypes
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,25 +10,27 @@ import Glibc
 /// query (``answer(to:overTCP:)``), so a client can tell whether what it received is exactly what
 /// the server sent.
 ///
+/// Used by the DNS relay's namespace tests and the end-to-end test with the real guest.
+///
 /// Names: `vm-only.test` A → 10.99.0.1 (one record); `big.test` A → 40 records (676 bytes): over
 /// UDP the answer is truncated (TC set, no records), over TCP it is whole; `silent.test` is never
 /// answered; anything else is NXDOMAIN. An EDNS OPT record in the query is echoed.
-final class TestResolver: Sendable {
+public final class TestResolver: Sendable {
     let udp: Int32
     let tcp: Int32
     let wakeup: Int32
     let wakeupWriter: Int32
     /// Queries received, over either transport.
-    let received = Atomic<Int>(0)
+    public let received = Atomic<Int>(0)
 
-    static let bigRecords = 40
+    public static let bigRecords = 40
 
-    /// Binds UDP and TCP `address:53` in the calling thread's network namespace.
-    init(address: IPv4Address) throws {
+    /// Binds UDP and TCP `address:53` (dotted IPv4) in the calling thread's network namespace.
+    public init(address: String) throws {
         var sockaddr = sockaddr_in()
         sockaddr.sin_family = sa_family_t(AF_INET)
         sockaddr.sin_port = UInt16(53).bigEndian
-        sockaddr.sin_addr = in_addr(s_addr: address.value.bigEndian)
+        guard inet_pton(AF_INET, address, &sockaddr.sin_addr) == 1 else { throw ResolverError("not an IPv4 address: \(address)") }
         udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var ends: [Int32] = [-1, -1]
@@ -52,11 +53,11 @@ final class TestResolver: Sendable {
     }
 
     /// Serves on a thread of its own until ``stop()``.
-    func start() {
+    public func start() {
         Thread { [self] in serve() }.start()
     }
 
-    func stop() {
+    public func stop() {
         var one: UInt8 = 1
         _ = write(wakeupWriter, &one, 1)
     }
@@ -136,7 +137,7 @@ final class TestResolver: Sendable {
     }
 
     /// The answer the server sends, or nil for silence.
-    static func answer(to query: [UInt8], overTCP: Bool) -> [UInt8]? {
+    public static func answer(to query: [UInt8], overTCP: Bool) -> [UInt8]? {
         guard let (name, type, end) = question(of: query), name != "silent.test" else { return nil }
         let additional = UInt16(query[10]) << 8 | UInt16(query[11])
         var records: [[UInt8]] = []
@@ -167,7 +168,7 @@ final class TestResolver: Sendable {
 
     /// A query for `name` and `type` with `id`, RD set, and an EDNS OPT record (UDP size 1232)
     /// when `edns`.
-    static func query(_ name: String, type: UInt16 = 1, id: UInt16, edns: Bool = true) -> [UInt8] {
+    public static func query(_ name: String, type: UInt16 = 1, id: UInt16, edns: Bool = true) -> [UInt8] {
         var bytes: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0x01, 0, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0]
         for label in name.split(separator: ".") { bytes += [UInt8(label.utf8.count)] + Array(label.utf8) }
         bytes += [0, UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
@@ -176,7 +177,7 @@ final class TestResolver: Sendable {
     }
 }
 
-struct ResolverError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct ResolverError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
