@@ -174,7 +174,7 @@ let package = Package(
         // Not part of `swift test`: `swift run -c release DHCPBench` (see bench/README.md).
         .executableTarget(
             name: "DHCPBench",
-            dependencies: ["DHCPServer", "NetworkTypes"],
+            dependencies: ["DHCPServer", "NetworkTypes", "DNSRelay", .product(name: "Logging", package: "swift-log")],
             path: "bench/DHCPBench",
             swiftSettings: strict
         ),
