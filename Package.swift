@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
@@ -186,6 +187,17 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CloudInitSeed",
+            dependencies: ["NetworkTypes", .product(name: "Yams", package: "Yams")],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CloudInitSeedTests",
+            dependencies: ["CloudInitSeed", "NetworkTypes", "TestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .target(
