@@ -93,6 +93,9 @@ struct DNSRelayNamespaceTests {
         let running = Task { try await relay.run() }
         let outcome: Result<Void, any Error>
         do {
+            // The relay's task may wait for a pool thread while other suites block theirs; the
+            // clients' timeouts are for the relay, not for the test runner.
+            guard try await log.waitFor("DNS relay on", seconds: 30) else { throw ResolverError("the relay did not start") }
             outcome = .success(try await body(fixture, log))
         } catch {
             outcome = .failure(error)
@@ -196,7 +199,11 @@ struct DNSRelayNamespaceTests {
     /// A real client: busybox's nslookup in the VM namespace asks the relay.
     @Test func busyboxNslookupResolvesThroughTheRelay() async throws {
         try await Self.withRelay { fixture, log in
-            let result = try fixture.vm.exec(["busybox", "nslookup", "vm-only.test", "\(Self.relayAddress)"], check: false)
+            // From a thread of its own (in the VM namespace, which the child inherits): a blocking
+            // wait on a test-pool thread could starve the relay's task on a busy machine.
+            let result = try await fixture.vm.onThread {
+                try run(["busybox", "nslookup", "vm-only.test", "\(Self.relayAddress)"], check: false)
+            }
             #expect(result.status == 0 && result.stdout.contains("10.99.0.1"), "nslookup: \(result.stdout)\(result.stderr)\nrelay log: \(log.all)")
         }
     }
