@@ -11,7 +11,9 @@ import Glibc
 /// server knows, through kvm-launch's relay, with busybox's nslookup.
 @Suite(.serialized, .enabled(if: isRoot, "needs root: makes network namespaces and macvtaps, and runs QEMU"))
 struct DNSRelayEndToEndTests {
-    @Test func guestResolvesThroughTheContainersLoopbackResolver() async throws {
+    /// `bridges`: USE_NET_BRIDGES, so the relay listens on the bridge instead of the macvlan.
+    @Test(arguments: ["no", "yes"])
+    func guestResolvesThroughTheContainersLoopbackResolver(bridges: String) async throws {
         try EndToEndTests.requireImage()
         let fixture = try ContainerFixture(EndToEndTests.oneInterface, resolvConf: "nameserver 127.0.0.11\nsearch example.test\n")
         defer { fixture.destroy() }
@@ -20,7 +22,7 @@ struct DNSRelayEndToEndTests {
         defer { resolver.stop() }
         let before = try fixture.state()
 
-        let vm = try EndToEndTests.VMRun(fixture, environment: ["AUTO_ATTACH": "yes"])
+        let vm = try EndToEndTests.VMRun(fixture, environment: ["AUTO_ATTACH": "yes", "USE_NET_BRIDGES": bridges])
         defer { vm.stop() }
         let nics = try vm.waitUntilReady()
         try #require(nics.count == 1)
