@@ -9,6 +9,7 @@
 //   NetAttach            Inventory -> AttachPlan (pure) -> applied with an undo journal
 //   DHCPServer           DHCPv4 packets (pure) and the per-interface responder
 //   DNSRelay             the VM's DNS queries relayed to the container's loopback resolvers
+//   IPv6Server           Router Advertisements + DHCPv6 (pure logic) and the per-interface responder
 //   QEMU                 plan -> QEMU argument array (pure), image probing, acceleration, QMP
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
@@ -64,6 +65,7 @@ let package = Package(
                 "LaunchConfiguration",
                 "DHCPServer",
                 "DNSRelay",
+                "IPv6Server",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -73,6 +75,16 @@ let package = Package(
             name: "DHCPServer",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IPv6Server",
+            dependencies: [
+                "NetworkTypes",
+                "DHCPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -130,11 +142,12 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
+        .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "IPv6Server"], swiftSettings: strict),
         .testTarget(
             name: "DHCPServerTests",
             dependencies: [
                 "DHCPServer",
+                "IPv6Server",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -179,9 +192,27 @@ let package = Package(
             path: "bench/DHCPBench",
             swiftSettings: strict
         ),
+        // Not part of `swift test`: `swift run -c release IPv6Bench [INTERFACE]` (as root; see bench/IPv6Bench).
+        .executableTarget(
+            name: "IPv6Bench",
+            dependencies: ["IPv6Server", "NetworkTypes", .product(name: "Logging", package: "swift-log")],
+            path: "bench/IPv6Bench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IPv6ServerTests",
+            dependencies: [
+                "IPv6Server",
+                "DHCPServer",
+                "NetworkTypes",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
