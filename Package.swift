@@ -8,6 +8,7 @@
 //   Netlink (CNetlink)   thin libnl-3 boundary: dump and change links, addresses, routes
 //   NetAttach            Inventory -> AttachPlan (pure) -> applied with an undo journal
 //   DHCPServer           DHCPv4 packets (pure) and the per-interface responder
+//   DNSRelay             the VM's DNS queries relayed to the container's loopback resolvers
 //   IPv6Server           Router Advertisements + DHCPv6 (pure logic) and the per-interface responder
 //   QEMU                 plan -> QEMU argument array (pure), image probing, acceleration, QMP
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
@@ -63,6 +64,7 @@ let package = Package(
                 "Netlink",
                 "LaunchConfiguration",
                 "DHCPServer",
+                "DNSRelay",
                 "IPv6Server",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -128,6 +130,7 @@ let package = Package(
                 "LaunchConfiguration",
                 "NetAttach",
                 "DHCPServer",
+                "DNSRelay",
                 "QEMU",
                 "Supervisor",
                 "ConfigAgent",
@@ -189,7 +192,7 @@ let package = Package(
         // Not part of `swift test`: `swift run -c release DHCPBench` (see bench/README.md).
         .executableTarget(
             name: "DHCPBench",
-            dependencies: ["DHCPServer", "NetworkTypes"],
+            dependencies: ["DHCPServer", "NetworkTypes", "DNSRelay", .product(name: "Logging", package: "swift-log")],
             path: "bench/DHCPBench",
             swiftSettings: strict
         ),
@@ -238,6 +241,34 @@ let package = Package(
         .testTarget(
             name: "CloudInitSeedTests",
             dependencies: ["CloudInitSeed", "NetworkTypes", "TestSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "DNSRelay",
+            dependencies: [
+                "NetworkTypes",
+                "Netlink",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DNSRelayTests",
+            dependencies: [
+                "DNSRelay",
+                "NetworkTypes",
+                "TestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Not part of `swift test`: `make fuzz` (a million inputs through the DHCPv4 codec, see bench/README.md).
+        .executableTarget(
+            name: "DHCPFuzz",
+            dependencies: ["DHCPServer", "NetworkTypes"],
+            path: "bench/DHCPFuzz",
             swiftSettings: strict
         ),
     ]

@@ -1,4 +1,5 @@
 import DHCPServer
+import DNSRelay
 import Foundation
 import LaunchConfiguration
 import Logging
@@ -200,12 +201,14 @@ struct Launch {
         return problems.isEmpty ? result.exitCode : (result.exitCode == 0 ? 1 : result.exitCode)
     }
 
-    /// Serves every attachment that has a lease with its own DHCP server while `body` runs, as child
-    /// tasks of one group; the servers stop when `body` returns or throws.
+    /// Serves every attachment that has a lease with its own DHCP server, and every one whose plan has
+    /// a DNS relay with that relay, while `body` runs, as child tasks of one group; they stop when
+    /// `body` returns or throws.
     static func withDHCPResponders<Value: Sendable>(
         _ attachments: [Attachment], logger: Logger, _ body: () async throws -> Value
     ) async throws -> Value {
         var servers: [DHCPServer] = []
+        var relays: [DNSRelay] = []
         for attachment in attachments {
             guard let lease = attachment.plan.lease else { continue }
             do {
@@ -213,6 +216,16 @@ struct Launch {
             } catch {
                 throw LaunchError.dhcpServer(interface: attachment.plan.name, error)
             }
+            guard let relay = attachment.plan.dnsRelay else { continue }
+            do {
+                relays.append(try DNSRelay(interfaceName: attachment.plan.containerSideName, configuration: relay.relayConfiguration, logger: logger))
+            } catch {
+                throw LaunchError.dnsRelay(interface: attachment.plan.name, error)
+            }
+        }
+        let stopAll = { [servers, relays] in
+            for server in servers { server.stop() }
+            for relay in relays { relay.stop() }
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for server in servers {
@@ -220,9 +233,14 @@ struct Launch {
                     do { try await server.run() } catch { logger.error("DHCP server on \(server.interfaceName) stopped: \(error)") }
                 }
             }
-            defer { for server in servers { server.stop() } }
+            for relay in relays {
+                group.addTask {
+                    do { try await relay.run() } catch { logger.error("DNS relay on \(relay.interfaceName) stopped: \(error)") }
+                }
+            }
+            defer { stopAll() }
             let value = try await body()
-            for server in servers { server.stop() }
+            stopAll()
             try await group.waitForAll()
             return value
         }

@@ -25,6 +25,9 @@ public enum PlanReport {
             lines.append("  MTU            \(interface.mtu)")
             if let lease = interface.lease {
                 lines.append("  DHCP           router \(lease.router?.description ?? "-"), DNS \(lease.dnsServers.isEmpty ? "-" : lease.dnsServers.map(\.description).joined(separator: ",")), search \(lease.searchDomains.isEmpty ? "-" : lease.searchDomains.joined(separator: ",")), host name \(lease.hostname ?? "-")")
+                if let relay = interface.dnsRelay {
+                    lines.append("  DNS relay      \(relay.listenAddress):53 -> \(relay.upstreams.map(\.description).joined(separator: ", ")) (the container's loopback resolvers), for \(relay.clients.map(\.description).joined(separator: ", "))")
+                }
                 for route in lease.staticRoutes {
                     lines.append("  route          \(route.destination) via \(route.gateway?.description ?? "on-link")")
                 }

@@ -117,13 +117,34 @@ private func makePlan(_ environment: [String: String], inventory: Inventory = co
         ])
     }
 
-    @Test func loopbackNameServersAreNeverHandedOut() throws {
-        let plan = try makePlan(["AUTO_ATTACH": "yes"], resolv: "nameserver 127.0.0.11\nnameserver 10.0.0.2\noptions ndots:0\n")
-        #expect(plan.interfaces[0].lease?.dnsServers == [IPv4Address("10.0.0.2")!])
-        #expect(plan.warnings.contains { $0.contains("127.0.0.11") && $0.contains("DNS_SERVERS") })
+    /// Issue 11 item 3: a loopback resolver (Docker's 127.0.0.11) is replaced by a relay on the
+    /// interface's container-side address, which the VM reaches on the link.
+    @Test func loopbackNameServersAreRelayedFromTheContainerSideAddress() throws {
+        let plan = try makePlan(["AUTO_ATTACH": "yes"], resolv: "nameserver 127.0.0.11\nnameserver 10.0.0.2\nnameserver 127.0.0.53\noptions ndots:0\n")
+        for interface in plan.interfaces {
+            let relay = interface.containerSideAddress.address
+            #expect(interface.lease?.dnsServers == [relay, IPv4Address("10.0.0.2")!])
+            #expect(interface.dnsRelay == PlannedDNSRelay(listenAddress: relay, upstreams: [IPv4Address("127.0.0.11")!, IPv4Address("127.0.0.53")!],
+                                                          clients: [interface.guestAddress!.address]))
+            #expect(interface.lease?.staticRoutes.first == RecordedRoute(destination: IPv4Interface(address: relay, prefixLength: 32), gateway: nil))
+            #expect(interface.dnsRelay?.relayConfiguration.port == 53)
+        }
+        #expect(plan.interfaces[0].dnsRelay?.listenAddress != plan.interfaces[1].dnsRelay?.listenAddress)
+        #expect(!plan.warnings.contains { $0.contains("127.0.0.11") })
+        #expect(PlanReport.text(plan).contains("DNS relay      \(plan.interfaces[0].containerSideAddress.address):53 -> 127.0.0.11, 127.0.0.53"))
+    }
+
+    @Test func explicitOrNetworkNameServersNeedNoRelay() throws {
         let explicit = try makePlan(["AUTO_ATTACH": "yes", "DNS_SERVERS": "9.9.9.9"], resolv: "nameserver 127.0.0.11\n")
         #expect(explicit.interfaces[0].lease?.dnsServers == [IPv4Address("9.9.9.9")!])
+        #expect(explicit.interfaces.allSatisfy { $0.dnsRelay == nil })
         #expect(explicit.warnings.isEmpty)
+        let network = try makePlan(["AUTO_ATTACH": "yes"], resolv: "nameserver 10.0.0.2\nnameserver 0.0.0.0\n")
+        #expect(network.interfaces[0].lease?.dnsServers == [IPv4Address("10.0.0.2")!])
+        #expect(network.interfaces.allSatisfy { $0.dnsRelay == nil })
+        #expect(network.interfaces[1].lease?.staticRoutes.isEmpty == true, "no relay, no route to it")
+        let noDHCP = try makePlan(["AUTO_ATTACH": "yes", "ENABLE_DHCP": "no"], resolv: "nameserver 127.0.0.11\n")
+        #expect(noDHCP.interfaces.allSatisfy { $0.dnsRelay == nil }, "no lease names the relay, so there is none")
     }
 
     @Test func dhcpOffMeansNoLease() throws {
