@@ -1,3 +1,4 @@
+import IPv6Server
 import LaunchConfiguration
 import Netlink
 import NetworkTypes
@@ -57,13 +58,52 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
     /// The DNS relay on ``containerSideAddress`` when the container's resolvers are on its loopback
     /// (and the VM gets a lease that names it); nil otherwise.
     public var dnsRelay: PlannedDNSRelay? = nil
+    /// The global IPv6 addresses moved to the VM and what its Router Advertisements and DHCPv6
+    /// answers say; nil when the interface has no global IPv6 address.
+    public var ipv6: PlannedIPv6? = nil
+    /// The container interface's link-local address from the original MAC, swapped for one from
+    /// ``containerMAC`` while the VM runs (the VM makes the original itself); nil when it has none.
+    public var linkLocalSwap: LinkLocalSwap? = nil
 
     /// The identity written into the interface's alias before anything else changes.
     public var identity: RecordedIdentity {
         RecordedIdentity(mac: guestMAC, address: guestAddress, broadcast: guestAddressBroadcast, routes: routes, previousAlias: previousAlias,
                          secondaries: guestAddress.map { guest in
                              keptAddresses.filter { $0.prefixLength == guest.prefixLength && guest.contains($0.address) }
-                         } ?? [])
+                         } ?? [],
+                         ipv6Addresses: ipv6?.movedAddresses ?? [],
+                         linkLocalPrefixLength: linkLocalSwap?.original.first?.prefixLength)
+    }
+}
+
+/// IPv6 on one interface: the container's global addresses that move to the VM (removed from the
+/// interface while it runs, restored at teardown) and, when DHCP is on, what the embedded Router
+/// Advertisement sender and DHCPv6 server (Sources/IPv6Server) tell the VM.
+public struct PlannedIPv6: Sendable, Equatable, Codable {
+    /// In the order the interface had them.
+    public var movedAddresses: [IPv6Interface]
+    /// Served by Router Advertisements and DHCPv6 (DHCP on); false: the addresses still move, the VM configures them itself.
+    public var served: Bool
+    /// The Router Advertisements' source: the link-local IPv6 gateway; nil: no IPv6 default route for the VM.
+    public var router: IPv6Address?
+    /// DHCPv6 option 23.
+    public var dnsServers: [IPv6Address]
+    /// DHCPv6 option 24.
+    public var searchDomains: [String]
+    /// The RA's MTU option.
+    public var mtu: Int?
+
+    /// The responder's lease for the VM with `clientMAC`.
+    public func lease(clientMAC: MACAddress) -> IPv6Lease {
+        IPv6Lease(clientMAC: clientMAC, addresses: movedAddresses, dnsServers: dnsServers, searchDomains: searchDomains, router: router, mtu: mtu)
+    }
+}
+
+extension InterfacePlan {
+    /// The IPv6 lease the responder serves on ``containerSideName``; nil when none is served.
+    public var ipv6Lease: IPv6Lease? {
+        guard let ipv6, ipv6.served else { return nil }
+        return ipv6.lease(clientMAC: guestMAC)
     }
 }
 
@@ -158,9 +198,25 @@ public struct AttachPlanner {
             } else if configuration.dhcpEnabled {
                 warnings.append("\(link.name) has no IPv4 address: the VM gets the link but no DHCP answer on it")
             }
+            planIPv6(&plan, link: link, inventory: inventory, warnings: &warnings)
             plans.append(plan)
         }
         return AttachPlan(interfaces: plans, warnings: warnings)
+    }
+
+    /// The IPv6 side of one interface: ``IPv6LeasePlan`` for the global addresses and the lease
+    /// (name servers: the resolv.conf IPv6 ones, search list as for IPv4), ``LinkLocalSwap`` for the
+    /// container interface's link-local address.
+    func planIPv6(_ plan: inout InterfacePlan, link: LinkRecord, inventory: Inventory, warnings: inout [String]) {
+        let v6 = IPv6LeasePlan.plan(link: link, guestMAC: plan.guestMAC, inventory: inventory, selected: configuration.selectedNetworkIPv6,
+                                    dnsServers: resolver.ipv6NameServers, searchDomains: resolver.searchDomains)
+        warnings += v6.warnings
+        if let lease = v6.lease {
+            plan.ipv6 = PlannedIPv6(movedAddresses: lease.addresses, served: configuration.dhcpEnabled, router: lease.router,
+                                    dnsServers: lease.dnsServers, searchDomains: lease.searchDomains, mtu: lease.mtu)
+        }
+        let swap = LinkLocalSwap.plan(link: link, newMAC: plan.containerMAC, inventory: inventory)
+        plan.linkLocalSwap = swap.replacement == nil ? nil : swap
     }
 
     /// `SELECTED_NETWORK` picks among several addresses (the first one inside it); default the first.

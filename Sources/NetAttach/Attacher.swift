@@ -13,8 +13,13 @@ public enum AttachStep: Sendable, Equatable, Hashable, CustomStringConvertible {
     case recordIdentity(interface: String)
     /// Remove the VM's address from the interface (the kernel takes routes that need it along).
     case moveAddressOff(IPv4Interface, interface: String)
+    /// Remove the global IPv6 addresses the VM gets from the interface (journalled one by one).
+    case moveIPv6AddressesOff([IPv6Interface], interface: String)
     /// Give the interface a new random MAC, so the VM can have the original.
     case changeMAC(MACAddress, interface: String)
+    /// Add the link-local address made from the new MAC, then remove the one made from the original
+    /// (the VM's own), in that order so the link's fe80::/64 route stays.
+    case swapLinkLocal(from: [IPv6Interface], to: IPv6Interface, interface: String)
     /// Macvtap mode: create the macvtap with the original MAC on the interface.
     case createMacvtap(name: String, interface: String)
     /// Macvtap mode: bring the macvtap up and mark it as kvm-launch's.
@@ -36,7 +41,9 @@ public enum AttachStep: Sendable, Equatable, Hashable, CustomStringConvertible {
         switch self {
         case .recordIdentity(let interface): "record the original identity of \(interface) in its alias"
         case .moveAddressOff(let address, let interface): "move \(address) off \(interface)"
+        case .moveIPv6AddressesOff(let addresses, let interface): "move \(addresses.map(\.description).joined(separator: ", ")) off \(interface)"
         case .changeMAC(let mac, let interface): "give \(interface) the new MAC \(mac)"
+        case .swapLinkLocal(let old, let new, let interface): "give \(interface) the link-local address \(new) instead of \(old.map(\.description).joined(separator: ", "))"
         case .createMacvtap(let name, let interface): "create macvtap \(name) on \(interface)"
         case .bringUpMacvtap(let name): "bring up \(name)"
         case .createContainerSide(let name, let bridge, let interface): "create \(bridge ? "bridge" : "macvlan") \(name) for the container side of \(interface)"
@@ -81,6 +88,8 @@ public enum UndoStep: Sendable, CustomStringConvertible {
     /// secondaries (kept addresses in its subnet, which the kernel deleted with it and the attach put
     /// back) are taken off and re-added after it, so it is primary again as before.
     case restoreAddress(AddressRecord, routes: [RouteRecord], secondaries: [AddressRecord])
+    /// Take off an address the attach added (the container interface's new link-local address).
+    case removeAddress(AddressRecord)
     case deleteLink(name: String)
     case releaseFromBridge(index: Int32)
     case closeDescriptor(FileDescriptor, nodePath: String?)
@@ -90,6 +99,7 @@ public enum UndoStep: Sendable, CustomStringConvertible {
         case .restoreAlias(let index, _): return "restore the alias of link #\(index)"
         case .restoreMAC(let index, let mac): return "restore MAC \(mac) on link #\(index)"
         case .restoreAddress(let address, let routes, _): return "restore address \(address.cidr) and \(routes.count) route(s) on link #\(address.interfaceIndex)"
+        case .removeAddress(let address): return "remove address \(address.cidr) from link #\(address.interfaceIndex)"
         case .deleteLink(let name): return "delete link \(name)"
         case .releaseFromBridge(let index): return "release link #\(index) from its bridge"
         case .closeDescriptor(let descriptor, let node): return "close descriptor \(descriptor.rawValue)" + (node.map { " and remove \($0)" } ?? "")
@@ -167,7 +177,12 @@ public final class Attacher {
     public static func steps(for plan: InterfacePlan) -> [AttachStep] {
         var steps: [AttachStep] = [.recordIdentity(interface: plan.name)]
         if let address = plan.guestAddress { steps.append(.moveAddressOff(address, interface: plan.name)) }
+        if let ipv6 = plan.ipv6, !ipv6.movedAddresses.isEmpty { steps.append(.moveIPv6AddressesOff(ipv6.movedAddresses, interface: plan.name)) }
         steps.append(.changeMAC(plan.containerMAC, interface: plan.name))
+        if let swap = plan.linkLocalSwap, let replacement = swap.replacement, let new = IPv6Address(replacement.address) {
+            steps.append(.swapLinkLocal(from: swap.original.compactMap { record in IPv6Address(record.address).map { IPv6Interface(address: $0, prefixLength: record.prefixLength) } },
+                                        to: IPv6Interface(address: new, prefixLength: replacement.prefixLength), interface: plan.name))
+        }
         let containerSide: [AttachStep] = [
             .createContainerSide(name: plan.containerSideName, bridge: plan.mode == .bridge, interface: plan.name),
             .addressContainerSide(name: plan.containerSideName, address: plan.containerSideAddress),
@@ -233,6 +248,8 @@ public final class Attacher {
             try ignoringNotFound { () throws(NetlinkError) in try netlink.deleteAddress(record) }
         case .addAddress(_, let record):
             try ignoringExists { () throws(NetlinkError) in try netlink.addAddress(record) }
+        case .removeAddress(_, let record):
+            try ignoringNotFound { () throws(NetlinkError) in try netlink.deleteAddress(record) }
         case .addRoute(_, let record):
             try ignoringExists { () throws(NetlinkError) in try netlink.addRoute(record) }
         case .setAlias(let index, _, let alias):
@@ -323,9 +340,12 @@ public final class Attacher {
     }
 
     private func attach(_ plan: InterfacePlan) throws(StepFailure) -> Attachment {
-        let (alias, dropped) = plan.identity.encoded()
+        let (alias, dropped, droppedIPv6) = plan.identity.encoded()
         if dropped > 0 {
             logger.warning("\(plan.name): \(dropped) route(s) do not fit in the link alias; after a restart in the same namespace they are not restored")
+        }
+        if droppedIPv6 > 0 {
+            logger.warning("\(plan.name): \(droppedIPv6) IPv6 address(es) do not fit in the link alias; after a restart in the same namespace they are not restored")
         }
         var vmLink: LinkRecord?
         var bridge: LinkRecord?
@@ -348,9 +368,23 @@ public final class Attacher {
                     for secondary in secondaries {
                         try viaNetlink(ignoringExists { () throws(NetlinkError) in try netlink.addAddress(secondary) })
                     }
+                case .moveIPv6AddressesOff:
+                    // Each address is journalled as soon as it is off: a failure part-way restores those.
+                    for record in plan.identity.ipv6AddressRecords(interfaceIndex: plan.index) {
+                        try viaNetlink(netlink.deleteAddress(record))
+                        journal.append(.restoreAddress(record, routes: [], secondaries: []))
+                    }
                 case .changeMAC(let mac, _):
                     try viaNetlink(netlink.changeLink(index: plan.index, mac: mac))
                     journal.append(.restoreMAC(index: plan.index, mac: plan.guestMAC))
+                case .swapLinkLocal:
+                    guard let swap = plan.linkLocalSwap, let replacement = swap.replacement else { return }
+                    try viaNetlink(netlink.addAddress(replacement))
+                    journal.append(.removeAddress(replacement))
+                    for original in swap.original {
+                        try viaNetlink(netlink.deleteAddress(original))
+                        journal.append(.restoreAddress(original, routes: [], secondaries: []))
+                    }
                 case .createMacvtap(let name, _):
                     try viaNetlink(netlink.addMacvlan(kind: .macvtap, name: name, parentIndex: plan.index, mac: plan.guestMAC, up: false, group: LinkMarker.linkGroup))
                     journal.append(.deleteLink(name: name))
@@ -437,6 +471,10 @@ public final class Attacher {
                 }
             }
             return problems
+        case .removeAddress(let address):
+            return attempt(step.description) { () throws(AttachCause) in
+                try viaNetlink(ignoringNotFound { () throws(NetlinkError) in try netlink.deleteAddress(address) })
+            }
         case .deleteLink(let name):
             return attempt(step.description) { () throws(AttachCause) in
                 if let link = try viaNetlink(netlink.link(named: name)) {

@@ -62,7 +62,7 @@ public struct IPv6LeasePlan: Sendable, Equatable {
 /// address made from the original MAC (the VM makes the same one: a duplicate on the link). The
 /// kernel does not renew it when the MAC changes, so the attach removes it and adds the one made
 /// from the new MAC; teardown does the reverse. Pure: which records to remove and add.
-public struct LinkLocalSwap: Sendable, Equatable {
+public struct LinkLocalSwap: Sendable, Equatable, Codable {
     /// The container's link-local addresses made from the original MAC (removed at attach, restored at teardown).
     public var original: [AddressRecord]
     /// fe80::EUI-64(new MAC)/64 (added at attach, removed at teardown); nil when nothing is swapped.

@@ -34,6 +34,17 @@ public enum PlanReport {
             } else {
                 lines.append("  DHCP           off")
             }
+            if let ipv6 = interface.ipv6 {
+                lines.append("  guest IPv6     \(ipv6.movedAddresses.map(\.description).joined(separator: ", ")) (moved off \(interface.name))")
+                if ipv6.served {
+                    lines.append("  RA + DHCPv6    router \(ipv6.router?.description ?? "- (no IPv6 default route)"), DNS \(ipv6.dnsServers.isEmpty ? "-" : ipv6.dnsServers.map(\.description).joined(separator: ",")), search \(ipv6.searchDomains.isEmpty ? "-" : ipv6.searchDomains.joined(separator: ","))")
+                } else {
+                    lines.append("  RA + DHCPv6    off")
+                }
+            }
+            if let swap = interface.linkLocalSwap, let replacement = swap.replacement {
+                lines.append("  link-local     \(swap.original.map(\.cidr).joined(separator: ", ")) -> \(replacement.cidr) on \(interface.name) while the VM runs")
+            }
             lines.append("  attach steps   \(Attacher.steps(for: interface).count)")
         }
         for warning in plan.warnings { lines.append("warning: \(warning)") }

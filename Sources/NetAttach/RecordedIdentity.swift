@@ -7,7 +7,9 @@ import NetworkTypes
 /// A launcher killed with SIGKILL and started again in the same namespace (a Kubernetes container
 /// restart) reads it back and restores the interface instead of taking the random MAC for the
 /// real one. A clean teardown clears it. The text is compact and versioned:
-/// `kvm-launch:v1 m=02:42:0a:2a:00:07 a=10.42.0.7/16 b=10.42.255.255 r=0.0.0.0/0>10.42.0.1,10.96.0.0/12>10.42.0.1 x=old%20alias`.
+/// `kvm-launch:v1 m=02:42:0a:2a:00:07 a=10.42.0.7/16 b=10.42.255.255 l=64 6=fd00:42::7/64 r=0.0.0.0/0>10.42.0.1,10.96.0.0/12>10.42.0.1 x=old%20alias`.
+/// (`l=` and `6=` are optional fields an older v1 reader would refuse; an older launcher never reads
+/// them, since the same image restarts in the same namespace.)
 public struct RecordedIdentity: Sendable, Equatable, Codable {
     /// The interface's original MAC: the VM's MAC.
     public var mac: MACAddress
@@ -22,10 +24,17 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
     /// Kept addresses in the moved address's subnet (the kernel's secondaries of it), which go back
     /// after it so that it is primary again (`s=`, only when there are some).
     public var secondaries: [IPv4Interface]
+    /// The global IPv6 addresses moved to the VM (`6=`, only when there are some).
+    public var ipv6Addresses: [IPv6Interface]
+    /// When the link-local address fe80::EUI-64(``mac``) was swapped for one from the new MAC, its
+    /// prefix length (`l=`): recovery takes the new one off and puts the original back.
+    public var linkLocalPrefixLength: Int?
 
     public init(mac: MACAddress, address: IPv4Interface?, broadcast: IPv4Address? = nil, routes: [RecordedRoute], previousAlias: String?,
-                secondaries: [IPv4Interface] = []) {
+                secondaries: [IPv4Interface] = [], ipv6Addresses: [IPv6Interface] = [], linkLocalPrefixLength: Int? = nil) {
         self.mac = mac
+        self.ipv6Addresses = ipv6Addresses
+        self.linkLocalPrefixLength = linkLocalPrefixLength
         self.secondaries = secondaries
         self.address = address
         self.broadcast = broadcast
@@ -40,20 +49,27 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
     /// Whether an alias holds a recorded identity.
     public static func isRecorded(_ alias: String?) -> Bool { alias?.hasPrefix(tag + " ") ?? false }
 
-    /// The alias text. Routes that would not fit are dropped, least important first (the default route
-    /// is kept longest); `droppedRoutes` says how many.
-    public func encoded() -> (alias: String, droppedRoutes: Int) {
+    /// The alias text. IPv6 addresses that would not fit are dropped (last first), then routes, least
+    /// important first (the default route is kept longest); `droppedRoutes` and `droppedIPv6` say how many.
+    public func encoded() -> (alias: String, droppedRoutes: Int, droppedIPv6: Int) {
         var head = "\(Self.tag) m=\(mac)"
         if let address { head += " a=\(address)" }
         if let broadcast { head += " b=\(broadcast)" }
         if !secondaries.isEmpty { head += " s=" + secondaries.map(\.description).joined(separator: ",") }
+        if let linkLocalPrefixLength { head += " l=\(linkLocalPrefixLength)" }
         let tail = previousAlias.map { " x=" + Self.escape($0) } ?? ""
+        var ipv6 = ipv6Addresses
+        while !ipv6.isEmpty, (head + " 6=" + ipv6.map(\.description).joined(separator: ",") + tail).utf8.count > Self.maximumLength {
+            ipv6.removeLast()
+        }
+        if !ipv6.isEmpty { head += " 6=" + ipv6.map(\.description).joined(separator: ",") }
+        let droppedIPv6 = ipv6Addresses.count - ipv6.count
         var kept = routes.sorted { ($0.destination.prefixLength == 0 ? 0 : 1) < ($1.destination.prefixLength == 0 ? 0 : 1) }
         while true {
             let text = kept.isEmpty ? head + tail : head + " r=" + kept.map(\.encoded).joined(separator: ",") + tail
             if text.utf8.count <= Self.maximumLength || kept.isEmpty {
                 let truncated = text.utf8.count <= Self.maximumLength ? text : head
-                return (truncated, routes.count - kept.count)
+                return (truncated, routes.count - kept.count, droppedIPv6)
             }
             kept.removeLast()
         }
@@ -68,6 +84,8 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
         var routes: [RecordedRoute] = []
         var previous: String?
         var secondaries: [IPv4Interface] = []
+        var ipv6: [IPv6Interface] = []
+        var linkLocal: Int?
         for field in alias.dropFirst(Self.tag.count + 1).split(separator: " ") {
             let value = field.dropFirst(2)
             switch field.prefix(2) {
@@ -88,12 +106,21 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
                     guard let parsed = IPv4Interface(item) else { return nil }
                     secondaries.append(parsed)
                 }
+            case "6=":
+                for item in value.split(separator: ",") {
+                    guard let parsed = IPv6Interface(item) else { return nil }
+                    ipv6.append(parsed)
+                }
+            case "l=":
+                guard let parsed = Int(value), (0...128).contains(parsed) else { return nil }
+                linkLocal = parsed
             case "x=": previous = Self.unescape(value)
             default: return nil
             }
         }
         guard let mac else { return nil }
-        self.init(mac: mac, address: address, broadcast: broadcast, routes: routes, previousAlias: previous, secondaries: secondaries)
+        self.init(mac: mac, address: address, broadcast: broadcast, routes: routes, previousAlias: previous, secondaries: secondaries,
+                  ipv6Addresses: ipv6, linkLocalPrefixLength: linkLocal)
     }
 
     static func escape(_ text: String) -> String {
@@ -181,5 +208,12 @@ extension RecordedIdentity {
             AddressRecord(interfaceIndex: interfaceIndex, family: .inet, address: $0.address.description,
                           prefixLength: $0.prefixLength, broadcast: broadcast?.description)
         }
+    }
+}
+
+extension RecordedIdentity {
+    /// The kernel records of the moved IPv6 addresses on interface `index`.
+    public func ipv6AddressRecords(interfaceIndex: Int32) -> [AddressRecord] {
+        ipv6Addresses.map { AddressRecord(interfaceIndex: interfaceIndex, family: .inet6, address: $0.address.description, prefixLength: $0.prefixLength) }
     }
 }

@@ -11,6 +11,8 @@ public enum RestoreStep: Sendable, Equatable, Hashable, CustomStringConvertible 
     case deleteAddress(name: String, AddressRecord)
     /// Put the VM's address back on the interface (or a secondary back after it).
     case addAddress(name: String, AddressRecord)
+    /// Take off the link-local address an attach made from the interface's new MAC.
+    case removeAddress(name: String, AddressRecord)
     /// Put back a route the kernel removed with the address.
     case addRoute(name: String, RouteRecord)
     /// Put back the alias the interface had (nil: none), which also clears the recorded identity.
@@ -22,6 +24,7 @@ public enum RestoreStep: Sendable, Equatable, Hashable, CustomStringConvertible 
         case .setMAC(_, let name, let mac): "give \(name) its MAC \(mac) back"
         case .deleteAddress(let name, let address): "take \(address.cidr) off \(name), to put it back after the VM's address"
         case .addAddress(let name, let address): "put \(address.cidr) back on \(name)"
+        case .removeAddress(let name, let address): "take \(address.cidr) (made from the new MAC) off \(name)"
         case .addRoute(let name, let route): "put route \(RouteOrder.describe(route)) back on \(name)"
         case .setAlias(_, let name, let alias): alias.map { "give \(name) its alias \"\($0)\" back" } ?? "clear the recorded identity from \(name)'s alias"
         }
@@ -66,6 +69,25 @@ public struct RecoveryPlan: Sendable, Equatable {
                 steps.append(.addAddress(name: link.name, record))
                 for secondary in secondaries { steps.append(.addAddress(name: link.name, onLink(secondary))) }
             }
+            // IPv6: the moved global addresses, then the original link-local address back before the
+            // one from the new MAC goes (the fe80::/64 route stays).
+            let ipv6Present = inventory.addresses(on: link.index).filter { $0.family == .inet6 }.compactMap(\.ipv6)
+            // Last first: the kernel lists the newest first, so the order comes back as it was.
+            for (address, record) in zip(identity.ipv6Addresses, identity.ipv6AddressRecords(interfaceIndex: link.index)).reversed() where !ipv6Present.contains(address) {
+                steps.append(.addAddress(name: link.name, record))
+            }
+            if let prefixLength = identity.linkLocalPrefixLength {
+                let original = IPv6Interface(address: IPv6Address.linkLocal(eui64: identity.mac), prefixLength: prefixLength)
+                if !ipv6Present.contains(original) {
+                    steps.append(.addAddress(name: link.name, AddressRecord(interfaceIndex: link.index, family: .inet6, address: original.address.description,
+                                                                            prefixLength: prefixLength, scope: .link)))
+                }
+                if let current = link.mac, current != identity.mac,
+                   let made = ipv6Present.first(where: { $0.address == IPv6Address.linkLocal(eui64: current) }) {
+                    steps.append(.removeAddress(name: link.name, AddressRecord(interfaceIndex: link.index, family: .inet6, address: made.address.description,
+                                                                               prefixLength: made.prefixLength, scope: .link)))
+                }
+            }
             let present = Set(inventory.routes(through: link.index).compactMap(RecordedRoute.init).map(\.destination))
             let missing = identity.routes.filter { !present.contains($0.destination) }.map { $0.record(interfaceIndex: link.index) }
             for route in RouteOrder.dependencyOrdered(missing) { steps.append(.addRoute(name: link.name, route)) }
@@ -89,11 +111,11 @@ public struct RecoveryPlan: Sendable, Equatable {
                 }
             case .setMAC(let index, _, let mac):
                 if let position = result.links.firstIndex(where: { $0.index == index }) { result.links[position].mac = mac }
-            case .deleteAddress(_, let record):
-                result.addresses.removeAll { $0.interfaceIndex == record.interfaceIndex && $0.ipv4 == record.ipv4 }
+            case .deleteAddress(_, let record), .removeAddress(_, let record):
+                result.addresses.removeAll { $0.sameAddress(as: record) }
             case .addAddress(_, let record):
-                if !result.addresses.contains(where: { $0.interfaceIndex == record.interfaceIndex && $0.ipv4 == record.ipv4 && $0.ipv4 != nil }) {
-                    result.addresses.append(record)
+                if !result.addresses.contains(where: { $0.sameAddress(as: record) }) {
+                    result.addresses.insert(record, at: AddressRecord.ipv6Position(of: record, in: result.addresses) ?? result.addresses.count)
                 }
             case .addRoute(_, let record):
                 if !result.routes.contains(record) { result.routes.append(record) }
@@ -133,5 +155,16 @@ extension Inventory {
     /// and alias. Pure, so `--dry-run` shows the plan a restarted launcher will make.
     public func restoringRecordedIdentities() -> Inventory {
         RecoveryPlan(self).applied(to: self)
+    }
+}
+
+extension AddressRecord {
+    /// The same address and prefix on the same link (IPv6 compared parsed, so textual forms do not matter).
+    func sameAddress(as other: AddressRecord) -> Bool {
+        guard interfaceIndex == other.interfaceIndex && family == other.family else { return false }
+        switch family {
+        case .inet: return ipv4 != nil && ipv4 == other.ipv4
+        case .inet6: return ipv6 != nil && ipv6 == other.ipv6
+        }
     }
 }

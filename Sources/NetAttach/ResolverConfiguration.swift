@@ -2,15 +2,18 @@ import NetworkTypes
 
 /// The parts of a `resolv.conf` the VM's DHCP answer carries: name servers, domain, search list.
 public struct ResolverConfiguration: Sendable, Equatable, Codable {
-    /// IPv4 name servers in file order (IPv6 ones are left out: the DHCPv4 answer cannot carry them).
+    /// IPv4 name servers in file order (the DHCPv4 answer's; the IPv6 ones are ``ipv6NameServers``).
     public var nameServers: [IPv4Address] = []
+    /// IPv6 name servers in file order: the DHCPv6 answer's option 23.
+    public var ipv6NameServers: [IPv6Address] = []
     /// `domain`, or nil.
     public var domain: String?
     /// `search`, in order.
     public var searchDomains: [String] = []
 
-    public init(nameServers: [IPv4Address] = [], domain: String? = nil, searchDomains: [String] = []) {
+    public init(nameServers: [IPv4Address] = [], ipv6NameServers: [IPv6Address] = [], domain: String? = nil, searchDomains: [String] = []) {
         self.nameServers = nameServers
+        self.ipv6NameServers = ipv6NameServers
         self.domain = domain
         self.searchDomains = searchDomains
     }
@@ -24,6 +27,8 @@ public struct ResolverConfiguration: Sendable, Equatable, Codable {
             switch keyword {
             case "nameserver":
                 if words.count > 1, let address = IPv4Address(words[1]) { nameServers.append(address) }
+                // A scoped server (fe80::1%eth0) names the container's link, not the VM's: left out.
+                else if words.count > 1, let address = IPv6Address(words[1]) { ipv6NameServers.append(address) }
             case "domain":
                 if words.count > 1 { domain = String(words[1]) }
             case "search":

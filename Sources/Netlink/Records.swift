@@ -86,6 +86,22 @@ public struct AddressRecord: Hashable, Sendable, Codable {
 
     /// `ADDR/PREFIX`.
     public var cidr: String { "\(address)/\(prefixLength)" }
+
+    /// The IPv6 address with its prefix, or nil for IPv4 (or text that does not parse).
+    public var ipv6: IPv6Interface? {
+        guard family == .inet6, let address = IPv6Address(address) else { return nil }
+        return IPv6Interface(address: address, prefixLength: prefixLength)
+    }
+
+    /// Where the kernel lists a newly added IPv6 address among `addresses` (a dump's order): a link's
+    /// IPv6 addresses are kept by scope, global before link-local, the newest first within a scope.
+    /// nil for IPv4, whose order has its own rule (primaries, then secondaries).
+    public static func ipv6Position(of record: AddressRecord, in addresses: [AddressRecord]) -> Int? {
+        guard record.family == .inet6 else { return nil }
+        let sameLink = addresses.indices.filter { addresses[$0].interfaceIndex == record.interfaceIndex && addresses[$0].family == .inet6 }
+        if let before = sameLink.first(where: { addresses[$0].scope >= record.scope }) { return before }
+        return sameLink.last.map { $0 + 1 } ?? addresses.count
+    }
 }
 
 /// One route (`RTM_NEWROUTE`), single next hop.

@@ -277,13 +277,19 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
             state.addresses.append(record)
             return
         }
+        if let position = AddressRecord.ipv6Position(of: record, in: state.addresses) {
+            state.addresses.insert(record, at: position)
+            if link.isUp, let route = connectedRoute(record), !state.routes.contains(where: { Self.sameRoute($0, route) }) { state.routes.append(route) }
+            return
+        }
         // A new primary goes after the link's last primary of its family.
         let primaries = state.addresses.indices.filter {
             state.addresses[$0].interfaceIndex == address.interfaceIndex && state.addresses[$0].family == address.family && !isSecondary(state.addresses[$0])
         }
         let position = primaries.last.map { $0 + 1 } ?? state.addresses.count
         state.addresses.insert(record, at: position)
-        if link.isUp, let route = connectedRoute(record) { state.routes.append(route) }
+        // One connected route per prefix: IPv6 addresses in one prefix (two link-local ones) share it.
+        if link.isUp, let route = connectedRoute(record), !state.routes.contains(where: { Self.sameRoute($0, route) }) { state.routes.append(route) }
     }
 
     public func deleteAddress(_ address: AddressRecord) throws(NetlinkError) {
@@ -295,7 +301,12 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         let removed = state.addresses[position]
         let wasPrimary = !isSecondary(removed)
         state.addresses.remove(at: position)
-        if let route = connectedRoute(removed) { state.routes.removeAll { Self.sameRoute($0, route) } }
+        if let route = connectedRoute(removed), removed.family == .inet || !state.addresses.contains(where: {
+            $0.interfaceIndex == removed.interfaceIndex && connectedRoute($0).map { Self.sameRoute($0, route) } == true
+        }) {
+            // The kernel keeps an IPv6 prefix route while another address in the prefix is left.
+            state.routes.removeAll { Self.sameRoute($0, route) }
+        }
         guard removed.family == .inet, let interface = removed.ipv4 else { return }
         if wasPrimary {
             // promote_secondaries is off: the secondaries of a deleted primary go with it.
@@ -480,9 +491,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     /// The IPv6 network text of an address (enough for connected routes; the model does not parse IPv6 fully).
     static func ipv6Network(_ address: String, _ prefixLength: Int) -> String {
-        guard prefixLength == 64 else { return address }
-        let groups = address.split(separator: ":", omittingEmptySubsequences: false)
-        let head = groups.prefix(4).filter { !$0.isEmpty }
-        return head.joined(separator: ":") + "::"
+        guard let parsed = IPv6Address(address) else { return address }
+        return IPv6Interface(address: parsed, prefixLength: prefixLength).network.description
     }
 }

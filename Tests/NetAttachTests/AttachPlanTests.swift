@@ -173,7 +173,7 @@ private func makePlan(_ environment: [String: String], inventory: Inventory = co
             RecordedRoute(destination: IPv4Interface("0.0.0.0/0")!, gateway: IPv4Address("10.42.0.1"), metric: 100),
             RecordedRoute(destination: IPv4Interface("169.254.1.1/32")!, gateway: nil),
         ], previousAlias: "uplink to rack 7 (100% fine)", secondaries: [IPv4Interface("10.42.0.8/16")!])
-        let (alias, dropped) = identity.encoded()
+        let (alias, dropped, _) = identity.encoded()
         #expect(dropped == 0)
         #expect(alias.utf8.count <= 255)
         #expect(!alias.contains("uplink to"), "the old alias is escaped, so spaces cannot split fields")
@@ -193,7 +193,7 @@ private func makePlan(_ environment: [String: String], inventory: Inventory = co
         var routes = (0..<40).map { RecordedRoute(destination: IPv4Interface(address: IPv4Address(10, UInt8($0), 0, 0), prefixLength: 16), gateway: IPv4Address(10, 0, 0, 1)) }
         routes.append(RecordedRoute(destination: IPv4Interface("0.0.0.0/0")!, gateway: IPv4Address("10.0.0.1")))
         let identity = RecordedIdentity(mac: eth0MAC, address: IPv4Interface("10.0.0.5/8"), routes: routes, previousAlias: nil)
-        let (alias, dropped) = identity.encoded()
+        let (alias, dropped, _) = identity.encoded()
         #expect(alias.utf8.count <= 255)
         #expect(dropped > 0)
         let decoded = try #require(RecordedIdentity(alias: alias))

@@ -69,7 +69,42 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         try ns.addRoute(route(6, "0.0.0.0/0", via: "10.43.0.1"))
     }
 
-    static let all = [twoInterfaces, calico, bare, secondary]
+    static func address6(_ index: Int32, _ text: String, scope: RouteScope = .universe) -> AddressRecord {
+        let interface = IPv6Interface(text)!
+        return AddressRecord(interfaceIndex: index, family: .inet6, address: interface.address.description, prefixLength: interface.prefixLength, scope: scope)
+    }
+
+    /// The link-local address the kernel gives a link with `mac`.
+    static func linkLocal(_ index: Int32, _ mac: String) -> AddressRecord {
+        address6(index, "\(IPv6Address.linkLocal(eui64: MACAddress(mac)!))/64", scope: .link)
+    }
+
+    static func route6(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord {
+        let network = IPv6Interface(destination)!
+        return RouteRecord(family: .inet6, destination: network.network.description, prefixLength: network.prefixLength, gateway: gateway,
+                           interfaceIndex: index, routeProtocol: .boot, scope: .universe, priority: 1024)
+    }
+
+    /// Dual stack as Calico gives it: IPv4 and one global IPv6 address, the IPv6 default route through a link-local gateway.
+    static let dualStack = ContainerShape(description: "dual stack", environment: ["AUTO_ATTACH": "yes"]) { ns in
+        ns.state.links.append(veth(7, "eth0", "02:42:0a:2c:00:07"))
+        try ns.addAddress(address(7, "10.44.0.7/16"))
+        try ns.addRoute(route(7, "0.0.0.0/0", via: "10.44.0.1"))
+        try ns.addAddress(linkLocal(7, "02:42:0a:2c:00:07"))
+        try ns.addAddress(address6(7, "fd00:44::7/64"))
+        try ns.addRoute(route6(7, "::/0", via: "fe80::ecee:eeff:feee:eeee"))
+    }
+
+    /// IPv6 only, as Docker gives it: two global addresses, the default route through a global gateway on the link.
+    static let ipv6Only = ContainerShape(description: "IPv6 only", environment: ["AUTO_ATTACH": "yes"]) { ns in
+        ns.state.links.append(veth(9, "eth0", "02:42:ac:11:00:09"))
+        try ns.addAddress(linkLocal(9, "02:42:ac:11:00:09"))
+        try ns.addAddress(address6(9, "2001:db8:45::9/64"))
+        try ns.addAddress(address6(9, "fd00:45::9/64"))
+        try ns.addRoute(route6(9, "::/0", via: "fd00:45::1"))
+    }
+
+    static let all = [twoInterfaces, calico, bare, secondary, dualStack, ipv6Only]
 }
 
 let quietLogger: Logger = {
