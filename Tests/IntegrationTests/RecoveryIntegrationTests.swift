@@ -60,7 +60,7 @@ struct RecoveryIntegrationTests {
         let environment = try Self.environment(fixture, mode: mode)
         let clean = try Self.dryRun(fixture, environment)
         let steps = try #require(clean["attachStepCount"] as? Int)
-        #expect(steps == 8)
+        #expect(steps == 9, "eight steps, and the swap of eth0's link-local address for the new MAC's")
         #expect((clean["recovery"] as? [String])?.isEmpty == true)
         let cleanInterfaces = try #require(clean["interfaces"] as? [[String: Any]])
 
