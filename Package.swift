@@ -134,6 +134,7 @@ let package = Package(
                 "QEMU",
                 "Supervisor",
                 "ConfigAgent",
+                "IPv6Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,5 +1,6 @@
-import DNSRelay
 import DHCPServer
+import DNSRelay
+import IPv6Server
 import NetAttach
 import NetworkTypes
 import QEMU
@@ -59,6 +60,8 @@ struct DescriptorLayout: Equatable {
 enum LaunchError: Error, CustomStringConvertible {
     /// The DHCP server for an interface could not start.
     case dhcpServer(interface: String, DHCPServerError)
+    /// The Router Advertisement + DHCPv6 responder for an interface could not start.
+    case ipv6Server(interface: String, IPv6ServerError)
     /// The DNS relay for an interface could not start.
     case dnsRelay(interface: String, DNSRelayError)
     /// QEMU could not be started or supervised.
@@ -69,6 +72,7 @@ enum LaunchError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .dhcpServer(let interface, let cause): return "cannot start the DHCP server for \(interface): \(cause)"
+        case .ipv6Server(let interface, let cause): return "cannot start the IPv6 responder (Router Advertisements, DHCPv6) for \(interface): \(cause)"
         case .dnsRelay(let interface, let cause): return "cannot start the DNS relay for \(interface): \(cause)"
         case .qemu(let cause): return "QEMU could not be run: \(cause)"
         case .layoutMismatch(let detail): return "the attached interfaces do not match the plan (\(detail)); report this as a bug"

@@ -1,5 +1,6 @@
 import DHCPServer
 import DNSRelay
+import IPv6Server
 import Foundation
 import LaunchConfiguration
 import Logging
@@ -201,7 +202,8 @@ struct Launch {
         return problems.isEmpty ? result.exitCode : (result.exitCode == 0 ? 1 : result.exitCode)
     }
 
-    /// Serves every attachment that has a lease with its own DHCP server, and every one whose plan has
+    /// Serves every attachment that has a lease with its own DHCP server, every one with an IPv6
+    /// lease with its own Router Advertisement + DHCPv6 responder, and every one whose plan has
     /// a DNS relay with that relay, while `body` runs, as child tasks of one group; they stop when
     /// `body` returns or throws.
     static func withDHCPResponders<Value: Sendable>(
@@ -209,7 +211,15 @@ struct Launch {
     ) async throws -> Value {
         var servers: [DHCPServer] = []
         var relays: [DNSRelay] = []
+        var ipv6Servers: [IPv6Server] = []
         for attachment in attachments {
+            if let lease = attachment.plan.ipv6Lease {
+                do {
+                    ipv6Servers.append(try IPv6Server(interfaceName: attachment.plan.containerSideName, lease: lease, logger: logger))
+                } catch {
+                    throw LaunchError.ipv6Server(interface: attachment.plan.name, error)
+                }
+            }
             guard let lease = attachment.plan.lease else { continue }
             do {
                 servers.append(try DHCPServer(interfaceName: attachment.plan.containerSideName, lease: lease.dhcpLease, logger: logger))
@@ -223,14 +233,20 @@ struct Launch {
                 throw LaunchError.dnsRelay(interface: attachment.plan.name, error)
             }
         }
-        let stopAll = { [servers, relays] in
+        let stopAll = { [servers, relays, ipv6Servers] in
             for server in servers { server.stop() }
+            for server in ipv6Servers { server.stop() }
             for relay in relays { relay.stop() }
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for server in servers {
                 group.addTask {
                     do { try await server.run() } catch { logger.error("DHCP server on \(server.interfaceName) stopped: \(error)") }
+                }
+            }
+            for server in ipv6Servers {
+                group.addTask {
+                    do { try await server.run() } catch { logger.error("IPv6 responder on \(server.interfaceName) stopped: \(error)") }
                 }
             }
             for relay in relays {

@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Issue 11 item 2 through the real binary in real namespaces: an IPv6-only container interface is
+/// attached in bridge mode, its address moves off, the launcher's Router Advertisement + DHCPv6
+/// responder serves it to a real ISC `dhclient -6`, the peer pings it, and SIGTERM puts the
+/// container back exactly (addresses, link-local, routes). Two gateways: global on the link
+/// (Docker's `default via fd00:…::1`: the VM gets no default route, and a warning says so) and
+/// link-local (Calico's: the VM's default route goes through it and it reaches beyond).
+///
+/// The test guest's busybox has no `udhcpc6`, so the VM's side is a veth in a namespace of its
+/// own, plugged into kvm-launch's bridge with the VM's MAC, and `LAUNCHER` is a script that waits
+/// in place of QEMU.
+@Suite(.serialized, .enabled(if: isRoot, needsRootReason))
+struct IPv6LaunchIntegrationTests {
+    @Test(arguments: ["global", "link-local"])
+    func anIPv6OnlyInterfaceIsServedToARealDHCPv6ClientAndRestored(_ gateway: String) throws {
+        let fixture = try ContainerFixture([ContainerFixture.Interface(name: "eth0", addresses: ["fd00:6b6f::7/64"], peerAddress: "fd00:6b6f::1/64",
+                                                                        defaultRoute: gateway == "global")],
+                                           resolvConf: "nameserver fd00:6b6f::53\nsearch v6.example.test\n")
+        defer { fixture.destroy() }
+        var peerLinkLocal = ""
+        if gateway == "link-local" {
+            let line = try fixture.peer.exec(["ip", "-6", "-o", "addr", "show", "dev", "p0", "scope", "link"]).stdout
+            peerLinkLocal = String(try #require(line.split(separator: " ").dropFirst(3).first?.split(separator: "/").first))
+            try fixture.container.ip("-6 route add default via \(peerLinkLocal) dev eth0")
+            // An address behind the gateway, for the VM to reach.
+            try fixture.peer.ip("addr add fd00:6b70::1/128 dev lo")
+        }
+        let vm = try TestNamespace(prefix: "kl6w-vm")
+        defer { vm.destroy() }
+        let before = try fixture.state()
+        #expect(before.contains("inet6 fd00:6b6f::7/64"), "\(before)")
+        let originalLinkLocal = try fixture.container.exec(["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"]).stdout
+        #expect(!originalLinkLocal.isEmpty, "eth0 has its kernel link-local address")
+
+        let launcher = fixture.directory.appendingPathComponent("wait-in-place-of-qemu").path
+        try "#!/bin/sh\nexec sleep 120\n".write(toFile: launcher, atomically: true, encoding: .utf8)
+        try run(["chmod", "755", launcher])
+        var environment = try RecoveryIntegrationTests.environment(fixture, mode: "bridge")
+        environment["LAUNCHER"] = launcher
+        environment["VM_SHUTDOWN_TIMEOUT"] = "1"
+
+        let plan = try RecoveryIntegrationTests.dryRun(fixture, environment)
+        let interface = try #require((plan["interfaces"] as? [[String: Any]])?.first)
+        let guestMAC = try #require(interface["guestMAC"] as? String)
+        let bridge = try #require(interface["bridgeName"] as? String)
+        let ipv6 = try #require(interface["ipv6"] as? [String: Any], "the dry-run shows the IPv6 plan: \(interface)")
+        #expect(ipv6["movedAddresses"] as? [String] == ["fd00:6b6f::7/64"])
+        let warned = (plan["warnings"] as? [String])?.contains { $0.contains("fd00:6b6f::1") && $0.contains("no IPv6 default route") } == true
+        #expect(warned == (gateway == "global"), "the global gateway's warning: \(plan["warnings"] ?? "")")
+        #expect((ipv6["router"] as? String) == (gateway == "global" ? nil : peerLinkLocal))
+
+        let launch = try ConsoleProcess(["/usr/sbin/ip", "netns", "exec", fixture.container.name, kvmLaunchBinary], environment: environment)
+        defer { launch.stop() }
+        #expect(launch.waitForLine(onStderr: true, timeout: 30) { $0.contains("starting ") } != nil, "the launcher started its QEMU: \(launch.stderrLines)")
+
+        // While the "VM" runs: the address is off eth0, whose link-local address is the new MAC's.
+        let during = try fixture.container.exec(["ip", "-6", "-o", "addr", "show", "dev", "eth0"]).stdout
+        #expect(!during.contains("fd00:6b6f::7"), "\(during)")
+        #expect(!during.contains(originalLinkLocal.split(separator: " ")[3]), "the original link-local address is off eth0 while the VM runs: \(during)")
+
+        // The VM's NIC: a veth on kvm-launch's bridge with the VM's MAC, its other end in the VM's namespace.
+        try fixture.container.ip("link add kl6wv type veth peer name eth0 netns \(vm.name)")
+        try vm.ip("link set eth0 address \(guestMAC)")
+        try fixture.container.ip("link set kl6wv master \(bridge)")
+        try fixture.container.ip("link set kl6wv up")
+        try vm.ip("link set eth0 up")
+
+        let work = fixture.directory.appendingPathComponent("vm").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let overlay = "\(work)/etc-overlay"
+        let privateEtc = "mkdir -p \(overlay) && mount -t tmpfs tmpfs \(overlay) && mkdir \(overlay)/upper \(overlay)/work"
+            + " && mount -t overlay overlay -o lowerdir=/etc,upperdir=\(overlay)/upper,workdir=\(overlay)/work /etc"
+        let waitLinkLocal = "for i in $(seq 60); do ip -6 addr show dev eth0 scope link | grep -q tentative || break; sleep 0.1; done"
+        let client = try vm.exec(["unshare", "--uts", "--mount", "--pid", "--fork", "--", "sh", "-c",
+                                  "\(privateEtc) && \(waitLinkLocal) && timeout 30 dhclient -6 -1 -v -pf \(work)/pid -lf \(work)/leases -I -df \(work)/duid eth0"
+                                  + " && cat /etc/resolv.conf"], check: false)
+        #expect(client.status == 0, "dhclient -6: \(client.stdout) \(client.stderr)")
+        #expect(client.stdout.contains("nameserver fd00:6b6f::53"), "the container's IPv6 name server reached the VM: \(client.stdout)")
+        let vmAddresses = try vm.exec(["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"]).stdout
+        #expect(vmAddresses.contains("fd00:6b6f::7"), "the VM has the container's address: \(vmAddresses)")
+
+        // The Router Advertisement puts the prefix on-link in the VM (bounded wait: one RA at start,
+        // the rest on the VM's Router Solicitations).
+        var onLink = false
+        for _ in 0..<100 where !onLink {
+            onLink = (try? vm.exec(["ip", "-6", "route", "show", "fd00:6b6f::/64"]).stdout.contains("fd00:6b6f::/64")) == true
+            if !onLink { usleep(100_000) }
+        }
+        #expect(onLink, "the VM learned the on-link prefix from the Router Advertisement")
+        #expect(fixture.pingFromPeer("fd00:6b6f::7", attempts: 10), "the peer reaches the VM over IPv6")
+        #expect(try fixture.peerNeighbourMAC("fd00:6b6f::7") == guestMAC, "the VM (not the container) answers for the address")
+        if gateway == "link-local" {
+            var routed = false
+            for _ in 0..<100 where !routed {
+                routed = (try? vm.exec(["ip", "-6", "route", "show", "default"]).stdout.contains("via \(peerLinkLocal)")) == true
+                if !routed { usleep(100_000) }
+            }
+            #expect(routed, "the VM's default route goes through the container's link-local gateway")
+            let far = try vm.exec(["ping", "-6", "-c", "1", "-W", "3", "fd00:6b70::1"], check: false)
+            #expect(far.status == 0, "the VM reaches an address behind the gateway: \(far.stdout)")
+        } else {
+            #expect(try !vm.exec(["ip", "-6", "route", "show", "default"]).stdout.contains("via"), "no router was advertised")
+        }
+
+        try fixture.container.ip("link del kl6wv")
+        launch.signal(SIGTERM)
+        #expect(launch.waitForExit(timeout: 30) != nil, "the launcher exits on SIGTERM: \(launch.stderrLines)")
+        #expect(launch.stderrLines.contains { $0.contains("interfaces are restored") }, "\(launch.stderrLines)")
+        #expect(try fixture.state() == before, "the container's addresses, link-local address and routes are back: \(launch.stderrLines)")
+    }
+}
