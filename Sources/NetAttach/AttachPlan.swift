@@ -212,8 +212,15 @@ public struct AttachPlanner {
                                     dnsServers: resolver.ipv6NameServers, searchDomains: resolver.searchDomains)
         warnings += v6.warnings
         if let lease = v6.lease {
-            plan.ipv6 = PlannedIPv6(movedAddresses: lease.addresses, served: configuration.dhcpEnabled, router: lease.router,
-                                    dnsServers: lease.dnsServers, searchDomains: lease.searchDomains, mtu: lease.mtu)
+            // Checked here, before any change: a lease the responder would refuse leaves the addresses
+            // on the container (the launch goes on without IPv6 for the VM on this interface).
+            do {
+                try lease.validate()
+                plan.ipv6 = PlannedIPv6(movedAddresses: lease.addresses, served: configuration.dhcpEnabled, router: lease.router,
+                                        dnsServers: lease.dnsServers, searchDomains: lease.searchDomains, mtu: lease.mtu)
+            } catch {
+                warnings.append("\(link.name): its IPv6 addresses stay on the container, the VM gets no IPv6 there: \(error)")
+            }
         }
         let swap = LinkLocalSwap.plan(link: link, newMAC: plan.containerMAC, inventory: inventory)
         plan.linkLocalSwap = swap.replacement == nil ? nil : swap

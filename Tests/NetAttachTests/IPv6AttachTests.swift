@@ -126,6 +126,23 @@ import Testing
         #expect(RecordedIdentity(alias: "kvm-launch:v1 m=02:42:0a:2c:00:07 l=129") == nil)
     }
 
+    /// A lease the responder would refuse (here a search domain with a 64-byte label) is found at plan
+    /// time: the addresses stay on the container, a warning says why, and nothing is attached for IPv6.
+    @Test func aLeaseTheResponderWouldRefuseLeavesTheAddressesOnTheContainer() throws {
+        let namespace = try ContainerShape.dualStack.namespace()
+        let inventory = try Inventory.read(from: namespace)
+        let configuration = try LaunchConfiguration(environment: ["AUTO_ATTACH": "yes"])
+        let bad = String(repeating: "a", count: 64) + ".example"
+        let planner = AttachPlanner(configuration: configuration, resolver: ResolverConfiguration(parsing: "nameserver fd00:53::53\nsearch \(bad)\n"), hostname: nil)
+        let selected = InterfaceSelection.selected(try InterfaceSelection.decide(inventory, selection: configuration.selection))
+        var generator = SeededGenerator(state: 7)
+        let plan = try planner.plan(selected: selected, inventory: inventory, using: &generator)
+        let interface = try #require(plan.interfaces.first)
+        #expect(interface.ipv6 == nil)
+        #expect(!Attacher.steps(for: interface).contains { if case .moveIPv6AddressesOff = $0 { true } else { false } })
+        #expect(plan.warnings.contains { $0.contains("IPv6 addresses stay on the container") }, "\(plan.warnings)")
+    }
+
     @Test func resolvConfIPv6ServersGoToTheDHCPv6Answer() {
         let resolver = ResolverConfiguration(parsing: "nameserver 10.0.0.10\nnameserver fd00:53::53\nnameserver fe80::1%eth0\nsearch svc\n")
         #expect(resolver.nameServers == [IPv4Address("10.0.0.10")!])
