@@ -38,7 +38,7 @@ demo: deps guest
 # BENCH_ARGS are passed to bench/bench.py (e.g. --only setup,dhcp or --quick).
 bench: deps guest
 	@scripts/deps.sh bench/packages.txt
-	for product in kvm-launch DHCPBench ConfigAgentBench; do \
+	for product in kvm-launch kvm-launch-config DHCPBench ConfigAgentBench; do \
 		$(SWIFT) build -c release --static-swift-stdlib --product $$product || exit 1; done
 	bench/run.sh $(BENCH_ARGS)
 

@@ -12,6 +12,7 @@
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
 //   KVMLauncher          the `kvm-launch` executable wiring the steps together
+//   KVMLaunchConfig      the `kvm-launch-config` executable (`kvm-launch config …` runs it)
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -21,6 +22,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "kvm-launch", targets: ["KVMLauncher"]),
+        // The config agent on its own, so the launcher never loads swift-nio, BoringSSL or AsyncHTTPClient:
+        // `kvm-launch config …` execs it (it ships next to kvm-launch).
+        .executable(name: "kvm-launch-config", targets: ["KVMLaunchConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -117,6 +121,15 @@ let package = Package(
                 "DHCPServer",
                 "QEMU",
                 "Supervisor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // `kvm-launch-config`: the `kvm-launch config` command as its own executable.
+        .executableTarget(
+            name: "KVMLaunchConfig",
+            dependencies: [
                 "ConfigAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
