@@ -137,9 +137,9 @@ public final class EtcdClient: Sendable {
             let endpoint = settings.endpoints[index]
             let response: HTTPClientResponse
             do {
-                response = try await withinDeadline(endpoint) {
-                    try await self.exchange(index, "/v3/watch", payload, client: self.streamingHTTP)
-                }
+                // Not under ``withinDeadline(_:_:)``: cancelling the task that opened the stream would end it.
+                // Until the answer's head arrives the request's own deadline (ETCD_TIMEOUT) holds.
+                response = try await exchange(index, "/v3/watch", payload, client: streamingHTTP)
             } catch let down as EndpointDown {
                 failures.append(EtcdEndpointFailure(endpoint: endpoint.url, reason: down.reason))
                 continue

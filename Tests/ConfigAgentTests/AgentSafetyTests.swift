@@ -195,7 +195,7 @@ struct EtcdDeadlineTests {
         let server = try SlowDripServer(bytes: 60, interval: .milliseconds(250))
         defer { server.stop() }
         let endpoint = "http://127.0.0.1:\(server.port)"
-        let result = try runProgram(
+        let result = try bounded(
             LauncherFromEtcdTests.binary, ["config", "env"],
             environment: ["PATH": "/usr/bin:/bin", "ETCD_ENDPOINTS": endpoint, "ETCD_TIMEOUT": "1"])
         let report = server.stop()
@@ -212,7 +212,7 @@ struct EtcdDeadlineTests {
         let server = try SlowDripServer(bytes: 60, interval: .milliseconds(250))
         defer { server.stop() }
         let endpoint = "http://127.0.0.1:\(server.port)"
-        let result = try runProgram(
+        let result = try bounded(
             LauncherFromEtcdTests.binary, ["--list-ifaces", "--json"],
             environment: ["PATH": "/usr/bin:/bin", "ETCD_ENDPOINTS": endpoint, "ETCD_TIMEOUT": "1"])
         let report = server.stop()
@@ -293,6 +293,8 @@ final class SlowDripServer: Sendable {
                 return
             }
             state.withLock { $0.report.sentBodyBytes += 1 }
+            // The whole body is out: a hang-up now is not early.
+            if index == bytes - 1 { return }
             // Wait one interval, noticing a hang-up (a read of 0 bytes) at once.
             var poller = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
             if poll(&poller, 1, intervalMilliseconds) > 0 {

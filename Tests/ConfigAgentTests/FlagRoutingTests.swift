@@ -16,8 +16,10 @@ import Glibc
 struct FlagRoutingTests {
     static var launcher: String { LauncherFromEtcdTests.binary }
 
+    /// Runs the binary, killed after 60 s (coreutils `timeout`, exit 124) so that a regression that
+    /// hangs (an old build retried a 0 s `--timeout` forever) fails the test instead of stalling it.
     static func kvmLaunch(_ arguments: [String], environment: [String: String] = [:]) throws -> ProgramResult {
-        try runProgram(launcher, arguments, environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
+        try bounded(launcher, arguments, environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
     }
 
     /// An address nothing listens on: a subcommand that got this far without an error would fail to connect.
@@ -227,6 +229,13 @@ struct FlagRoutingTests {
         let top = try Self.kvmLaunch(["--help"])
         #expect(top.stdout.contains("config"), "\(top.stdout)")
     }
+}
+
+/// `runProgram` with the program killed after `seconds`.
+func bounded(_ executable: String, _ arguments: [String], environment: [String: String], seconds: Int = 60) throws -> ProgramResult {
+    let result = try runProgram("/usr/bin/timeout", ["-s", "KILL", "\(seconds)", executable] + arguments, environment: environment)
+    if result.status == 137 { Issue.record("\(executable) \(arguments.joined(separator: " ")) did not end within \(seconds) s") }
+    return result
 }
 
 /// A `kvm-launch config watch` (or any long-running program) with its output collected; ``stop()``
