@@ -123,6 +123,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // VM_BACKEND=libvirt: libvirt's C API (Debian libvirt-dev), a thin Swift layer over it, and the
+        // backend (private libvirtd, domain XML from the plan, console, stop). See Sources/Libvirt*/README.md.
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .target(name: "CLibvirtShims"),
+        .target(name: "Libvirt", dependencies: ["CLibvirt"], exclude: ["README.md"], swiftSettings: strict),
+        .target(
+            name: "LibvirtBackend",
+            dependencies: [
+                "Libvirt", "CLibvirtShims", "QEMU", "Supervisor", "NetworkTypes",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
@@ -183,6 +197,11 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
+            swiftSettings: strict
+        ),
+            .testTarget(
+            name: "LibvirtTests",
+            dependencies: ["LibvirtBackend", "Libvirt", "QEMU", "NetworkTypes", "TestSupport"],
             swiftSettings: strict
         ),
     ]
