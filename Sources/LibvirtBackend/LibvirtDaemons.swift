@@ -66,9 +66,14 @@ public struct DaemonBinaries: Sendable, Equatable {
     public var libvirtd: String
     public var virtlogd: String
 
-    /// Looks for libvirtd and virtlogd on `PATH`, then in `/usr/sbin` and `/sbin`.
-    public static func locate(searchPath: String) throws(LibvirtBackendError) -> DaemonBinaries {
-        let directories = searchPath.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]
+    public init(libvirtd: String, virtlogd: String) {
+        self.libvirtd = libvirtd
+        self.virtlogd = virtlogd
+    }
+
+    /// Looks for libvirtd and virtlogd on `PATH`, then in `fallbacks` (`/usr/sbin`, `/sbin`).
+    public static func locate(searchPath: String, fallbacks: [String] = ["/usr/sbin", "/sbin"]) throws(LibvirtBackendError) -> DaemonBinaries {
+        let directories = searchPath.split(separator: ":").map(String.init) + fallbacks
         func find(_ name: String) throws(LibvirtBackendError) -> String {
             for directory in directories where access("\(directory)/\(name)", X_OK) == 0 { return "\(directory)/\(name)" }
             throw .daemonMissing(name)
