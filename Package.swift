@@ -118,6 +118,8 @@ let package = Package(
                 "QEMU",
                 "Supervisor",
                 "ConfigAgent",
+                "Libvirt",
+                "LibvirtBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -201,7 +203,7 @@ let package = Package(
         ),
             .testTarget(
             name: "LibvirtTests",
-            dependencies: ["LibvirtBackend", "Libvirt", "QEMU", "NetworkTypes", "TestSupport"],
+            dependencies: ["LibvirtBackend", "Libvirt", "QEMU", "NetworkTypes", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
     ]

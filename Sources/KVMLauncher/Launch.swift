@@ -46,6 +46,8 @@ struct Launch {
         var descriptors: DescriptorLayout
         var inventory: Inventory
         var accelerationWarning: String?
+        /// `VM_BACKEND=libvirt`: the daemons and the domain (nil for the direct path).
+        var libvirt: LibvirtLaunchPreparation?
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
@@ -76,8 +78,9 @@ struct Launch {
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? Self.hostname(), legacy: legacy,
             extraArguments: configuration.extraArguments)
         _ = try qemu.arguments()  // validates
+        let libvirt = configuration.backend == .libvirt ? try prepareLibvirt(qemu: qemu, qemuBinary: qemuBinary, plan: plan) : nil
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
-                           inventory: inventory, accelerationWarning: acceleration.warning)
+                           inventory: inventory, accelerationWarning: acceleration.warning, libvirt: libvirt)
     }
 
     /// Runs the launch; returns the process exit status.
@@ -92,8 +95,13 @@ struct Launch {
         let command = [preparation.qemuBinary] + (try preparation.qemu.arguments())
 
         if case .dryRun(let json) = mode {
+            let domainXML = preparation.libvirt?.definition.xml()
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: command))
+                print(PlanReport.json(preparation.plan, qemuArguments: domainXML == nil ? command : nil, libvirtDomainXML: domainXML))
+            } else if let domainXML {
+                print(PlanReport.text(preparation.plan))
+                print("\nlibvirt domain (VM_BACKEND=libvirt):")
+                print(domainXML, terminator: "")
             } else {
                 print(PlanReport.text(preparation.plan))
                 print("\nQEMU command line (one argument per line):")
@@ -119,6 +127,12 @@ struct Launch {
         do {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
                 try await Self.withDHCPResponders(attachments, logger: logger) {
+                    if let libvirt = preparation.libvirt {
+                        return try await Self.runLibvirt(
+                            libvirt, attachments: attachments, nodeDirectory: attacher.nodeDirectory,
+                            policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)),
+                            stops: stops, environment: environment, logger: logger)
+                    }
                     let mappings = try preparation.descriptors.mappings(for: attachments)
                     logger.info("starting \(command.joined(separator: " "))")
                     let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)), logger: logger)

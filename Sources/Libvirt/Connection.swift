@@ -150,6 +150,9 @@ enum EventLoop {
             return !value
         }
         guard first else { return }
+        // libvirt prints every error to stderr unless told otherwise; errors reach the user once,
+        // as LibvirtError, in kvm-launch's own line.
+        virSetErrorFunc(nil, { _, _ in })
         virEventRegisterDefaultImpl()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)

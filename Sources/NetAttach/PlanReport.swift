@@ -32,15 +32,17 @@ public enum PlanReport {
     }
 
     /// The plan as JSON (for tools), keys sorted.
-    public static func json(_ plan: AttachPlan, qemuArguments: [String]? = nil) -> String {
+    public static func json(_ plan: AttachPlan, qemuArguments: [String]? = nil, libvirtDomainXML: String? = nil) -> String {
         struct Document: Encodable {
             var interfaces: [InterfacePlan]
             var warnings: [String]
             var qemu: [String]?
+            /// `VM_BACKEND=libvirt`: the domain XML libvirt is given.
+            var libvirtDomainXML: String?
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(Document(interfaces: plan.interfaces, warnings: plan.warnings, qemu: qemuArguments))) ?? Data("{}".utf8)
+        let data = (try? encoder.encode(Document(interfaces: plan.interfaces, warnings: plan.warnings, qemu: qemuArguments, libvirtDomainXML: libvirtDomainXML))) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }
