@@ -51,7 +51,8 @@ extension Launch {
             taps.append(try TapNode.macvtap(link: attachment.plan.vmLinkName, nodePath: "\(nodeDirectory)/\(attachment.plan.vmLinkName)"))
             let null = open("/dev/null", O_RDWR | O_CLOEXEC)
             if null >= 0 {
-                dup3(null, attachment.descriptor.rawValue, O_CLOEXEC)
+                dup2(null, attachment.descriptor.rawValue)
+                _ = fcntl(attachment.descriptor.rawValue, F_SETFD, FD_CLOEXEC)
                 close(null)
             }
         }
