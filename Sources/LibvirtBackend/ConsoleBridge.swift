@@ -79,3 +79,25 @@ final class ConsoleBridge: @unchecked Sendable {  // `savedTerminal` is written 
         pthread_detach(thread)
     }
 }
+
+/// Runs a blocking libvirt call on a thread of its own, so a slow RPC (libvirtd waiting for a
+/// domain job, QEMU starting) never holds one of Swift's few cooperative threads.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let job = Unmanaged.passRetained(OffPoolJob { continuation.resume(with: Result { try body() }) }).toOpaque()
+        var thread = pthread_t()
+        if pthread_create(&thread, nil, { argument in
+            Unmanaged<OffPoolJob>.fromOpaque(argument!).takeRetainedValue().run()
+            return nil
+        }, job) == 0 {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<OffPoolJob>.fromOpaque(job).takeRetainedValue().run()
+        }
+    }
+}
+
+private final class OffPoolJob: Sendable {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}

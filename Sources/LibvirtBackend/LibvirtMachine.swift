@@ -54,10 +54,13 @@ public struct LibvirtMachine: Sendable {
             throw .libvirt(error)
         }
         let domain: Domain
+        let xml = definition.xml()
         do {
-            domain = try connection.createDomain(xml: definition.xml(), autoDestroy: true)
-        } catch {
+            domain = try await offPool { try connection.createDomain(xml: xml, autoDestroy: true) }
+        } catch let error as LibvirtError {
             throw .domainRejected(reason: error.message)
+        } catch {
+            throw .domainRejected(reason: "\(error)")
         }
         logger.info("libvirt started domain \(name)")
         onStarted?(domain)
@@ -87,7 +90,7 @@ public struct LibvirtMachine: Sendable {
                 try? await Task.sleep(for: .seconds(1))
                 if !daemons.libvirtdRunning { sink.yield(.daemonGone("libvirtd exited")); return }
                 do {
-                    let (state, reason) = try domain.stateAndReason()
+                    let (state, reason) = try await offPool { try domain.stateAndReason() }
                     if state == .shutOff { sink.yield(.stopped(Self.termination(shutoffReason: reason), "shut off (reason \(reason))")); return }
                     missing = 0
                 } catch {
@@ -140,7 +143,7 @@ public struct LibvirtMachine: Sendable {
                         var landed = false
                         while !Task.isCancelled {
                             do {
-                                try domain.pressPowerButton()
+                                try await offPool { try domain.pressPowerButton() }
                                 landed = true
                             } catch {
                                 if !landed { sink.yield(.actionFailed(.poweringDown, "\(error)")); return }
@@ -154,7 +157,7 @@ public struct LibvirtMachine: Sendable {
                     powerdownTask?.cancel()
                     tasks.append(Task {
                         do {
-                            try domain.destroy()
+                            try await offPool { try domain.destroy() }
                         } catch {
                             logger.warning("virDomainDestroy failed: \(error)")
                         }
