@@ -95,12 +95,12 @@ public final class LibvirtDaemons: Sendable {
     /// Starts both daemons and waits (at most `timeout`) until libvirtd answers on its socket.
     /// A leftover of an earlier run (daemons, QEMU, state) is removed first.
     public static func start(_ configuration: PrivateConfiguration, binaries: DaemonBinaries, taps: [TapNode],
-                             environment: [String: String], timeout: Duration = .seconds(60),
+                             environment: [String: String], timeout: Duration = .seconds(60), reapOrphans: Bool = true,
                              logger: Logger) async throws(LibvirtBackendError) -> (LibvirtDaemons, Connection) {
         removeLeftovers(configuration, logger: logger)
         try prepareDirectories(configuration)
         let reaper = ChildReaper.shared
-        reaper.start()
+        reaper.start(reapAll: reapOrphans)
         let virtlogd = try spawn(configuration.virtlogdArguments(binary: binaries.virtlogd), configuration: configuration,
                                  taps: [], privateDev: false, output: configuration.virtlogdOutput, environment: environment)
         let libvirtd: pid_t
@@ -111,6 +111,8 @@ public final class LibvirtDaemons: Sendable {
             kill(virtlogd, SIGKILL)
             throw error
         }
+        reaper.track(virtlogd)
+        reaper.track(libvirtd)
         let daemons = LibvirtDaemons(configuration: configuration, libvirtd: libvirtd, virtlogd: virtlogd, reaper: reaper, logger: logger)
         logger.info("started virtlogd (pid \(virtlogd)) and libvirtd (pid \(libvirtd)); virsh -c '\(configuration.uri)'")
         let clock = ContinuousClock()
@@ -259,16 +261,20 @@ public final class LibvirtDaemons: Sendable {
     }
 }
 
-/// Reaps every child of this process on a thread of its own (`waitpid(-1)`), remembering the
-/// status of each, so the daemons' exits are seen and QEMU (re-parented here) leaves no zombie.
+/// Reaps children on a thread of its own, remembering the status of each, so the daemons' exits
+/// are seen. In kvm-launch (`reapAll`) every child is reaped (`waitpid(-1)`): QEMU, daemonized by
+/// libvirt, is re-parented to kvm-launch and must leave no zombie. A process that has other
+/// children of its own (the tests) reaps only the daemons it tracks.
 final class ChildReaper: Sendable {
     static let shared = ChildReaper()
 
-    private let state = Mutex<(started: Bool, exits: [pid_t: Int32])>((false, [:]))
+    private let state = Mutex<(started: Bool, reapAll: Bool, tracked: Set<pid_t>, exits: [pid_t: Int32])>((false, false, [], [:]))
 
-    func start() {
+    func track(_ pid: pid_t) { state.withLock { _ = $0.tracked.insert(pid) } }
+
+    func start(reapAll: Bool) {
         let first = state.withLock { value in
-            defer { value.started = true }
+            defer { value.started = true; value.reapAll = value.reapAll || reapAll }
             return !value.started
         }
         guard first else { return }
@@ -285,12 +291,23 @@ final class ChildReaper: Sendable {
     private func loop() {
         while true {
             var status: Int32 = 0
-            let pid = waitpid(-1, &status, 0)
-            if pid > 0 {
-                state.withLock { $0.exits[pid] = status }
-            } else if errno == ECHILD {
-                usleep(100_000)
+            let (reapAll, tracked) = state.withLock { ($0.reapAll, $0.tracked) }
+            if reapAll {
+                let pid = waitpid(-1, &status, 0)
+                if pid > 0 {
+                    state.withLock { $0.exits[pid] = status }
+                } else if errno == ECHILD {
+                    usleep(100_000)
+                }
+                continue
             }
+            for pid in tracked where waitpid(pid, &status, WNOHANG) == pid {
+                state.withLock { value in
+                    value.exits[pid] = status
+                    value.tracked.remove(pid)
+                }
+            }
+            usleep(50_000)
         }
     }
 

@@ -36,7 +36,8 @@ struct LibvirtDaemonTests {
         let configuration = PrivateConfiguration(runDirectory: directory)
         let binaries = try DaemonBinaries.locate(searchPath: "/usr/sbin:/usr/bin")
         let (daemons, connection) = try await LibvirtDaemons.start(configuration, binaries: binaries, taps: [],
-                                                                    environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], logger: Self.logger)
+                                                                    environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], reapOrphans: false,
+                                                                    logger: Self.logger)
         #expect(connection.isAlive)
         #expect(try connection.runningDomainNames().isEmpty)
         #expect(FileManager.default.fileExists(atPath: configuration.socketPath), "the socket is under the run directory")
@@ -70,7 +71,7 @@ struct LibvirtDaemonTests {
     static func startFailure(_ configuration: PrivateConfiguration, binaries: DaemonBinaries) async -> LibvirtBackendError? {
         do {
             let (daemons, connection) = try await LibvirtDaemons.start(configuration, binaries: binaries, taps: [], environment: [:],
-                                                                        timeout: .seconds(20), logger: logger)
+                                                                        timeout: .seconds(20), reapOrphans: false, logger: logger)
             connection.close()
             await daemons.stop()
             return nil
