@@ -23,7 +23,7 @@ now() { date +%s.%N; }
 qemu_running() { # a qemu-system process whose command line names this run's disk
 	local p
 	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "qemu-system.*$work/disk.qcow2" && return 0
+		{ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q "qemu-system.*$work/disk.qcow2" && return 0
 	done
 	return 1
 }
