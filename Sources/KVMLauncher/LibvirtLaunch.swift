@@ -27,12 +27,15 @@ extension Launch {
         if configuration.networkMode == .bridge {
             throw LaunchFailure("USE_NET_BRIDGES=yes is not supported with VM_BACKEND=libvirt (libvirt opens the macvtap itself); use macvtap mode or VM_BACKEND=qemu")
         }
+        let privateConfiguration = PrivateConfiguration(runDirectory: runDirectory)
+        if privateConfiguration.socketPath.utf8.count > 107 {
+            throw LaunchFailure("KVM_LAUNCH_RUN_DIR is too long for VM_BACKEND=libvirt: libvirtd's socket \(privateConfiguration.socketPath) must fit a unix socket's 107 bytes (keep KVM_LAUNCH_RUN_DIR to at most \(107 - (privateConfiguration.socketPath.utf8.count - runDirectory.utf8.count)) bytes)")
+        }
         do {
             let binaries = try DaemonBinaries.locate(searchPath: environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             let nics = plan.interfaces.map { DomainNIC(targetDevice: $0.vmLinkName, mac: $0.guestMAC, mtu: $0.mtu) }
             let definition = try DomainDefinition(qemu, emulator: qemuBinary, nics: nics)
-            return LibvirtLaunchPreparation(binaries: binaries, definition: definition,
-                                            configuration: PrivateConfiguration(runDirectory: runDirectory))
+            return LibvirtLaunchPreparation(binaries: binaries, definition: definition, configuration: privateConfiguration)
         } catch {
             throw LaunchFailure("\(error)")
         }

@@ -130,9 +130,10 @@ public struct DomainDefinition: Sendable, Equatable {
         add(1, "<devices>")
         add(2, "<emulator>\(escape(emulator))</emulator>")
         if let disk {
-            add(2, "<disk type='file' device='disk'>")
+            let block = disk.layers.first?.isBlockDevice ?? false
+            add(2, "<disk type='\(block ? "block" : "file")' device='disk'>")
             add(3, "<driver name='qemu' type='\(disk.format.rawValue)'/>")
-            add(3, "<source file='\(escape(disk.path))'/>")
+            add(3, block ? "<source dev='\(escape(disk.path))'/>" : "<source file='\(escape(disk.path))'/>")
             add(3, "<target dev='vda' bus='virtio'/>")
             add(2, "</disk>")
         }
