@@ -38,7 +38,7 @@ one_run() { # one_run BACKEND: prints "qemu_s ping_s"
 	local start qemu= ping=
 	start=$(now)
 	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin AUTO_ATTACH=yes VM_ACCEL=tcg VM_MEMORY=256M VM_IMAGE="$work/disk.qcow2" \
-		KVM_LAUNCH_RUN_DIR="$work/run" VM_BACKEND="$1" \
+		KVM_LAUNCH_RUN_DIR="$work/run" VM_BACKEND="$1" VM_IMAGE_BACKING=allow \
 		ip netns exec "$ct" "$bin" </dev/null >"$work/$1.out" 2>&1 &
 	pid=$!
 	# The container's own address answers pings until kvm-launch moves it: count a reply only once QEMU runs.

@@ -27,8 +27,11 @@ struct LibvirtEndToEndTests {
             self.fixture = fixture
             runDirectory = fixture.directory.appendingPathComponent("run").path
             let disk = fixture.directory.appendingPathComponent("disk.qcow2").path
+            // An overlay on a copy of the guest next to it (backing files must be in the image's folder).
             if !FileManager.default.fileExists(atPath: disk) {
-                try run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", testGuestImage, "-F", "qcow2", disk])
+                let base = fixture.directory.appendingPathComponent("test-guest.qcow2").path
+                if !FileManager.default.fileExists(atPath: base) { try FileManager.default.copyItem(atPath: testGuestImage, toPath: base) }
+                try run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "test-guest.qcow2", "-F", "qcow2", disk])
             }
             var env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "KVM_LAUNCH_RUN_DIR": runDirectory,
                        "VM_ACCEL": "tcg", "VM_MEMORY": "256M", "VM_IMAGE": disk, "VM_BACKEND": "libvirt", "AUTO_ATTACH": "yes",
