@@ -177,7 +177,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["TestSupport", "ContainerStart"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -185,5 +185,8 @@ let package = Package(
             dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
+        // A tiny program the end-to-end tests start kvm-launch with, the way a container runtime
+        // does: PID 1 of a new PID namespace with a fresh /run (see its header).
+        .executableTarget(name: "ContainerStart", path: "Tests/ContainerStart", swiftSettings: strict),
     ]
 )

@@ -171,12 +171,10 @@ struct Launch {
         return problems.isEmpty ? result.exitCode : (result.exitCode == 0 ? 1 : result.exitCode)
     }
 
-    /// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher SIGKILLs itself right after attach step N.
-    /// A fault-injection point for the restart tests (a SIGKILL at an exact moment cannot be
-    /// produced from outside); unset in any real deployment.
+    /// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher dies by SIGKILL right after attach step N
+    /// (also as PID 1 of a PID namespace, see ``FaultInjection``); unset in any real deployment.
     static func faultInjection(_ environment: [String: String]) -> ((Int) -> Void)? {
-        guard let text = environment["KVM_LAUNCH_TEST_KILL_AFTER_STEP"], let step = Int(text) else { return nil }
-        return { done in if done == step { kill(getpid(), SIGKILL) } }
+        FaultInjection.hook(environment)
     }
 
     static func readResolver(path: String = "/etc/resolv.conf") -> ResolverConfiguration {

@@ -17,21 +17,28 @@ struct EndToEndTests {
         let process: ConsoleProcess
         let runDirectory: String
 
-        init(_ fixture: ContainerFixture, environment: [String: String], arguments: [String] = [], image: String? = nil) throws {
+        /// - Parameter asContainer: start kvm-launch as a container runtime does (PID 1 of a new PID
+        ///   namespace, a fresh /run with the default run directory) instead of under `ip netns exec`.
+        init(_ fixture: ContainerFixture, environment: [String: String], arguments: [String] = [], image: String? = nil,
+             asContainer: Bool = false) throws {
             self.fixture = fixture
-            runDirectory = fixture.directory.appendingPathComponent("run").path
+            runDirectory = asContainer ? "/run/kvm-launch" : fixture.directory.appendingPathComponent("run").path
             var env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                       "KVM_LAUNCH_RUN_DIR": runDirectory, "VM_ACCEL": "tcg", "VM_MEMORY": "256M",
-                       "VM_IMAGE": image ?? Self.overlay(in: fixture)]
+                       "VM_ACCEL": "tcg", "VM_MEMORY": "256M", "VM_IMAGE": try image ?? Self.overlay(in: fixture)]
+            if !asContainer { env["KVM_LAUNCH_RUN_DIR"] = runDirectory }
             env.merge(environment) { _, new in new }
-            process = try ConsoleProcess(["/usr/sbin/ip", "netns", "exec", fixture.container.name, kvmLaunchBinary] + arguments, environment: env)
+            if asContainer {
+                process = try fixture.startAsContainer([kvmLaunchBinary] + arguments, environment: env)
+            } else {
+                process = try ConsoleProcess(["/usr/sbin/ip", "netns", "exec", fixture.container.name, kvmLaunchBinary] + arguments, environment: env)
+            }
         }
 
         /// A qcow2 overlay on the shared test guest, so every test boots a pristine disk of its own.
-        static func overlay(in fixture: ContainerFixture) -> String {
+        static func overlay(in fixture: ContainerFixture) throws -> String {
             let path = fixture.directory.appendingPathComponent("disk.qcow2").path
             if !FileManager.default.fileExists(atPath: path) {
-                _ = try? run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", testGuestImage, "-F", "qcow2", path])
+                try run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", testGuestImage, "-F", "qcow2", path])
             }
             return path
         }
@@ -109,7 +116,7 @@ struct EndToEndTests {
         try expectRestored(fixture, before)
 
         // Boot the same disk again: the marker is there and the image is consistent.
-        let check = try run(["qemu-img", "check", VMRun.overlay(in: fixture)], check: false)
+        let check = try run(["qemu-img", "check", try VMRun.overlay(in: fixture)], check: false)
         #expect(check.status == 0, "qemu-img check: \(check.stdout)")
         let again = try VMRun(fixture, environment: ["AUTO_ATTACH": "yes"])
         defer { again.stop() }
