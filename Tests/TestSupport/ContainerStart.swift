@@ -38,9 +38,11 @@ extension ContainerFixture {
 }
 
 extension ConsoleProcess {
-    /// Waits (bounded) for the exit; nil when the deadline passed first.
+    /// Waits (bounded) for the exit and the last output line; nil when the deadline passed first.
     public func waitForTermination(timeout: TimeInterval) -> Termination? {
+        let deadline = Date().addingTimeInterval(timeout)
         guard let status = waitForExit(timeout: timeout) else { return nil }
+        guard waitForOutputClosed(until: deadline) else { return nil }
         return endedBySignal ? .signalled(status) : .exited(status)
     }
 
