@@ -126,7 +126,11 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
+        .testTarget(name: "NetAttachTests", dependencies: [
+            "NetAttach", "Netlink", "LaunchConfiguration", "InMemoryNetlink",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(
             name: "DHCPServerTests",
             dependencies: [
@@ -182,7 +186,15 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
+            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport", "InMemoryNetlink",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Unit tests' in-memory network namespace behind Netlink's protocols (never in the product).
+        .target(
+            name: "InMemoryNetlink",
+            dependencies: ["Netlink", "NetworkTypes", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/InMemoryNetlink",
             swiftSettings: strict
         ),
         // A tiny program the end-to-end tests start kvm-launch with, the way a container runtime

@@ -26,6 +26,18 @@ static inline int cnetlink_enter_netns(int fd) {
     return (int)syscall(SYS_setns, fd, 0x40000000 /* CLONE_NEWNET */);
 }
 
+/* libnl turns the kernel's errno into its own NLE_* code and drops the errno. This error callback keeps
+ * it: it stores the errno of the last NLMSG_ERROR into *slot and lets libnl carry on as it would. */
+static int cnetlink_record_errno(struct sockaddr_nl *peer, struct nlmsgerr *error, void *slot) {
+    (void)peer;
+    *(int *)slot = error->error < 0 ? -error->error : error->error;
+    return NL_STOP;
+}
+
+static inline int cnetlink_keep_errno(struct nl_sock *socket, int *slot) {
+    return nl_socket_modify_err_cb(socket, NL_CB_CUSTOM, cnetlink_record_errno, slot);
+}
+
 #include <sys/ioctl.h>
 
 /* ioctl(2) is variadic and so unavailable to Swift; these fix its third argument to a pointer. */

@@ -45,6 +45,8 @@ struct Launch {
         var qemu: QEMUConfiguration
         var descriptors: DescriptorLayout
         var inventory: Inventory
+        /// What recovery restores first (empty for a clean namespace).
+        var recovery: RecoveryPlan
         var accelerationWarning: String?
     }
 
@@ -59,7 +61,8 @@ struct Launch {
 
         let inventory = try Inventory.read(from: socket)
         // A namespace left behind by a killed launcher is planned as it will be once restored.
-        let clean = inventory.restoringRecordedIdentities()
+        let recovery = RecoveryPlan(inventory)
+        let clean = recovery.applied(to: inventory)
         let decisions = try InterfaceSelection.decide(clean, selection: configuration.selection)
         let planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: Self.hostname())
         var generator = SystemRandomNumberGenerator()
@@ -77,7 +80,7 @@ struct Launch {
             extraArguments: configuration.extraArguments)
         _ = try qemu.arguments()  // validates
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
-                           inventory: inventory, accelerationWarning: acceleration.warning)
+                           inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning)
     }
 
     /// Runs the launch; returns the process exit status.
@@ -93,9 +96,9 @@ struct Launch {
 
         if case .dryRun(let json) = mode {
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: command))
+                print(PlanReport.json(preparation.plan, qemuArguments: command, recovery: preparation.recovery))
             } else {
-                print(PlanReport.text(preparation.plan))
+                print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
                 print("\nQEMU command line (one argument per line):")
                 for argument in command { print("  \(argument)") }
             }
@@ -109,7 +112,7 @@ struct Launch {
                                 afterStep: Self.faultInjection(environment))
         try makeDirectory(runDirectory, mode: 0o755)
         try makeDirectory(attacher.nodeDirectory, mode: 0o700)
-        let restored = try attacher.recover(preparation.inventory)
+        let restored = try attacher.recover(preparation.recovery)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
         if !preparation.plan.interfaces.isEmpty && !preparation.descriptors.vhost {
             logger.notice("vhost-net is off: /dev/vhost-net is missing or does not open here; QEMU moves the packets itself")
@@ -141,7 +144,7 @@ struct Launch {
         if problems.isEmpty {
             logger.info("the container's interfaces are restored")
         } else {
-            logger.error("restoring the container's interfaces left problems: \(problems.joined(separator: "; "))")
+            logger.error("restoring the container's interfaces left problems: \(problems.map(\.description).joined(separator: "; "))")
         }
         let result = scope.value
         if result.succeeded {

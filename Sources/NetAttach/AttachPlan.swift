@@ -112,7 +112,7 @@ public struct AttachPlanner {
             guard link.index < 100_000_000 else { throw .noRoomForNames(interface: link.name) }
             let addresses = inventory.ipv4Addresses(on: link.index)
             let guestAddress = pickAddress(addresses, interface: link.name, warnings: &warnings)
-            let routes = inventory.routes(through: link.index).filter { $0.protocolNumber != 2 }.compactMap(RecordedRoute.init)
+            let routes = inventory.routes(through: link.index).filter { $0.routeProtocol != .kernel }.compactMap(RecordedRoute.init)
                 .sorted { ($0.destination.prefixLength, $0.metric) < ($1.destination.prefixLength, $1.metric) }
             let gateway = routes.first { $0.destination.prefixLength == 0 && $0.gateway != nil }?.gateway
             let containerSide = containerSideAddress(guestMAC: mac, guest: guestAddress)
@@ -126,8 +126,8 @@ public struct AttachPlanner {
                 },
                 keptAddresses: addresses.filter { $0 != guestAddress },
                 gateway: gateway, routes: routes, previousAlias: link.alias,
-                vmLinkName: "kltap\(link.index)", bridgeName: bridgeMode ? "klbr\(link.index)" : nil,
-                containerSideName: bridgeMode ? "klbr\(link.index)" : "klsrv\(link.index)",
+                vmLinkName: LinkMarker.tapName(for: link.index), bridgeName: bridgeMode ? LinkMarker.bridgeName(for: link.index) : nil,
+                containerSideName: bridgeMode ? LinkMarker.bridgeName(for: link.index) : LinkMarker.containerSideName(for: link.index),
                 containerSideAddress: containerSide, lease: nil)
             if configuration.dhcpEnabled, let guestAddress {
                 plan.lease = lease(for: plan, guestAddress: guestAddress, dns: dns)

@@ -157,8 +157,8 @@ public struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
     /// The kernel route to re-create through interface `index`.
     public func record(interfaceIndex: Int32) -> RouteRecord {
         RouteRecord(family: .inet, destination: destination.network.description, prefixLength: destination.prefixLength,
-                    gateway: gateway?.description, interfaceIndex: interfaceIndex, table: 254, protocolNumber: 3,
-                    scope: gateway == nil ? 253 : 0, type: 1, priority: metric)
+                    gateway: gateway?.description, interfaceIndex: interfaceIndex, table: .main, routeProtocol: .boot,
+                    scope: gateway == nil ? .link : .universe, type: .unicast, priority: metric)
     }
 }
 

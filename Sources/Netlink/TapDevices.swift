@@ -110,3 +110,38 @@ public enum TapDevices {
         return dev_t(high | ((major & 0xFFF) << 8) | (minor & 0xFF))
     }
 }
+
+/// ``TapDeviceOperations`` on the real `/dev/net/tun`, sysfs and device nodes.
+public final class SystemTapDevices: TapDeviceOperations {
+    public init() {}
+
+    public func openTap(named name: String) throws(TapDevices.Error) -> FileDescriptor {
+        try TapDevices.openTap(named: name)
+    }
+
+    public func openMacvtap(name: String, index: Int32, nodePath: String) throws(TapDevices.Error) -> FileDescriptor {
+        try TapDevices.openMacvtap(name: name, index: index, nodePath: nodePath)
+    }
+
+    public func openVhostNet() -> FileDescriptor? { TapDevices.openVhostNet() }
+
+    public func close(_ descriptor: FileDescriptor, nodePath: String?) throws(TapDevices.Error) {
+        defer { if let nodePath { unlink(nodePath) } }
+        do {
+            try descriptor.close()
+        } catch {
+            throw TapDevices.Error(operation: "close descriptor \(descriptor.rawValue)", errno: error as? Errno ?? .badFileDescriptor)
+        }
+    }
+
+    public func removeStaleNodes(in directory: String, prefix: String) {
+        guard let handle = opendir(directory) else { return }
+        defer { closedir(handle) }
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.hasPrefix(prefix) { unlink("\(directory)/\(name)") }
+        }
+    }
+}

@@ -98,7 +98,7 @@ struct InventoryIntegrationTests {
         let bridge = try #require(inventory.link(named: "br0"))
         #expect(bridge.kind == "bridge")
         #expect(inventory.link(named: "port0")?.masterIndex == bridge.index)
-        #expect(inventory.link(named: "dummy0")?.kind == fixture.simpleKind)
+        #expect(inventory.link(named: "dummy0")?.kind.rawValue == fixture.simpleKind)
         #expect(inventory.link(named: "down0")?.isUp == false)
         #expect(inventory.link(named: "lo")?.kind == "loopback")
 

@@ -28,10 +28,10 @@ private func containerInventory() -> Inventory {
         AddressRecord(interfaceIndex: 8, family: .inet, address: "192.168.5.2", prefixLength: 24),
     ], routes: [
         RouteRecord(family: .inet, destination: "0.0.0.0", prefixLength: 0, gateway: "10.42.0.1", interfaceIndex: 5),
-        RouteRecord(family: .inet, destination: "10.42.0.0", prefixLength: 16, interfaceIndex: 5, protocolNumber: 2, scope: 253),
-        RouteRecord(family: .inet, destination: "172.20.0.0", prefixLength: 24, interfaceIndex: 5, protocolNumber: 2, scope: 253),
+        RouteRecord(family: .inet, destination: "10.42.0.0", prefixLength: 16, interfaceIndex: 5, routeProtocol: .kernel, scope: 253),
+        RouteRecord(family: .inet, destination: "172.20.0.0", prefixLength: 24, interfaceIndex: 5, routeProtocol: .kernel, scope: 253),
         RouteRecord(family: .inet, destination: "10.96.0.0", prefixLength: 12, gateway: "10.42.0.1", interfaceIndex: 5),
-        RouteRecord(family: .inet, destination: "192.168.5.0", prefixLength: 24, interfaceIndex: 8, protocolNumber: 2, scope: 253),
+        RouteRecord(family: .inet, destination: "192.168.5.0", prefixLength: 24, interfaceIndex: 8, routeProtocol: .kernel, scope: 253),
     ])
 }
 
