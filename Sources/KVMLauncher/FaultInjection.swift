@@ -2,7 +2,9 @@
 import Glibc
 #endif
 
-/// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher dies by SIGKILL right after attach step N.
+/// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher dies by SIGKILL right after attach step N
+/// (`0`: right after the recovery of what an earlier run left, before the first attach step, so a
+/// test can compare the recovered namespace with the original one).
 ///
 /// A fault-injection point for the restart tests (a SIGKILL at an exact moment cannot be produced
 /// from outside); unset in any real deployment.

@@ -114,6 +114,7 @@ struct Launch {
         try makeDirectory(attacher.nodeDirectory, mode: 0o700)
         let restored = try attacher.recover(preparation.recovery)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
+        Self.faultInjection(environment)?(0)  // KVM_LAUNCH_TEST_KILL_AFTER_STEP=0: right after the recovery
         if !preparation.plan.interfaces.isEmpty && !preparation.descriptors.vhost {
             logger.notice("vhost-net is off: /dev/vhost-net is missing or does not open here; QEMU moves the packets itself")
         }

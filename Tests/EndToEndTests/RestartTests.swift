@@ -41,6 +41,27 @@ struct RestartTests {
         return run.process
     }
 
+    /// Starts kvm-launch as PID 1 with `KVM_LAUNCH_TEST_KILL_AFTER_STEP=step` ("QEMU" is `/bin/true`),
+    /// waits (bounded) for the hook to report that step, SIGKILLs it from outside its PID namespace
+    /// and requires that it died by exactly that signal. Returns the killed run's process.
+    static func killAfter(step: Int, _ fixture: ContainerFixture, _ environment: [String: String], _ context: String,
+                          sourceLocation: SourceLocation = #_sourceLocation) throws -> ConsoleProcess {
+        let killed = try VMRun(fixture, environment: environment.merging(["LAUNCHER": "/bin/true", "KVM_LAUNCH_TEST_KILL_AFTER_STEP": "\(step)"]) { _, new in new },
+                               image: try blankImage(in: fixture), asContainer: true)
+        defer { killed.stop() }
+        let pid1 = try killed.process.containerPID1()
+        // As PID 1 the hook cannot kill itself: it says so and waits for the kill from outside.
+        let request = killed.process.waitForLine(onStderr: true, timeout: 60) { $0.contains("fault injection: after attach step \(step),") }
+        try #require(request != nil, "\(context): the launcher (PID 1) reached the step and asked to be killed; it ended with \(killed.process.waitForTermination(timeout: 5).map { "\($0)" } ?? "nothing"); stderr: \(killed.process.stderrLines.suffix(12))",
+                     sourceLocation: sourceLocation)
+        #expect(kill(pid1, SIGKILL) == 0, "\(context): SIGKILL from outside the PID namespace", sourceLocation: sourceLocation)
+        let termination = killed.process.waitForTermination(timeout: 30)
+        try #require(termination == .signalled(SIGKILL), "\(context): the launcher died by SIGKILL, not \(termination.map { "\($0)" } ?? "a hang of 30 s"); stderr: \(killed.process.stderrLines.suffix(8))",
+                     sourceLocation: sourceLocation)
+        #expect(killed.process.stderrLines.contains("ContainerStart: killed by signal 9"), "\(context): its parent saw signal 9", sourceLocation: sourceLocation)
+        return killed.process
+    }
+
     /// An empty 16 MiB qcow2 for launches whose "QEMU" is `/bin/true` (no guest needed).
     static func blankImage(in fixture: ContainerFixture) throws -> String {
         let path = fixture.directory.appendingPathComponent("blank.qcow2").path
@@ -82,19 +103,17 @@ struct RestartTests {
                 "--dry-run --json's attachStepCount is the number of steps the attacher took (\(stepCount))")
 
         for step in 1...stepCount {
-            let killed = try VMRun(fixture, environment: environment.merging(["LAUNCHER": "/bin/true", "KVM_LAUNCH_TEST_KILL_AFTER_STEP": "\(step)"]) { _, new in new },
-                                   image: try Self.blankImage(in: fixture), asContainer: true)
-            defer { killed.stop() }
-            let pid1 = try killed.process.containerPID1()
-            // As PID 1 the hook cannot kill itself: it says so and waits for the kill from outside.
-            let request = killed.process.waitForLine(onStderr: true, timeout: 60) { $0.contains("fault injection: after attach step \(step),") }
-            try #require(request != nil, "step \(step): the launcher (PID 1) reached the step and asked to be killed; it ended with \(killed.process.waitForTermination(timeout: 5).map { "\($0)" } ?? "nothing"); stderr: \(killed.process.stderrLines.suffix(12))")
-            #expect(kill(pid1, SIGKILL) == 0, "step \(step): SIGKILL from outside the PID namespace")
-            let termination = killed.process.waitForTermination(timeout: 30)
-            try #require(termination == .signalled(SIGKILL), "step \(step): the launcher died by SIGKILL, not \(termination.map { "\($0)" } ?? "a hang of 30 s"); stderr: \(killed.process.stderrLines.suffix(8))")
-            #expect(killed.process.stderrLines.contains("ContainerStart: killed by signal 9"), "step \(step): its parent saw signal 9")
+            _ = try Self.killAfter(step: step, fixture, environment, "step \(step)")
 
-            // The next start (same namespace, fresh /run) recovers, attaches and restores exactly.
+            // The next start (same namespace, fresh /run), stopped right after its recovery: the
+            // namespace is already exactly as at the start.
+            let recovered = try Self.killAfter(step: 0, fixture, environment, "the recovery after a kill at step \(step)")
+            #expect(recovered.stderrLines.contains { $0.contains("after an earlier run that did not finish") || $0.contains("left behind by an earlier run") },
+                    "step \(step): the next launcher found what the killed one left; stderr: \(recovered.stderrLines.suffix(12))")
+            let afterRecovery = try fixture.state()
+            #expect(afterRecovery == before, "step \(step): after the kill and the next start's recovery the namespace is as at the start; \(Self.difference(before, afterRecovery))")
+
+            // A whole start after that (recover, attach, stop) restores exactly too.
             let recovery = try Self.recoverAttachAndStop(fixture, environment, "after a kill at step \(step)")
             #expect(recovery.stderrLines.contains { $0.contains("after an earlier run that did not finish") || $0.contains("left behind by an earlier run") },
                     "step \(step): the next launcher found and undid what the killed one left; stderr: \(recovery.stderrLines.suffix(12))")
