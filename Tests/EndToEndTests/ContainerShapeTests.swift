@@ -15,6 +15,8 @@ struct ContainerShapeTests {
     typealias VMRun = EndToEndTests.VMRun
 
     static let calico = [ContainerFixture.Interface.calico(address: "10.88.0.2")]
+    /// An address of the node beyond the pod's gateway: reachable from the VM only by its default route.
+    static let beyondGateway = "192.0.2.77"
 
     /// `kvm-launch --dry-run --json` in the container, decoded.
     static func dryRun(_ fixture: ContainerFixture, _ environment: [String: String]) throws -> [String: Any] {
@@ -103,7 +105,9 @@ struct ContainerShapeTests {
     /// restart both end with the pod's namespace exactly as it was.
     @Test func calicoGuestStopAndSigkillRestart() throws {
         try EndToEndTests.requireImage()
-        let fixture = try ContainerFixture(Self.calico)
+        var pod = ContainerFixture.Interface.calico(address: "10.88.0.2")
+        pod.peerAddresses.append("\(Self.beyondGateway)/32")
+        let fixture = try ContainerFixture([pod])
         defer { fixture.destroy() }
         let before = try fixture.state()
         let originalMAC = try fixture.mac(of: "eth0")
@@ -116,7 +120,14 @@ struct ContainerShapeTests {
         try #require(nics.count == 1)
         #expect(nics[0].mac == originalMAC)
         #expect(nics[0].address == "10.88.0.2/32")
-        #expect(nics[0].gateway == "169.254.1.1")
+        // The gateway is off-subnet: no router option; option 121 carries the host route to it.
+        #expect(nics[0].gateway == "-")
+        #expect(nics[0].routes?.split(separator: ";").contains("169.254.1.1/32-via-0.0.0.0") == true, "routes: \(nics[0].routes ?? "none")")
+        // Its default route works: an address beyond the gateway (on the node) answers the VM.
+        let mark = first.process.lines.count
+        first.process.send("ping -c 2 -W 2 \(Self.beyondGateway) >/dev/null && echo CALICO-DEFAULT-ROUTE-OK\n")
+        #expect(first.process.waitFor("CALICO-DEFAULT-ROUTE-OK", after: mark, timeout: 30) != nil,
+                "the VM reaches \(Self.beyondGateway) through 169.254.1.1; console: \(first.process.lines.suffix(6))")
         #expect(fixture.pingFromPeer("10.88.0.2"), "the node reaches the VM on the pod's address")
         #expect(try fixture.peerNeighbourMAC("10.88.0.2") == originalMAC)
         #expect(kill(pid1, SIGKILL) == 0)
@@ -129,7 +140,7 @@ struct ContainerShapeTests {
         let restarted = try again.waitUntilReady()
         #expect(restarted.first?.mac == originalMAC)
         #expect(restarted.first?.address == "10.88.0.2/32")
-        #expect(restarted.first?.gateway == "169.254.1.1")
+        #expect(restarted.first?.routes?.split(separator: ";").contains("169.254.1.1/32-via-0.0.0.0") == true)
         #expect(fixture.pingFromPeer("10.88.0.2"))
         again.process.signal(SIGTERM)
         let stopped = again.process.waitForTermination(timeout: 60)

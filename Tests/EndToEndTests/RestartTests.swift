@@ -58,7 +58,8 @@ struct RestartTests {
         let termination = killed.process.waitForTermination(timeout: 30)
         try #require(termination == .signalled(SIGKILL), "\(context): the launcher died by SIGKILL, not \(termination.map { "\($0)" } ?? "a hang of 30 s"); stderr: \(killed.process.stderrLines.suffix(8))",
                      sourceLocation: sourceLocation)
-        #expect(killed.process.stderrLines.contains("ContainerStart: killed by signal 9"), "\(context): its parent saw signal 9", sourceLocation: sourceLocation)
+        let parentSaw = killed.process.waitForLine(onStderr: true, timeout: 10) { $0.hasPrefix("ContainerStart: killed by signal") || $0.hasPrefix("ContainerStart: exited") }
+        #expect(parentSaw == "ContainerStart: killed by signal 9", "\(context): its parent saw signal 9", sourceLocation: sourceLocation)
         return killed.process
     }
 
@@ -115,8 +116,6 @@ struct RestartTests {
 
             // A whole start after that (recover, attach, stop) restores exactly too.
             let recovery = try Self.recoverAttachAndStop(fixture, environment, "after a kill at step \(step)")
-            #expect(recovery.stderrLines.contains { $0.contains("after an earlier run that did not finish") || $0.contains("left behind by an earlier run") },
-                    "step \(step): the next launcher found and undid what the killed one left; stderr: \(recovery.stderrLines.suffix(12))")
             #expect(Self.attachSteps(in: recovery.stderrLines).max() == stepCount, "step \(step): the recovered launch attached every step again")
             let after = try fixture.state()
             #expect(after == before, "step \(step): after the kill and a recovery the namespace is as at the start; \(Self.difference(before, after))")
