@@ -8,6 +8,7 @@
 //   Netlink (CNetlink)   thin libnl-3 boundary: dump and change links, addresses, routes
 //   NetAttach            Inventory -> AttachPlan (pure) -> applied with an undo journal
 //   DHCPServer           DHCPv4 packets (pure) and the per-interface responder
+//   IPv6Server           Router Advertisements + DHCPv6 (pure logic) and the per-interface responder
 //   QEMU                 plan -> QEMU argument array (pure), image probing, acceleration, QMP
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
@@ -61,6 +63,7 @@ let package = Package(
                 "Netlink",
                 "LaunchConfiguration",
                 "DHCPServer",
+                "IPv6Server",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -70,6 +73,16 @@ let package = Package(
             name: "DHCPServer",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IPv6Server",
+            dependencies: [
+                "NetworkTypes",
+                "DHCPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -127,7 +140,7 @@ let package = Package(
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: [
-            "NetAttach", "Netlink", "LaunchConfiguration", "InMemoryNetlink",
+            "NetAttach", "Netlink", "LaunchConfiguration", "InMemoryNetlink", "IPv6Server",
             .product(name: "PropertyBased", package: "swift-property-based"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -135,6 +148,7 @@ let package = Package(
             name: "DHCPServerTests",
             dependencies: [
                 "DHCPServer",
+                "IPv6Server",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -179,9 +193,27 @@ let package = Package(
             path: "bench/DHCPBench",
             swiftSettings: strict
         ),
+        // Not part of `swift test`: `swift run -c release IPv6Bench [INTERFACE]` (as root; see bench/IPv6Bench).
+        .executableTarget(
+            name: "IPv6Bench",
+            dependencies: ["IPv6Server", "NetworkTypes", .product(name: "Logging", package: "swift-log")],
+            path: "bench/IPv6Bench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport", "ContainerStart"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IPv6ServerTests",
+            dependencies: [
+                "IPv6Server",
+                "DHCPServer",
+                "NetworkTypes",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -200,5 +232,16 @@ let package = Package(
         // A tiny program the end-to-end tests start kvm-launch with, the way a container runtime
         // does: PID 1 of a new PID namespace with a fresh /run (see its header).
         .executableTarget(name: "ContainerStart", path: "Tests/ContainerStart", swiftSettings: strict),
+        .target(
+            name: "CloudInitSeed",
+            dependencies: ["NetworkTypes", .product(name: "Yams", package: "Yams")],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CloudInitSeedTests",
+            dependencies: ["CloudInitSeed", "NetworkTypes", "TestSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
     ]
 )

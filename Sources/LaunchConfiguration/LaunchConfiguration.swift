@@ -54,6 +54,8 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     public var selection: Selection?
     /// `SELECTED_NETWORK`: which address goes to the VM when an interface has several.
     public var selectedNetwork: IPv4Interface?
+    /// The IPv6 prefix in `SELECTED_NETWORK`: which global IPv6 addresses go to the VM.
+    public var selectedNetworkIPv6: IPv6Interface?
     public var networkMode: NetworkMode = .macvtap
     public var containerSideAddress: ContainerSideAddress = .linkLocal
     /// `ENABLE_DHCP`: serve the VM its address (default yes).
@@ -125,10 +127,25 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
         }
 
         if let text = reader.string("SELECTED_NETWORK"), !text.isEmpty {
-            if let network = IPv4Interface(text) {
-                selectedNetwork = network
-            } else {
-                reader.problem("SELECTED_NETWORK", "=\"\(text)\" is not an IPv4 ADDR/PREFIX such as 10.42.0.7/16")
+            // At most one IPv4 and one IPv6 ADDR/PREFIX, space- or comma-separated.
+            let words = text.split(whereSeparator: { $0 == " " || $0 == "," })
+            var problem: String?
+            for word in words {
+                if let network = IPv4Interface(word), selectedNetwork == nil {
+                    selectedNetwork = network
+                } else if let network = IPv6Interface(word), selectedNetworkIPv6 == nil {
+                    selectedNetworkIPv6 = network
+                } else {
+                    problem = IPv4Interface(word) != nil || IPv6Interface(word) != nil
+                        ? "=\"\(text)\" names two networks of one family; give at most one IPv4 and one IPv6 ADDR/PREFIX"
+                        : "=\"\(text)\" is not an IPv4 or IPv6 ADDR/PREFIX such as 10.42.0.7/16 or fd00:1::/64"
+                }
+            }
+            if words.isEmpty { problem = "=\"\(text)\" is not an IPv4 or IPv6 ADDR/PREFIX such as 10.42.0.7/16 or fd00:1::/64" }
+            if let problem {
+                selectedNetwork = nil
+                selectedNetworkIPv6 = nil
+                reader.problem("SELECTED_NETWORK", problem)
             }
         }
         if let bridges = reader.bool("USE_NET_BRIDGES") { networkMode = bridges ? .bridge : .macvtap }
