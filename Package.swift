@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: [
-            "NetAttach", "Netlink", "LaunchConfiguration", "InMemoryNetlink", "IPv6Server",
+            "NetAttach", "Netlink", "LaunchConfiguration", "IPv6Server", "InMemoryNetlink",
             .product(name: "PropertyBased", package: "swift-property-based"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

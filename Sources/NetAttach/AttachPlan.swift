@@ -57,7 +57,10 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
 
     /// The identity written into the interface's alias before anything else changes.
     public var identity: RecordedIdentity {
-        RecordedIdentity(mac: guestMAC, address: guestAddress, broadcast: guestAddressBroadcast, routes: routes, previousAlias: previousAlias)
+        RecordedIdentity(mac: guestMAC, address: guestAddress, broadcast: guestAddressBroadcast, routes: routes, previousAlias: previousAlias,
+                         secondaries: guestAddress.map { guest in
+                             keptAddresses.filter { $0.prefixLength == guest.prefixLength && guest.contains($0.address) }
+                         } ?? [])
     }
 }
 

@@ -77,8 +77,10 @@ extension TapDevices.Error: Equatable {
 public enum UndoStep: Sendable, CustomStringConvertible {
     case restoreAlias(index: Int32, alias: String?)
     case restoreMAC(index: Int32, mac: MACAddress)
-    /// Re-add the address, then the routes the kernel took with it (in dependency order).
-    case restoreAddress(AddressRecord, routes: [RouteRecord])
+    /// Re-add the address, then the routes the kernel took with it (in dependency order). Its
+    /// secondaries (kept addresses in its subnet, which the kernel deleted with it and the attach put
+    /// back) are taken off and re-added after it, so it is primary again as before.
+    case restoreAddress(AddressRecord, routes: [RouteRecord], secondaries: [AddressRecord])
     case deleteLink(name: String)
     case releaseFromBridge(index: Int32)
     case closeDescriptor(FileDescriptor, nodePath: String?)
@@ -87,7 +89,7 @@ public enum UndoStep: Sendable, CustomStringConvertible {
         switch self {
         case .restoreAlias(let index, _): return "restore the alias of link #\(index)"
         case .restoreMAC(let index, let mac): return "restore MAC \(mac) on link #\(index)"
-        case .restoreAddress(let address, let routes): return "restore address \(address.cidr) and \(routes.count) route(s) on link #\(address.interfaceIndex)"
+        case .restoreAddress(let address, let routes, _): return "restore address \(address.cidr) and \(routes.count) route(s) on link #\(address.interfaceIndex)"
         case .deleteLink(let name): return "delete link \(name)"
         case .releaseFromBridge(let index): return "release link #\(index) from its bridge"
         case .closeDescriptor(let descriptor, let node): return "close descriptor \(descriptor.rawValue)" + (node.map { " and remove \($0)" } ?? "")
@@ -227,6 +229,8 @@ public final class Attacher {
             do { try netlink.deleteLink(index: index) } catch where error.isNotFound { return }
         case .setMAC(let index, _, let mac):
             try netlink.changeLink(index: index, mac: mac)
+        case .deleteAddress(_, let record):
+            try ignoringNotFound { () throws(NetlinkError) in try netlink.deleteAddress(record) }
         case .addAddress(_, let record):
             try ignoringExists { () throws(NetlinkError) in try netlink.addAddress(record) }
         case .addRoute(_, let record):
@@ -256,8 +260,38 @@ public final class Attacher {
     /// Undoes every recorded step, most recent first, best effort: a step that fails does not stop
     /// the others. Returns what could not be undone.
     @discardableResult
+    ///
+    /// kvm-launch's links go first, all in one request (their link group): one kernel grace period
+    /// instead of one per link. A link that is not in the group yet (the attach failed right after
+    /// creating it) is deleted by its own step, which finds the others gone.
     public func teardown() -> [UndoProblem] {
+        let started = ContinuousClock.now
+        let steps = journal.count
         var problems: [UndoProblem] = []
+        if journal.contains(where: { if case .deleteLink = $0 { true } else { false } }) {
+            do {
+                try netlink.deleteLinks(group: LinkMarker.linkGroup)
+            } catch where error.isNotFound {
+                // None in the group (yet): the steps below delete what there is.
+            } catch {
+                logger.warning("could not delete kvm-launch's links at once (\(error)); deleting them one by one")
+            }
+        }
+        defer { logger.debug("undid \(steps) steps in \(ContinuousClock.now - started)") }
+        // Then every descriptor at once (after the links: a macvtap's descriptor closes faster once
+        // its link is gone).
+        let closing = journal.compactMap { step -> DeviceToClose? in
+            if case .closeDescriptor(let descriptor, let node) = step { DeviceToClose(descriptor: descriptor, nodePath: node) } else { nil }
+        }
+        if !closing.isEmpty {
+            journal.removeAll { if case .closeDescriptor = $0 { true } else { false } }
+            for (item, error) in zip(closing, devices.closeAll(closing)) {
+                guard let error else { continue }
+                let problem = UndoProblem(what: UndoStep.closeDescriptor(item.descriptor, nodePath: item.nodePath).description, cause: .device(error))
+                logger.error("could not \(problem)")
+                problems.append(problem)
+            }
+        }
         while let step = journal.popLast() {
             let failed = undo(step)
             if failed.isEmpty {
@@ -302,15 +336,23 @@ public final class Attacher {
                 case .recordIdentity:
                     try viaNetlink(netlink.changeLink(index: plan.index, alias: alias))
                     journal.append(.restoreAlias(index: plan.index, alias: plan.previousAlias))
-                case .moveAddressOff:
+                case .moveAddressOff(let guest, _):
                     guard let record = plan.identity.addressRecord(interfaceIndex: plan.index) else { return }
                     try viaNetlink(netlink.deleteAddress(record))
-                    journal.append(.restoreAddress(record, routes: RouteOrder.dependencyOrdered(plan.routes.map { $0.record(interfaceIndex: plan.index) })))
+                    // The kernel deletes a primary's secondaries with it (promote_secondaries is off by
+                    // default): the kept addresses in its subnet come back at once.
+                    let secondaries = plan.keptAddresses.filter { $0.prefixLength == guest.prefixLength && guest.contains($0.address) }
+                        .map { Self.addressRecord($0, index: plan.index) }
+                    journal.append(.restoreAddress(record, routes: RouteOrder.dependencyOrdered(plan.routes.map { $0.record(interfaceIndex: plan.index) }),
+                                                   secondaries: secondaries))
+                    for secondary in secondaries {
+                        try viaNetlink(ignoringExists { () throws(NetlinkError) in try netlink.addAddress(secondary) })
+                    }
                 case .changeMAC(let mac, _):
                     try viaNetlink(netlink.changeLink(index: plan.index, mac: mac))
                     journal.append(.restoreMAC(index: plan.index, mac: plan.guestMAC))
                 case .createMacvtap(let name, _):
-                    try viaNetlink(netlink.addMacvlan(kind: .macvtap, name: name, parentIndex: plan.index, mac: plan.guestMAC))
+                    try viaNetlink(netlink.addMacvlan(kind: .macvtap, name: name, parentIndex: plan.index, mac: plan.guestMAC, up: false, group: LinkMarker.linkGroup))
                     journal.append(.deleteLink(name: name))
                 case .bringUpMacvtap(let name):
                     let link = try lookUp(name)
@@ -318,9 +360,10 @@ public final class Attacher {
                     vmLink = link
                 case .createContainerSide(let name, let isBridge, _):
                     if isBridge {
-                        try viaNetlink(netlink.addBridge(name: name, mac: MACAddress.randomLocal()))
+                        try viaNetlink(netlink.addBridge(name: name, mac: MACAddress.randomLocal(), group: LinkMarker.linkGroup))
                     } else {
-                        try viaNetlink(netlink.addMacvlan(kind: .macvlan, name: name, parentIndex: plan.index, mac: MACAddress.randomLocal()))
+                        try viaNetlink(netlink.addMacvlan(kind: .macvlan, name: name, parentIndex: plan.index, mac: MACAddress.randomLocal(),
+                                                          up: false, group: LinkMarker.linkGroup))
                     }
                     journal.append(.deleteLink(name: name))
                 case .addressContainerSide(let name, let address):
@@ -345,7 +388,8 @@ public final class Attacher {
                 case .addTapToBridge(let tapName, let bridgeName):
                     guard let bridge else { throw .vanished(link: bridgeName) }
                     let tap = try lookUp(tapName)
-                    try viaNetlink(netlink.changeLink(index: tap.index, mtu: plan.mtu, alias: LinkMarker.createdAlias, masterIndex: bridge.index))
+                    try viaNetlink(netlink.changeLink(index: tap.index, mtu: plan.mtu, alias: LinkMarker.createdAlias, masterIndex: bridge.index,
+                                                      group: LinkMarker.linkGroup))
                     try viaNetlink(netlink.changeLink(index: tap.index, up: true))
                 }
             }
@@ -372,9 +416,20 @@ public final class Attacher {
             return attempt(step.description) { () throws(AttachCause) in try viaNetlink(netlink.changeLink(index: index, alias: alias ?? "")) }
         case .restoreMAC(let index, let mac):
             return attempt(step.description) { () throws(AttachCause) in try viaNetlink(netlink.changeLink(index: index, mac: mac)) }
-        case .restoreAddress(let address, let routes):
-            var problems = attempt("restore address \(address.cidr) on link #\(address.interfaceIndex)") { () throws(AttachCause) in
+        case .restoreAddress(let address, let routes, let secondaries):
+            var problems: [UndoProblem] = []
+            for secondary in secondaries {
+                problems += attempt("take \(secondary.cidr) off link #\(secondary.interfaceIndex) to re-add it after \(address.cidr)") { () throws(AttachCause) in
+                    try viaNetlink(ignoringNotFound { () throws(NetlinkError) in try netlink.deleteAddress(secondary) })
+                }
+            }
+            problems += attempt("restore address \(address.cidr) on link #\(address.interfaceIndex)") { () throws(AttachCause) in
                 try viaNetlink(ignoringExists { () throws(NetlinkError) in try netlink.addAddress(address) })
+            }
+            for secondary in secondaries {
+                problems += attempt("restore address \(secondary.cidr) on link #\(secondary.interfaceIndex)") { () throws(AttachCause) in
+                    try viaNetlink(ignoringExists { () throws(NetlinkError) in try netlink.addAddress(secondary) })
+                }
             }
             for route in RouteOrder.dependencyOrdered(routes) {
                 problems += attempt("restore route \(RouteOrder.describe(route))") { () throws(AttachCause) in

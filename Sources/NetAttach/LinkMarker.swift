@@ -22,6 +22,9 @@ public enum LinkMarker {
     public static let containerSideNamePrefix = "klsrv"
     /// The bridge in bridge mode: `klbrN`.
     public static let bridgeNamePrefix = "klbr"
+    /// The link group (`IFLA_GROUP`) of every link kvm-launch creates, so the teardown deletes them
+    /// all with one request ("kl" in ASCII, far from the small numbers operators give groups).
+    public static let linkGroup: UInt32 = 0x6B6C
     /// Name prefixes of created links; the interface index of the container interface follows.
     public static let namePrefixes = [tapNamePrefix, containerSideNamePrefix, bridgeNamePrefix]
 

@@ -7,7 +7,9 @@ public enum RestoreStep: Sendable, Equatable, Hashable, CustomStringConvertible 
     case deleteLink(index: Int32, name: String)
     /// Give a taken-over interface its original MAC back.
     case setMAC(index: Int32, name: String, mac: MACAddress)
-    /// Put the VM's address back on the interface.
+    /// Take an address off for a moment, to re-add it after the VM's address (whose secondary it was).
+    case deleteAddress(name: String, AddressRecord)
+    /// Put the VM's address back on the interface (or a secondary back after it).
     case addAddress(name: String, AddressRecord)
     /// Put back a route the kernel removed with the address.
     case addRoute(name: String, RouteRecord)
@@ -18,6 +20,7 @@ public enum RestoreStep: Sendable, Equatable, Hashable, CustomStringConvertible 
         switch self {
         case .deleteLink(let index, let name): "delete \(name) (#\(index)), left by an earlier run"
         case .setMAC(_, let name, let mac): "give \(name) its MAC \(mac) back"
+        case .deleteAddress(let name, let address): "take \(address.cidr) off \(name), to put it back after the VM's address"
         case .addAddress(let name, let address): "put \(address.cidr) back on \(name)"
         case .addRoute(let name, let route): "put route \(RouteOrder.describe(route)) back on \(name)"
         case .setAlias(_, let name, let alias): alias.map { "give \(name) its alias \"\($0)\" back" } ?? "clear the recorded identity from \(name)'s alias"
@@ -52,7 +55,16 @@ public struct RecoveryPlan: Sendable, Equatable {
             if link.mac != identity.mac { steps.append(.setMAC(index: link.index, name: link.name, mac: identity.mac)) }
             if let address = identity.address, let record = identity.addressRecord(interfaceIndex: link.index),
                !inventory.ipv4Addresses(on: link.index).contains(address) {
+                // Addresses in its subnet were its secondaries: they go back after it, as they were.
+                // (also those recorded that a death took off).
+                let present = inventory.ipv4Addresses(on: link.index).filter { $0.prefixLength == address.prefixLength && address.contains($0.address) }
+                let secondaries = present + identity.secondaries.filter { !present.contains($0) }
+                func onLink(_ interface: IPv4Interface) -> AddressRecord {
+                    AddressRecord(interfaceIndex: link.index, family: .inet, address: interface.address.description, prefixLength: interface.prefixLength)
+                }
+                for secondary in present { steps.append(.deleteAddress(name: link.name, onLink(secondary))) }
                 steps.append(.addAddress(name: link.name, record))
+                for secondary in secondaries { steps.append(.addAddress(name: link.name, onLink(secondary))) }
             }
             let present = Set(inventory.routes(through: link.index).compactMap(RecordedRoute.init).map(\.destination))
             let missing = identity.routes.filter { !present.contains($0.destination) }.map { $0.record(interfaceIndex: link.index) }
@@ -77,8 +89,12 @@ public struct RecoveryPlan: Sendable, Equatable {
                 }
             case .setMAC(let index, _, let mac):
                 if let position = result.links.firstIndex(where: { $0.index == index }) { result.links[position].mac = mac }
+            case .deleteAddress(_, let record):
+                result.addresses.removeAll { $0.interfaceIndex == record.interfaceIndex && $0.ipv4 == record.ipv4 }
             case .addAddress(_, let record):
-                if !result.addresses.contains(record) { result.addresses.append(record) }
+                if !result.addresses.contains(where: { $0.interfaceIndex == record.interfaceIndex && $0.ipv4 == record.ipv4 && $0.ipv4 != nil }) {
+                    result.addresses.append(record)
+                }
             case .addRoute(_, let record):
                 if !result.routes.contains(record) { result.routes.append(record) }
             case .setAlias(let index, _, let alias):

@@ -19,12 +19,14 @@ public protocol NetlinkOperations: AnyObject {
     /// One link by index, or nil when there is none.
     func link(index: Int32) throws(NetlinkError) -> LinkRecord?
 
-    /// Creates a macvtap or macvlan on `parentIndex` in bridge mode.
-    func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool) throws(NetlinkError)
-    /// Creates a Linux bridge.
-    func addBridge(name: String, mac: MACAddress?) throws(NetlinkError)
+    /// Creates a macvtap or macvlan on `parentIndex` in bridge mode, in link group `group`.
+    func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError)
+    /// Creates a Linux bridge in link group `group`.
+    func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError)
     /// Deletes a link (and with it its addresses and routes).
     func deleteLink(index: Int32) throws(NetlinkError)
+    /// Deletes every link of a (non-default) link group in one request.
+    func deleteLinks(group: UInt32) throws(NetlinkError)
     /// Changes attributes of an existing link in one request.
     func changeLink(index: Int32, _ change: LinkChange) throws(NetlinkError)
 
@@ -48,14 +50,18 @@ public struct LinkChange: Sendable, Equatable, CustomStringConvertible {
     /// A bridge to make the link a port of; 0 releases it.
     public var masterIndex: Int32?
     public var name: String?
+    /// A link group (`IFLA_GROUP`).
+    public var group: UInt32?
 
-    public init(mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil, alias: String? = nil, masterIndex: Int32? = nil, name: String? = nil) {
+    public init(mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil, alias: String? = nil, masterIndex: Int32? = nil,
+                name: String? = nil, group: UInt32? = nil) {
         self.mac = mac
         self.up = up
         self.mtu = mtu
         self.alias = alias
         self.masterIndex = masterIndex
         self.name = name
+        self.group = group
     }
 
     public var isEmpty: Bool { self == LinkChange() }
@@ -69,6 +75,7 @@ public struct LinkChange: Sendable, Equatable, CustomStringConvertible {
         if alias != nil { what.append("alias") }
         if let masterIndex { what.append(masterIndex == 0 ? "no master" : "master #\(masterIndex)") }
         if let name { what.append("name \(name)") }
+        if let group { what.append("group \(group)") }
         return what.joined(separator: ", ")
     }
 }
@@ -81,15 +88,20 @@ extension NetlinkOperations {
 
     /// Changes attributes of an existing link; nil leaves an attribute as it is.
     public func changeLink(index: Int32, mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil,
-                           alias: String? = nil, masterIndex: Int32? = nil, name: String? = nil) throws(NetlinkError) {
-        let change = LinkChange(mac: mac, up: up, mtu: mtu, alias: alias, masterIndex: masterIndex, name: name)
+                           alias: String? = nil, masterIndex: Int32? = nil, name: String? = nil, group: UInt32? = nil) throws(NetlinkError) {
+        let change = LinkChange(mac: mac, up: up, mtu: mtu, alias: alias, masterIndex: masterIndex, name: name, group: group)
         guard !change.isEmpty else { return }
         try changeLink(index: index, change)
     }
 
-    /// Creates a macvtap or macvlan, down.
-    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?) throws(NetlinkError) {
-        try addMacvlan(kind: kind, name: name, parentIndex: parentIndex, mac: mac, up: false)
+    /// Creates a macvtap or macvlan in the default link group.
+    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool = false) throws(NetlinkError) {
+        try addMacvlan(kind: kind, name: name, parentIndex: parentIndex, mac: mac, up: up, group: 0)
+    }
+
+    /// Creates a Linux bridge in the default link group.
+    public func addBridge(name: String, mac: MACAddress? = nil) throws(NetlinkError) {
+        try addBridge(name: name, mac: mac, group: 0)
     }
 }
 
@@ -104,6 +116,19 @@ public protocol TapDeviceOperations: AnyObject {
     func openVhostNet() -> FileDescriptor?
     /// Closes a descriptor this returned, and removes its device node when it has one.
     func close(_ descriptor: FileDescriptor, nodePath: String?) throws(TapDevices.Error)
+    /// Closes several at once (each close of a TAP or macvtap waits for the kernel; the real one
+    /// lets those waits overlap). One result per item, nil when it closed.
+    func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?]
     /// Removes device nodes named `prefix…` in `directory` that an earlier run left behind.
     func removeStaleNodes(in directory: String, prefix: String)
+}
+
+/// A descriptor to close, and the device node to remove with it.
+public struct DeviceToClose: Sendable, Equatable {
+    public var descriptor: FileDescriptor
+    public var nodePath: String?
+    public init(descriptor: FileDescriptor, nodePath: String?) {
+        self.descriptor = descriptor
+        self.nodePath = nodePath
+    }
 }

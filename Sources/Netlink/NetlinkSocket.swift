@@ -144,7 +144,7 @@ public final class NetlinkSocket: NetlinkOperations {
     // MARK: - Changing links
 
     /// Creates a macvtap (`kind == .macvtap`) or macvlan on `parent` in bridge mode.
-    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool) throws(NetlinkError) {
+    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
         let link: OpaquePointer? = kind == .macvtap ? rtnl_link_macvtap_alloc() : rtnl_link_macvlan_alloc()
         guard let link else { throw NetlinkError(operation: "allocate \(kind.rawValue) \(name)", reason: "out of memory") }
         defer { rtnl_link_put(link) }
@@ -157,16 +157,18 @@ public final class NetlinkSocket: NetlinkOperations {
         }
         if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
         if up { rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue)) }
+        if group != 0 { rtnl_link_set_group(link, group) }
         try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add \(kind.rawValue) \(name) on link #\(parentIndex)")
     }
 
     /// Creates a Linux bridge.
-    public func addBridge(name: String, mac: MACAddress? = nil) throws(NetlinkError) {
+    public func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
         guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate bridge \(name)", reason: "out of memory") }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
         try check(rtnl_link_set_type(link, "bridge"), "set type bridge on \(name)")
         if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
+        if group != 0 { rtnl_link_set_group(link, group) }
         try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add bridge \(name)")
     }
 
@@ -176,6 +178,13 @@ public final class NetlinkSocket: NetlinkOperations {
         defer { rtnl_link_put(link) }
         rtnl_link_set_ifindex(link, index)
         try check(rtnl_link_delete(handle, link), "delete link #\(index)")
+    }
+
+    /// Deletes every link of link group `group` with one `RTM_DELLINK` (the kernel unregisters them
+    /// together: one RCU grace period instead of one per link).
+    public func deleteLinks(group: UInt32) throws(NetlinkError) {
+        guard group != 0 else { throw NetlinkError(operation: "delete link group 0", reason: "the default group holds every ordinary link") }
+        try check(cnetlink_delete_link_group(handle, group), "delete link group \(group)")
     }
 
     /// Changes attributes of an existing link in one `RTM_NEWLINK` request.
@@ -195,6 +204,7 @@ public final class NetlinkSocket: NetlinkOperations {
         if let alias = change.alias { rtnl_link_set_ifalias(request, alias) }
         if let masterIndex = change.masterIndex { rtnl_link_set_master(request, masterIndex) }
         if let name = change.name { rtnl_link_set_name(request, name) }
+        if let group = change.group { rtnl_link_set_group(request, group) }
         try check(rtnl_link_change(handle, original, request, 0), "set \(change) on link #\(index)")
     }
 
@@ -350,7 +360,8 @@ public final class NetlinkSocket: NetlinkOperations {
             masterIndex: master > 0 ? master : nil,
             lowerIndex: (lower > 0 && lower != index && !peerElsewhere) ? lower : nil,
             alias: alias.flatMap { $0.isEmpty ? nil : $0 },
-            hardwareType: hardware)
+            hardwareType: hardware,
+            group: rtnl_link_get_group(link))
     }
 }
 

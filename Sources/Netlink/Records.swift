@@ -25,10 +25,13 @@ public struct LinkRecord: Hashable, Sendable, Codable {
     public var alias: String?
     /// `ARPHRD_*` hardware type: ``HardwareType/ethernet`` for anything that carries Ethernet frames.
     public var hardwareType: HardwareType
+    /// `IFLA_GROUP`: the link group (0, the default group, for most links).
+    public var group: UInt32
 
     public init(index: Int32, name: String, kind: LinkKind, mac: MACAddress? = nil, mtu: Int = 1500,
                 isUp: Bool = true, hasCarrier: Bool = true, operationalState: String = "up",
-                masterIndex: Int32? = nil, lowerIndex: Int32? = nil, alias: String? = nil, hardwareType: HardwareType = .ethernet) {
+                masterIndex: Int32? = nil, lowerIndex: Int32? = nil, alias: String? = nil, hardwareType: HardwareType = .ethernet,
+                group: UInt32 = 0) {
         self.index = index
         self.name = name
         self.kind = kind
@@ -41,6 +44,7 @@ public struct LinkRecord: Hashable, Sendable, Codable {
         self.lowerIndex = lowerIndex
         self.alias = alias
         self.hardwareType = hardwareType
+        self.group = group
     }
 }
 

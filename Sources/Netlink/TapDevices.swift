@@ -134,6 +134,45 @@ public final class SystemTapDevices: TapDeviceOperations {
         }
     }
 
+    /// Closes every item on its own thread: closing a macvtap or TAP waits for an RCU grace period
+    /// in the kernel (~10 ms), and waits that overlap end together.
+    public func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
+        let jobs = items.map { CloseJob(item: $0) }
+        var threads: [pthread_t] = []
+        for job in jobs {
+            var thread = pthread_t()
+            let context = Unmanaged.passRetained(job).toOpaque()
+            let started = pthread_create(&thread, nil, { context in
+                let job = Unmanaged<CloseJob>.fromOpaque(context!).takeRetainedValue()
+                job.run()
+                return nil
+            }, context)
+            if started == 0 {
+                threads.append(thread)
+            } else {
+                Unmanaged<CloseJob>.fromOpaque(context).release()
+                job.run()
+            }
+        }
+        for thread in threads { pthread_join(thread, nil) }
+        return jobs.map(\.error)
+    }
+
+    /// One close on its own thread; `error` is read only after the thread was joined.
+    private final class CloseJob: @unchecked Sendable {
+        let item: DeviceToClose
+        var error: TapDevices.Error?
+        init(item: DeviceToClose) { self.item = item }
+        func run() {
+            defer { if let node = item.nodePath { unlink(node) } }
+            do {
+                try item.descriptor.close()
+            } catch {
+                self.error = TapDevices.Error(operation: "close descriptor \(item.descriptor.rawValue)", errno: error as? Errno ?? .badFileDescriptor)
+            }
+        }
+    }
+
     public func removeStaleNodes(in directory: String, prefix: String) {
         guard let handle = opendir(directory) else { return }
         defer { closedir(handle) }

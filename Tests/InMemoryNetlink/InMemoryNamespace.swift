@@ -54,7 +54,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
     public enum Call: Sendable, Equatable, CustomStringConvertible {
         case links, addresses, routes
         case linkNamed(String), linkIndex(Int32)
-        case addMacvlan(name: String, parent: Int32), addBridge(name: String), deleteLink(Int32)
+        case addMacvlan(name: String, parent: Int32), addBridge(name: String), deleteLink(Int32), deleteLinkGroup(UInt32)
         case changeLink(Int32, LinkChange)
         case addAddress(AddressRecord), deleteAddress(AddressRecord)
         case addRoute(RouteRecord), deleteRoute(RouteRecord)
@@ -78,6 +78,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
             case .addMacvlan(let name, let parent): "add macvlan \(name) on #\(parent)"
             case .addBridge(let name): "add bridge \(name)"
             case .deleteLink(let index): "delete link #\(index)"
+            case .deleteLinkGroup(let group): "delete link group \(group)"
             case .changeLink(let index, let change): "change link #\(index): \(change)"
             case .addAddress(let address): "add address \(address.cidr) to #\(address.interfaceIndex)"
             case .deleteAddress(let address): "delete address \(address.cidr) from #\(address.interfaceIndex)"
@@ -177,7 +178,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     // MARK: - Links
 
-    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool) throws(NetlinkError) {
+    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
         let call = Call.addMacvlan(name: name, parent: parentIndex)
         try enter(call)
         try checkNewName(name, call)
@@ -190,17 +191,25 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         state.nextIndex += 1
         state.links.append(LinkRecord(index: index, name: name, kind: kind == .macvtap ? .macvtap : .macvlan, mac: address,
                                       mtu: parent.mtu, isUp: up, hasCarrier: up && parent.isUp, operationalState: up ? "up" : "down",
-                                      lowerIndex: parentIndex))
+                                      lowerIndex: parentIndex, group: group))
     }
 
-    public func addBridge(name: String, mac: MACAddress?) throws(NetlinkError) {
+    public func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
         let call = Call.addBridge(name: name)
         try enter(call)
         try checkNewName(name, call)
         let index = state.nextIndex
         state.nextIndex += 1
         state.links.append(LinkRecord(index: index, name: name, kind: .bridge, mac: mac ?? nextMAC(), mtu: 1500,
-                                      isUp: false, hasCarrier: false, operationalState: "down"))
+                                      isUp: false, hasCarrier: false, operationalState: "down", group: group))
+    }
+
+    public func deleteLinks(group: UInt32) throws(NetlinkError) {
+        let call = Call.deleteLinkGroup(group)
+        try enter(call)
+        if group == 0 { throw refuse(call, .invalidArgument) }
+        if !state.links.contains(where: { $0.group == group }) { throw refuse(call, .operationNotSupportedByDevice) }
+        for link in state.links where link.group == group { removeLink(link.index) }
     }
 
     public func deleteLink(index: Int32) throws(NetlinkError) {
@@ -245,6 +254,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         if let mac = change.mac { state.links[position].mac = mac }
         if let alias = change.alias { state.links[position].alias = alias.isEmpty ? nil : alias }
         if let master = change.masterIndex { state.links[position].masterIndex = master == 0 ? nil : master }
+        if let group = change.group { state.links[position].group = group }
         if let up = change.up, up != link.isUp {
             state.links[position].isUp = up
             state.links[position].hasCarrier = up
@@ -364,6 +374,12 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         guard state.descriptors[descriptor.rawValue] != nil else { throw TapDevices.Error(operation: "close \(descriptor.rawValue)", errno: .badFileDescriptor) }
         try? closeDescriptor(descriptor.rawValue)
         if let nodePath { state.nodes.remove(nodePath) }
+    }
+
+    public func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
+        items.map { item -> TapDevices.Error? in
+            do throws(TapDevices.Error) { try close(item.descriptor, nodePath: item.nodePath); return nil } catch { return error }
+        }
     }
 
     public func removeStaleNodes(in directory: String, prefix: String) {

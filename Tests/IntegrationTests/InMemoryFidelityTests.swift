@@ -20,7 +20,7 @@ struct InMemoryFidelityTests {
         let names = Dictionary(uniqueKeysWithValues: links.map { ($0.index, $0.name) })
         func name(_ index: Int32?) -> String { index.map { names[$0] ?? "#\($0)" } ?? "-" }
         var lines = links.map { link in
-            "link \(link.name) \(link.kind) \(link.mac?.description ?? "-") \(link.isUp ? "up" : "down") master \(name(link.masterIndex)) lower \(name(link.lowerIndex)) alias \(link.alias ?? "-")"
+            "link \(link.name) \(link.kind) \(link.mac?.description ?? "-") \(link.isUp ? "up" : "down") master \(name(link.masterIndex)) lower \(name(link.lowerIndex)) alias \(link.alias ?? "-") group \(link.group)"
         }
         lines += try netlink.addresses().filter { $0.family == .inet }.map { "address \(name($0.interfaceIndex)) \($0.cidr)" }
         lines += try netlink.routes().filter { $0.family == .inet && $0.table == .main }.map { route in
@@ -104,6 +104,14 @@ struct InMemoryFidelityTests {
             ("route on a down link", { n throws(NetlinkError) in try n.addRoute(Self.route(eth0, "10.60.0.0/16")) }),
             ("add 10.9.0.1/24 while down", { n throws(NetlinkError) in try n.addAddress(Self.address(eth0, "10.9.0.1/24")) }),
             ("eth0 up", { n throws(NetlinkError) in try n.changeLink(index: eth0, up: true) }),
+            ("macvlan in a group", { n throws(NetlinkError) in try n.addMacvlan(kind: .macvlan, name: "kfmv4", parentIndex: eth0, mac: MACAddress("02:00:00:00:0f:44"), up: true, group: 0x6B6C) }),
+            ("bridge in the group", { n throws(NetlinkError) in try n.addBridge(name: "kfbr1", mac: MACAddress("02:00:00:00:0f:55"), group: 0x6B6C) }),
+            ("the macvlan leaves the group and rejoins", { n throws(NetlinkError) in
+                try n.changeLink(index: try Self.index(n, "kfmv4"), group: 7)
+                try n.changeLink(index: try Self.index(n, "kfmv4"), group: 0x6B6C)
+            }),
+            ("delete the group", { n throws(NetlinkError) in try n.deleteLinks(group: 0x6B6C) }),
+            ("delete the empty group", { n throws(NetlinkError) in try n.deleteLinks(group: 0x6B6C) }),
             ("alias, then clear it", { n throws(NetlinkError) in
                 try n.changeLink(index: eth0, alias: "kvm-launch:v1 m=02:00:00:00:0f:01")
                 try n.changeLink(index: eth0, alias: "")
@@ -125,7 +133,7 @@ struct InMemoryFidelityTests {
             "add 10.9.0.1/24 again: EEXIST", "default via an unreachable gateway: ENETUNREACH", "default again: EEXIST",
             "delete a missing address: EADDRNOTAVAIL", "bring it up: EADDRINUSE", "second macvlan, same MAC, up: EADDRINUSE",
             "eth0 into the bridge while macvlans sit on it: EBUSY", "macvlan on a bridge port: EBUSY",
-            "delete a missing link: ENODEV", "route on a down link: ENETDOWN",
+            "delete a missing link: ENODEV", "route on a down link: ENETDOWN", "delete the empty group: ENODEV",
         ])
     }
 }

@@ -82,6 +82,30 @@ struct RecoveryIntegrationTests {
         }
     }
 
+    /// Two addresses in one subnet: the kernel deletes the second (its secondary) with the first. Both are
+    /// back, in their order, after a run and after a SIGKILL at any step and a new run.
+    @Test func aSecondaryAddressSurvivesARunAndAKillAtAnyStep() throws {
+        let fixture = try ContainerFixture([ContainerFixture.Interface(name: "eth0", addresses: ["10.88.0.2/24", "10.88.0.3/24"],
+                                                                       peerAddress: "10.88.0.1/24", defaultRoute: true)])
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let environment = try Self.environment(fixture, mode: "macvtap")
+        let run = try fixture.container.exec([kvmLaunchBinary], environment: environment, check: false)
+        #expect(run.stderr.contains("attached eth0"), "\(run.stderr)")
+        #expect(try fixture.state() == before, "\(run.stderr)")
+        let order = try fixture.container.exec(["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+        let primary = try #require(order.range(of: "10.88.0.2/24"), "\(order)")
+        let secondary = try #require(order.range(of: "10.88.0.3/24"), "the secondary is back: \(order)")
+        #expect(primary.lowerBound < secondary.lowerBound, "still primary then secondary: \(order)")
+        let steps = try #require(try Self.dryRun(fixture, environment)["attachStepCount"] as? Int)
+        for step in 1...steps {
+            _ = try fixture.container.exec([kvmLaunchBinary], environment: environment.merging(["KVM_LAUNCH_TEST_KILL_AFTER_STEP": "\(step)"]) { _, new in new }, check: false)
+            let again = try fixture.container.exec([kvmLaunchBinary], environment: environment, check: false)
+            #expect(again.stderr.contains("restored eth0"), "after step \(step): \(again.stderr)")
+            #expect(try fixture.state() == before, "restored exactly after a kill at step \(step): \(again.stderr)")
+        }
+    }
+
     /// Issue 10 item 3: a link whose alias merely starts like kvm-launch's marker is someone else's.
     @Test func aForeignLinkWithALookalikeAliasIsNeverDeleted() throws {
         let fixture = try ContainerFixture([ContainerFixture.Interface(name: "eth0", addresses: ["10.88.0.2/24"], peerAddress: "10.88.0.1/24", defaultRoute: true)])

@@ -151,7 +151,7 @@ private func makePlan(_ environment: [String: String], inventory: Inventory = co
         let identity = RecordedIdentity(mac: eth0MAC, address: IPv4Interface("10.42.0.7/16"), routes: [
             RecordedRoute(destination: IPv4Interface("0.0.0.0/0")!, gateway: IPv4Address("10.42.0.1"), metric: 100),
             RecordedRoute(destination: IPv4Interface("169.254.1.1/32")!, gateway: nil),
-        ], previousAlias: "uplink to rack 7 (100% fine)")
+        ], previousAlias: "uplink to rack 7 (100% fine)", secondaries: [IPv4Interface("10.42.0.8/16")!])
         let (alias, dropped) = identity.encoded()
         #expect(dropped == 0)
         #expect(alias.utf8.count <= 255)

@@ -61,7 +61,15 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         ns.state.links.append(link)
     }
 
-    static let all = [twoInterfaces, calico, bare]
+    /// Two addresses in one subnet: the second is the kernel's secondary of the first.
+    static let secondary = ContainerShape(description: "secondary address", environment: ["AUTO_ATTACH": "yes"]) { ns in
+        ns.state.links.append(veth(6, "eth0", "02:42:0a:2b:00:07"))
+        try ns.addAddress(address(6, "10.43.0.7/16"))
+        try ns.addAddress(address(6, "10.43.0.8/16"))
+        try ns.addRoute(route(6, "0.0.0.0/0", via: "10.43.0.1"))
+    }
+
+    static let all = [twoInterfaces, calico, bare, secondary]
 }
 
 let quietLogger: Logger = {
@@ -191,6 +199,28 @@ let modes: [LaunchConfiguration.NetworkMode] = [.macvtap, .bridge]
             #expect(try makeAttachPlan(for: left, shape: shape, mode: mode) == cleanPlan, "plan after recovery from death at step \(death)")
             #expect(RecoveryPlan(try Inventory.read(from: left)).isEmpty, "nothing left to recover after step \(death)")
         }
+    }
+
+    /// Issue 15 item 3: the teardown deletes kvm-launch's links with one request for their link group,
+    /// and closes every descriptor in one batch.
+    @Test(arguments: modes)
+    func teardownDeletesTheLinkGroupInOneRequest(_ mode: LaunchConfiguration.NetworkMode) throws {
+        let namespace = try ContainerShape.twoInterfaces.namespace()
+        let start = namespace.copy()
+        let plan = try makeAttachPlan(for: namespace, shape: .twoInterfaces, mode: mode)
+        let attacher = attacher(namespace)
+        _ = try attacher.apply(plan)
+        let created = namespace.state.links.filter { $0.alias == LinkMarker.createdAlias }
+        #expect(created.count == 4)
+        #expect(created.allSatisfy { $0.group == LinkMarker.linkGroup }, "every link kvm-launch made is in its group")
+        #expect(namespace.state.links.filter { $0.alias != LinkMarker.createdAlias }.allSatisfy { $0.group == 0 }, "no other link is")
+        let before = namespace.calls.count
+        #expect(attacher.teardown().isEmpty)
+        let calls = namespace.calls.dropFirst(before)
+        #expect(calls.filter { if case .deleteLinkGroup(LinkMarker.linkGroup) = $0 { true } else { false } }.count == 1)
+        #expect(calls.first == .deleteLinkGroup(LinkMarker.linkGroup), "the links go first")
+        #expect(!calls.contains { if case .deleteLink = $0 { true } else { false } }, "no link is deleted on its own")
+        expectPristine(namespace, like: start, "after a group teardown")
     }
 
     @Test func stepCountsPerMode() throws {
