@@ -133,6 +133,11 @@ struct Status: AsyncParsableCommand {
     var socket: String?
 
     mutating func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        if socket == nil, environment["VM_BACKEND"]?.lowercased() == "libvirt" {
+            if !LibvirtStatus.check(runDirectory: Launch.runDirectory(environment)) { throw ExitCode(1) }
+            return
+        }
         let path = socket ?? "\(Launch.runDirectory(ProcessInfo.processInfo.environment))/qmp.sock"
         do {
             let status = try await QMPClient.queryStatus(socketPath: path)
@@ -153,7 +158,8 @@ enum KVMLaunchVersion {
 /// A failure that has already been explained in one line; exits non-zero.
 struct LaunchFailure: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// One line, whatever it quotes: control characters in echoed values are escaped.
+    init(_ description: String) { self.description = LaunchConfiguration.escaped(description, backslashes: false) }
 }
 
 enum LaunchCheck {
