@@ -1,4 +1,5 @@
 import DHCPServer
+import DNSRelay
 import Foundation
 import LaunchConfiguration
 import Logging
@@ -33,8 +34,8 @@ struct Launch {
         environment["KVM_LAUNCH_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/kvm-launch"
     }
 
-    var runDirectory: String { Self.runDirectory(environment) }
-    var qmpSocketPath: String { "\(runDirectory)/qmp.sock" }
+    var runDirectory: String { configuration.runDirectory }
+    var qmpSocketPath: String { configuration.qmpSocketPath }
 
     /// Everything decided before anything changes.
     struct Preparation {
@@ -45,25 +46,42 @@ struct Launch {
         var qemu: QEMUConfiguration
         var descriptors: DescriptorLayout
         var inventory: Inventory
+        /// What recovery restores first (empty for a clean namespace).
+        var recovery: RecoveryPlan
         var accelerationWarning: String?
+        /// The checked disk's open files, handed to QEMU as they are (nil with `KVM_BLK_OPTS`).
+        var disk: OpenedDiskImage?
+        /// Things to say that are not errors.
+        var warnings: [String] = []
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
         let qemuBinary = try Preflight.resolveLauncher(configuration.qemuBinary, searchPath: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
-        var disk: DiskImage?
+        if configuration.legacy.cpuOptions == nil { try Preflight.checkMemory(configuration.memoryMiB) }
+        var disk: OpenedDiskImage?
         if configuration.legacy.blockOptions == nil {
-            disk = try configuration.imagePath.map { path throws(PreflightError) in try DiskImage.probe(path: path) }
-                ?? Preflight.checkImage()
+            let policy = DiskImagePolicy(format: configuration.imageFormat.flatMap(DiskImageFormat.init(rawValue:)),
+                                         backingAnywhere: configuration.imageBackingAnywhere)
+            disk = try Preflight.checkImage(path: configuration.imagePath, policy: policy)
+        }
+        var warnings: [String] = []
+        // The container's own name is the default: used only when it is a valid host name.
+        var containerHostname = Self.hostname()
+        if configuration.hostname == nil, let name = containerHostname, let problem = LaunchConfiguration.hostnameProblem(name) {
+            warnings.append("the container's host name \(LaunchConfiguration.quoted(name)) \(problem), so the VM gets none; set VM_HOSTNAME")
+            containerHostname = nil
         }
         let acceleration = try AccelerationProbe.choose(mode: AccelerationMode(rawValue: configuration.acceleration.rawValue) ?? .auto)
 
         let inventory = try Inventory.read(from: socket)
         // A namespace left behind by a killed launcher is planned as it will be once restored.
-        let clean = inventory.restoringRecordedIdentities()
+        let recovery = RecoveryPlan(inventory)
+        let clean = recovery.applied(to: inventory)
         let decisions = try InterfaceSelection.decide(clean, selection: configuration.selection)
-        let planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: Self.hostname())
+        let planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: containerHostname)
         var generator = SystemRandomNumberGenerator()
         let plan = try planner.plan(selected: InterfaceSelection.selected(decisions), inventory: clean, using: &generator)
+        try Self.checkLeases(plan)
 
         let descriptors = DescriptorLayout(nics: plan.interfaces.count, vhost: TapDevices.vhostNetUsable())
         var legacy = LegacyOptions(cpu: configuration.legacy.cpuOptions, block: configuration.legacy.blockOptions,
@@ -71,13 +89,36 @@ struct Launch {
         if !configuration.legacy.kvmOptions.isEmpty { legacy.base = configuration.legacy.kvmOptions }
         let qemu = QEMUConfiguration(
             accelerator: acceleration.accelerator, memoryMiB: configuration.memoryMiB, vcpus: configuration.cpus,
-            disk: disk, nics: descriptors.cards(macs: plan.interfaces.map(\.guestMAC)),
+            disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: Int32(3 + 2 * plan.interfaces.count)) },
+            nics: descriptors.cards(macs: plan.interfaces.map(\.guestMAC)),
             graphics: configuration.graphics ? .legacyVGA : .none,
-            qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? Self.hostname(), legacy: legacy,
+            qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? containerHostname, legacy: legacy,
             extraArguments: configuration.extraArguments)
         _ = try qemu.arguments()  // validates
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
-                           inventory: inventory, accelerationWarning: acceleration.warning)
+                           inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
+                           disk: disk, warnings: warnings)
+    }
+
+    /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's
+    /// network or broadcast address): found here, before anything changes, not when the server starts.
+    static func checkLeases(_ plan: AttachPlan) throws {
+        for interface in plan.interfaces {
+            guard let lease = interface.lease else { continue }
+            let address = lease.address
+            if address.prefixLength <= 30 {
+                let hostBits = UInt32.max >> UInt32(address.prefixLength)
+                if address.address.value & hostBits == 0 || address.address.value & hostBits == hostBits {
+                    let which = address.address.value & hostBits == 0 ? "network" : "broadcast"
+                    throw LaunchFailure("cannot attach \(interface.name): its address \(address) is the \(which) address of its subnet, which no host can use; give the interface a host address, or set ENABLE_DHCP=no")
+                }
+            }
+            do {
+                try lease.dhcpLease.validate()
+            } catch {
+                throw LaunchFailure("cannot attach \(interface.name): \(error)")
+            }
+        }
     }
 
     /// Runs the launch; returns the process exit status.
@@ -87,15 +128,15 @@ struct Launch {
     func run() async throws -> Int32 {
         let socket = try NetlinkSocket()
         let preparation = try prepare(socket: socket)
-        for warning in configuration.warnings + preparation.plan.warnings { logger.warning("\(warning)") }
+        for warning in configuration.warnings + preparation.warnings + preparation.plan.warnings { logger.warning("\(warning)") }
         if let warning = preparation.accelerationWarning { logger.warning("\(warning)") }
         let command = [preparation.qemuBinary] + (try preparation.qemu.arguments())
 
         if case .dryRun(let json) = mode {
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: command))
+                print(PlanReport.json(preparation.plan, qemuArguments: command, recovery: preparation.recovery))
             } else {
-                print(PlanReport.text(preparation.plan))
+                print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
                 print("\nQEMU command line (one argument per line):")
                 for argument in command { print("  \(argument)") }
             }
@@ -109,17 +150,25 @@ struct Launch {
                                 afterStep: Self.faultInjection(environment))
         try makeDirectory(runDirectory, mode: 0o755)
         try makeDirectory(attacher.nodeDirectory, mode: 0o700)
-        let restored = try attacher.recover(preparation.inventory)
+        let restored = try attacher.recover(preparation.recovery)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
         if !preparation.plan.interfaces.isEmpty && !preparation.descriptors.vhost {
             logger.notice("vhost-net is off: /dev/vhost-net is missing or does not open here; QEMU moves the packets itself")
+        }
+
+        // QEMU gets the very disk files that were checked (`-add-fd`), never their paths.
+        var diskMappings: [FileDescriptorMapping] = []
+        if let disk = preparation.disk, let first = preparation.qemu.disk?.firstDescriptor {
+            for (offset, descriptor) in disk.descriptors.enumerated() {
+                diskMappings.append(FileDescriptorMapping(parent: descriptor, child: first + Int32(offset)))
+            }
         }
 
         let scope: Attacher.ScopeResult<SupervisionResult>
         do {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
                 try await Self.withDHCPResponders(attachments, logger: logger) {
-                    let mappings = try preparation.descriptors.mappings(for: attachments)
+                    let mappings = try preparation.descriptors.mappings(for: attachments) + diskMappings
                     logger.info("starting \(command.joined(separator: " "))")
                     let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)), logger: logger)
                     do throws(SupervisorError) {
@@ -141,7 +190,7 @@ struct Launch {
         if problems.isEmpty {
             logger.info("the container's interfaces are restored")
         } else {
-            logger.error("restoring the container's interfaces left problems: \(problems.joined(separator: "; "))")
+            logger.error("restoring the container's interfaces left problems: \(problems.map(\.description).joined(separator: "; "))")
         }
         let result = scope.value
         if result.succeeded {
@@ -152,12 +201,14 @@ struct Launch {
         return problems.isEmpty ? result.exitCode : (result.exitCode == 0 ? 1 : result.exitCode)
     }
 
-    /// Serves every attachment that has a lease with its own DHCP server while `body` runs, as child
-    /// tasks of one group; the servers stop when `body` returns or throws.
+    /// Serves every attachment that has a lease with its own DHCP server, and every one whose plan has
+    /// a DNS relay with that relay, while `body` runs, as child tasks of one group; they stop when
+    /// `body` returns or throws.
     static func withDHCPResponders<Value: Sendable>(
         _ attachments: [Attachment], logger: Logger, _ body: () async throws -> Value
     ) async throws -> Value {
         var servers: [DHCPServer] = []
+        var relays: [DNSRelay] = []
         for attachment in attachments {
             guard let lease = attachment.plan.lease else { continue }
             do {
@@ -165,6 +216,16 @@ struct Launch {
             } catch {
                 throw LaunchError.dhcpServer(interface: attachment.plan.name, error)
             }
+            guard let relay = attachment.plan.dnsRelay else { continue }
+            do {
+                relays.append(try DNSRelay(interfaceName: attachment.plan.containerSideName, configuration: relay.relayConfiguration, logger: logger))
+            } catch {
+                throw LaunchError.dnsRelay(interface: attachment.plan.name, error)
+            }
+        }
+        let stopAll = { [servers, relays] in
+            for server in servers { server.stop() }
+            for relay in relays { relay.stop() }
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for server in servers {
@@ -172,9 +233,14 @@ struct Launch {
                     do { try await server.run() } catch { logger.error("DHCP server on \(server.interfaceName) stopped: \(error)") }
                 }
             }
-            defer { for server in servers { server.stop() } }
+            for relay in relays {
+                group.addTask {
+                    do { try await relay.run() } catch { logger.error("DNS relay on \(relay.interfaceName) stopped: \(error)") }
+                }
+            }
+            defer { stopAll() }
             let value = try await body()
-            for server in servers { server.stop() }
+            stopAll()
             try await group.waitForAll()
             return value
         }
