@@ -134,6 +134,8 @@ let package = Package(
                 "QEMU",
                 "Supervisor",
                 "ConfigAgent",
+                "CloudInitSeed",
+                "CSupervisorShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

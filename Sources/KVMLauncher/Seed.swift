@@ -1,3 +1,4 @@
+import CSupervisorShims
 import CloudInitSeed
 import LaunchConfiguration
 import NetAttach
@@ -105,10 +106,17 @@ struct SeedPreparation {
         })
     }
 
+    /// What `--dry-run` shows: the redacted summary, then network-config as written.
+    func reportLines() -> [String] {
+        let network = (try? seed.network.yaml()) ?? ""
+        return seed.redactedSummary().split(separator: "\n").map(String.init)
+            + ["network-config:"] + network.split(separator: "\n").map { "  " + $0 }
+    }
+
     /// The image as an anonymous memory file, opened read-only (QEMU's read-only open of `/dev/fdset/N`
     /// takes only a descriptor opened that way). The caller owns the returned descriptor.
     func readOnlyDescriptor() throws(LaunchFailure) -> Int32 {
-        let writable = memfd_create("kvm-launch-seed", UInt32(MFD_CLOEXEC))
+        let writable = kvml_memfd_create("kvm-launch-seed")
         guard writable >= 0 else { throw LaunchFailure("cannot create the cloud-init seed in memory: \(String(cString: strerror(errno)))") }
         defer { close(writable) }
         var written = 0
