@@ -55,6 +55,8 @@ struct Launch {
         var warnings: [String] = []
         /// The cloud-init seed, built in memory (nil when `CLOUD_INIT` asks for none).
         var seed: SeedPreparation? = nil
+        /// `VM_BACKEND=libvirt`: the daemons and the domain (nil for the direct path).
+        var libvirt: LibvirtLaunchPreparation?
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
@@ -102,9 +104,13 @@ struct Launch {
         // The seed's descriptor follows the NICs' and the disk's.
         if seed != nil { qemu.seedDescriptor = Int32(3 + 2 * plan.interfaces.count + diskDescriptors) }
         _ = try qemu.arguments()  // validates
+        if seed != nil && configuration.backend == .libvirt {
+            throw LaunchFailure("CLOUD_INIT: a cloud-init seed is not available with VM_BACKEND=libvirt yet; use VM_BACKEND=qemu, or set CLOUD_INIT=no")
+        }
+        let libvirt = configuration.backend == .libvirt ? try prepareLibvirt(qemu: qemu, qemuBinary: qemuBinary, plan: plan) : nil
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
                            inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
-                           disk: disk, warnings: warnings, seed: seed)
+                           disk: disk, warnings: warnings, seed: seed, libvirt: libvirt)
     }
 
     /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's
@@ -141,8 +147,14 @@ struct Launch {
 
         if case .dryRun(let json) = mode {
             let seedLines = preparation.seed?.reportLines()
+            let domainXML = preparation.libvirt?.definition.xml()
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: command, recovery: preparation.recovery, cloudInit: seedLines))
+                print(PlanReport.json(preparation.plan, qemuArguments: domainXML == nil ? command : nil, recovery: preparation.recovery,
+                                      libvirtDomainXML: domainXML, cloudInit: seedLines))
+            } else if let domainXML {
+                print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
+                print("\nlibvirt domain (VM_BACKEND=libvirt):")
+                print(domainXML, terminator: "")
             } else {
                 print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
                 if let seedLines {
@@ -188,6 +200,12 @@ struct Launch {
         do {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
                 try await Self.withDHCPResponders(attachments, logger: logger) {
+                    if let libvirt = preparation.libvirt {
+                        return try await Self.runLibvirt(
+                            libvirt, attachments: attachments, nodeDirectory: attacher.nodeDirectory,
+                            policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)),
+                            stops: stops, environment: environment, logger: logger)
+                    }
                     let mappings = try preparation.descriptors.mappings(for: attachments) + diskMappings
                     logger.info("starting \(command.joined(separator: " "))")
                     let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)), logger: logger)
