@@ -47,7 +47,8 @@ struct CloudInitEndToEndTests {
         }
         #expect(ready.contains("host=cloudy"), "local-hostname from meta-data: \(ready)")
         #expect(ready.contains("mtu=1400"), "MTU from network-config: \(ready)")
-        #expect(vm.process.lines.contains { $0.contains("Datasource DataSourceNoCloud") }, "cloud-init found the seed")
+        // cloud-init says where its data came from when it finishes (just after runcmd).
+        #expect(vm.process.waitFor("Datasource DataSourceNoCloud", timeout: 120) != nil, "cloud-init found the seed")
         #expect(!vm.process.stderrLines.contains { $0.contains("runcmd") }, "the user data never reaches the log")
 
         // The peer (the node) logs in with the key and reads what cloud-init configured.
