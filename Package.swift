@@ -151,6 +151,8 @@ let package = Package(
             name: "KVMLaunchConfig",
             dependencies: [
                 "ConfigAgent",
+                "CloudInitSeed",
+                "CSupervisorShims",
                 "Libvirt",
                 "LibvirtBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
