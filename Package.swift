@@ -14,6 +14,7 @@
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
 //   KVMLauncher          the `kvm-launch` executable wiring the steps together
+//   KVMLaunchConfig      the `kvm-launch-config` executable (`kvm-launch config …` runs it)
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -23,6 +24,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "kvm-launch", targets: ["KVMLauncher"]),
+        // The config agent on its own, so the launcher never loads swift-nio, BoringSSL or AsyncHTTPClient:
+        // `kvm-launch config …` execs it (it ships next to kvm-launch).
+        .executable(name: "kvm-launch-config", targets: ["KVMLaunchConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -133,11 +137,42 @@ let package = Package(
                 "DNSRelay",
                 "QEMU",
                 "Supervisor",
-                "ConfigAgent",
+                "CloudInitSeed",
+                "CSupervisorShims",
+                "Libvirt",
+                "LibvirtBackend",
                 "IPv6Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // `kvm-launch-config`: the `kvm-launch config` command as its own executable.
+        .executableTarget(
+            name: "KVMLaunchConfig",
+            dependencies: [
+                "ConfigAgent",
+                "CloudInitSeed",
+                "CSupervisorShims",
+                "Libvirt",
+                "LibvirtBackend",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // VM_BACKEND=libvirt: libvirt's C API (Debian libvirt-dev), a thin Swift layer over it, and the
+        // backend (private libvirtd, domain XML from the plan, console, stop). See Sources/Libvirt*/README.md.
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .target(name: "CLibvirtShims"),
+        .target(name: "Libvirt", dependencies: ["CLibvirt"], exclude: ["README.md"], swiftSettings: strict),
+        .target(
+            name: "LibvirtBackend",
+            dependencies: [
+                "Libvirt", "CLibvirtShims", "QEMU", "Supervisor", "NetworkTypes",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
@@ -206,7 +241,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["TestSupport", "ContainerStart"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -233,6 +268,9 @@ let package = Package(
             path: "Tests/InMemoryNetlink",
             swiftSettings: strict
         ),
+        // A tiny program the end-to-end tests start kvm-launch with, the way a container runtime
+        // does: PID 1 of a new PID namespace with a fresh /run (see its header).
+        .executableTarget(name: "ContainerStart", path: "Tests/ContainerStart", swiftSettings: strict),
         .target(
             name: "CloudInitSeed",
             dependencies: ["NetworkTypes", .product(name: "Yams", package: "Yams")],
@@ -270,6 +308,11 @@ let package = Package(
             name: "DHCPFuzz",
             dependencies: ["DHCPServer", "NetworkTypes"],
             path: "bench/DHCPFuzz",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "LibvirtTests",
+            dependencies: ["LibvirtBackend", "Libvirt", "QEMU", "NetworkTypes", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
     ]

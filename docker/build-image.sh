@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make image: compile kvm-launch (release, static Swift standard library) on the host, stage it in
+# make image: compile kvm-launch and kvm-launch-config (release, static Swift standard library) on the host, stage them in
 # docker/out/, make sure the base image exists (docker/base-image.sh) and build docker/Dockerfile with podman.
 #
 # Usage: docker/build-image.sh        env: IMAGE (default localhost/kvm-launch:latest), SWIFT (default swift)
@@ -11,19 +11,23 @@ IMAGE=${IMAGE:-localhost/kvm-launch:latest}
 SWIFT=${SWIFT:-swift}
 mkdir -p "$here/out"
 
-# 1. The binary. A static Swift standard library: the image needs no Swift runtime, only glibc and libnl.
+# 1. The binaries: the launcher and the config agent (`kvm-launch config …` runs kvm-launch-config from the
+# same directory). A static Swift standard library: the image needs no Swift runtime, only glibc and libnl.
 start=$SECONDS
-(cd "$repo" && "$SWIFT" build -c release --static-swift-stdlib --product kvm-launch)
-bin=$(cd "$repo" && "$SWIFT" build -c release --static-swift-stdlib --show-bin-path)/kvm-launch
-strip -o "$here/out/kvm-launch.new" "$bin"
-if cmp -s "$here/out/kvm-launch.new" "$here/out/kvm-launch"; then
-	rm "$here/out/kvm-launch.new"
-else
-	mv "$here/out/kvm-launch.new" "$here/out/kvm-launch"
-fi
-echo "build-image: kvm-launch $("$here/out/kvm-launch" --version), $(du -m "$here/out/kvm-launch" | cut -f1) MB stripped, built in $((SECONDS - start)) s"
-echo "build-image: shared libraries it needs (their packages are in docker/packages-runtime.txt):"
-ldd "$here/out/kvm-launch" | awk '{ print "  " $1 }'
+for product in kvm-launch kvm-launch-config; do
+	(cd "$repo" && "$SWIFT" build -c release --static-swift-stdlib --product "$product")
+	bin=$(cd "$repo" && "$SWIFT" build -c release --static-swift-stdlib --show-bin-path)/$product
+	strip -o "$here/out/$product.new" "$bin"
+	if cmp -s "$here/out/$product.new" "$here/out/$product"; then
+		rm "$here/out/$product.new"
+	else
+		mv "$here/out/$product.new" "$here/out/$product"
+	fi
+	echo "build-image: $product $(du -m "$here/out/$product" | cut -f1) MB stripped"
+done
+echo "build-image: kvm-launch $("$here/out/kvm-launch" --version), built in $((SECONDS - start)) s"
+echo "build-image: shared libraries they need (their packages are in docker/packages-runtime.txt):"
+ldd "$here/out/kvm-launch" "$here/out/kvm-launch-config" | awk '/:$/ { next } { print "  " $1 }' | sort -u
 
 # 2. The base image, made locally with debootstrap when podman does not have it.
 "$here/base-image.sh"

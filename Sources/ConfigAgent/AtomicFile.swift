@@ -11,19 +11,29 @@ import Darwin
 /// A replacement is written to a temporary file next to the target, flushed,
 /// given the target's mode and owner (or `newFileMode` for a new file), and
 /// renamed over the target, so a reader sees the old or the new file, never a
-/// partial one. A symbolic link at the target is replaced by a regular file.
+/// partial one. A symbolic link (or anything but a regular file) at the target is
+/// refused: nothing is read or written through it, and no owner or mode is taken from
+/// what it points to.
 public enum AtomicFile {
     /// Mode of files render creates: read-write owner, read group (they hold passwords).
     public static let defaultNewFileMode: mode_t = 0o640
 
     /// The file's text, nil when it does not exist.
+    ///
+    /// Opened with `O_NOFOLLOW` (a symbolic link is refused) and without blocking, so a FIFO
+    /// or device put at the path is refused too instead of hanging the agent.
     public static func read(_ path: String) throws(AtomicFileError) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw .failed(path, "cannot open", errno)
+            let code = errno
+            if code == ENOENT { return nil }
+            if code == ELOOP { throw .symbolicLink(path) }
+            throw .failed(path, "cannot open", code)
         }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .failed(path, "cannot inspect", errno) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .notRegularFile(path) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -44,8 +54,13 @@ public enum AtomicFile {
         let directory = parentDirectory(of: path)
         var existing = stat()
         let exists: Bool
-        if stat(path, &existing) == 0 {
-            exists = true
+        // lstat: a link at the target is refused, never followed for its owner and mode.
+        if lstat(path, &existing) == 0 {
+            switch existing.st_mode & S_IFMT {
+            case S_IFREG: exists = true
+            case S_IFLNK: throw .symbolicLink(path)
+            default: throw .notRegularFile(path)
+            }
         } else if errno == ENOENT {
             exists = false
             var directoryInfo = stat()
@@ -139,6 +154,10 @@ public enum AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible 
     case notText(String)
     case noDirectory(String)
     case ownerNotKept(String, uid: uid_t, gid: gid_t)
+    /// A symbolic link at the path: render never writes through one.
+    case symbolicLink(String)
+    /// Something other than a regular file (directory, FIFO, device, socket) at the path.
+    case notRegularFile(String)
 
     public var description: String {
         switch self {
@@ -150,6 +169,10 @@ public enum AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible 
             "directory \(directory) does not exist; create it first"
         case .ownerNotKept(let path, let uid, let gid):
             "cannot keep owner \(uid):\(gid) of \(path) (needs root); run as root or as that user"
+        case .symbolicLink(let path):
+            "\(path) is a symbolic link; refusing to read or write through it (remove the link: render writes a regular file there)"
+        case .notRegularFile(let path):
+            "\(path) is not a regular file; refusing to render into it (remove it or choose another directory)"
         }
     }
 }

@@ -2,10 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 
-/// `kvm-launch config …`: load, env, render and watch the etcd-backed configuration.
+/// `kvm-launch config …` (the `kvm-launch-config` executable): load, env, render and watch the
+/// etcd-backed configuration.
 public struct ConfigCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "config",
+        commandName: "kvm-launch config",
         abstract: "Load the deployment's key=value configuration into etcd and render it into services' files.",
         discussion: """
             etcd is chosen with --endpoints or ETCD_ENDPOINTS; see the options of each subcommand.
@@ -58,6 +59,12 @@ struct EtcdOptions: ParsableArguments {
 
     /// Flags override the environment.
     func settings(_ environment: [String: String]) throws -> EtcdSettings {
+        guard let settings = try settingsIfGiven(environment) else { throw EtcdSettingsError.noEndpoints }
+        return settings
+    }
+
+    /// The settings, checked but not used, or nil when no endpoint is given (flag or environment).
+    func settingsIfGiven(_ environment: [String: String]) throws -> EtcdSettings? {
         var merged = environment
         let flags: [(String, String?)] = [
             ("ETCD_ENDPOINTS", endpoints), ("ETCD_PREFIX", prefix), ("ETCD_CACERT", cacert), ("ETCD_CERT", cert),
@@ -65,8 +72,7 @@ struct EtcdOptions: ParsableArguments {
             ("ETCD_MAX_TXN_OPS", maxTxnOps.map { String($0) }),
         ]
         for case (let name, let value?) in flags { merged[name] = value }
-        guard let settings = try EtcdSettings.fromEnvironment(merged) else { throw EtcdSettingsError.noEndpoints }
-        return settings
+        return try EtcdSettings.fromEnvironment(merged)
     }
 }
 
@@ -110,7 +116,7 @@ extension ConfigCommand {
         @Flag(help: "Files written for the old curl-based loader: both --percent-decode and --skip-invalid-lines.")
         var legacy = false
 
-        @Flag(help: "Only validate the files and print what would be loaded (secrets hidden).")
+        @Flag(help: "Only validate the files (and the etcd settings, if given) and print what would be loaded (secrets hidden); needs no etcd and writes nothing.")
         var dryRun = false
 
         @Argument(help: ArgumentHelp("Directories or files of KEY=VALUE lines.", valueName: "dir"))
@@ -133,11 +139,16 @@ extension ConfigCommand {
             }
             for notice in notices { context.err("note: \(notice)") }
             if dryRun {
+                // Offline: the etcd settings are checked when given, etcd is never contacted.
+                let settings = try etcd.settingsIfGiven(context.environment)
                 // What would be loaded, secrets hidden.
                 for (key, value) in tree.values.sorted(by: { $0.key < $1.key }) {
                     context.out("\(key.path)=\(Redaction.display(value, name: key.name))")
                 }
-                context.out("valid: \(tree.counts.total) keys (\(tree.counts)); nothing written (--dry-run)")
+                let target = settings.map { settings in
+                    " would replace the tree under \(settings.prefix) at \(settings.endpoints.map(\.url).joined(separator: ","));"
+                } ?? ""
+                context.out("valid: \(tree.counts.total) keys (\(tree.counts));\(target) nothing written (--dry-run)")
                 return
             }
             let settings = try etcd.settings(context.environment)

@@ -33,6 +33,8 @@ public struct ConfigRenderer: Sendable {
             do {
                 value = try VariableSubstitution.expand(setting.value, variables: variables, unknown: unknownVariables)
             } catch {
+                // What follows a `$` in a secret's value may be part of the secret: name the key, not the text.
+                if Redaction.isSecret(setting.key) { throw .secretValue(key, RenderError.SecretProblem(error)) }
                 throw .variable(key, error)
             }
             if value.contains("\n") || value.contains("\r") { throw .lineBreak(key) }
@@ -65,11 +67,34 @@ public enum RenderError: Error, Sendable, Hashable, CustomStringConvertible {
     /// etcd has no setting for the file (a typo in ROLE/SERVICE/FILE?).
     case noSettings(ConfigFileID)
     case variable(SettingKey, VariableError)
+    /// A reference in the value of a secret key (``Redaction``) cannot be expanded; no part
+    /// of the value is kept, so none can reach an error message or a log.
+    case secretValue(SettingKey, SecretProblem)
     /// An INI value cannot span lines.
     case lineBreak(SettingKey)
 
+    /// What is wrong with a secret value, without any of its text.
+    public enum SecretProblem: Sendable, Hashable {
+        case unknownVariable
+        case malformedReference
+
+        init(_ error: VariableError) {
+            switch error {
+            case .unknown: self = .unknownVariable
+            case .malformed: self = .malformedReference
+            }
+        }
+    }
+
     public var description: String {
         switch self {
+        case .secretValue(let key, .unknownVariable):
+            "\(key): the value refers to a variable that has no value (the value is not shown: the key holds a secret);"
+                + " define the variable in general/ or the environment, write $$ for a literal '$',"
+                + " or allow unknown variables (--allow-unknown-variables)"
+        case .secretValue(let key, .malformedReference):
+            "\(key): the value has a malformed ${…} reference (the value is not shown: the key holds a secret);"
+                + " write ${NAME} with NAME of letters, digits and '_', or $$ for a literal '$'"
         case .noSettings(let file):
             "etcd has no settings for \(file); check the name (ROLE/SERVICE/FILE) and that the tree was loaded"
         case .variable(let key, .unknown(let name)):

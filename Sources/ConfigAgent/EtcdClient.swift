@@ -137,6 +137,8 @@ public final class EtcdClient: Sendable {
             let endpoint = settings.endpoints[index]
             let response: HTTPClientResponse
             do {
+                // Not under ``withinDeadline(_:_:)``: cancelling the task that opened the stream would end it.
+                // Until the answer's head arrives the request's own deadline (ETCD_TIMEOUT) holds.
                 response = try await exchange(index, "/v3/watch", payload, client: streamingHTTP)
             } catch let down as EndpointDown {
                 failures.append(EtcdEndpointFailure(endpoint: endpoint.url, reason: down.reason))
@@ -220,8 +222,12 @@ public final class EtcdClient: Sendable {
             let endpoint = settings.endpoints[index]
             for attempt in 1...2 {
                 do {
-                    let response = try await exchange(index, path, payload, client: http)
-                    let body = try await collect(response)
+                    // One deadline for the whole exchange: a server that answers slowly, a byte at a
+                    // time, cannot hold us past it (the HTTP read timeout only bounds each silence).
+                    let body = try await withinDeadline(endpoint) {
+                        let response = try await self.exchange(index, path, payload, client: self.http)
+                        return try await self.collect(response)
+                    }
                     guard let decoded = try? JSONDecoder().decode(Response.self, from: body) else {
                         throw EndpointDown(reason: "answered with something that is not etcd's JSON")
                     }
@@ -236,6 +242,29 @@ public final class EtcdClient: Sendable {
             }
         }
         throw EtcdError.unreachable(failures)
+    }
+
+    /// Runs `body` (one exchange with `endpoint`) within ``EtcdSettings/requestTimeout``.
+    ///
+    /// When the time is up, `body` is cancelled (which aborts its HTTP request) and the endpoint
+    /// counts as down: the next one is tried.
+    private func withinDeadline<Value: Sendable>(
+        _ endpoint: EtcdEndpoint,
+        _ body: @escaping @Sendable () async throws -> Value
+    ) async throws -> Value {
+        let limit = settings.requestTimeout
+        return try await withThrowingTaskGroup(of: Value?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw EndpointDown(reason: "no complete answer within \(limit) (ETCD_TIMEOUT)")
+            }
+            return value
+        }
     }
 
     /// Sends one request to one endpoint and returns its 200 answer (body not yet read).

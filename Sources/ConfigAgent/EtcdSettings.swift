@@ -91,6 +91,9 @@ public struct EtcdSettings: Sendable, Hashable {
 
     /// The prefix used when `ETCD_PREFIX` is not set.
     public static let defaultPrefix = "/openstack-k8s"
+    /// What `ETCD_TIMEOUT` (``requestTimeout``) may be: long enough for one answer, short
+    /// enough that a stuck etcd cannot hold the launcher for long.
+    public static let timeoutRange: ClosedRange<Duration> = .milliseconds(100) ... .seconds(3600)
     /// etcd's default `--max-txn-ops`.
     public static let defaultMaxTxnOperations = 128
 
@@ -102,7 +105,8 @@ public struct EtcdSettings: Sendable, Hashable {
     public var credentials: Credentials?
     /// Time allowed to connect to one endpoint.
     public var connectTimeout: Duration
-    /// Time allowed for one request to one endpoint.
+    /// Time allowed for one whole exchange with one endpoint: connecting, authenticating,
+    /// sending, and reading the complete answer (a watch: until its stream opens).
     public var requestTimeout: Duration
     /// The server's `--max-txn-ops`: how wide one level of a transaction may be.
     public var maxTxnOperations: Int
@@ -120,6 +124,9 @@ public struct EtcdSettings: Sendable, Hashable {
         try EtcdSettings.checkPrefix(prefix)
         guard maxTxnOperations >= 4 else { throw .badNumber("ETCD_MAX_TXN_OPS", String(maxTxnOperations)) }
         if (tls.certificateFile == nil) != (tls.keyFile == nil) { throw .certificateWithoutKey }
+        guard requestTimeout >= EtcdSettings.timeoutRange.lowerBound, requestTimeout <= EtcdSettings.timeoutRange.upperBound else {
+            throw .timeoutOutOfRange("\(requestTimeout)")
+        }
         self.endpoints = endpoints
         self.prefix = prefix
         self.tls = tls
@@ -137,7 +144,7 @@ public struct EtcdSettings: Sendable, Hashable {
     /// | `ETCD_PREFIX` | tree root, default `/openstack-k8s` |
     /// | `ETCD_CACERT`, `ETCD_CERT`, `ETCD_KEY` | PEM files: CA, client certificate, client key |
     /// | `ETCD_USER`, `ETCD_PASSWORD` | etcd authentication |
-    /// | `ETCD_TIMEOUT` | seconds per request (default 10) |
+    /// | `ETCD_TIMEOUT` | seconds per exchange with one endpoint, 0.1 to 3600 (default 10) |
     /// | `ETCD_MAX_TXN_OPS` | the server's `--max-txn-ops` (default 128) |
     public static func fromEnvironment(_ environment: [String: String]) throws(EtcdSettingsError) -> EtcdSettings? {
         func value(_ name: String) -> String? {
@@ -157,8 +164,9 @@ public struct EtcdSettings: Sendable, Hashable {
         }
         var timeout = Duration.seconds(10)
         if let text = value("ETCD_TIMEOUT") {
-            guard let seconds = Double(text), seconds > 0, seconds < 3600 else { throw .badNumber("ETCD_TIMEOUT", text) }
-            timeout = .milliseconds(Int64(seconds * 1000))
+            guard let seconds = Double(text), seconds.isFinite else { throw .badNumber("ETCD_TIMEOUT", text) }
+            guard seconds >= 0.1, seconds <= 3600 else { throw .timeoutOutOfRange(text) }
+            timeout = .milliseconds(Int64((seconds * 1000).rounded()))
         }
         var maxOps = defaultMaxTxnOperations
         if let text = value("ETCD_MAX_TXN_OPS") {
@@ -190,6 +198,8 @@ public enum EtcdSettingsError: Error, Sendable, Hashable, CustomStringConvertibl
     case badNumber(String, String)
     case certificateWithoutKey
     case passwordWithoutUser
+    /// `ETCD_TIMEOUT` outside 0.1 s – 1 h.
+    case timeoutOutOfRange(String)
 
     public var description: String {
         switch self {
@@ -203,6 +213,8 @@ public enum EtcdSettingsError: Error, Sendable, Hashable, CustomStringConvertibl
             "\(name)='\(text)' is not a usable number"
         case .certificateWithoutKey:
             "a client certificate needs its key and the other way round; set both ETCD_CERT and ETCD_KEY"
+        case .timeoutOutOfRange(let text):
+            "ETCD_TIMEOUT='\(text)' is outside 0.1 to 3600 seconds; give the seconds one exchange with etcd may take (default 10)"
         case .passwordWithoutUser:
             "ETCD_PASSWORD is set but ETCD_USER is not; set the etcd user name too"
         }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import ConfigAgent
 import Foundation
 import LaunchConfiguration
 import Logging
@@ -25,7 +24,7 @@ struct KVMLaunch: AsyncParsableCommand {
             A CMD of `bash` starts a shell instead of the VM, after showing the planned command.
             """,
         version: KVMLaunchVersion.current,
-        subcommands: [Status.self, ConfigCommand.self],
+        subcommands: [Status.self, ConfigAgentCommand.self],
         helpNames: [.long, .customShort("h")]
     )
 
@@ -53,6 +52,11 @@ struct KVMLaunch: AsyncParsableCommand {
     /// Parses kvm-launch's own leading flags with ArgumentParser and hands the rest, untouched, to QEMU.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // `kvm-launch config …` is the config agent, a program of its own: everything after
+        // `config` goes to it untouched, none of kvm-launch's flags apply.
+        if arguments.first == ConfigAgentCommand.configuration.commandName {
+            ConfigAgentProgram.exec(Array(arguments.dropFirst()))
+        }
         let isSubcommand = arguments.first.map { name in
             configuration.subcommands.contains { $0.configuration.commandName == name || "\($0)".lowercased() == name }
         } ?? false
@@ -76,12 +80,7 @@ struct KVMLaunch: AsyncParsableCommand {
     mutating func run() async throws {
         // With ETCD_ENDPOINTS set, etcd's general/ variables join the environment (the container's own
         // variables win) before anything is decided: the container still has its address now.
-        let environment: [String: String]
-        do {
-            environment = try await launcherEnvironment(container: ProcessInfo.processInfo.environment)
-        } catch {
-            throw LaunchFailure("\(error)")
-        }
+        let environment = try ConfigAgentProgram.launcherEnvironment(container: ProcessInfo.processInfo.environment)
         if listInterfaces {
             try ListInterfaces(environment: environment, json: json).run()
             return
@@ -134,6 +133,11 @@ struct Status: AsyncParsableCommand {
     var socket: String?
 
     mutating func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        if socket == nil, environment["VM_BACKEND"]?.lowercased() == "libvirt" {
+            if !LibvirtStatus.check(runDirectory: Launch.runDirectory(environment)) { throw ExitCode(1) }
+            return
+        }
         let path = socket ?? "\(Launch.runDirectory(ProcessInfo.processInfo.environment))/qmp.sock"
         do {
             let status = try await QMPClient.queryStatus(socketPath: path)

@@ -54,6 +54,10 @@ struct Launch {
         var disk: OpenedDiskImage?
         /// Things to say that are not errors.
         var warnings: [String] = []
+        /// The cloud-init seed, built in memory (nil when `CLOUD_INIT` asks for none).
+        var seed: SeedPreparation? = nil
+        /// `VM_BACKEND=libvirt`: the daemons and the domain (nil for the direct path).
+        var libvirt: LibvirtLaunchPreparation?
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
@@ -88,17 +92,26 @@ struct Launch {
         var legacy = LegacyOptions(cpu: configuration.legacy.cpuOptions, block: configuration.legacy.blockOptions,
                                    video: configuration.legacy.videoOptions)
         if !configuration.legacy.kvmOptions.isEmpty { legacy.base = configuration.legacy.kvmOptions }
-        let qemu = QEMUConfiguration(
+        let seed = try SeedPreparation.prepare(configuration: configuration, plan: plan,
+                                               hostname: configuration.hostname ?? containerHostname, disk: disk)
+        let diskDescriptors = disk?.descriptors.count ?? 0
+        var qemu = QEMUConfiguration(
             accelerator: acceleration.accelerator, memoryMiB: configuration.memoryMiB, vcpus: configuration.cpus,
             disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: Int32(3 + 2 * plan.interfaces.count)) },
             nics: descriptors.cards(macs: plan.interfaces.map(\.guestMAC)),
             graphics: configuration.graphics ? .legacyVGA : .none,
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? containerHostname, legacy: legacy,
             extraArguments: configuration.extraArguments)
+        // The seed's descriptor follows the NICs' and the disk's.
+        if seed != nil { qemu.seedDescriptor = Int32(3 + 2 * plan.interfaces.count + diskDescriptors) }
         _ = try qemu.arguments()  // validates
+        if seed != nil && configuration.backend == .libvirt {
+            throw LaunchFailure("CLOUD_INIT: a cloud-init seed is not available with VM_BACKEND=libvirt yet; use VM_BACKEND=qemu, or set CLOUD_INIT=no")
+        }
+        let libvirt = configuration.backend == .libvirt ? try prepareLibvirt(qemu: qemu, qemuBinary: qemuBinary, plan: plan) : nil
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
                            inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
-                           disk: disk, warnings: warnings)
+                           disk: disk, warnings: warnings, seed: seed, libvirt: libvirt)
     }
 
     /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's
@@ -134,10 +147,21 @@ struct Launch {
         let command = [preparation.qemuBinary] + (try preparation.qemu.arguments())
 
         if case .dryRun(let json) = mode {
+            let seedLines = preparation.seed?.reportLines()
+            let domainXML = preparation.libvirt?.definition.xml()
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: command, recovery: preparation.recovery))
+                print(PlanReport.json(preparation.plan, qemuArguments: domainXML == nil ? command : nil, recovery: preparation.recovery,
+                                      libvirtDomainXML: domainXML, cloudInit: seedLines))
+            } else if let domainXML {
+                print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
+                print("\nlibvirt domain (VM_BACKEND=libvirt):")
+                print(domainXML, terminator: "")
             } else {
                 print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
+                if let seedLines {
+                    print("\ncloud-init seed (a read-only NoCloud disk, label cidata):")
+                    for line in seedLines { print("  \(line)") }
+                }
                 print("\nQEMU command line (one argument per line):")
                 for argument in command { print("  \(argument)") }
             }
@@ -153,6 +177,7 @@ struct Launch {
         try makeDirectory(attacher.nodeDirectory, mode: 0o700)
         let restored = try attacher.recover(preparation.recovery)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
+        Self.faultInjection(environment)?(0)  // KVM_LAUNCH_TEST_KILL_AFTER_STEP=0: right after the recovery
         if !preparation.plan.interfaces.isEmpty && !preparation.descriptors.vhost {
             logger.notice("vhost-net is off: /dev/vhost-net is missing or does not open here; QEMU moves the packets itself")
         }
@@ -165,10 +190,23 @@ struct Launch {
             }
         }
 
+        // The seed: an anonymous memory file, read-only, at the descriptor the command line names.
+        if let seed = preparation.seed, let child = preparation.qemu.seedDescriptor {
+            let descriptor = try seed.readOnlyDescriptor()
+            diskMappings.append(FileDescriptorMapping(parent: descriptor, child: child))
+            logger.info("cloud-init seed: \(seed.seed.redactedSummary().split(separator: "\n").joined(separator: "; "))")
+        }
+
         let scope: Attacher.ScopeResult<SupervisionResult>
         do {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
                 try await Self.withDHCPResponders(attachments, logger: logger) {
+                    if let libvirt = preparation.libvirt {
+                        return try await Self.runLibvirt(
+                            libvirt, attachments: attachments, nodeDirectory: attacher.nodeDirectory,
+                            policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)),
+                            stops: stops, environment: environment, logger: logger)
+                    }
                     let mappings = try preparation.descriptors.mappings(for: attachments) + diskMappings
                     logger.info("starting \(command.joined(separator: " "))")
                     let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)), logger: logger)
@@ -262,12 +300,10 @@ struct Launch {
         }
     }
 
-    /// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher SIGKILLs itself right after attach step N.
-    /// A fault-injection point for the restart tests (a SIGKILL at an exact moment cannot be
-    /// produced from outside); unset in any real deployment.
+    /// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher dies by SIGKILL right after attach step N
+    /// (also as PID 1 of a PID namespace, see ``FaultInjection``); unset in any real deployment.
     static func faultInjection(_ environment: [String: String]) -> ((Int) -> Void)? {
-        guard let text = environment["KVM_LAUNCH_TEST_KILL_AFTER_STEP"], let step = Int(text) else { return nil }
-        return { done in if done == step { kill(getpid(), SIGKILL) } }
+        FaultInjection.hook(environment)
     }
 
     static func readResolver(path: String = "/etc/resolv.conf") -> ResolverConfiguration {

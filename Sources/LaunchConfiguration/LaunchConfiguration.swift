@@ -33,8 +33,22 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     }
 
     /// Hardware acceleration choice (`VM_ACCEL`).
+    /// `CLOUD_INIT`: `auto` builds a seed only when there is something to put in it besides the network
+    /// (user data or SSH keys), `yes` always, `no` never.
+    public enum CloudInit: String, Sendable, Equatable, Codable {
+        case auto, yes, no
+    }
+
     public enum Acceleration: String, Sendable, Equatable, Codable {
         case auto, kvm, tcg
+    }
+
+    /// How the VM is run (`VM_BACKEND`).
+    public enum Backend: String, Sendable, Equatable, Codable {
+        /// kvm-launch starts and supervises QEMU itself (the default).
+        case qemu
+        /// A private libvirtd runs the same VM as a transient domain, manageable with `virsh`.
+        case libvirt
     }
 
     /// Options of the container this replaces, kept as words for the QEMU step.
@@ -73,6 +87,8 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// `VM_CPUS`.
     public var cpus = 1
     public var acceleration: Acceleration = .auto
+    /// `VM_BACKEND`: `qemu` (default) or `libvirt`.
+    public var backend: Backend = .qemu
     /// `VM_IMAGE`: the boot disk; nil means `/image/image.qcow2`, else the old `/image/image`.
     public var imagePath: String?
     /// `VM_IMAGE_FORMAT`: the disk's format as stated by the operator (one of ``imageFormats``);
@@ -88,6 +104,15 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// `VM_HOSTNAME`: the host name the DHCP server gives the VM (default: the container's).
     public var hostname: String?
     public var legacy = LegacyOptions()
+    /// `CLOUD_INIT`: whether the VM gets a NoCloud seed disk.
+    public var cloudInit: CloudInit = .auto
+    /// `CLOUD_INIT_USER_DATA` as given: a path inside the container (absolute, one line) or the user data itself.
+    /// Never echoed: it may hold secrets.
+    public var cloudInitUserData: String?
+    /// `SSH_AUTHORIZED_KEYS`: public keys, one per line, for the guest's default user.
+    public var sshAuthorizedKeys: String?
+    /// `CLOUD_INIT_INSTANCE_ID`: overrides the instance id derived from the host name and the disk.
+    public var cloudInitInstanceID: String?
     /// The container's CMD arguments, appended verbatim to QEMU's.
     public var extraArguments: [String] = []
     /// Things worth saying that are not errors (ignored legacy variables, …).
@@ -227,6 +252,11 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
                 reader.problem("VM_ACCEL", "=\(Self.quoted(accel)) is not one of auto, kvm, tcg")
             }
         }
+        if let name = reader.string("VM_BACKEND"), !name.isEmpty {
+            if let value = Backend(rawValue: name.lowercased()) { backend = value } else {
+                reader.problem("VM_BACKEND", "=\"\(name)\" is not one of qemu, libvirt")
+            }
+        }
         if let image = reader.string("VM_IMAGE"), !image.isEmpty {
             if !image.hasPrefix("/") {
                 reader.problem("VM_IMAGE", "=\(Self.quoted(image)) must be an absolute path such as /image/image.qcow2")
@@ -272,6 +302,22 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
             if let value = ContainerSideAddress(rawValue: mode.lowercased()) { containerSideAddress = value } else {
                 reader.problem("CONTAINER_SIDE_ADDRESS", "=\(Self.quoted(mode)) is not one of link-local, widen-prefix")
             }
+        }
+
+        if let mode = reader.string("CLOUD_INIT"), !mode.isEmpty {
+            if mode.lowercased() == "auto" { cloudInit = .auto } else if let on = reader.bool("CLOUD_INIT") { cloudInit = on ? .yes : .no }
+        }
+        if let userData = reader.string("CLOUD_INIT_USER_DATA"), !userData.isEmpty { cloudInitUserData = userData }
+        if let keys = reader.string("SSH_AUTHORIZED_KEYS"), !keys.isEmpty { sshAuthorizedKeys = keys }
+        if let id = reader.string("CLOUD_INIT_INSTANCE_ID"), !id.isEmpty {
+            if id.utf8.count > 128 || id.contains(where: { $0.isWhitespace || $0.isControl || !$0.isASCII }) {
+                reader.problem("CLOUD_INIT_INSTANCE_ID", "=\(Self.quoted(id)) must be 1 to 128 printable ASCII characters without blanks")
+            } else {
+                cloudInitInstanceID = id
+            }
+        }
+        if cloudInit == .no && (cloudInitUserData != nil || sshAuthorizedKeys != nil) {
+            warnings.append("CLOUD_INIT=no: CLOUD_INIT_USER_DATA and SSH_AUTHORIZED_KEYS are not given to the VM")
         }
 
         legacy.kvmOptions = reader.words("KVM_OPTS") ?? []

@@ -8,14 +8,27 @@ import Testing
 /// effect without changing anything.
 @Suite(.serialized)
 struct LauncherFromEtcdTests {
+    /// The `kvm-launch` built with the tests; `CONFIG_AGENT_TEST_KVM_LAUNCH` names another one (to show
+    /// that these tests fail against an older build).
     static var binary: String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("kvm-launch").path
+        if let other = ProcessInfo.processInfo.environment["CONFIG_AGENT_TEST_KVM_LAUNCH"], !other.isEmpty { return other }
+        return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("kvm-launch").path
     }
 
-    static func reasons(_ environment: [String: String]) throws -> (status: Int32, reasons: Set<String>, stderr: String) {
+    /// One row of `kvm-launch --list-ifaces --json` (the fields these tests read).
+    struct Row: Decodable, Hashable {
+        var name: String
+        var attach: Bool
+        var reason: String
+    }
+
+    /// Runs `kvm-launch --list-ifaces --json`; a zero exit must come with a JSON listing (a parse
+    /// failure fails the test rather than making the checks vacuous).
+    static func listing(_ environment: [String: String]) throws -> (status: Int32, rows: [Row], stderr: String) {
         let result = try runProgram(binary, ["--list-ifaces", "--json"], environment: environment)
-        let rows = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
-        return (result.status, Set(rows.compactMap { $0["reason"] as? String }), result.stderr)
+        guard result.status == 0 else { return (result.status, [], result.stderr) }
+        let rows = try JSONDecoder().decode([Row].self, from: Data(result.stdout.utf8))
+        return (result.status, rows, result.stderr)
     }
 
     @Test func launcherTakesGeneralVariablesFromEtcdAndItsOwnEnvironmentWins() async throws {
@@ -25,18 +38,27 @@ struct LauncherFromEtcdTests {
                     ConfigTree(values: [.general("AUTO_ATTACH"): "no", .general("ATTACH_IFACES"): ""]))
             }
             let base = ["PATH": "/usr/bin:/bin", "ETCD_ENDPOINTS": server.endpoint.url, "ETCD_PREFIX": "/kl"]
-            // AUTO_ATTACH=no from etcd: nothing is listed as attached, and non-loopback links are "not in ATTACH_IFACES".
-            let fromEtcd = try Self.reasons(base)
+            // Without etcd, the links that could be attached are listed as waiting for AUTO_ATTACH.
+            let without = try Self.listing(["PATH": "/usr/bin:/bin"])
+            #expect(without.status == 0, "\(without.stderr)")
+            let eligible = Set(without.rows.filter { $0.reason == "AUTO_ATTACH not set" }.map(\.name))
+            try #require(!eligible.isEmpty, "this host has no link kvm-launch could attach, so the selection cannot show: \(without.rows)")
+
+            // AUTO_ATTACH=no and an empty ATTACH_IFACES from etcd: nothing attached, exactly those links
+            // "not in ATTACH_IFACES", every other row keeps its reason.
+            let fromEtcd = try Self.listing(base)
             #expect(fromEtcd.status == 0, "\(fromEtcd.stderr)")
-            #expect(fromEtcd.reasons.contains("loopback"))
-            #expect(!fromEtcd.reasons.contains("AUTO_ATTACH not set"))
-            // Without etcd the same listing says AUTO_ATTACH is missing.
-            let without = try Self.reasons(["PATH": "/usr/bin:/bin"])
-            #expect(without.reasons.contains("AUTO_ATTACH not set"))
+            #expect(fromEtcd.rows.count == without.rows.count, "\(fromEtcd.rows)")
+            #expect(!fromEtcd.rows.contains { $0.attach })
+            #expect(Set(fromEtcd.rows.filter { $0.reason == "not in ATTACH_IFACES" }.map(\.name)) == eligible, "\(fromEtcd.rows)")
+            #expect(!fromEtcd.rows.contains { $0.reason == "AUTO_ATTACH not set" })
+            #expect(fromEtcd.rows.contains { $0.reason == "loopback" })
+            #expect(fromEtcd.stderr.contains("settings from etcd general/: added ATTACH_IFACES,AUTO_ATTACH"), "\(fromEtcd.stderr)")
+
             // The container's own AUTO_ATTACH wins over etcd's: a bad value there is reported, not etcd's.
-            let overridden = try Self.reasons(base.merging(["AUTO_ATTACH": "bogus"]) { $1 })
+            let overridden = try runProgram(Self.binary, ["--list-ifaces", "--json"], environment: base.merging(["AUTO_ATTACH": "bogus"]) { $1 })
             #expect(overridden.status != 0)
-            #expect(overridden.stderr.contains("AUTO_ATTACH=\"bogus\""))
+            #expect(overridden.stderr.contains("AUTO_ATTACH=\"bogus\""), "\(overridden.stderr)")
         }
     }
 

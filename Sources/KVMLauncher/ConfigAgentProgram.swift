@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import Supervisor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kvm-launch config …` as `kvm-launch --help` lists it. It is never parsed here:
+/// ``KVMLaunch/main()`` hands everything after `config` to ``ConfigAgentProgram`` first.
+struct ConfigAgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Load the deployment's key=value configuration into etcd and render it into services' files "
+            + "(runs \(ConfigAgentProgram.name); see `kvm-launch config --help`).")
+
+    @Argument(parsing: .captureForPassthrough, help: "The config agent's subcommand and its arguments.")
+    var arguments: [String] = []
+
+    func run() throws {
+        ConfigAgentProgram.exec(arguments)
+    }
+}
+
+/// The config agent is its own executable, `kvm-launch-config`, installed next to `kvm-launch`,
+/// so the launcher's start never loads swift-nio, BoringSSL and AsyncHTTPClient.
+///
+/// - `kvm-launch config ARGS…` replaces this process with it (``exec(_:)``), ARGS unchanged.
+/// - With `ETCD_ENDPOINTS` set, the launcher runs `kvm-launch-config env --json` as a child and
+///   takes etcd's `general/` variables from its answer (``launcherEnvironment(container:)``).
+/// Neither goes through a shell.
+enum ConfigAgentProgram {
+    /// The executable's file name.
+    static let name = "kvm-launch-config"
+
+    /// `kvm-launch-config` in the directory of the running `kvm-launch` (symbolic links resolved).
+    static var path: String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let own = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        let directory = own.lastIndex(of: "/").map { String(own[..<$0]) } ?? "."
+        return (directory.isEmpty ? "" : directory) + "/" + name
+    }
+
+    /// Replaces this process with `kvm-launch-config ARGUMENTS…`; returns only by exiting with a
+    /// one-line error when it cannot be started.
+    static func exec(_ arguments: [String]) -> Never {
+        let executable = path
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        fflush(nil)
+        execv(executable, argv)
+        let reason = String(cString: strerror(errno))
+        FileHandle.standardError.write(Data(
+            "Error: cannot run the config agent \(executable): \(reason); it ships next to kvm-launch (reinstall both)\n".utf8))
+        exit(1)
+    }
+
+    /// The container's environment merged with etcd's `general/` variables, the container's own
+    /// values winning; unchanged (and etcd not contacted) when `ETCD_ENDPOINTS` is unset or blank.
+    ///
+    /// The agent's one-line error (unusable `ETCD_*` settings, etcd unreachable or too slow within
+    /// `ETCD_TIMEOUT`) becomes the launcher's: it was told to use etcd, so it stops.
+    static func launcherEnvironment(container: [String: String]) throws(LaunchFailure) -> [String: String] {
+        let endpoints = container["ETCD_ENDPOINTS"] ?? ""
+        guard endpoints.unicodeScalars.contains(where: { !" \t\r\n".unicodeScalars.contains($0) }) else { return container }
+        let result = try run(["env", "--json"], environment: container)
+        guard result.status == 0 else {
+            let errors = result.stderr.split(separator: "\n").filter { $0.hasPrefix("Error: ") }.map { $0.dropFirst("Error: ".count) }
+            let reason = errors.isEmpty ? "\(name) failed (\(result.termination))" : errors.joined(separator: "; ")
+            throw LaunchFailure("cannot read etcd's general/: \(reason)")
+        }
+        guard let general = try? JSONDecoder().decode([String: String].self, from: Data(result.stdout.utf8)) else {
+            throw LaunchFailure("cannot read etcd's general/: \(name) env --json did not print a JSON object of strings")
+        }
+        let added = general.keys.filter { container[$0] == nil }.sorted()
+        let kept = general.keys.filter { container[$0] != nil }.sorted()
+        FileHandle.standardError.write(Data(
+            ("kvm-launch: settings from etcd general/: added \(added.isEmpty ? "none" : added.joined(separator: ","))"
+                + "; kept from the container: \(kept.isEmpty ? "none" : kept.joined(separator: ","))\n").utf8))
+        return general.merging(container) { _, containerValue in containerValue }
+    }
+
+    struct Output {
+        var status: Int32
+        var termination: ChildTermination
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `kvm-launch-config ARGUMENTS…` (no shell), stdin from /dev/null, and collects its output.
+    static func run(_ arguments: [String], environment: [String: String]) throws(LaunchFailure) -> Output {
+        let executable = path
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        guard pipe(&outPipe) == 0 else { throw LaunchFailure("cannot run \(executable): pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&errPipe) == 0 else {
+            close(outPipe[0]); close(outPipe[1])
+            throw LaunchFailure("cannot run \(executable): pipe: \(String(cString: strerror(errno)))")
+        }
+        // Nothing else this process starts may inherit them (the child gets its copies as 1 and 2).
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer {
+            close(outPipe[0]); close(errPipe[0])
+            if null >= 0 { close(null) }
+        }
+        let command = ChildCommand(
+            executable: executable,
+            arguments: arguments,
+            environment: environment,
+            fileDescriptors: [
+                FileDescriptorMapping(parent: null, child: 0),
+                FileDescriptorMapping(parent: outPipe[1], child: 1),
+                FileDescriptorMapping(parent: errPipe[1], child: 2),
+            ]
+        )
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn(command)
+        } catch {
+            close(outPipe[1]); close(errPipe[1])
+            throw LaunchFailure("cannot run the config agent: \(error); it ships next to kvm-launch (reinstall both)")
+        }
+        close(outPipe[1]); close(errPipe[1])
+        let (stdout, stderr) = drain(outPipe[0], errPipe[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let termination = ChildTermination(waitStatus: status)
+        let exitStatus: Int32 = if case .exited(let code) = termination { code } else { 128 }
+        return Output(status: exitStatus, termination: termination, stdout: stdout, stderr: stderr)
+    }
+
+    /// Reads both pipes to their end at once, so neither can fill up and stall the child.
+    private static func drain(_ out: Int32, _ err: Int32) -> (String, String) {
+        var buffers: [[UInt8]] = [[], []]
+        var fds = [pollfd(fd: out, events: Int16(POLLIN), revents: 0), pollfd(fd: err, events: Int16(POLLIN), revents: 0)]
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while fds.contains(where: { $0.fd >= 0 }) {
+            if poll(&fds, nfds_t(fds.count), -1) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for index in fds.indices where fds[index].fd >= 0 && fds[index].revents != 0 {
+                let count = chunk.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    buffers[index] += chunk[0..<count]
+                } else if count == 0 || errno != EINTR {
+                    fds[index].fd = -1
+                }
+            }
+        }
+        return (String(decoding: buffers[0], as: UTF8.self), String(decoding: buffers[1], as: UTF8.self))
+    }
+}
