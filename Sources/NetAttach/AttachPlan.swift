@@ -71,7 +71,7 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
                          secondaries: guestAddress.map { guest in
                              keptAddresses.filter { $0.prefixLength == guest.prefixLength && guest.contains($0.address) }
                          } ?? [],
-                         ipv6Addresses: ipv6?.movedAddresses ?? [],
+                         ipv6Addresses: ipv6?.movedAddresses ?? [], ipv6Flags: ipv6?.movedFlags ?? [],
                          linkLocalPrefixLength: linkLocalSwap?.original.first?.prefixLength)
     }
 }
@@ -82,6 +82,8 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
 public struct PlannedIPv6: Sendable, Equatable, Codable {
     /// In the order the interface had them.
     public var movedAddresses: [IPv6Interface]
+    /// Their flags (`nodad`, …), in the same order, restored with them.
+    public var movedFlags: [UInt32]
     /// Served by Router Advertisements and DHCPv6 (DHCP on); false: the addresses still move, the VM configures them itself.
     public var served: Bool
     /// The Router Advertisements' source: the link-local IPv6 gateway; nil: no IPv6 default route for the VM.
@@ -216,7 +218,7 @@ public struct AttachPlanner {
             // on the container (the launch goes on without IPv6 for the VM on this interface).
             do {
                 try lease.validate()
-                plan.ipv6 = PlannedIPv6(movedAddresses: lease.addresses, served: configuration.dhcpEnabled, router: lease.router,
+                plan.ipv6 = PlannedIPv6(movedAddresses: lease.addresses, movedFlags: v6.movedAddresses.map(\.flags), served: configuration.dhcpEnabled, router: lease.router,
                                         dnsServers: lease.dnsServers, searchDomains: lease.searchDomains, mtu: lease.mtu)
             } catch {
                 warnings.append("\(link.name): its IPv6 addresses stay on the container, the VM gets no IPv6 there: \(error)")

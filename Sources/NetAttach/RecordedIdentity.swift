@@ -26,14 +26,18 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
     public var secondaries: [IPv4Interface]
     /// The global IPv6 addresses moved to the VM (`6=`, only when there are some).
     public var ipv6Addresses: [IPv6Interface]
+    /// Their ``AddressRecord/flags`` (`~HEX` after an address when not 0); empty or one per address.
+    public var ipv6Flags: [UInt32]
     /// When the link-local address fe80::EUI-64(``mac``) was swapped for one from the new MAC, its
     /// prefix length (`l=`): recovery takes the new one off and puts the original back.
     public var linkLocalPrefixLength: Int?
 
     public init(mac: MACAddress, address: IPv4Interface?, broadcast: IPv4Address? = nil, routes: [RecordedRoute], previousAlias: String?,
-                secondaries: [IPv4Interface] = [], ipv6Addresses: [IPv6Interface] = [], linkLocalPrefixLength: Int? = nil) {
+                secondaries: [IPv4Interface] = [], ipv6Addresses: [IPv6Interface] = [], ipv6Flags: [UInt32] = [],
+                linkLocalPrefixLength: Int? = nil) {
         self.mac = mac
         self.ipv6Addresses = ipv6Addresses
+        self.ipv6Flags = ipv6Flags.contains { $0 != 0 } ? ipv6Flags : []
         self.linkLocalPrefixLength = linkLocalPrefixLength
         self.secondaries = secondaries
         self.address = address
@@ -58,11 +62,14 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
         if !secondaries.isEmpty { head += " s=" + secondaries.map(\.description).joined(separator: ",") }
         if let linkLocalPrefixLength { head += " l=\(linkLocalPrefixLength)" }
         let tail = previousAlias.map { " x=" + Self.escape($0) } ?? ""
-        var ipv6 = ipv6Addresses
-        while !ipv6.isEmpty, (head + " 6=" + ipv6.map(\.description).joined(separator: ",") + tail).utf8.count > Self.maximumLength {
+        var ipv6 = ipv6Addresses.enumerated().map { position, address in
+            let flags = position < ipv6Flags.count ? ipv6Flags[position] : 0
+            return address.description + (flags == 0 ? "" : "~" + String(flags, radix: 16))
+        }
+        while !ipv6.isEmpty, (head + " 6=" + ipv6.joined(separator: ",") + tail).utf8.count > Self.maximumLength {
             ipv6.removeLast()
         }
-        if !ipv6.isEmpty { head += " 6=" + ipv6.map(\.description).joined(separator: ",") }
+        if !ipv6.isEmpty { head += " 6=" + ipv6.joined(separator: ",") }
         let droppedIPv6 = ipv6Addresses.count - ipv6.count
         var kept = routes.sorted { ($0.destination.prefixLength == 0 ? 0 : 1) < ($1.destination.prefixLength == 0 ? 0 : 1) }
         while true {
@@ -85,6 +92,7 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
         var previous: String?
         var secondaries: [IPv4Interface] = []
         var ipv6: [IPv6Interface] = []
+        var ipv6Flags: [UInt32] = []
         var linkLocal: Int?
         for field in alias.dropFirst(Self.tag.count + 1).split(separator: " ") {
             let value = field.dropFirst(2)
@@ -108,8 +116,15 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
                 }
             case "6=":
                 for item in value.split(separator: ",") {
-                    guard let parsed = IPv6Interface(item) else { return nil }
+                    let parts = item.split(separator: "~", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard let parsed = IPv6Interface(parts[0]) else { return nil }
+                    var flags: UInt32 = 0
+                    if parts.count == 2 {
+                        guard let value = UInt32(parts[1], radix: 16) else { return nil }
+                        flags = value
+                    }
                     ipv6.append(parsed)
+                    ipv6Flags.append(flags)
                 }
             case "l=":
                 guard let parsed = Int(value), (0...128).contains(parsed) else { return nil }
@@ -120,7 +135,7 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
         }
         guard let mac else { return nil }
         self.init(mac: mac, address: address, broadcast: broadcast, routes: routes, previousAlias: previous, secondaries: secondaries,
-                  ipv6Addresses: ipv6, linkLocalPrefixLength: linkLocal)
+                  ipv6Addresses: ipv6, ipv6Flags: ipv6Flags, linkLocalPrefixLength: linkLocal)
     }
 
     static func escape(_ text: String) -> String {
@@ -214,6 +229,9 @@ extension RecordedIdentity {
 extension RecordedIdentity {
     /// The kernel records of the moved IPv6 addresses on interface `index`.
     public func ipv6AddressRecords(interfaceIndex: Int32) -> [AddressRecord] {
-        ipv6Addresses.map { AddressRecord(interfaceIndex: interfaceIndex, family: .inet6, address: $0.address.description, prefixLength: $0.prefixLength) }
+        ipv6Addresses.enumerated().map { position, address in
+            AddressRecord(interfaceIndex: interfaceIndex, family: .inet6, address: address.address.description, prefixLength: address.prefixLength,
+                          flags: position < ipv6Flags.count ? ipv6Flags[position] : 0)
+        }
     }
 }

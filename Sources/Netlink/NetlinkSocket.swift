@@ -101,7 +101,8 @@ public final class NetlinkSocket: NetlinkOperations {
                 prefixLength: Int(rtnl_addr_get_prefixlen(address)),
                 scope: RouteScope(rawValue: UInt8(truncatingIfNeeded: rtnl_addr_get_scope(address))),
                 label: label,
-                broadcast: family == AF_INET ? rtnl_addr_get_broadcast(address).map(Self.text(of:)) : nil))
+                broadcast: family == AF_INET ? rtnl_addr_get_broadcast(address).map(Self.text(of:)) : nil,
+                flags: UInt32(rtnl_addr_get_flags(address))))
         }
         return result
     }
@@ -264,6 +265,7 @@ public final class NetlinkSocket: NetlinkOperations {
             try check(rtnl_addr_set_broadcast(object, broadcast), "set broadcast for \(address.cidr)")
         }
         if let label = address.label, address.family == .inet { _ = rtnl_addr_set_label(object, label) }
+        if address.flags != 0 { rtnl_addr_set_flags(object, address.flags) }
         try body(object)
     }
 

@@ -66,9 +66,17 @@ public struct AddressRecord: Hashable, Sendable, Codable {
     public var label: String?
     /// The broadcast address (IPv4 only), when one is set (`ip addr add … brd …`).
     public var broadcast: String?
+    /// The flags a re-added address must carry to be the same (``restorableFlags`` of `IFA_F_*`:
+    /// `nodad`, as Docker gives IPv6 addresses, `noprefixroute`, `mngtmpaddr`, `home`); 0 for none.
+    public var flags: UInt32 = 0
+
+    /// `IFA_F_NODAD | IFA_F_HOMEADDRESS | IFA_F_MANAGETEMPADDR | IFA_F_NOPREFIXROUTE`: the flags
+    /// `ip addr add` sets and the kernel keeps (not its own states: permanent, tentative, …).
+    public static let restorableFlags: UInt32 = 0x02 | 0x10 | 0x100 | 0x200
 
     public init(interfaceIndex: Int32, family: AddressFamily, address: String, prefixLength: Int, scope: RouteScope = .universe,
-                label: String? = nil, broadcast: String? = nil) {
+                label: String? = nil, broadcast: String? = nil, flags: UInt32 = 0) {
+        self.flags = flags & Self.restorableFlags
         self.interfaceIndex = interfaceIndex
         self.family = family
         self.address = address

@@ -109,6 +109,7 @@ struct IPv6LaunchIntegrationTests {
         launch.signal(SIGTERM)
         #expect(launch.waitForExit(timeout: 30) != nil, "the launcher exits on SIGTERM: \(launch.stderrLines)")
         #expect(launch.stderrLines.contains { $0.contains("interfaces are restored") }, "\(launch.stderrLines)")
-        #expect(try fixture.state() == before, "the container's addresses, link-local address and routes are back: \(launch.stderrLines)")
+        let after = try fixture.state()
+        #expect(after == before, "the container's addresses, link-local address and routes are back: before\n\(before)\nafter\n\(after)\n\(launch.stderrLines)")
     }
 }

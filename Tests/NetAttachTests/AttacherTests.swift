@@ -69,9 +69,10 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         try ns.addRoute(route(6, "0.0.0.0/0", via: "10.43.0.1"))
     }
 
-    static func address6(_ index: Int32, _ text: String, scope: RouteScope = .universe) -> AddressRecord {
+    static func address6(_ index: Int32, _ text: String, scope: RouteScope = .universe, flags: UInt32 = 0) -> AddressRecord {
         let interface = IPv6Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet6, address: interface.address.description, prefixLength: interface.prefixLength, scope: scope)
+        return AddressRecord(interfaceIndex: index, family: .inet6, address: interface.address.description, prefixLength: interface.prefixLength, scope: scope,
+                             flags: flags)
     }
 
     /// The link-local address the kernel gives a link with `mac`.
@@ -95,12 +96,12 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         try ns.addRoute(route6(7, "::/0", via: "fe80::ecee:eeff:feee:eeee"))
     }
 
-    /// IPv6 only, as Docker gives it: two global addresses, the default route through a global gateway on the link.
+    /// IPv6 only, as Docker gives it: two global addresses (`nodad`, as Docker adds them), the default route through a global gateway on the link.
     static let ipv6Only = ContainerShape(description: "IPv6 only", environment: ["AUTO_ATTACH": "yes"]) { ns in
         ns.state.links.append(veth(9, "eth0", "02:42:ac:11:00:09"))
         try ns.addAddress(linkLocal(9, "02:42:ac:11:00:09"))
-        try ns.addAddress(address6(9, "2001:db8:45::9/64"))
-        try ns.addAddress(address6(9, "fd00:45::9/64"))
+        try ns.addAddress(address6(9, "2001:db8:45::9/64", flags: 0x02))
+        try ns.addAddress(address6(9, "fd00:45::9/64", flags: 0x02))
         try ns.addRoute(route6(9, "::/0", via: "fd00:45::1"))
     }
 

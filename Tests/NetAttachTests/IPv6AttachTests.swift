@@ -84,6 +84,7 @@ import Testing
                 "the fe80::/64 route stays through the swap")
         let identity = try #require(RecordedIdentity(alias: namespace.state.links.first { $0.index == interface.index }?.alias))
         #expect(identity.ipv6Addresses == interface.ipv6?.movedAddresses)
+        #expect(identity.ipv6Flags == [0x02, 0x02], "nodad is recorded, to be restored")
         #expect(identity.linkLocalPrefixLength == 64)
         #expect(attacher.teardown().isEmpty)
         expectPristine(namespace, like: start, "after teardown")
@@ -123,6 +124,12 @@ import Testing
         #expect(small.encoded().alias == "kvm-launch:v1 m=02:42:0a:2c:00:07 l=64 6=fd00:44::7/64")
         #expect(RecordedIdentity(alias: small.encoded().alias) == small)
         #expect(RecordedIdentity(alias: "kvm-launch:v1 m=02:42:0a:2c:00:07 6=not-an-address") == nil)
+        let flagged = RecordedIdentity(mac: mac, address: nil, routes: [], previousAlias: nil, ipv6Addresses: [IPv6Interface("fd00:44::7/64")!, IPv6Interface("fd00:44::8/64")!],
+                                       ipv6Flags: [0x02, 0])
+        #expect(flagged.encoded().alias == "kvm-launch:v1 m=02:42:0a:2c:00:07 6=fd00:44::7/64~2,fd00:44::8/64")
+        #expect(RecordedIdentity(alias: flagged.encoded().alias) == flagged)
+        #expect(flagged.ipv6AddressRecords(interfaceIndex: 3).map(\.flags) == [0x02, 0])
+        #expect(RecordedIdentity(alias: "kvm-launch:v1 m=02:42:0a:2c:00:07 6=fd00:44::7/64~zz") == nil)
         #expect(RecordedIdentity(alias: "kvm-launch:v1 m=02:42:0a:2c:00:07 l=129") == nil)
     }
 
