@@ -112,4 +112,32 @@ struct IPv6LaunchIntegrationTests {
         let after = try fixture.state()
         #expect(after == before, "the container's addresses, link-local address and routes are back: before\n\(before)\nafter\n\(after)\n\(launch.stderrLines)")
     }
+
+    /// SIGKILL right after each attach step of a dual-stack interface (its IPv4 address, two `nodad`
+    /// IPv6 addresses, the link-local swap), then a new run: the dry-run in between plans as a clean
+    /// run, the new run recovers from the alias, and its end leaves the container exactly as it was.
+    @Test(arguments: ["macvtap", "bridge"])
+    func dualStackSurvivesSIGKILLAfterEveryStep(_ mode: String) throws {
+        let fixture = try ContainerFixture([ContainerFixture.Interface(name: "eth0", addresses: ["10.89.0.7/24", "fd00:6b71::7/64", "2001:db8:6b71::7/64"],
+                                                                        peerAddress: "10.89.0.1/24", defaultRoute: true)])
+        defer { fixture.destroy() }
+        try fixture.container.ip("-6 route add default via fd00:6b71::1 dev eth0")
+        let before = try fixture.state()
+        let environment = try RecoveryIntegrationTests.environment(fixture, mode: mode)
+        let clean = try RecoveryIntegrationTests.dryRun(fixture, environment)
+        let steps = try #require(clean["attachStepCount"] as? Int)
+        let cleanIPv6 = try #require((clean["interfaces"] as? [[String: Any]])?.first?["ipv6"] as? [String: Any])
+        #expect(Set(cleanIPv6["movedAddresses"] as? [String] ?? []) == ["fd00:6b71::7/64", "2001:db8:6b71::7/64"])
+        for step in 1...steps {
+            let killed = try fixture.container.exec([kvmLaunchBinary], environment: environment.merging(["KVM_LAUNCH_TEST_KILL_AFTER_STEP": "\(step)"]) { _, new in new }, check: false)
+            #expect(killed.status == 137 || killed.status == 9 || killed.status == -9, "killed at step \(step): \(killed.status) \(killed.stderr)")
+            let preview = try RecoveryIntegrationTests.dryRun(fixture, environment)
+            let ipv6 = (preview["interfaces"] as? [[String: Any]])?.first?["ipv6"] as? [String: Any]
+            #expect(ipv6?["movedAddresses"] as? [String] == cleanIPv6["movedAddresses"] as? [String], "the dry-run after step \(step) plans as a clean run")
+            let again = try fixture.container.exec([kvmLaunchBinary], environment: environment, check: false)
+            #expect(again.stderr.contains("restored eth0"), "recovered after step \(step): \(again.stderr)")
+            let after = try fixture.state()
+            #expect(after == before, "restored exactly after a kill at step \(step): before\n\(before)\nafter\n\(after)\n\(again.stderr)")
+        }
+    }
 }
