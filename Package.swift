@@ -12,6 +12,7 @@
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
 //   KVMLauncher          the `kvm-launch` executable wiring the steps together
+//   ContainerInstance    this container's own run directory and QMP socket name (shared /run safe)
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -118,6 +119,7 @@ let package = Package(
                 "QEMU",
                 "Supervisor",
                 "ConfigAgent",
+                "ContainerInstance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -185,5 +187,7 @@ let package = Package(
             dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
+        .target(name: "ContainerInstance", exclude: ["README.md"], swiftSettings: strict),
+        .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU"], swiftSettings: strict),
     ]
 )

@@ -1,3 +1,4 @@
+import ContainerInstance
 import DHCPServer
 import Foundation
 import LaunchConfiguration
@@ -28,13 +29,18 @@ struct Launch {
         case dryRun(json: Bool)
     }
 
-    /// `/run/kvm-launch` unless `KVM_LAUNCH_RUN_DIR` says otherwise (tests run several at once).
-    static func runDirectory(_ environment: [String: String]) -> String {
-        environment["KVM_LAUNCH_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/kvm-launch"
+    /// The shared base of the run directories: `/run/kvm-launch` unless `KVM_LAUNCH_RUN_DIR` says
+    /// otherwise. This launcher's own directory is a fresh `vm-…` under it (see ``RunDirectory``).
+    static func runDirectoryBase(_ environment: [String: String]) -> String {
+        environment["KVM_LAUNCH_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? RunDirectory.defaultBase
     }
 
-    var runDirectory: String { Self.runDirectory(environment) }
-    var qmpSocketPath: String { "\(runDirectory)/qmp.sock" }
+    /// This container's QMP socket: abstract, named after the PID namespace (``QMPSocketName``);
+    /// never a file under the (possibly shared) run directory.
+    static var qmpSocketPath: String { QMPSocketName.current() ?? "@kvm-launch/qmp" }
+
+    var runDirectoryBase: String { Self.runDirectoryBase(environment) }
+    var qmpSocketPath: String { Self.qmpSocketPath }
 
     /// Everything decided before anything changes.
     struct Preparation {
@@ -46,6 +52,11 @@ struct Launch {
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
+        do {
+            try RunDirectory.validate(base: runDirectoryBase)
+        } catch {
+            throw LaunchFailure("\(error)")
+        }
         let qemuBinary = try Preflight.resolveLauncher(configuration.qemuBinary, searchPath: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         var disk: DiskImage?
         if configuration.legacy.blockOptions == nil {
@@ -63,7 +74,8 @@ struct Launch {
         let plan = try planner.plan(selected: InterfaceSelection.selected(decisions), inventory: clean, using: &generator)
 
         let nics = plan.interfaces.enumerated().map { position, interface in
-            NetworkInterfaceCard(mac: interface.guestMAC, backend: .tapFileDescriptor(Int32(3 + 2 * position), vhost: .off))
+            NetworkInterfaceCard(mac: interface.guestMAC, backend: .tapFileDescriptor(Int32(3 + 2 * position), vhost: .off),
+                                 hostMTU: interface.mtu)
         }
         var legacy = LegacyOptions(cpu: configuration.legacy.cpuOptions, block: configuration.legacy.blockOptions,
                                    video: configuration.legacy.videoOptions)
@@ -96,13 +108,30 @@ struct Launch {
             return 0
         }
 
+        // Another QEMU already serving this container's QMP name (a second launcher in the same
+        // network and PID namespaces) would take status and stop requests: refuse before any change.
+        if QMPClient.isListening(at: qmpSocketPath) {
+            throw LaunchFailure("a VM already runs in this container's network and PID namespaces (its QMP socket \(qmpSocketPath) answers): stop it first, or give this launcher its own PID namespace")
+        }
+        // This launcher's own run directory under the (possibly shared) base; removed at the end.
+        let runDirectory: RunDirectory
+        do {
+            runDirectory = try RunDirectory(base: runDirectoryBase)
+        } catch {
+            throw LaunchFailure("\(error)")
+        }
+        defer { runDirectory.remove() }
+        let abandoned = RunDirectory.removeAbandoned(in: runDirectoryBase)
+        if !abandoned.isEmpty { logger.info("removed \(abandoned.count) run director\(abandoned.count == 1 ? "y" : "ies") left by launchers that are gone: \(abandoned.joined(separator: ", "))") }
+        // QEMU's console makes the terminal raw; put it back however this ends (QEMU killed included).
+        let terminal = TerminalSettings.save()
+        defer { terminal?.restore() }
+
         // From here on the container changes; every change is journalled.
         let stops = try StopSignals.install()
         try Supervisor.becomeSubreaper()
-        let attacher = Attacher(socket: socket, nodeDirectory: "\(runDirectory)/taps", logger: logger,
+        let attacher = Attacher(socket: socket, nodeDirectory: runDirectory.path, logger: logger,
                                 afterStep: Self.faultInjection(environment))
-        try makeDirectory(runDirectory, mode: 0o755)
-        try makeDirectory(attacher.nodeDirectory, mode: 0o700)
         let restored = try attacher.recover(preparation.inventory)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
         let attachments = try attacher.apply(preparation.plan)
@@ -157,7 +186,6 @@ struct Launch {
         for server in servers { server.stop() }
         for task in serverTasks { await task.value }
         let problems = attacher.teardown()
-        unlink(qmpSocketPath)
         if problems.isEmpty {
             logger.info("the container's interfaces are restored")
         } else {
@@ -189,17 +217,5 @@ struct Launch {
         guard gethostname(&buffer, buffer.count) == 0 else { return nil }
         let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return name.isEmpty ? nil : name
-    }
-}
-
-/// Creates `path` and any missing parents (parents with mode 0755).
-func makeDirectory(_ path: String, mode: mode_t) throws {
-    var built = ""
-    let components = path.split(separator: "/")
-    for (position, component) in components.enumerated() {
-        built += "/" + component
-        if mkdir(built, position == components.count - 1 ? mode : 0o755) != 0 && errno != EEXIST {
-            throw LaunchFailure("cannot create \(built): \(String(cString: strerror(errno)))")
-        }
     }
 }

@@ -60,14 +60,16 @@ public struct AttachError: Error, Sendable, CustomStringConvertible {
 public final class Attacher {
     let socket: NetlinkSocket
     let logger: Logger
-    /// Where private macvtap device nodes are made (`/run/kvm-launch/taps`); the caller creates it.
+    /// Where private macvtap device nodes are made, opened and removed at once: this launcher's
+    /// own run directory (`/run/kvm-launch/vm-…`), which the caller creates. Nothing else in it, or
+    /// anywhere else, is cleaned up: another container may share `/run`.
     public let nodeDirectory: String
     /// Called after every completed step with its number (1-based); fault injection for tests.
     let afterStep: ((Int) -> Void)?
     private(set) var journal: [UndoStep] = []
     private var stepCount = 0
 
-    public init(socket: NetlinkSocket, nodeDirectory: String = "/run/kvm-launch/taps", logger: Logger, afterStep: ((Int) -> Void)? = nil) {
+    public init(socket: NetlinkSocket, nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
         self.socket = socket
         self.nodeDirectory = nodeDirectory
         self.logger = logger
@@ -99,7 +101,6 @@ public final class Attacher {
             restored.append(link.name)
             logger.notice("restored \(link.name) (MAC \(identity.mac)\(identity.address.map { ", \($0)" } ?? "")) from the state an earlier run recorded in its alias")
         }
-        removeStaleNodes()
         return restored
     }
 
@@ -115,17 +116,6 @@ public final class Attacher {
             try ignoringExists { () throws(NetlinkError) in try socket.addRoute(route.record(interfaceIndex: index)) }
         }
         try socket.changeLink(index: index, alias: identity.previousAlias ?? "")
-    }
-
-    func removeStaleNodes() {
-        guard let directory = opendir(nodeDirectory) else { return }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name.hasPrefix("kltap") { unlink("\(nodeDirectory)/\(name)") }
-        }
     }
 
     // MARK: - Attach

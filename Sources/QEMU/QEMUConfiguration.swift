@@ -54,7 +54,8 @@ public struct QEMUConfiguration: Sendable, Equatable {
     /// One virtio-net NIC per entry, in order (`net0`, `net1`, ...).
     public var nics: [NetworkInterfaceCard]
     public var graphics: Graphics
-    /// Where QEMU listens for QMP (a unix socket, normally under /run/kvm-launch/).
+    /// Where QEMU listens for QMP: a unix socket path, or `@NAME` for an abstract unix socket
+    /// (Linux: a name in the network namespace, no file; what the launcher uses, see ``QMPAddress``).
     public var qmpSocketPath: String
     /// `-name` (shown in `ps` and to the guest via SMBIOS); nil leaves it out.
     public var name: String?
@@ -117,7 +118,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
 
         for (index, nic) in nics.enumerated() {
             args += ["-netdev", nic.netdevOption(id: "net\(index)")]
-            args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)"]
+            args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)" + (nic.hostMTU.map { ",host_mtu=\($0)" } ?? "")]
         }
         args += legacy.network
 
@@ -137,8 +138,9 @@ public struct QEMUConfiguration: Sendable, Equatable {
             }
         }
 
+        let qmp = QMPAddress(qmpSocketPath)
         args += [
-            "-chardev", "socket,id=qmp,path=\(QEMUOption.escape(qmpSocketPath)),server=on,wait=off",
+            "-chardev", "socket,id=qmp,path=\(QEMUOption.escape(qmp.name))\(qmp.isAbstract ? ",abstract=on" : ""),server=on,wait=off",
             "-mon", "chardev=qmp,mode=control",
         ]
         args += extraArguments
@@ -158,13 +160,16 @@ public struct QEMUConfiguration: Sendable, Equatable {
     private func validate() throws(QEMUConfigurationError) {
         guard memoryMiB > 0 else { throw .invalidMemory(memoryMiB) }
         guard vcpus > 0 else { throw .invalidVCPUs(vcpus) }
-        guard !qmpSocketPath.isEmpty else { throw .emptyQMPSocketPath }
+        let qmp = QMPAddress(qmpSocketPath)
+        guard !qmp.name.isEmpty else { throw .emptyQMPSocketPath }
+        guard qmp.name.utf8.count <= QMPAddress.maximumLength else { throw .qmpSocketPathTooLong(qmpSocketPath) }
         var seen: Set<Int32> = []
         for fd in childFileDescriptors {
             guard fd > 2 else { throw .reservedFileDescriptor(fd) }
             guard seen.insert(fd).inserted else { throw .duplicateFileDescriptor(fd) }
         }
         for nic in nics {
+            if let mtu = nic.hostMTU, !NetworkInterfaceCard.hostMTURange.contains(mtu) { throw .invalidHostMTU(mtu) }
             if case let .tapDevice(name, _) = nic.backend, name.isEmpty || name.contains(",") || name.count > 15 {
                 throw .invalidTapName(name)
             }
@@ -197,11 +202,19 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
     public var backend: Backend
     /// The QEMU NIC device; virtio-net by default.
     public var model: String
+    /// The MTU the guest's driver takes from the device (virtio-net `host_mtu`, feature
+    /// VIRTIO_NET_F_MTU), so the guest has the container interface's MTU without DHCP option 26.
+    /// nil leaves QEMU's default (the guest picks 1500).
+    public var hostMTU: Int?
 
-    public init(mac: MACAddress, backend: Backend, model: String = "virtio-net-pci") {
+    /// What virtio-net accepts as `host_mtu` (68, IPv4's minimum, up to the 16-bit field's maximum).
+    public static let hostMTURange = 68...65535
+
+    public init(mac: MACAddress, backend: Backend, model: String = "virtio-net-pci", hostMTU: Int? = nil) {
         self.mac = mac
         self.backend = backend
         self.model = model
+        self.hostMTU = hostMTU
     }
 
     func netdevOption(id: String) -> String {
@@ -256,6 +269,8 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
     case reservedFileDescriptor(Int32)
     case duplicateFileDescriptor(Int32)
     case invalidTapName(String)
+    case invalidHostMTU(Int)
+    case qmpSocketPathTooLong(String)
 
     public var description: String {
         switch self {
@@ -265,6 +280,8 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .reservedFileDescriptor(fd): "descriptor \(fd) is one of QEMU's stdin/stdout/stderr: pass NIC descriptors at 3 or above"
         case let .duplicateFileDescriptor(fd): "descriptor \(fd) is used by two NIC backends: give every tap and vhost descriptor its own number"
         case let .invalidTapName(name): "tap device name '\(name)' is not a valid interface name: use 1-15 characters without commas"
+        case let .invalidHostMTU(mtu): "MTU \(mtu) cannot be given to a virtio NIC: it must be between \(NetworkInterfaceCard.hostMTURange.lowerBound) and \(NetworkInterfaceCard.hostMTURange.upperBound)"
+        case let .qmpSocketPathTooLong(path): "QMP socket '\(path)' is longer than a unix socket address may be (\(QMPAddress.maximumLength) bytes): choose a shorter path"
         }
     }
 }

@@ -11,11 +11,14 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
         /// The peer namespace's address on the other end (`ADDR/PREFIX`), which is also the gateway.
         public var peerAddress: String?
         public var defaultRoute: Bool
-        public init(name: String, addresses: [String], peerAddress: String? = nil, defaultRoute: Bool = false) {
+        /// The MTU of both ends of the veth; nil keeps the kernel's 1500.
+        public var mtu: Int?
+        public init(name: String, addresses: [String], peerAddress: String? = nil, defaultRoute: Bool = false, mtu: Int? = nil) {
             self.name = name
             self.addresses = addresses
             self.peerAddress = peerAddress
             self.defaultRoute = defaultRoute
+            self.mtu = mtu
         }
     }
 
@@ -41,6 +44,10 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
             try resolvConf.write(toFile: "/etc/netns/\(container.name)/resolv.conf", atomically: true, encoding: .utf8)
             for (position, interface) in interfaces.enumerated() {
                 try run(["ip", "-n", peer.name, "link", "add", "p\(position)", "type", "veth", "peer", "name", interface.name, "netns", container.name])
+                if let mtu = interface.mtu {
+                    try peer.ip("link set p\(position) mtu \(mtu)")
+                    try container.ip("link set \(interface.name) mtu \(mtu)")
+                }
                 try peer.ip("link set p\(position) up")
                 if let peerAddress = interface.peerAddress { try peer.ip("addr add \(peerAddress) dev p\(position)") }
                 try container.exec(["sysctl", "-q", "-w", "net.ipv6.conf.\(interface.name).accept_dad=0"])
