@@ -122,7 +122,8 @@ struct SharedRunIntegrationTests {
         launcher.signal(SIGTERM)
         #expect(launcher.waitForExit(timeout: 30) != nil)
         #expect(try FileManager.default.contentsOfDirectory(atPath: base) == ["keep-me"], "the launcher's directory is removed at teardown")
-        #expect(try fixture.state() == before)
+        let after = try fixture.state()
+        #expect(after == before, "only before: \(Set(before.split(separator: "\n")).subtracting(after.split(separator: "\n"))); only after: \(Set(after.split(separator: "\n")).subtracting(before.split(separator: "\n")))")
     }
 
     /// A relative or symlinked run directory is refused before anything changes, also by --dry-run.

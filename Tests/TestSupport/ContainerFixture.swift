@@ -66,6 +66,12 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
 
     /// Waits (bounded) until no IPv6 address is still tentative, so snapshots compare settled state.
     func waitForSettledAddresses() throws {
+        // Carrier first: the kernel adds the IPv6 link-local address only once the veth is running.
+        for _ in 0..<50 {
+            let states = try interfaces.map { try container.exec(["cat", "/sys/class/net/\($0.name)/operstate"]).stdout }
+            if states.allSatisfy({ $0.hasPrefix("up") }) { break }
+            usleep(100_000)
+        }
         for _ in 0..<50 {
             let tentative = try container.exec(["ip", "-6", "addr", "show", "tentative"]).stdout
             if tentative.isEmpty { return }
