@@ -46,7 +46,10 @@ struct Launch {
     struct Preparation {
         var qemuBinary: String
         var plan: AttachPlan
+        /// QEMU's configuration, descriptor numbers included: the command line `--dry-run` prints
+        /// is the one that runs.
         var qemu: QEMUConfiguration
+        var descriptors: DescriptorLayout
         var inventory: Inventory
         var accelerationWarning: String?
     }
@@ -73,44 +76,52 @@ struct Launch {
         var generator = SystemRandomNumberGenerator()
         let plan = try planner.plan(selected: InterfaceSelection.selected(decisions), inventory: clean, using: &generator)
 
-        let nics = plan.interfaces.enumerated().map { position, interface in
-            NetworkInterfaceCard(mac: interface.guestMAC, backend: .tapFileDescriptor(Int32(3 + 2 * position), vhost: .off),
-                                 hostMTU: interface.mtu)
-        }
+        let descriptors = DescriptorLayout(nics: plan.interfaces.count, vhost: TapDevices.vhostNetUsable())
         var legacy = LegacyOptions(cpu: configuration.legacy.cpuOptions, block: configuration.legacy.blockOptions,
                                    video: configuration.legacy.videoOptions)
         if !configuration.legacy.kvmOptions.isEmpty { legacy.base = configuration.legacy.kvmOptions }
         let qemu = QEMUConfiguration(
             accelerator: acceleration.accelerator, memoryMiB: configuration.memoryMiB, vcpus: configuration.cpus,
-            disk: disk, nics: nics, graphics: configuration.graphics ? .legacyVGA : .none,
+            disk: disk, nics: descriptors.cards(for: plan.interfaces),
+            graphics: configuration.graphics ? .legacyVGA : .none,
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? Self.hostname(), legacy: legacy,
             extraArguments: configuration.extraArguments)
         _ = try qemu.arguments()  // validates
-        return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, inventory: inventory, accelerationWarning: acceleration.warning)
+        return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
+                           inventory: inventory, accelerationWarning: acceleration.warning)
     }
 
     /// Runs the launch; returns the process exit status.
+    ///
+    /// One scope owns every change: ``Attacher/withAttachment(_:_:)`` attaches, runs the DHCP
+    /// responders and QEMU's supervisor inside it, and undoes the journal on every way out.
     func run() async throws -> Int32 {
         let socket = try NetlinkSocket()
         let preparation = try prepare(socket: socket)
         for warning in configuration.warnings + preparation.plan.warnings { logger.warning("\(warning)") }
         if let warning = preparation.accelerationWarning { logger.warning("\(warning)") }
+        let command = [preparation.qemuBinary] + (try preparation.qemu.arguments())
 
         if case .dryRun(let json) = mode {
-            let arguments = [preparation.qemuBinary] + (try preparation.qemu.arguments())
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: arguments))
+                print(PlanReport.json(preparation.plan, qemuArguments: command))
             } else {
                 print(PlanReport.text(preparation.plan))
                 print("\nQEMU command line (one argument per line):")
-                for argument in arguments { print("  \(argument)") }
+                for argument in command { print("  \(argument)") }
             }
             return 0
         }
 
         // Another QEMU already serving this container's QMP name (a second launcher in the same
         // network and PID namespaces) would take status and stop requests: refuse before any change.
-        if QMPClient.isListening(at: qmpSocketPath) {
+        // A QEMU that was just killed frees the name within moments: allow it up to 2 s.
+        var inUse = QMPClient.isListening(at: qmpSocketPath)
+        for _ in 0..<40 where inUse {
+            try await Task.sleep(for: .milliseconds(50))
+            inUse = QMPClient.isListening(at: qmpSocketPath)
+        }
+        if inUse {
             throw LaunchFailure("a VM already runs in this container's network and PID namespaces (its QMP socket \(qmpSocketPath) answers): stop it first, or give this launcher its own PID namespace")
         }
         // This launcher's own run directory under the (possibly shared) base; removed at the end.
@@ -134,69 +145,71 @@ struct Launch {
                                 afterStep: Self.faultInjection(environment))
         let restored = try attacher.recover(preparation.inventory)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
-        let attachments = try attacher.apply(preparation.plan)
-
-        var servers: [DHCPServer] = []
-        var serverTasks: [Task<Void, Never>] = []
-        defer {
-            for server in servers { server.stop() }
-        }
-        do {
-            for attachment in attachments {
-                guard let lease = attachment.plan.lease else { continue }
-                let server = try DHCPServer(interfaceName: attachment.plan.containerSideName, lease: lease.dhcpLease, logger: logger)
-                servers.append(server)
-                let logger = self.logger
-                serverTasks.append(Task {
-                    do { try await server.run() } catch { logger.error("DHCP server on \(server.interfaceName) stopped: \(error)") }
-                })
-            }
-        } catch {
-            for server in servers { server.stop() }
-            let problems = attacher.teardown()
-            throw LaunchFailure("cannot start the DHCP server: \(error)" + (problems.isEmpty ? " (every change was undone)" : " (undoing failed: \(problems.joined(separator: "; ")))"))
-        }
-
-        var qemu = preparation.qemu
-        var mappings: [FileDescriptorMapping] = []
-        for (position, attachment) in attachments.enumerated() {
-            let tapFD = Int32(3 + 2 * position), vhostFD = tapFD + 1
-            mappings.append(FileDescriptorMapping(parent: attachment.descriptor.rawValue, child: tapFD))
-            if let vhost = attachment.vhostDescriptor {
-                mappings.append(FileDescriptorMapping(parent: vhost.rawValue, child: vhostFD))
-                qemu.nics[position].backend = .tapFileDescriptor(tapFD, vhost: .fileDescriptor(vhostFD))
-            }
-        }
-        if attachments.contains(where: { $0.vhostDescriptor == nil }) && !attachments.isEmpty {
+        if !preparation.plan.interfaces.isEmpty && !preparation.descriptors.vhost {
             logger.notice("vhost-net is off: /dev/vhost-net is missing or does not open here; QEMU moves the packets itself")
         }
-        let arguments = try qemu.arguments()
-        logger.info("starting \(preparation.qemuBinary) \(arguments.joined(separator: " "))")
-        let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)), logger: logger)
-        let result: SupervisionResult
+
+        let scope: Attacher.ScopeResult<SupervisionResult>
         do {
-            result = try await supervisor.run(
-                ChildCommand(executable: preparation.qemuBinary, arguments: arguments, environment: environment, fileDescriptors: mappings),
-                stopActions: .qmp(socketPath: qmpSocketPath), stopRequests: stops)
-        } catch {
-            for server in servers { server.stop() }
-            let problems = attacher.teardown()
-            throw LaunchFailure("QEMU could not be run: \(error)" + (problems.isEmpty ? " (the container's network is restored)" : " (restoring failed: \(problems.joined(separator: "; ")))"))
+            scope = try await attacher.withAttachment(preparation.plan) { attachments in
+                try await Self.withDHCPResponders(attachments, logger: logger) {
+                    let mappings = try preparation.descriptors.mappings(for: attachments)
+                    logger.info("starting \(command.joined(separator: " "))")
+                    let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)), logger: logger)
+                    do throws(SupervisorError) {
+                        return try await supervisor.run(
+                            ChildCommand(executable: preparation.qemuBinary, arguments: Array(command.dropFirst()),
+                                         environment: environment, fileDescriptors: mappings),
+                            stopActions: .qmp(socketPath: qmpSocketPath), stopRequests: stops)
+                    } catch {
+                        throw LaunchError.qemu(error)
+                    }
+                }
+            }
+        } catch let failure as Attacher.ScopeFailure {
+            throw LaunchFailure("\(failure)")
         }
-        for server in servers { server.stop() }
-        for task in serverTasks { await task.value }
-        let problems = attacher.teardown()
+        let problems = scope.teardownProblems
         if problems.isEmpty {
             logger.info("the container's interfaces are restored")
         } else {
             logger.error("restoring the container's interfaces left problems: \(problems.joined(separator: "; "))")
         }
+        let result = scope.value
         if result.succeeded {
             logger.info("the guest powered off; exiting 0")
         } else {
             logger.error("\(result)")
         }
         return problems.isEmpty ? result.exitCode : (result.exitCode == 0 ? 1 : result.exitCode)
+    }
+
+    /// Serves every attachment that has a lease with its own DHCP server while `body` runs, as child
+    /// tasks of one group; the servers stop when `body` returns or throws.
+    static func withDHCPResponders<Value: Sendable>(
+        _ attachments: [Attachment], logger: Logger, _ body: () async throws -> Value
+    ) async throws -> Value {
+        var servers: [DHCPServer] = []
+        for attachment in attachments {
+            guard let lease = attachment.plan.lease else { continue }
+            do {
+                servers.append(try DHCPServer(interfaceName: attachment.plan.containerSideName, lease: lease.dhcpLease, logger: logger))
+            } catch {
+                throw LaunchError.dhcpServer(interface: attachment.plan.name, error)
+            }
+        }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for server in servers {
+                group.addTask {
+                    do { try await server.run() } catch { logger.error("DHCP server on \(server.interfaceName) stopped: \(error)") }
+                }
+            }
+            defer { for server in servers { server.stop() } }
+            let value = try await body()
+            for server in servers { server.stop() }
+            try await group.waitForAll()
+            return value
+        }
     }
 
     /// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher SIGKILLs itself right after attach step N.

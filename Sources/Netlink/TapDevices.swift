@@ -93,6 +93,13 @@ public enum TapDevices {
         }
     }
 
+    /// Whether `/dev/vhost-net` opens here (opened and closed at once; nothing changes).
+    public static func vhostNetUsable(path: String = "/dev/vhost-net") -> Bool {
+        guard let descriptor = openVhostNet(path: path) else { return false }
+        try? descriptor.close()
+        return true
+    }
+
     /// Opens `/dev/vhost-net` when it exists and opens; nil otherwise.
     public static func openVhostNet(path: String = "/dev/vhost-net") -> FileDescriptor? {
         try? FileDescriptor.open(path, .readWrite, options: .closeOnExec)

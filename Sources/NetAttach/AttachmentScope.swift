@@ -1,0 +1,46 @@
+/// The one owner of an attachment's life: attach, run `body` with the attachments, then undo the
+/// journal — whether `body` returned, threw or was cancelled.
+///
+/// Every change kvm-launch makes to the container's network happens inside this scope, so there
+/// is exactly one teardown path; nothing between the attach and the teardown can skip it.
+extension Attacher {
+    /// What a scope that ran to the end produced, and what its teardown could not undo.
+    public struct ScopeResult<Value> {
+        public var value: Value
+        /// Undo steps that failed (empty when the container is as it was).
+        public var teardownProblems: [String]
+    }
+
+    /// `body` failed; the journal was undone afterwards.
+    public struct ScopeFailure: Error, CustomStringConvertible {
+        /// What `body` threw, as thrown.
+        public var cause: any Error
+        /// Undo steps that failed (empty when the container is as it was).
+        public var teardownProblems: [String]
+
+        public var description: String {
+            let restored = teardownProblems.isEmpty
+                ? "the container's network is restored"
+                : "restoring failed: \(teardownProblems.joined(separator: "; "))"
+            return "\(cause) (\(restored))"
+        }
+    }
+
+    /// Attaches `plan` (all or nothing, see ``apply(_:)``), runs `body`, then tears down.
+    ///
+    /// - Throws: ``AttachError`` when the attach itself failed (already rolled back);
+    ///   ``ScopeFailure`` when `body` threw (torn down afterwards).
+    public func withAttachment<Value>(
+        _ plan: AttachPlan,
+        _ body: ([Attachment]) async throws -> Value
+    ) async throws -> ScopeResult<Value> {
+        let attachments = try apply(plan)
+        let value: Value
+        do {
+            value = try await body(attachments)
+        } catch {
+            throw ScopeFailure(cause: error, teardownProblems: teardown())
+        }
+        return ScopeResult(value: value, teardownProblems: teardown())
+    }
+}
