@@ -119,6 +119,15 @@ struct SharedRunIntegrationTests {
         let own = try #require(entries.first { $0.hasPrefix("vm-") && $0 != "vm-00000000000000ab" })
         #expect(try FileManager.default.contentsOfDirectory(atPath: base + "/" + own).isEmpty, "device nodes are removed once opened")
 
+        // A second launcher in the same network and PID namespaces would share the QMP name: refused
+        // before it changes anything.
+        let during = try fixture.state()
+        let second = try fixture.container.exec([kvmLaunchBinary, "-S"], environment: environment, check: false)
+        #expect(second.status != 0 && second.stderr.contains("a VM already runs in this container's network and PID namespaces"), "\(second.stderr)")
+        #expect(try fixture.state() == during, "the refused launcher changed nothing")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: base).count == 2, "nor made a run directory")
+        #expect(launcher.waitForExit(timeout: 0.1) == nil, "the first launcher still runs")
+
         launcher.signal(SIGTERM)
         #expect(launcher.waitForExit(timeout: 30) != nil)
         #expect(try FileManager.default.contentsOfDirectory(atPath: base) == ["keep-me"], "the launcher's directory is removed at teardown")
