@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SWIFT ?= swift
 
-.PHONY: all deps build guest test test-swift demo bench clean image test-container
+.PHONY: all deps build guest test test-swift demo bench fuzz clean image test-container
 
 all: build
 
@@ -41,6 +41,12 @@ bench: deps guest
 	for product in kvm-launch DHCPBench ConfigAgentBench; do \
 		$(SWIFT) build -c release --static-swift-stdlib --product $$product || exit 1; done
 	bench/run.sh $(BENCH_ARGS)
+
+# A million inputs through the DHCPv4 codec and server path (bench/README.md), outside `make test`'s budget.
+# FUZZ_ARGS are passed to DHCPFuzz (e.g. --inputs 5000000 --seed 7).
+fuzz: deps
+	$(SWIFT) build -c release --product DHCPFuzz
+	$(SWIFT) run -c release --skip-build DHCPFuzz $(FUZZ_ARGS)
 
 # The container image (docker/, see README "Docker"): kvm-launch (release, static Swift standard library)
 # and QEMU on Debian 12 slim, built with podman; the base image is made with debootstrap when missing.

@@ -8,6 +8,8 @@
 //   Netlink (CNetlink)   thin libnl-3 boundary: dump and change links, addresses, routes
 //   NetAttach            Inventory -> AttachPlan (pure) -> applied with an undo journal
 //   DHCPServer           DHCPv4 packets (pure) and the per-interface responder
+//   DNSRelay             the VM's DNS queries relayed to the container's loopback resolvers
+//   IPv6Server           Router Advertisements + DHCPv6 (pure logic) and the per-interface responder
 //   QEMU                 plan -> QEMU argument array (pure), image probing, acceleration, QMP
 //   Supervisor           PID 1 duties: child process, signals, reaping, console
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
@@ -31,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
@@ -62,6 +65,8 @@ let package = Package(
                 "Netlink",
                 "LaunchConfiguration",
                 "DHCPServer",
+                "DNSRelay",
+                "IPv6Server",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -71,6 +76,16 @@ let package = Package(
             name: "DHCPServer",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IPv6Server",
+            dependencies: [
+                "NetworkTypes",
+                "DHCPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -116,6 +131,7 @@ let package = Package(
                 "LaunchConfiguration",
                 "NetAttach",
                 "DHCPServer",
+                "DNSRelay",
                 "QEMU",
                 "Supervisor",
                 "ConfigAgent",
@@ -128,17 +144,22 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
-        .testTarget(name: "NetAttachTests", dependencies: ["NetAttach", "Netlink", "LaunchConfiguration"], swiftSettings: strict),
+        .testTarget(name: "NetAttachTests", dependencies: [
+            "NetAttach", "Netlink", "LaunchConfiguration", "IPv6Server", "InMemoryNetlink",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(
             name: "DHCPServerTests",
             dependencies: [
                 "DHCPServer",
+                "IPv6Server",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes", "Supervisor"], swiftSettings: strict),
         // A tiny program the Supervisor tests run as a separate process, so real
         // signals and child reaping never touch the test runner itself.
         .executableTarget(
@@ -173,8 +194,15 @@ let package = Package(
         // Not part of `swift test`: `swift run -c release DHCPBench` (see bench/README.md).
         .executableTarget(
             name: "DHCPBench",
-            dependencies: ["DHCPServer", "NetworkTypes"],
+            dependencies: ["DHCPServer", "NetworkTypes", "DNSRelay", .product(name: "Logging", package: "swift-log")],
             path: "bench/DHCPBench",
+            swiftSettings: strict
+        ),
+        // Not part of `swift test`: `swift run -c release IPv6Bench [INTERFACE]` (as root; see bench/IPv6Bench).
+        .executableTarget(
+            name: "IPv6Bench",
+            dependencies: ["IPv6Server", "NetworkTypes", .product(name: "Logging", package: "swift-log")],
+            path: "bench/IPv6Bench",
             swiftSettings: strict
         ),
         .testTarget(
@@ -183,8 +211,66 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "IPv6ServerTests",
+            dependencies: [
+                "IPv6Server",
+                "DHCPServer",
+                "NetworkTypes",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport"],
+            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport", "InMemoryNetlink",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Unit tests' in-memory network namespace behind Netlink's protocols (never in the product).
+        .target(
+            name: "InMemoryNetlink",
+            dependencies: ["Netlink", "NetworkTypes", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/InMemoryNetlink",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CloudInitSeed",
+            dependencies: ["NetworkTypes", .product(name: "Yams", package: "Yams")],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CloudInitSeedTests",
+            dependencies: ["CloudInitSeed", "NetworkTypes", "TestSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "DNSRelay",
+            dependencies: [
+                "NetworkTypes",
+                "Netlink",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DNSRelayTests",
+            dependencies: [
+                "DNSRelay",
+                "NetworkTypes",
+                "TestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Not part of `swift test`: `make fuzz` (a million inputs through the DHCPv4 codec, see bench/README.md).
+        .executableTarget(
+            name: "DHCPFuzz",
+            dependencies: ["DHCPServer", "NetworkTypes"],
+            path: "bench/DHCPFuzz",
             swiftSettings: strict
         ),
         .target(name: "ContainerInstance", exclude: ["README.md"], swiftSettings: strict),

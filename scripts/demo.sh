@@ -49,7 +49,9 @@ step "What kvm-launch would attach (kvm-launch --list-ifaces)"
 ip netns exec "$ct" env AUTO_ATTACH=yes "$bin" --list-ifaces
 
 step "Launching: kvm-launch is PID 1 of a new PID namespace inside the container's network namespace"
-qemu-img create -q -f qcow2 -b "$guest" -F qcow2 "$work/disk.qcow2"
+# The overlay's backing file sits next to it: kvm-launch follows backing files only inside the image's folder.
+cp "$guest" "$work/test-guest.qcow2"
+qemu-img create -q -f qcow2 -b test-guest.qcow2 -F qcow2 "$work/disk.qcow2"
 mkfifo "$work/console-in"
 exec 3<>"$work/console-in"
 start=$(now)

@@ -5,8 +5,6 @@ public enum DHCPTransmission: Sendable, Equatable {
     /// A complete Ethernet frame for the packet socket: reaches a client without an address
     /// (or an address the server has no route to) with neither ARP nor routing.
     case frame([UInt8])
-    /// A UDP payload for the port-67 socket, to a relay agent.
-    case datagram([UInt8], to: IPv4Address, port: UInt16)
 }
 
 /// What the server does with one received UDP payload.
@@ -16,9 +14,42 @@ public enum DHCPPacketOutcome: Sendable, Equatable {
     case reply(request: DHCPMessage, reply: DHCPReply, transmission: DHCPTransmission)
 }
 
+/// Why a received Ethernet frame was dropped before its DHCP payload was looked at.
+public enum DHCPFrameRejection: Sendable, Equatable, CustomStringConvertible {
+    /// Not an Ethernet/IPv4/UDP frame to port 67, or cut short.
+    case notDHCPRequest
+    /// The frame's Ethernet source is not the VM's MAC: another host on the link (for example the
+    /// network-side peer putting the VM's MAC into `chaddr`).
+    case foreignSource(MACAddress)
+
+    public var description: String {
+        switch self {
+        case .notDHCPRequest: "not an IPv4/UDP frame to port 67"
+        case .foreignSource(let mac): "Ethernet source \(mac) is not the VM's MAC"
+        }
+    }
+}
+
+/// What the server does with one received Ethernet frame.
+public enum DHCPFrameOutcome: Sendable, Equatable {
+    case rejected(DHCPFrameRejection)
+    case packet(DHCPPacketOutcome)
+}
+
 extension DHCPResponderLogic {
-    /// The server's whole per-packet work, pure: decode, decide, encode, frame. ``DHCPServer``
-    /// calls exactly this for every datagram, so a benchmark timing it measures the real path.
+    /// The server's whole per-frame work, pure: the frame's Ethernet source must be the VM's
+    /// MAC, then ``process(packet:serverMAC:)`` on its UDP payload. ``DHCPServer`` calls exactly
+    /// this for every frame its packet socket receives.
+    public func process(frame bytes: [UInt8], serverMAC: MACAddress) -> DHCPFrameOutcome {
+        guard let parsed = UDPFrame.parse(bytes), parsed.destinationPort == DHCPPorts.server else {
+            return .rejected(.notDHCPRequest)
+        }
+        guard parsed.sourceMAC == lease.clientMAC else { return .rejected(.foreignSource(parsed.sourceMAC)) }
+        return .packet(process(packet: parsed.payload, serverMAC: serverMAC))
+    }
+
+    /// The server's per-packet work, pure: decode, decide, encode, frame. A benchmark timing it
+    /// measures the real path (see ``process(frame:serverMAC:)``).
     public func process(packet bytes: some Collection<UInt8>, serverMAC: MACAddress) -> DHCPPacketOutcome {
         let request: DHCPMessage
         do {
@@ -34,14 +65,12 @@ extension DHCPResponderLogic {
         }
     }
 
-    /// The frame or datagram that carries `reply` to its destination, from the server identifier.
+    /// The frame that carries `reply` to its destination, from the server identifier.
     public func transmission(for reply: DHCPReply, serverMAC: MACAddress) -> DHCPTransmission {
         let payload = reply.message.encoded()
         let ip: IPv4Address
         let mac: MACAddress
         switch reply.destination {
-        case .relay(let agent):
-            return .datagram(payload, to: agent, port: DHCPPorts.server)
         case .broadcast:
             ip = IPv4Address(0xFFFF_FFFF)
             mac = MACAddress([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])

@@ -7,14 +7,11 @@ public enum DHCPReplyDestination: Sendable, Equatable, CustomStringConvertible {
     /// To port 68 of a client: `ip` is its `ciaddr` (renewing, INFORM) or the offered `yiaddr`,
     /// delivered to `mac` directly since the client may not answer ARP yet.
     case unicast(ip: IPv4Address, mac: MACAddress)
-    /// To port 67 of the relay agent in `giaddr`.
-    case relay(IPv4Address)
 
     public var description: String {
         switch self {
         case .broadcast: "broadcast"
         case .unicast(let ip, let mac): "unicast \(ip) (\(mac))"
-        case .relay(let agent): "relay \(agent)"
         }
     }
 }
@@ -38,6 +35,9 @@ public enum DHCPIgnoreReason: Sendable, Equatable, CustomStringConvertible {
     case notEthernet(htype: UInt8, hlen: UInt8)
     /// The client is not the one the lease is for.
     case otherClient(MACAddress)
+    /// `giaddr` is set: the request came through a relay agent. The VM is on the link itself, so a
+    /// relayed request is never its own, and answering it would send the lease off the link.
+    case relayed(IPv4Address)
     /// No option 53: plain BOOTP is not served.
     case noMessageType
     /// A message type only servers send (OFFER, ACK, NAK) or an unknown one.
@@ -62,6 +62,7 @@ public enum DHCPIgnoreReason: Sendable, Equatable, CustomStringConvertible {
         case .notARequest: "not a BOOTREQUEST"
         case .notEthernet(let htype, let hlen): "hardware type \(htype) length \(hlen) is not Ethernet"
         case .otherClient(let mac): "client \(mac) is not the leased client"
+        case .relayed(let agent): "relayed by \(agent) (giaddr set): relays are not served"
         case .noMessageType: "BOOTP request without DHCP message type"
         case .unexpectedType(let type): "message type \(type) is not a client message"
         case .otherServerSelected(let server): "client selected server \(server)"
@@ -130,6 +131,7 @@ public struct DHCPResponderLogic: Sendable {
         guard request.op == .request else { return .ignore(.notARequest) }
         guard let mac = request.clientMAC else { return .ignore(.notEthernet(htype: request.htype, hlen: request.hlen)) }
         guard mac == lease.clientMAC else { return .ignore(.otherClient(mac)) }
+        guard request.giaddr.isUnspecified else { return .ignore(.relayed(request.giaddr)) }
         guard let rawType = request.options[.messageType]?.first, request.options[.messageType]?.count == 1 else {
             return .ignore(.noMessageType)
         }
@@ -187,7 +189,7 @@ public struct DHCPResponderLogic: Sendable {
             op: .reply, htype: request.htype, hlen: request.hlen, xid: request.xid, flags: request.flags,
             ciaddr: type == .offer ? IPv4Address(0) : request.ciaddr,
             yiaddr: informing ? IPv4Address(0) : lease.address.address,
-            giaddr: request.giaddr, chaddr: request.chaddr, options: options)
+            chaddr: request.chaddr, options: options)
         return DHCPReply(message: message, destination: destination(for: request, reply: message))
     }
 
@@ -199,18 +201,15 @@ public struct DHCPResponderLogic: Sendable {
             DHCPOption(.message, DHCPOptionValue.text(reason)),
         ]
         if let clientID = request.options[.clientIdentifier] { options.append(.clientIdentifier, clientID) }
-        var flags = request.flags
-        if !request.giaddr.isUnspecified { flags |= DHCPMessage.broadcastFlag }
         let message = DHCPMessage(
-            op: .reply, htype: request.htype, hlen: request.hlen, xid: request.xid, flags: flags,
-            giaddr: request.giaddr, chaddr: request.chaddr, options: options)
+            op: .reply, htype: request.htype, hlen: request.hlen, xid: request.xid, flags: request.flags,
+            chaddr: request.chaddr, options: options)
         return DHCPReply(message: message, destination: destination(for: request, reply: message))
     }
 
-    /// RFC 2131 section 4.1: relay if `giaddr` is set; NAKs broadcast; `ciaddr` if set;
+    /// RFC 2131 section 4.1 without relays (those are ignored): NAKs broadcast; `ciaddr` if set;
     /// broadcast when the client asked for it; otherwise unicast to `chaddr` and `yiaddr`.
     func destination(for request: DHCPMessage, reply: DHCPMessage) -> DHCPReplyDestination {
-        if !request.giaddr.isUnspecified { return .relay(request.giaddr) }
         if reply.messageType == .nak { return .broadcast }
         let mac = request.clientMAC ?? lease.clientMAC
         if !request.ciaddr.isUnspecified { return .unicast(ip: request.ciaddr, mac: mac) }

@@ -10,9 +10,11 @@ import Synchronization
 
 /// Serves one ``DHCPLease`` on one interface until stopped.
 ///
-/// Requests arrive on a UDP socket bound to port 67 of the interface (SO_BINDTODEVICE);
-/// replies leave as hand-built Ethernet frames through an AF_PACKET socket, so a client with
+/// Requests arrive as whole Ethernet frames on an AF_PACKET socket of the interface, so only
+/// frames whose Ethernet source is the VM's MAC are answered (a UDP socket bound to port 67
+/// holds the port); replies leave as hand-built frames through the same socket, so a client with
 /// no address yet gets its unicast answer without ARP and without a route in the container.
+/// Relayed requests (`giaddr` set) are never answered.
 /// The sockets are created by `init` in the network namespace of the calling thread.
 /// The receive loop blocks in the kernel on a dedicated thread; ``stop()`` wakes it.
 public final class DHCPServer: Sendable {
@@ -80,12 +82,21 @@ public final class DHCPServer: Sendable {
     private func serve() throws(DHCPServerError) {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while let count = try sockets.waitForRequest(into: &buffer) {
-            handle(buffer[..<count])
+            handle(frame: Array(buffer[..<count]))
         }
     }
 
-    private func handle(_ packet: ArraySlice<UInt8>) {
-        switch logic.process(packet: packet, serverMAC: sockets.interfaceMAC) {
+    private func handle(frame: [UInt8]) {
+        switch logic.process(frame: frame, serverMAC: sockets.interfaceMAC) {
+        case .rejected(let rejection):
+            logger.debug("ignoring frame: \(rejection)")
+        case .packet(let outcome):
+            handle(outcome)
+        }
+    }
+
+    private func handle(_ outcome: DHCPPacketOutcome) {
+        switch outcome {
         case .undecodable(let error):
             logger.debug("ignoring packet: \(error)")
         case .ignored(let request, let reason):
@@ -102,7 +113,6 @@ public final class DHCPServer: Sendable {
             do {
                 switch transmission {
                 case .frame(let frame): try sockets.send(frame: frame)
-                case .datagram(let payload, let agent, let port): try sockets.send(datagram: payload, to: agent, port: port)
                 }
                 if reply.message.messageType == .nak {
                     logger.warning("\(summary)", metadata: ["xid": "\(request.xid)"])

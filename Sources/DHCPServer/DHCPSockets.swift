@@ -5,12 +5,19 @@ import Musl
 #endif
 import NetworkTypes
 
-/// The thin OS layer of the server: the three file descriptors it needs and the system calls on
+/// The thin OS layer of the server: the file descriptors it needs and the system calls on
 /// them. Everything here is created in the network namespace of the calling thread.
+///
+/// Requests are read from a packet socket, not the UDP socket, because only the Ethernet header
+/// says who sent a frame: the server answers frames whose source is the VM's MAC, never a host
+/// on the network that merely writes that MAC into `chaddr`.
 struct DHCPSockets: ~Copyable {
-    /// UDP socket bound to 0.0.0.0:67 on the interface: receives requests, sends to relays.
+    /// UDP socket bound to 0.0.0.0:67 on the interface. It holds the port (another DHCP server
+    /// cannot bind it, and the kernel sends no ICMP port-unreachable), with a filter that drops
+    /// every datagram, so nothing queues on it.
     let udp: Int32
-    /// AF_PACKET socket that receives nothing (protocol 0) and sends whole Ethernet frames.
+    /// AF_PACKET socket for IPv4 on the interface, filtered in the kernel to unfragmented UDP to
+    /// port 67: receives the requests as whole frames and sends the replies as whole frames.
     let packet: Int32
     /// Read end of a pipe that `stop()` writes to, waking the blocked receive loop.
     let wakeup: Int32
@@ -48,6 +55,7 @@ struct DHCPSockets: ~Copyable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bindResult == 0 else { throw fail("bind(0.0.0.0:67)") }
+        guard Self.attach(filter: Self.dropEverything, to: udp) == 0 else { throw fail("setsockopt(SO_ATTACH_FILTER)") }
 
         var request = ifreq()
         withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { buffer in
@@ -56,9 +64,17 @@ struct DHCPSockets: ~Copyable {
         guard ioctl(udp, UInt(SIOCGIFHWADDR), &request) == 0 else { throw fail("ioctl(SIOCGIFHWADDR)") }
         let mac = withUnsafeBytes(of: request.ifr_ifru.ifru_hwaddr.sa_data) { MACAddress(Array($0.prefix(6))) }
 
+        // Protocol 0 receives nothing until the filter is in place and bind() names ETH_P_IP,
+        // so no unfiltered frame is ever queued.
         let packet = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard packet >= 0 else { throw fail("socket(AF_PACKET, SOCK_RAW)") }
         opened.append(packet)
+        guard Self.attach(filter: Self.dhcpRequests, to: packet) == 0 else { throw fail("setsockopt(SO_ATTACH_FILTER)") }
+        let link = Self.linkLayerAddress(interfaceIndex: Int32(index), destination: [])
+        let linkBound = link.withUnsafeBytes {
+            bind(packet, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        }
+        guard linkBound == 0 else { throw fail("bind(AF_PACKET)") }
 
         var pipeEnds: [Int32] = [-1, -1]
         guard pipe(&pipeEnds) == 0 else { throw fail("pipe") }
@@ -90,11 +106,11 @@ struct DHCPSockets: ~Copyable {
         _ = write(wakeupWriter, &one, 1)
     }
 
-    /// Blocks in the kernel until a datagram arrives (its bytes are written to `buffer`, the
-    /// count returned) or ``signalStop()`` was called (nil).
+    /// Blocks in the kernel until a request frame arrives from another host (its bytes are
+    /// written to `buffer`, the count returned) or ``signalStop()`` was called (nil).
     func waitForRequest(into buffer: inout [UInt8]) throws(DHCPServerError) -> Int? {
         while true {
-            var fds = [pollfd(fd: udp, events: Int16(POLLIN), revents: 0),
+            var fds = [pollfd(fd: packet, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 {
@@ -103,11 +119,21 @@ struct DHCPSockets: ~Copyable {
             }
             if fds[1].revents != 0 { return nil }
             guard fds[0].revents != 0 else { continue }
-            let count = buffer.withUnsafeMutableBytes { recv(udp, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            var source = [UInt8](repeating: 0, count: 20)
+            var sourceLength = socklen_t(source.count)
+            let count = buffer.withUnsafeMutableBytes { bytes in
+                source.withUnsafeMutableBytes {
+                    recvfrom(packet, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT | MSG_TRUNC),
+                             $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &sourceLength)
+                }
+            }
             if count < 0 {
                 if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
-                throw .systemCall("recv", interface: nil, errno: errno)
+                throw .systemCall("recvfrom(AF_PACKET)", interface: nil, errno: errno)
             }
+            // sll_pkttype (offset 10): frames this host sent itself are not requests; a frame
+            // larger than the buffer is not a DHCP request this server reads.
+            if source[10] == Self.packetOutgoing || count > buffer.count { continue }
             return count
         }
     }
@@ -136,19 +162,48 @@ struct DHCPSockets: ~Copyable {
         return bytes
     }
 
-    /// Sends a UDP payload from port 67 to `destination:port` (a relay agent).
-    func send(datagram: [UInt8], to destination: IPv4Address, port: UInt16) throws(DHCPServerError) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr = in_addr(s_addr: destination.value.bigEndian)
-        let sent = datagram.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(udp, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
+    /// PACKET_OUTGOING from linux/if_packet.h.
+    static let packetOutgoing: UInt8 = 4
+    /// SO_ATTACH_FILTER from asm-generic/socket.h.
+    static let attachFilter: Int32 = 26
+
+    /// A classic BPF instruction (struct sock_filter): opcode, jump-if-true, jump-if-false, constant.
+    typealias Instruction = (code: UInt16, jt: UInt8, jf: UInt8, k: UInt32)
+
+    /// Accepts Ethernet frames with IPv4, protocol UDP, no fragment bits and destination port 67.
+    static let dhcpRequests: [Instruction] = [
+        (0x28, 0, 0, 12),         // 0: ldh [12]            ethertype
+        (0x15, 0, 8, 0x0800),     // 1: jeq IPv4 ? 2 : drop
+        (0x30, 0, 0, 23),         // 2: ldb [23]            IP protocol
+        (0x15, 0, 6, 17),         // 3: jeq UDP ? 4 : drop
+        (0x28, 0, 0, 20),         // 4: ldh [20]            flags and fragment offset
+        (0x45, 4, 0, 0x3FFF),     // 5: jset MF|offset ? drop : 6
+        (0xB1, 0, 0, 14),         // 6: ldxb 4*([14]&0xf)   IP header length
+        (0x48, 0, 0, 16),         // 7: ldh [x+16]          UDP destination port
+        (0x15, 0, 1, 67),         // 8: jeq 67 ? 9 : drop
+        (0x06, 0, 0, 0xFFFF),     // 9: ret 65535           accept
+        (0x06, 0, 0, 0),          // 10: drop
+    ]
+
+    /// Drops every packet (the port-holding UDP socket).
+    static let dropEverything: [Instruction] = [(0x06, 0, 0, 0)]
+
+    /// SO_ATTACH_FILTER with `program`; the result of setsockopt.
+    static func attach(filter program: [Instruction], to socket: Int32) -> Int32 {
+        var code: [UInt8] = []
+        for instruction in program {
+            withUnsafeBytes(of: instruction.code) { code += $0 }
+            code += [instruction.jt, instruction.jf]
+            withUnsafeBytes(of: instruction.k) { code += $0 }
+        }
+        return code.withUnsafeBytes { instructions in
+            // struct sock_fprog: unsigned short len; (padding); struct sock_filter *filter.
+            var fprog = [UInt8](repeating: 0, count: 16)
+            withUnsafeBytes(of: UInt16(program.count)) { fprog.replaceSubrange(0..<2, with: $0) }
+            withUnsafeBytes(of: UInt(bitPattern: instructions.baseAddress)) { fprog.replaceSubrange(8..<16, with: $0) }
+            return fprog.withUnsafeBytes {
+                setsockopt(socket, SOL_SOCKET, attachFilter, $0.baseAddress, socklen_t($0.count))
             }
         }
-        guard sent == datagram.count else { throw .systemCall("sendto(\(destination):\(port))", interface: nil, errno: errno) }
     }
 }

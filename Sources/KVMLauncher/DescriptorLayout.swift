@@ -1,3 +1,4 @@
+import DNSRelay
 import DHCPServer
 import NetAttach
 import NetworkTypes
@@ -60,6 +61,8 @@ struct DescriptorLayout: Equatable {
 enum LaunchError: Error, CustomStringConvertible {
     /// The DHCP server for an interface could not start.
     case dhcpServer(interface: String, DHCPServerError)
+    /// The DNS relay for an interface could not start.
+    case dnsRelay(interface: String, DNSRelayError)
     /// QEMU could not be started or supervised.
     case qemu(SupervisorError)
     /// The attachments do not fit the descriptor layout the command line was built with.
@@ -68,6 +71,7 @@ enum LaunchError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .dhcpServer(let interface, let cause): return "cannot start the DHCP server for \(interface): \(cause)"
+        case .dnsRelay(let interface, let cause): return "cannot start the DNS relay for \(interface): \(cause)"
         case .qemu(let cause): return "QEMU could not be run: \(cause)"
         case .layoutMismatch(let detail): return "the attached interfaces do not match the plan (\(detail)); report this as a bug"
         }

@@ -154,7 +154,8 @@ enum KVMLaunchVersion {
 /// A failure that has already been explained in one line; exits non-zero.
 struct LaunchFailure: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// One line, whatever it quotes: control characters in echoed values are escaped.
+    init(_ description: String) { self.description = LaunchConfiguration.escaped(description, backslashes: false) }
 }
 
 enum LaunchCheck {

@@ -1,5 +1,6 @@
 import ContainerInstance
 import DHCPServer
+import DNSRelay
 import Foundation
 import LaunchConfiguration
 import Logging
@@ -29,17 +30,12 @@ struct Launch {
         case dryRun(json: Bool)
     }
 
-    /// The shared base of the run directories: `/run/kvm-launch` unless `KVM_LAUNCH_RUN_DIR` says
-    /// otherwise. This launcher's own directory is a fresh `vm-…` under it (see ``RunDirectory``).
-    static func runDirectoryBase(_ environment: [String: String]) -> String {
-        environment["KVM_LAUNCH_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? RunDirectory.defaultBase
-    }
-
     /// This container's QMP socket: abstract, named after the PID namespace (``QMPSocketName``);
     /// never a file under the (possibly shared) run directory.
     static var qmpSocketPath: String { QMPSocketName.current() ?? "@kvm-launch/qmp" }
 
-    var runDirectoryBase: String { Self.runDirectoryBase(environment) }
+    /// The shared base (`KVM_LAUNCH_RUN_DIR`, validated by the configuration).
+    var runDirectoryBase: String { configuration.runDirectory }
     var qmpSocketPath: String { Self.qmpSocketPath }
 
     /// Everything decided before anything changes.
@@ -51,7 +47,13 @@ struct Launch {
         var qemu: QEMUConfiguration
         var descriptors: DescriptorLayout
         var inventory: Inventory
+        /// What recovery restores first (empty for a clean namespace).
+        var recovery: RecoveryPlan
         var accelerationWarning: String?
+        /// The checked disk's open files, handed to QEMU as they are (nil with `KVM_BLK_OPTS`).
+        var disk: OpenedDiskImage?
+        /// Things to say that are not errors.
+        var warnings: [String] = []
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
@@ -61,20 +63,31 @@ struct Launch {
             throw LaunchFailure("\(error)")
         }
         let qemuBinary = try Preflight.resolveLauncher(configuration.qemuBinary, searchPath: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
-        var disk: DiskImage?
+        if configuration.legacy.cpuOptions == nil { try Preflight.checkMemory(configuration.memoryMiB) }
+        var disk: OpenedDiskImage?
         if configuration.legacy.blockOptions == nil {
-            disk = try configuration.imagePath.map { path throws(PreflightError) in try DiskImage.probe(path: path) }
-                ?? Preflight.checkImage()
+            let policy = DiskImagePolicy(format: configuration.imageFormat.flatMap(DiskImageFormat.init(rawValue:)),
+                                         backingAnywhere: configuration.imageBackingAnywhere)
+            disk = try Preflight.checkImage(path: configuration.imagePath, policy: policy)
+        }
+        var warnings: [String] = []
+        // The container's own name is the default: used only when it is a valid host name.
+        var containerHostname = Self.hostname()
+        if configuration.hostname == nil, let name = containerHostname, let problem = LaunchConfiguration.hostnameProblem(name) {
+            warnings.append("the container's host name \(LaunchConfiguration.quoted(name)) \(problem), so the VM gets none; set VM_HOSTNAME")
+            containerHostname = nil
         }
         let acceleration = try AccelerationProbe.choose(mode: AccelerationMode(rawValue: configuration.acceleration.rawValue) ?? .auto)
 
         let inventory = try Inventory.read(from: socket)
         // A namespace left behind by a killed launcher is planned as it will be once restored.
-        let clean = inventory.restoringRecordedIdentities()
+        let recovery = RecoveryPlan(inventory)
+        let clean = recovery.applied(to: inventory)
         let decisions = try InterfaceSelection.decide(clean, selection: configuration.selection)
-        let planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: Self.hostname())
+        let planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: containerHostname)
         var generator = SystemRandomNumberGenerator()
         let plan = try planner.plan(selected: InterfaceSelection.selected(decisions), inventory: clean, using: &generator)
+        try Self.checkLeases(plan)
 
         let descriptors = DescriptorLayout(nics: plan.interfaces.count, vhost: TapDevices.vhostNetUsable())
         var legacy = LegacyOptions(cpu: configuration.legacy.cpuOptions, block: configuration.legacy.blockOptions,
@@ -82,13 +95,36 @@ struct Launch {
         if !configuration.legacy.kvmOptions.isEmpty { legacy.base = configuration.legacy.kvmOptions }
         let qemu = QEMUConfiguration(
             accelerator: acceleration.accelerator, memoryMiB: configuration.memoryMiB, vcpus: configuration.cpus,
-            disk: disk, nics: descriptors.cards(for: plan.interfaces),
+            disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: Int32(3 + 2 * plan.interfaces.count)) },
+            nics: descriptors.cards(for: plan.interfaces),
             graphics: configuration.graphics ? .legacyVGA : .none,
-            qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? Self.hostname(), legacy: legacy,
+            qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? containerHostname, legacy: legacy,
             extraArguments: configuration.extraArguments)
         _ = try qemu.arguments()  // validates
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
-                           inventory: inventory, accelerationWarning: acceleration.warning)
+                           inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
+                           disk: disk, warnings: warnings)
+    }
+
+    /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's
+    /// network or broadcast address): found here, before anything changes, not when the server starts.
+    static func checkLeases(_ plan: AttachPlan) throws {
+        for interface in plan.interfaces {
+            guard let lease = interface.lease else { continue }
+            let address = lease.address
+            if address.prefixLength <= 30 {
+                let hostBits = UInt32.max >> UInt32(address.prefixLength)
+                if address.address.value & hostBits == 0 || address.address.value & hostBits == hostBits {
+                    let which = address.address.value & hostBits == 0 ? "network" : "broadcast"
+                    throw LaunchFailure("cannot attach \(interface.name): its address \(address) is the \(which) address of its subnet, which no host can use; give the interface a host address, or set ENABLE_DHCP=no")
+                }
+            }
+            do {
+                try lease.dhcpLease.validate()
+            } catch {
+                throw LaunchFailure("cannot attach \(interface.name): \(error)")
+            }
+        }
     }
 
     /// Runs the launch; returns the process exit status.
@@ -98,15 +134,15 @@ struct Launch {
     func run() async throws -> Int32 {
         let socket = try NetlinkSocket()
         let preparation = try prepare(socket: socket)
-        for warning in configuration.warnings + preparation.plan.warnings { logger.warning("\(warning)") }
+        for warning in configuration.warnings + preparation.warnings + preparation.plan.warnings { logger.warning("\(warning)") }
         if let warning = preparation.accelerationWarning { logger.warning("\(warning)") }
         let command = [preparation.qemuBinary] + (try preparation.qemu.arguments())
 
         if case .dryRun(let json) = mode {
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: command))
+                print(PlanReport.json(preparation.plan, qemuArguments: command, recovery: preparation.recovery))
             } else {
-                print(PlanReport.text(preparation.plan))
+                print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
                 print("\nQEMU command line (one argument per line):")
                 for argument in command { print("  \(argument)") }
             }
@@ -143,17 +179,25 @@ struct Launch {
         try Supervisor.becomeSubreaper()
         let attacher = Attacher(socket: socket, nodeDirectory: runDirectory.path, logger: logger,
                                 afterStep: Self.faultInjection(environment))
-        let restored = try attacher.recover(preparation.inventory)
+        let restored = try attacher.recover(preparation.recovery)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
         if !preparation.plan.interfaces.isEmpty && !preparation.descriptors.vhost {
             logger.notice("vhost-net is off: /dev/vhost-net is missing or does not open here; QEMU moves the packets itself")
+        }
+
+        // QEMU gets the very disk files that were checked (`-add-fd`), never their paths.
+        var diskMappings: [FileDescriptorMapping] = []
+        if let disk = preparation.disk, let first = preparation.qemu.disk?.firstDescriptor {
+            for (offset, descriptor) in disk.descriptors.enumerated() {
+                diskMappings.append(FileDescriptorMapping(parent: descriptor, child: first + Int32(offset)))
+            }
         }
 
         let scope: Attacher.ScopeResult<SupervisionResult>
         do {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
                 try await Self.withDHCPResponders(attachments, logger: logger) {
-                    let mappings = try preparation.descriptors.mappings(for: attachments)
+                    let mappings = try preparation.descriptors.mappings(for: attachments) + diskMappings
                     logger.info("starting \(command.joined(separator: " "))")
                     let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)), logger: logger)
                     do throws(SupervisorError) {
@@ -173,7 +217,7 @@ struct Launch {
         if problems.isEmpty {
             logger.info("the container's interfaces are restored")
         } else {
-            logger.error("restoring the container's interfaces left problems: \(problems.joined(separator: "; "))")
+            logger.error("restoring the container's interfaces left problems: \(problems.map(\.description).joined(separator: "; "))")
         }
         let result = scope.value
         if result.succeeded {
@@ -184,12 +228,14 @@ struct Launch {
         return problems.isEmpty ? result.exitCode : (result.exitCode == 0 ? 1 : result.exitCode)
     }
 
-    /// Serves every attachment that has a lease with its own DHCP server while `body` runs, as child
-    /// tasks of one group; the servers stop when `body` returns or throws.
+    /// Serves every attachment that has a lease with its own DHCP server, and every one whose plan has
+    /// a DNS relay with that relay, while `body` runs, as child tasks of one group; they stop when
+    /// `body` returns or throws.
     static func withDHCPResponders<Value: Sendable>(
         _ attachments: [Attachment], logger: Logger, _ body: () async throws -> Value
     ) async throws -> Value {
         var servers: [DHCPServer] = []
+        var relays: [DNSRelay] = []
         for attachment in attachments {
             guard let lease = attachment.plan.lease else { continue }
             do {
@@ -197,6 +243,16 @@ struct Launch {
             } catch {
                 throw LaunchError.dhcpServer(interface: attachment.plan.name, error)
             }
+            guard let relay = attachment.plan.dnsRelay else { continue }
+            do {
+                relays.append(try DNSRelay(interfaceName: attachment.plan.containerSideName, configuration: relay.relayConfiguration, logger: logger))
+            } catch {
+                throw LaunchError.dnsRelay(interface: attachment.plan.name, error)
+            }
+        }
+        let stopAll = { [servers, relays] in
+            for server in servers { server.stop() }
+            for relay in relays { relay.stop() }
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for server in servers {
@@ -204,9 +260,14 @@ struct Launch {
                     do { try await server.run() } catch { logger.error("DHCP server on \(server.interfaceName) stopped: \(error)") }
                 }
             }
-            defer { for server in servers { server.stop() } }
+            for relay in relays {
+                group.addTask {
+                    do { try await relay.run() } catch { logger.error("DNS relay on \(relay.interfaceName) stopped: \(error)") }
+                }
+            }
+            defer { stopAll() }
             let value = try await body()
-            for server in servers { server.stop() }
+            stopAll()
             try await group.waitForAll()
             return value
         }

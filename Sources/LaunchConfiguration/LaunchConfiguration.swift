@@ -54,6 +54,8 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     public var selection: Selection?
     /// `SELECTED_NETWORK`: which address goes to the VM when an interface has several.
     public var selectedNetwork: IPv4Interface?
+    /// The IPv6 prefix in `SELECTED_NETWORK`: which global IPv6 addresses go to the VM.
+    public var selectedNetworkIPv6: IPv6Interface?
     public var networkMode: NetworkMode = .macvtap
     public var containerSideAddress: ContainerSideAddress = .linkLocal
     /// `ENABLE_DHCP`: serve the VM its address (default yes).
@@ -73,6 +75,14 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     public var acceleration: Acceleration = .auto
     /// `VM_IMAGE`: the boot disk; nil means `/image/image.qcow2`, else the old `/image/image`.
     public var imagePath: String?
+    /// `VM_IMAGE_FORMAT`: the disk's format as stated by the operator (one of ``imageFormats``);
+    /// nil means "from the file name" (see the QEMU target's `DiskImage`).
+    public var imageFormat: String?
+    /// `VM_IMAGE_BACKING=allow`: backing and external data files may be anywhere; by default they
+    /// must resolve inside the image's own folder.
+    public var imageBackingAnywhere = false
+    /// `KVM_LAUNCH_RUN_DIR`: where the QMP socket and the private macvtap nodes live (absolute).
+    public var runDirectory = LaunchConfiguration.defaultRunDirectory
     /// `VM_SHUTDOWN_TIMEOUT`, seconds between the ACPI power-off request and a forced stop.
     public var shutdownTimeoutSeconds = 20
     /// `VM_HOSTNAME`: the host name the DHCP server gives the VM (default: the container's).
@@ -85,6 +95,22 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
 
     /// The documented defaults with no selection.
     public init() {}
+
+    /// `KVM_LAUNCH_RUN_DIR` when unset.
+    public static let defaultRunDirectory = "/run/kvm-launch"
+    /// The QMP socket's name inside ``runDirectory``.
+    public static let qmpSocketName = "qmp.sock"
+    /// The longest unix socket path Linux accepts (`sun_path` is 108 bytes with its terminating zero).
+    public static let maximumSocketPathBytes = 107
+    /// The formats `VM_IMAGE_FORMAT` accepts (QEMU's driver names).
+    public static let imageFormats = ["raw", "qcow2", "qcow", "qed", "vmdk", "vdi", "vhdx", "vpc"]
+    /// The most name servers one DHCP answer carries (option 6: 255 bytes of 4-byte addresses).
+    public static let maximumNameServers = 63
+    /// Guest memory above this is more than an x86-64 guest can address (52-bit physical addresses).
+    public static let maximumMemoryMiB = 1 << 32
+
+    /// The QMP socket: ``runDirectory``/qmp.sock.
+    public var qmpSocketPath: String { "\(runDirectory)/\(Self.qmpSocketName)" }
 
     /// Whether this configuration can launch a VM (it has a selection).
     public var canLaunch: Bool { selection != nil }
@@ -117,18 +143,33 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
         if case .named(let names) = selection {
             var seen = Set<String>()
             for name in names where !seen.insert(name).inserted {
-                reader.problem("ATTACH_IFACES", "names \(name) twice; list each interface once")
+                reader.problem("ATTACH_IFACES", "names \(Self.quoted(name)) twice; list each interface once")
             }
             for name in names where !LaunchConfiguration.isValidInterfaceName(name) {
-                reader.problem("ATTACH_IFACES", "has \"\(name)\", which is not an interface name (1 to 15 characters, no '/', ':' or blanks)")
+                reader.problem("ATTACH_IFACES", "has \(Self.quoted(name)), which is not an interface name (1 to 15 characters, no '/', ':' or blanks)")
             }
         }
 
         if let text = reader.string("SELECTED_NETWORK"), !text.isEmpty {
-            if let network = IPv4Interface(text) {
-                selectedNetwork = network
-            } else {
-                reader.problem("SELECTED_NETWORK", "=\"\(text)\" is not an IPv4 ADDR/PREFIX such as 10.42.0.7/16")
+            // At most one IPv4 and one IPv6 ADDR/PREFIX, space- or comma-separated.
+            let words = text.split(whereSeparator: { $0 == " " || $0 == "," })
+            var problem: String?
+            for word in words {
+                if let network = IPv4Interface(word), selectedNetwork == nil {
+                    selectedNetwork = network
+                } else if let network = IPv6Interface(word), selectedNetworkIPv6 == nil {
+                    selectedNetworkIPv6 = network
+                } else {
+                    problem = IPv4Interface(word) != nil || IPv6Interface(word) != nil
+                        ? "=\(Self.quoted(text)) names two networks of one family; give at most one IPv4 and one IPv6 ADDR/PREFIX"
+                        : "=\(Self.quoted(text)) is not an IPv4 or IPv6 ADDR/PREFIX such as 10.42.0.7/16 or fd00:1::/64"
+                }
+            }
+            if words.isEmpty { problem = "=\(Self.quoted(text)) is not an IPv4 or IPv6 ADDR/PREFIX such as 10.42.0.7/16 or fd00:1::/64" }
+            if let problem {
+                selectedNetwork = nil
+                selectedNetworkIPv6 = nil
+                reader.problem("SELECTED_NETWORK", problem)
             }
         }
         if let bridges = reader.bool("USE_NET_BRIDGES") { networkMode = bridges ? .bridge : .macvtap }
@@ -138,50 +179,98 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
 
         if let text = reader.string("DNS_SERVERS"), !text.isEmpty {
             var servers: [IPv4Address] = []
-            for item in reader.list("DNS_SERVERS") {
+            let items = reader.list("DNS_SERVERS")
+            if items.isEmpty {
+                reader.problem("DNS_SERVERS", "=\(Self.quoted(text)) names no server; give IPv4 addresses separated by spaces or commas, or unset it to use /etc/resolv.conf")
+            }
+            for item in items {
                 guard let address = IPv4Address(item) else {
-                    reader.problem("DNS_SERVERS", "has \"\(item)\", which is not an IPv4 address")
+                    reader.problem("DNS_SERVERS", "has \(Self.quoted(item)), which is not an IPv4 address")
                     continue
                 }
-                if address.isLoopback || address.isUnspecified {
+                if address.isLoopback {
                     reader.problem("DNS_SERVERS", "has \(address), which the VM cannot reach (it is the container's own loopback); give a name server on the network")
-                    continue
+                } else if address.isUnspecified {
+                    reader.problem("DNS_SERVERS", "has 0.0.0.0, which means \"no address\" and is no name server; give a name server's IPv4 address")
+                } else if address == IPv4Address(255, 255, 255, 255) || (224...239).contains(address.octets[0]) {
+                    reader.problem("DNS_SERVERS", "has \(address), a broadcast or multicast address, which is no name server; give a name server's IPv4 address")
+                } else {
+                    servers.append(address)
                 }
-                servers.append(address)
+            }
+            if servers.count > Self.maximumNameServers {
+                reader.problem("DNS_SERVERS", "lists \(servers.count) servers, more than one DHCP answer carries (\(Self.maximumNameServers)); list fewer")
             }
             dnsServers = servers
         }
 
         if let launcher = reader.string("LAUNCHER"), !launcher.isEmpty {
-            if launcher.contains(" ") {
-                reader.problem("LAUNCHER", "=\"\(launcher)\" must name one QEMU binary (a name in PATH or a path), without arguments; put arguments in KVM_OPTS or the container's CMD")
+            if launcher.contains(where: { $0 == " " || $0.isControl }) {
+                reader.problem("LAUNCHER", "=\(Self.quoted(launcher)) must name one QEMU binary (a name in PATH or a path), without arguments; put arguments in KVM_OPTS or the container's CMD")
             } else {
                 qemuBinary = launcher
             }
         }
         if let memory = reader.string("VM_MEMORY"), !memory.isEmpty {
-            if let mib = LaunchConfiguration.parseMemory(memory) {
+            if let mib = LaunchConfiguration.parseMemory(memory), mib <= Self.maximumMemoryMiB {
                 memoryMiB = mib
+            } else if LaunchConfiguration.parseMemory(memory) != nil {
+                reader.problem("VM_MEMORY", "=\(Self.quoted(memory)) is more memory than any machine has (an x86-64 guest addresses at most 4P); give the guest's real size, e.g. 2G")
             } else {
-                reader.problem("VM_MEMORY", "=\"\(memory)\" is not a memory size; use MiB (2048) or a unit (512M, 4G), at least 64M")
+                reader.problem("VM_MEMORY", "=\(Self.quoted(memory)) is not a memory size; use MiB (2048) or a unit (512M, 4G), at least 64M")
             }
         }
         if let count = reader.integer("VM_CPUS", range: 1...255, hint: "a number of vCPUs from 1 to 255") { cpus = count }
         if let seconds = reader.integer("VM_SHUTDOWN_TIMEOUT", range: 0...3600, hint: "seconds from 0 to 3600") { shutdownTimeoutSeconds = seconds }
         if let accel = reader.string("VM_ACCEL"), !accel.isEmpty {
             if let value = Acceleration(rawValue: accel.lowercased()) { acceleration = value } else {
-                reader.problem("VM_ACCEL", "=\"\(accel)\" is not one of auto, kvm, tcg")
+                reader.problem("VM_ACCEL", "=\(Self.quoted(accel)) is not one of auto, kvm, tcg")
             }
         }
         if let image = reader.string("VM_IMAGE"), !image.isEmpty {
-            if image.hasPrefix("/") { imagePath = image } else {
-                reader.problem("VM_IMAGE", "=\"\(image)\" must be an absolute path such as /image/image.qcow2")
+            if !image.hasPrefix("/") {
+                reader.problem("VM_IMAGE", "=\(Self.quoted(image)) must be an absolute path such as /image/image.qcow2")
+            } else if image.contains(where: \.isControl) {
+                reader.problem("VM_IMAGE", "=\(Self.quoted(image)) has control characters; give the image's plain path")
+            } else {
+                imagePath = image
             }
         }
-        if let name = reader.string("VM_HOSTNAME"), !name.isEmpty { hostname = name }
+        if let format = reader.string("VM_IMAGE_FORMAT"), !format.isEmpty {
+            if Self.imageFormats.contains(format.lowercased()) { imageFormat = format.lowercased() } else {
+                reader.problem("VM_IMAGE_FORMAT", "=\(Self.quoted(format)) is not one of \(Self.imageFormats.joined(separator: ", "))")
+            }
+        }
+        if let backing = reader.string("VM_IMAGE_BACKING"), !backing.isEmpty {
+            switch backing.lowercased() {
+            case "allow": imageBackingAnywhere = true
+            case "inside-folder": imageBackingAnywhere = false
+            default:
+                reader.problem("VM_IMAGE_BACKING", "=\(Self.quoted(backing)) is not one of inside-folder, allow")
+            }
+        }
+        if let name = reader.string("VM_HOSTNAME"), !name.isEmpty {
+            if let reason = Self.hostnameProblem(name) {
+                reader.problem("VM_HOSTNAME", "=\(Self.quoted(name)) \(reason); use letters, digits and '-' in dot-separated labels of 1 to 63 characters, 253 in all")
+            } else {
+                hostname = name
+            }
+        }
+        if let directory = reader.string("KVM_LAUNCH_RUN_DIR"), !directory.isEmpty {
+            let socket = "\(directory)/\(Self.qmpSocketName)"
+            if !directory.hasPrefix("/") {
+                reader.problem("KVM_LAUNCH_RUN_DIR", "=\(Self.quoted(directory)) must be an absolute path such as /run/kvm-launch")
+            } else if directory.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) || directory.contains(where: \.isControl) {
+                reader.problem("KVM_LAUNCH_RUN_DIR", "=\(Self.quoted(directory)) must be a plain path without '.', '..' or control characters")
+            } else if socket.utf8.count > Self.maximumSocketPathBytes {
+                reader.problem("KVM_LAUNCH_RUN_DIR", "is \(directory.utf8.count) bytes long: the QMP socket path inside would be \(socket.utf8.count) bytes, more than a unix socket path may have (\(Self.maximumSocketPathBytes)); choose a shorter directory")
+            } else {
+                runDirectory = directory
+            }
+        }
         if let mode = reader.string("CONTAINER_SIDE_ADDRESS"), !mode.isEmpty {
             if let value = ContainerSideAddress(rawValue: mode.lowercased()) { containerSideAddress = value } else {
-                reader.problem("CONTAINER_SIDE_ADDRESS", "=\"\(mode)\" is not one of link-local, widen-prefix")
+                reader.problem("CONTAINER_SIDE_ADDRESS", "=\(Self.quoted(mode)) is not one of link-local, widen-prefix")
             }
         }
 
@@ -200,6 +289,49 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
         }
 
         guard reader.problems.isEmpty else { throw ConfigurationError(problems: reader.problems) }
+    }
+
+    /// Why `name` cannot be a host name (DHCP option 12, QEMU's `-name`), or nil when it can: RFC 1123 names,
+    /// dot-separated labels of 1–63 letters, digits and `-` (not first or last), 253 bytes in all.
+    public static func hostnameProblem(_ name: String) -> String? {
+        if name.utf8.count > 253 { return "is \(name.utf8.count) bytes long, more than a host name may have (253)" }
+        let trimmed = name.hasSuffix(".") ? String(name.dropLast()) : name
+        for label in trimmed.split(separator: ".", omittingEmptySubsequences: false) {
+            if label.isEmpty { return "has an empty label" }
+            if label.utf8.count > 63 { return "has a label of \(label.utf8.count) bytes, more than 63" }
+            if !label.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2D }) {
+                return "has characters a host name cannot have"
+            }
+            if label.hasPrefix("-") || label.hasSuffix("-") { return "has a label that starts or ends with '-'" }
+        }
+        return nil
+    }
+
+    /// `value` in double quotes, on one line: control characters, quotes and backslashes escaped
+    /// (`\n`, `\t`, `\u{1b}`), so an error that echoes a value stays one line and shows what was there.
+    public static func quoted(_ value: String) -> String {
+        "\"" + escaped(value).replacingQuotes() + "\""
+    }
+
+    /// `text` with control characters (C0, DEL, C1, line and paragraph separators) written as escapes,
+    /// and backslashes doubled when `backslashes` (off for text whose values are already escaped).
+    public static func escaped(_ text: String, backslashes: Bool = true) -> String {
+        var result = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case "\\" where backslashes: result += "\\\\"
+            default:
+                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                    result += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result
     }
 
     /// Linux interface names: 1–15 bytes, no `/`, `:` or white space.
@@ -227,7 +359,20 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     }
 }
 
+extension Character {
+    /// A control character (C0, DEL, C1) or a line/paragraph separator: never part of a name or path.
+    fileprivate var isControl: Bool {
+        unicodeScalars.contains { $0.properties.generalCategory == .control || $0.value == 0x2028 || $0.value == 0x2029 }
+    }
+}
+
 extension String {
+    fileprivate func replacingQuotes() -> String {
+        var result = ""
+        for character in self { if character == "\"" { result += "\\\"" } else { result.append(character) } }
+        return result
+    }
+
     fileprivate func trimmingCharacters(in blank: Character) -> String {
         String(drop { $0 == blank }.reversed().drop { $0 == blank }.reversed())
     }
@@ -271,7 +416,7 @@ struct EnvironmentReader {
         case "yes", "y", "true", "1", "on": return true
         case "no", "n", "false", "0", "off": return false
         default:
-            problem(name, "=\"\(raw)\" is not a yes/no value; use yes or no (also y/n, true/false, 1/0, on/off)")
+            problem(name, "=\(LaunchConfiguration.quoted(raw)) is not a yes/no value; use yes or no (also y/n, true/false, 1/0, on/off)")
             return nil
         }
     }
@@ -284,7 +429,7 @@ struct EnvironmentReader {
     mutating func integer(_ name: String, range: ClosedRange<Int>, hint: String) -> Int? {
         guard let raw = environment[name], !raw.isEmpty else { return nil }
         guard let value = Int(raw.trimmingCharacters(in: " ")), range.contains(value) else {
-            problem(name, "=\"\(raw)\" is not \(hint)")
+            problem(name, "=\(LaunchConfiguration.quoted(raw)) is not \(hint)")
             return nil
         }
         return value

@@ -54,11 +54,27 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
     public var containerSideAddress: IPv4Interface
     /// nil when DHCP is off or the interface has no IPv4 address.
     public var lease: PlannedLease?
+    /// The DNS relay on ``containerSideAddress`` when the container's resolvers are on its loopback
+    /// (and the VM gets a lease that names it); nil otherwise.
+    public var dnsRelay: PlannedDNSRelay? = nil
 
     /// The identity written into the interface's alias before anything else changes.
     public var identity: RecordedIdentity {
-        RecordedIdentity(mac: guestMAC, address: guestAddress, broadcast: guestAddressBroadcast, routes: routes, previousAlias: previousAlias)
+        RecordedIdentity(mac: guestMAC, address: guestAddress, broadcast: guestAddressBroadcast, routes: routes, previousAlias: previousAlias,
+                         secondaries: guestAddress.map { guest in
+                             keptAddresses.filter { $0.prefixLength == guest.prefixLength && guest.contains($0.address) }
+                         } ?? [])
     }
+}
+
+/// A DNS relay for one interface: the VM asks `listenAddress` (the container-side address, named
+/// in the lease's DNS list), the relay asks the container's loopback resolvers.
+public struct PlannedDNSRelay: Sendable, Equatable, Codable {
+    public var listenAddress: IPv4Address
+    /// The container's loopback resolvers, in resolv.conf order.
+    public var upstreams: [IPv4Address]
+    /// The VM's addresses on this interface: the only sources answered.
+    public var clients: [IPv4Address]
 }
 
 /// Everything the attach step will do, computed without touching anything.
@@ -105,14 +121,13 @@ public struct AttachPlanner {
     /// (see ``Attacher/recover(_:)``), so that a recorded identity and a fresh one plan alike.
     public func plan<G: RandomNumberGenerator>(selected: [LinkRecord], inventory: Inventory, using generator: inout G) throws(PlanError) -> AttachPlan {
         var warnings: [String] = []
-        let dns = nameServers(warnings: &warnings)
         var plans: [InterfacePlan] = []
         for link in selected {
             guard let mac = link.mac, !mac.isZero, !mac.isMulticast else { throw .noMAC(interface: link.name) }
             guard link.index < 100_000_000 else { throw .noRoomForNames(interface: link.name) }
             let addresses = inventory.ipv4Addresses(on: link.index)
             let guestAddress = pickAddress(addresses, interface: link.name, warnings: &warnings)
-            let routes = inventory.routes(through: link.index).filter { $0.protocolNumber != 2 }.compactMap(RecordedRoute.init)
+            let routes = inventory.routes(through: link.index).filter { $0.routeProtocol != .kernel }.compactMap(RecordedRoute.init)
                 .sorted { ($0.destination.prefixLength, $0.metric) < ($1.destination.prefixLength, $1.metric) }
             let gateway = routes.first { $0.destination.prefixLength == 0 && $0.gateway != nil }?.gateway
             let containerSide = containerSideAddress(guestMAC: mac, guest: guestAddress)
@@ -126,11 +141,20 @@ public struct AttachPlanner {
                 },
                 keptAddresses: addresses.filter { $0 != guestAddress },
                 gateway: gateway, routes: routes, previousAlias: link.alias,
-                vmLinkName: "kltap\(link.index)", bridgeName: bridgeMode ? "klbr\(link.index)" : nil,
-                containerSideName: bridgeMode ? "klbr\(link.index)" : "klsrv\(link.index)",
+                vmLinkName: LinkMarker.tapName(for: link.index), bridgeName: bridgeMode ? LinkMarker.bridgeName(for: link.index) : nil,
+                containerSideName: bridgeMode ? LinkMarker.bridgeName(for: link.index) : LinkMarker.containerSideName(for: link.index),
                 containerSideAddress: containerSide, lease: nil)
             if configuration.dhcpEnabled, let guestAddress {
-                plan.lease = lease(for: plan, guestAddress: guestAddress, dns: dns)
+                let dns = resolvers(relayAddress: plan.containerSideAddress.address)
+                plan.lease = lease(for: plan, guestAddress: guestAddress, dns: dns.nameServers)
+                if !dns.relayedTo.isEmpty {
+                    let relay = plan.containerSideAddress.address
+                    plan.dnsRelay = PlannedDNSRelay(listenAddress: relay, upstreams: dns.relayedTo, clients: [guestAddress.address])
+                    if guestAddress.prefixLength == 32 || !guestAddress.contains(relay) {
+                        // The VM reaches the relay on the link, not through its gateway.
+                        plan.lease?.staticRoutes.insert(RecordedRoute(destination: IPv4Interface(address: relay, prefixLength: 32), gateway: nil), at: 0)
+                    }
+                }
             } else if configuration.dhcpEnabled {
                 warnings.append("\(link.name) has no IPv4 address: the VM gets the link but no DHCP answer on it")
             }
@@ -148,15 +172,20 @@ public struct AttachPlanner {
         return first
     }
 
-    /// The VM's name servers: `DNS_SERVERS`, else the container's, without loopback ones.
-    func nameServers(warnings: inout [String]) -> [IPv4Address] {
-        if let explicit = configuration.dnsServers { return explicit }
-        let usable = resolver.nameServers.filter { !$0.isLoopback && !$0.isUnspecified }
-        let loopback = resolver.nameServers.filter { $0.isLoopback }
-        if !loopback.isEmpty {
-            warnings.append("the container's name server \(loopback.map(\.description).joined(separator: ", ")) is on its loopback (Docker's or systemd's stub resolver) and unreachable from the VM, so it is not handed out; set DNS_SERVERS to name servers on the network")
+    /// The VM's name servers on an interface whose relay would listen on `relayAddress`, and the
+    /// loopback resolvers the relay asks (empty: no relay). `DNS_SERVERS` wins; otherwise the
+    /// container's in resolv.conf order, its loopback ones (Docker's 127.0.0.11, systemd-resolved's
+    /// 127.0.0.53) replaced by the relay, which the VM can reach. 0.0.0.0 is left out.
+    func resolvers(relayAddress: IPv4Address) -> (nameServers: [IPv4Address], relayedTo: [IPv4Address]) {
+        if let explicit = configuration.dnsServers { return (explicit, []) }
+        var servers: [IPv4Address] = []
+        var relayed: [IPv4Address] = []
+        for server in resolver.nameServers where !server.isUnspecified {
+            let handedOut = server.isLoopback ? relayAddress : server
+            if server.isLoopback && !relayed.contains(server) { relayed.append(server) }
+            if !servers.contains(handedOut) { servers.append(handedOut) }
         }
-        return usable
+        return (servers, relayed)
     }
 
     func lease(for plan: InterfacePlan, guestAddress: IPv4Interface, dns: [IPv4Address]) -> PlannedLease {
@@ -220,5 +249,14 @@ extension PlannedLease {
                   staticRoutes: staticRoutes.map { DHCPStaticRoute(destination: $0.destination, gateway: $0.gateway ?? IPv4Address(0)) },
                   dnsServers: dnsServers, domainName: domainName, searchDomains: searchDomains,
                   hostname: hostname, mtu: mtu, leaseSeconds: leaseSeconds)
+    }
+}
+
+import DNSRelay
+
+extension PlannedDNSRelay {
+    /// The relay's own configuration (port 53, default limits).
+    public var relayConfiguration: DNSRelayConfiguration {
+        DNSRelayConfiguration(listenAddress: listenAddress, upstreams: upstreams, clients: clients)
     }
 }

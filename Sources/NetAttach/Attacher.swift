@@ -3,15 +3,84 @@ import Netlink
 import NetworkTypes
 import SystemPackage
 
-#if canImport(Glibc)
-import Glibc
-#endif
+/// One step of attaching one interface, in the order the ``Attacher`` takes them.
+///
+/// The list for an interface is a value (``Attacher/steps(for:)``): the attacher executes it,
+/// `--dry-run --json` shows it, and fault-injection tests count it. Each completed step has
+/// recorded its undo before the next one starts.
+public enum AttachStep: Sendable, Equatable, Hashable, CustomStringConvertible {
+    /// Write the interface's ``RecordedIdentity`` into its alias, before anything else changes.
+    case recordIdentity(interface: String)
+    /// Remove the VM's address from the interface (the kernel takes routes that need it along).
+    case moveAddressOff(IPv4Interface, interface: String)
+    /// Give the interface a new random MAC, so the VM can have the original.
+    case changeMAC(MACAddress, interface: String)
+    /// Macvtap mode: create the macvtap with the original MAC on the interface.
+    case createMacvtap(name: String, interface: String)
+    /// Macvtap mode: bring the macvtap up and mark it as kvm-launch's.
+    case bringUpMacvtap(name: String)
+    /// Create the container's own device toward the VM: a macvlan, or the bridge in bridge mode.
+    case createContainerSide(name: String, bridge: Bool, interface: String)
+    /// Bring the container side up, mark it and give it its address.
+    case addressContainerSide(name: String, address: IPv4Interface)
+    /// Macvtap mode: make a private device node for the macvtap and open it.
+    case openMacvtapDevice(name: String)
+    /// Bridge mode: make the interface a port of the bridge.
+    case addPort(interface: String, bridge: String)
+    /// Bridge mode: create the tap (it lives while its descriptor is open).
+    case createTap(name: String)
+    /// Bridge mode: mark the tap, set its MTU, make it a port of the bridge and bring it up.
+    case addTapToBridge(tap: String, bridge: String)
+
+    public var description: String {
+        switch self {
+        case .recordIdentity(let interface): "record the original identity of \(interface) in its alias"
+        case .moveAddressOff(let address, let interface): "move \(address) off \(interface)"
+        case .changeMAC(let mac, let interface): "give \(interface) the new MAC \(mac)"
+        case .createMacvtap(let name, let interface): "create macvtap \(name) on \(interface)"
+        case .bringUpMacvtap(let name): "bring up \(name)"
+        case .createContainerSide(let name, let bridge, let interface): "create \(bridge ? "bridge" : "macvlan") \(name) for the container side of \(interface)"
+        case .addressContainerSide(let name, let address): "address \(name) with \(address)"
+        case .openMacvtapDevice(let name): "open the device of \(name)"
+        case .addPort(let interface, let bridge): "make \(interface) a port of \(bridge)"
+        case .createTap(let name): "create tap \(name)"
+        case .addTapToBridge(let tap, let bridge): "add \(tap) to \(bridge)"
+        }
+    }
+}
+
+/// Why a step (or an undo) failed: the typed error underneath, rendered only when printed.
+public enum AttachCause: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The kernel (or libnl) refused a netlink request; carries the errno.
+    case netlink(NetlinkError)
+    /// A TAP device or macvtap node could not be made, opened or closed; carries the errno.
+    case device(TapDevices.Error)
+    /// A link created a moment ago is not there.
+    case vanished(link: String)
+
+    public var description: String {
+        switch self {
+        case .netlink(let error): error.description
+        case .device(let error): error.description
+        case .vanished(let link): "link \(link) vanished right after it was created"
+        }
+    }
+}
+
+extension TapDevices.Error: Equatable {
+    public static func == (lhs: TapDevices.Error, rhs: TapDevices.Error) -> Bool {
+        lhs.operation == rhs.operation && lhs.errno == rhs.errno
+    }
+}
 
 /// One step of the undo journal: what puts back something the attach step changed.
 public enum UndoStep: Sendable, CustomStringConvertible {
     case restoreAlias(index: Int32, alias: String?)
     case restoreMAC(index: Int32, mac: MACAddress)
-    case restoreAddress(AddressRecord, routes: [RouteRecord])
+    /// Re-add the address, then the routes the kernel took with it (in dependency order). Its
+    /// secondaries (kept addresses in its subnet, which the kernel deleted with it and the attach put
+    /// back) are taken off and re-added after it, so it is primary again as before.
+    case restoreAddress(AddressRecord, routes: [RouteRecord], secondaries: [AddressRecord])
     case deleteLink(name: String)
     case releaseFromBridge(index: Int32)
     case closeDescriptor(FileDescriptor, nodePath: String?)
@@ -20,11 +89,24 @@ public enum UndoStep: Sendable, CustomStringConvertible {
         switch self {
         case .restoreAlias(let index, _): return "restore the alias of link #\(index)"
         case .restoreMAC(let index, let mac): return "restore MAC \(mac) on link #\(index)"
-        case .restoreAddress(let address, let routes): return "restore address \(address.cidr) and \(routes.count) route(s) on link #\(address.interfaceIndex)"
+        case .restoreAddress(let address, let routes, _): return "restore address \(address.cidr) and \(routes.count) route(s) on link #\(address.interfaceIndex)"
         case .deleteLink(let name): return "delete link \(name)"
         case .releaseFromBridge(let index): return "release link #\(index) from its bridge"
         case .closeDescriptor(let descriptor, let node): return "close descriptor \(descriptor.rawValue)" + (node.map { " and remove \($0)" } ?? "")
         }
+    }
+}
+
+/// Something that could not be put back: what, and why.
+public struct UndoProblem: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What was being put back, e.g. "restore MAC 02:… on link #5" or "add route default via 169.254.1.1".
+    public var what: String
+    public var cause: AttachCause
+    public var description: String { "\(what): \(cause)" }
+
+    /// "every change was undone" for no problems, else "undoing failed: …" listing each.
+    public static func summary(_ problems: [UndoProblem], clean: String = "every change was undone") -> String {
+        problems.isEmpty ? clean : "undoing failed: \(problems.map(\.description).joined(separator: "; "))"
     }
 }
 
@@ -37,28 +119,26 @@ public struct Attachment: Sendable {
     public var vhostDescriptor: FileDescriptor?
 }
 
-/// Attaching one interface failed; everything already done was undone.
+/// Attaching one interface failed; everything already done was undone (or ``rollbackProblems`` says what not).
 public struct AttachError: Error, Sendable, CustomStringConvertible {
     public var interface: String
-    public var step: String
-    public var cause: String
+    public var step: AttachStep
+    public var cause: AttachCause
     /// Undo steps that failed in turn (empty when the container is as it was).
-    public var rollbackProblems: [String]
+    public var rollbackProblems: [UndoProblem]
 
     public var description: String {
-        let restored = rollbackProblems.isEmpty
-            ? "every change was undone"
-            : "undoing failed too: \(rollbackProblems.joined(separator: "; "))"
-        return "cannot attach \(interface): \(step) failed: \(cause) (\(restored))"
+        "cannot attach \(interface): \(step) failed: \(cause) (\(UndoProblem.summary(rollbackProblems)))"
     }
 }
 
-/// Applies an ``AttachPlan`` through netlink, recording an undo step for every change, so a
-/// failure part-way or the end of the VM puts the container back as it was.
+/// Applies an ``AttachPlan`` through ``NetlinkOperations``, recording an undo step for every
+/// change, so a failure part-way or the end of the VM puts the container back as it was.
 ///
 /// Not thread-safe: one attacher per launch, used from one task.
 public final class Attacher {
-    let socket: NetlinkSocket
+    let netlink: any NetlinkOperations
+    let devices: any TapDeviceOperations
     let logger: Logger
     /// Where private macvtap device nodes are made, opened and removed at once: this launcher's
     /// own run directory (`/run/kvm-launch/vm-…`), which the caller creates. Nothing else in it, or
@@ -69,53 +149,97 @@ public final class Attacher {
     private(set) var journal: [UndoStep] = []
     private var stepCount = 0
 
-    public init(socket: NetlinkSocket, nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
-        self.socket = socket
+    public init(netlink: any NetlinkOperations, devices: any TapDeviceOperations = SystemTapDevices(),
+                nodeDirectory: String = "/run/kvm-launch/taps", logger: Logger, afterStep: ((Int) -> Void)? = nil) {
+        self.netlink = netlink
+        self.devices = devices
         self.nodeDirectory = nodeDirectory
         self.logger = logger
         self.afterStep = afterStep
     }
 
-    // MARK: - Recovery
-
-    /// Puts back what a killed launcher left in this namespace: deletes every link kvm-launch
-    /// created and restores every interface whose alias holds a ``RecordedIdentity``.
-    ///
-    /// Netlink is the only source: no state file is trusted. Returns the names of restored
-    /// interfaces; throws when the namespace cannot be brought back.
-    @discardableResult
-    public func recover(_ inventory: Inventory) throws(NetlinkError) -> [String] {
-        for link in inventory.links where LinkMarker.isCreated(link, in: inventory) {
-            // A bridge first releases its ports; taps vanished with their QEMU.
-            do {
-                try socket.deleteLink(index: link.index)
-                logger.info("removed \(link.name), left behind by an earlier run")
-            } catch where error.isNotFound {
-                continue
-            }
-        }
-        var restored: [String] = []
-        for link in inventory.links {
-            guard let identity = RecordedIdentity(alias: link.alias) else { continue }
-            try restore(index: link.index, identity: identity, current: inventory)
-            restored.append(link.name)
-            logger.notice("restored \(link.name) (MAC \(identity.mac)\(identity.address.map { ", \($0)" } ?? "")) from the state an earlier run recorded in its alias")
-        }
-        return restored
+    /// The attacher on a real socket and the real TAP devices.
+    public convenience init(socket: NetlinkSocket, nodeDirectory: String = "/run/kvm-launch/taps", logger: Logger, afterStep: ((Int) -> Void)? = nil) {
+        self.init(netlink: socket, devices: SystemTapDevices(), nodeDirectory: nodeDirectory, logger: logger, afterStep: afterStep)
     }
 
-    func restore(index: Int32, identity: RecordedIdentity, current: Inventory) throws(NetlinkError) {
-        if current.link(index: index)?.masterIndex != nil { try socket.changeLink(index: index, masterIndex: 0) }
-        try socket.changeLink(index: index, mac: identity.mac)
-        if let address = identity.address, let record = identity.addressRecord(interfaceIndex: index),
-           !current.ipv4Addresses(on: index).contains(address) {
-            try ignoringExists { () throws(NetlinkError) in try socket.addAddress(record) }
+    // MARK: - Steps as values
+
+    /// The steps attaching one interface takes, in order.
+    public static func steps(for plan: InterfacePlan) -> [AttachStep] {
+        var steps: [AttachStep] = [.recordIdentity(interface: plan.name)]
+        if let address = plan.guestAddress { steps.append(.moveAddressOff(address, interface: plan.name)) }
+        steps.append(.changeMAC(plan.containerMAC, interface: plan.name))
+        let containerSide: [AttachStep] = [
+            .createContainerSide(name: plan.containerSideName, bridge: plan.mode == .bridge, interface: plan.name),
+            .addressContainerSide(name: plan.containerSideName, address: plan.containerSideAddress),
+        ]
+        switch plan.mode {
+        case .macvtap:
+            steps += [.createMacvtap(name: plan.vmLinkName, interface: plan.name), .bringUpMacvtap(name: plan.vmLinkName)]
+            steps += containerSide
+            steps.append(.openMacvtapDevice(name: plan.vmLinkName))
+        case .bridge:
+            let bridge = plan.bridgeName ?? plan.containerSideName
+            steps += containerSide
+            steps += [.addPort(interface: plan.name, bridge: bridge), .createTap(name: plan.vmLinkName),
+                      .addTapToBridge(tap: plan.vmLinkName, bridge: bridge)]
         }
-        let present = Set(current.routes(through: index).compactMap(RecordedRoute.init).map(\.destination))
-        for route in identity.routes where !present.contains(route.destination) {
-            try ignoringExists { () throws(NetlinkError) in try socket.addRoute(route.record(interfaceIndex: index)) }
+        return steps
+    }
+
+    /// Every step of a whole plan, interfaces in NIC order: what `KVM_LAUNCH_TEST_KILL_AFTER_STEP` counts.
+    public static func steps(for plan: AttachPlan) -> [AttachStep] {
+        plan.interfaces.flatMap { steps(for: $0) }
+    }
+
+    // MARK: - Recovery
+
+    /// Puts back what a killed launcher left in this namespace (see ``RecoveryPlan``). Returns the
+    /// names of restored interfaces; throws every problem at once after trying every step.
+    @discardableResult
+    public func recover(_ inventory: Inventory) throws(RecoveryError) -> [String] {
+        try recover(RecoveryPlan(inventory))
+    }
+
+    /// Executes a recovery plan: every step is tried, in order, even after one fails; a link
+    /// already gone or an address or route already there counts as done. Stale device nodes in
+    /// ``nodeDirectory`` are removed too.
+    @discardableResult
+    public func recover(_ plan: RecoveryPlan) throws(RecoveryError) -> [String] {
+        var problems: [UndoProblem] = []
+        for step in plan.steps {
+            do {
+                try execute(step)
+                logger.debug("recovery: \(step)")
+            } catch {
+                logger.error("recovery: could not \(step): \(error)")
+                problems.append(UndoProblem(what: step.description, cause: .netlink(error)))
+            }
         }
-        try socket.changeLink(index: index, alias: identity.previousAlias ?? "")
+        devices.removeStaleNodes(in: nodeDirectory, prefix: LinkMarker.tapNamePrefix)
+        if !problems.isEmpty { throw RecoveryError(problems: problems) }
+        for name in plan.restoredInterfaces {
+            logger.notice("restored \(name) from the state an earlier run recorded in its alias")
+        }
+        return plan.restoredInterfaces
+    }
+
+    private func execute(_ step: RestoreStep) throws(NetlinkError) {
+        switch step {
+        case .deleteLink(let index, _):
+            do { try netlink.deleteLink(index: index) } catch where error.isNotFound { return }
+        case .setMAC(let index, _, let mac):
+            try netlink.changeLink(index: index, mac: mac)
+        case .deleteAddress(_, let record):
+            try ignoringNotFound { () throws(NetlinkError) in try netlink.deleteAddress(record) }
+        case .addAddress(_, let record):
+            try ignoringExists { () throws(NetlinkError) in try netlink.addAddress(record) }
+        case .addRoute(_, let record):
+            try ignoringExists { () throws(NetlinkError) in try netlink.addRoute(record) }
+        case .setAlias(let index, _, let alias):
+            try netlink.changeLink(index: index, alias: alias ?? "")
+        }
     }
 
     // MARK: - Attach
@@ -135,148 +259,196 @@ public final class Attacher {
         return attachments
     }
 
-    /// Undoes every recorded step, most recent first, best effort. Returns what could not be undone.
+    /// Undoes every recorded step, most recent first, best effort: a step that fails does not stop
+    /// the others. Returns what could not be undone.
     @discardableResult
-    public func teardown() -> [String] {
-        var problems: [String] = []
-        while let step = journal.popLast() {
+    ///
+    /// kvm-launch's links go first, all in one request (their link group): one kernel grace period
+    /// instead of one per link. A link that is not in the group yet (the attach failed right after
+    /// creating it) is deleted by its own step, which finds the others gone.
+    public func teardown() -> [UndoProblem] {
+        let started = ContinuousClock.now
+        let steps = journal.count
+        var problems: [UndoProblem] = []
+        if journal.contains(where: { if case .deleteLink = $0 { true } else { false } }) {
             do {
-                try undo(step)
-                logger.debug("undone: \(step)")
+                try netlink.deleteLinks(group: LinkMarker.linkGroup)
+            } catch where error.isNotFound {
+                // None in the group (yet): the steps below delete what there is.
             } catch {
-                problems.append("\(step): \(error)")
-                logger.error("could not \(step): \(error)")
+                logger.warning("could not delete kvm-launch's links at once (\(error)); deleting them one by one")
+            }
+        }
+        defer { logger.debug("undid \(steps) steps in \(ContinuousClock.now - started)") }
+        // Then every descriptor at once (after the links: a macvtap's descriptor closes faster once
+        // its link is gone).
+        let closing = journal.compactMap { step -> DeviceToClose? in
+            if case .closeDescriptor(let descriptor, let node) = step { DeviceToClose(descriptor: descriptor, nodePath: node) } else { nil }
+        }
+        if !closing.isEmpty {
+            journal.removeAll { if case .closeDescriptor = $0 { true } else { false } }
+            for (item, error) in zip(closing, devices.closeAll(closing)) {
+                guard let error else { continue }
+                let problem = UndoProblem(what: UndoStep.closeDescriptor(item.descriptor, nodePath: item.nodePath).description, cause: .device(error))
+                logger.error("could not \(problem)")
+                problems.append(problem)
+            }
+        }
+        while let step = journal.popLast() {
+            let failed = undo(step)
+            if failed.isEmpty {
+                logger.debug("undone: \(step)")
+            } else {
+                for problem in failed { logger.error("could not \(problem)") }
+                problems += failed
             }
         }
         return problems
     }
 
     struct StepFailure: Error {
-        var step: String
-        var cause: String
+        var step: AttachStep
+        var cause: AttachCause
     }
 
-    private func step<T>(_ name: String, _ body: () throws -> T) throws(StepFailure) -> T {
+    /// Runs one step; the body records its undo as soon as the change is made.
+    private func run<T>(_ step: AttachStep, _ body: () throws(AttachCause) -> T) throws(StepFailure) -> T {
         do {
             let result = try body()
             stepCount += 1
-            logger.debug("step \(stepCount): \(name)")
+            logger.debug("step \(stepCount): \(step)")
             afterStep?(stepCount)
             return result
         } catch {
-            throw StepFailure(step: name, cause: "\(error)")
+            throw StepFailure(step: step, cause: error)
         }
     }
 
     private func attach(_ plan: InterfacePlan) throws(StepFailure) -> Attachment {
-        let index = plan.index
         let (alias, dropped) = plan.identity.encoded()
         if dropped > 0 {
             logger.warning("\(plan.name): \(dropped) route(s) do not fit in the link alias; after a restart in the same namespace they are not restored")
         }
-        try step("record the original identity of \(plan.name) in its alias") {
-            try socket.changeLink(index: index, alias: alias)
-            journal.append(.restoreAlias(index: index, alias: plan.previousAlias))
-        }
-        if let address = plan.guestAddress, let record = plan.identity.addressRecord(interfaceIndex: index) {
-            try step("move \(address) off \(plan.name)") {
-                let routes = plan.routes.map { $0.record(interfaceIndex: index) }
-                try socket.deleteAddress(record)
-                journal.append(.restoreAddress(record, routes: routes))
+        var vmLink: LinkRecord?
+        var bridge: LinkRecord?
+        var descriptor: FileDescriptor?
+        for step in Self.steps(for: plan) {
+            try run(step) { () throws(AttachCause) in
+                switch step {
+                case .recordIdentity:
+                    try viaNetlink(netlink.changeLink(index: plan.index, alias: alias))
+                    journal.append(.restoreAlias(index: plan.index, alias: plan.previousAlias))
+                case .moveAddressOff(let guest, _):
+                    guard let record = plan.identity.addressRecord(interfaceIndex: plan.index) else { return }
+                    try viaNetlink(netlink.deleteAddress(record))
+                    // The kernel deletes a primary's secondaries with it (promote_secondaries is off by
+                    // default): the kept addresses in its subnet come back at once.
+                    let secondaries = plan.keptAddresses.filter { $0.prefixLength == guest.prefixLength && guest.contains($0.address) }
+                        .map { Self.addressRecord($0, index: plan.index) }
+                    journal.append(.restoreAddress(record, routes: RouteOrder.dependencyOrdered(plan.routes.map { $0.record(interfaceIndex: plan.index) }),
+                                                   secondaries: secondaries))
+                    for secondary in secondaries {
+                        try viaNetlink(ignoringExists { () throws(NetlinkError) in try netlink.addAddress(secondary) })
+                    }
+                case .changeMAC(let mac, _):
+                    try viaNetlink(netlink.changeLink(index: plan.index, mac: mac))
+                    journal.append(.restoreMAC(index: plan.index, mac: plan.guestMAC))
+                case .createMacvtap(let name, _):
+                    try viaNetlink(netlink.addMacvlan(kind: .macvtap, name: name, parentIndex: plan.index, mac: plan.guestMAC, up: false, group: LinkMarker.linkGroup))
+                    journal.append(.deleteLink(name: name))
+                case .bringUpMacvtap(let name):
+                    let link = try lookUp(name)
+                    try viaNetlink(netlink.changeLink(index: link.index, up: true, alias: LinkMarker.createdAlias))
+                    vmLink = link
+                case .createContainerSide(let name, let isBridge, _):
+                    if isBridge {
+                        try viaNetlink(netlink.addBridge(name: name, mac: MACAddress.randomLocal(), group: LinkMarker.linkGroup))
+                    } else {
+                        try viaNetlink(netlink.addMacvlan(kind: .macvlan, name: name, parentIndex: plan.index, mac: MACAddress.randomLocal(),
+                                                          up: false, group: LinkMarker.linkGroup))
+                    }
+                    journal.append(.deleteLink(name: name))
+                case .addressContainerSide(let name, let address):
+                    let link = try lookUp(name)
+                    try viaNetlink(netlink.changeLink(index: link.index, up: true, alias: LinkMarker.createdAlias))
+                    try viaNetlink(netlink.addAddress(Self.addressRecord(address, index: link.index)))
+                    if plan.mode == .bridge { bridge = link }
+                case .openMacvtapDevice(let name):
+                    guard let vmLink else { throw .vanished(link: name) }
+                    let node = "\(nodeDirectory)/\(name)"
+                    let opened = try viaDevice(devices.openMacvtap(name: name, index: vmLink.index, nodePath: node))
+                    journal.append(.closeDescriptor(opened, nodePath: node))
+                    descriptor = opened
+                case .addPort(_, let bridgeName):
+                    guard let bridge else { throw .vanished(link: bridgeName) }
+                    try viaNetlink(netlink.changeLink(index: plan.index, masterIndex: bridge.index))
+                    journal.append(.releaseFromBridge(index: plan.index))
+                case .createTap(let name):
+                    let opened = try viaDevice(devices.openTap(named: name))
+                    journal.append(.closeDescriptor(opened, nodePath: nil))
+                    descriptor = opened
+                case .addTapToBridge(let tapName, let bridgeName):
+                    guard let bridge else { throw .vanished(link: bridgeName) }
+                    let tap = try lookUp(tapName)
+                    try viaNetlink(netlink.changeLink(index: tap.index, mtu: plan.mtu, alias: LinkMarker.createdAlias, masterIndex: bridge.index,
+                                                      group: LinkMarker.linkGroup))
+                    try viaNetlink(netlink.changeLink(index: tap.index, up: true))
+                }
             }
         }
-        try step("give \(plan.name) the new MAC \(plan.containerMAC)") {
-            try socket.changeLink(index: index, mac: plan.containerMAC)
-            journal.append(.restoreMAC(index: index, mac: plan.guestMAC))
-        }
-
-        let descriptor: FileDescriptor
-        switch plan.mode {
-        case .macvtap:
-            try step("create macvtap \(plan.vmLinkName) on \(plan.name)") {
-                try socket.addMacvlan(kind: .macvtap, name: plan.vmLinkName, parentIndex: index, mac: plan.guestMAC)
-                journal.append(.deleteLink(name: plan.vmLinkName))
-            }
-            let tap = try step("bring up \(plan.vmLinkName)") { () throws -> LinkRecord in
-                let tap = try lookUp(plan.vmLinkName)
-                try socket.changeLink(index: tap.index, up: true, alias: LinkMarker.createdAlias)
-                return tap
-            }
-            try createContainerSide(plan)
-            descriptor = try step("open the device of \(plan.vmLinkName)") {
-                let node = "\(nodeDirectory)/\(plan.vmLinkName)"
-                let descriptor = try TapDevices.openMacvtap(name: plan.vmLinkName, index: tap.index, nodePath: node)
-                journal.append(.closeDescriptor(descriptor, nodePath: node))
-                return descriptor
-            }
-        case .bridge:
-            guard let bridgeName = plan.bridgeName else { throw StepFailure(step: "plan", cause: "bridge mode without a bridge name") }
-            try createContainerSide(plan)
-            let bridge = try step("look up \(bridgeName)") { try lookUp(bridgeName) }
-            try step("make \(plan.name) a port of \(bridgeName)") {
-                try socket.changeLink(index: index, masterIndex: bridge.index)
-                journal.append(.releaseFromBridge(index: index))
-            }
-            descriptor = try step("create tap \(plan.vmLinkName)") {
-                let descriptor = try TapDevices.openTap(named: plan.vmLinkName)
-                journal.append(.closeDescriptor(descriptor, nodePath: nil))
-                return descriptor
-            }
-            try step("add \(plan.vmLinkName) to \(bridgeName)") {
-                let tap = try lookUp(plan.vmLinkName)
-                try socket.changeLink(index: tap.index, mtu: plan.mtu, alias: LinkMarker.createdAlias, masterIndex: bridge.index)
-                try socket.changeLink(index: tap.index, up: true)
-            }
-        }
-        let vhost = TapDevices.openVhostNet()
+        guard let descriptor else { throw StepFailure(step: Self.steps(for: plan).last!, cause: .vanished(link: plan.vmLinkName)) }
+        let vhost = devices.openVhostNet()
         if let vhost { journal.append(.closeDescriptor(vhost, nodePath: nil)) }
         logger.info("attached \(plan.name): VM MAC \(plan.guestMAC)\(plan.guestAddress.map { ", VM address \($0)" } ?? ""), \(plan.mode.rawValue) \(plan.vmLinkName), container side \(plan.containerSideName) \(plan.containerSideAddress)")
         return Attachment(plan: plan, descriptor: descriptor, vhostDescriptor: vhost)
     }
 
-    /// The container's own device toward the VM: a macvlan (macvtap mode) or the bridge.
-    private func createContainerSide(_ plan: InterfacePlan) throws(StepFailure) {
-        let name = plan.containerSideName
-        try step("create \(name) for the container side of \(plan.name)") {
-            if plan.mode == .bridge {
-                try socket.addBridge(name: name, mac: MACAddress.randomLocal())
-            } else {
-                try socket.addMacvlan(kind: .macvlan, name: name, parentIndex: plan.index, mac: MACAddress.randomLocal())
-            }
-            journal.append(.deleteLink(name: name))
-        }
-        try step("address \(name) with \(plan.containerSideAddress)") {
-            let link = try lookUp(name)
-            try socket.changeLink(index: link.index, up: true, alias: LinkMarker.createdAlias)
-            try socket.addAddress(Self.addressRecord(plan.containerSideAddress, index: link.index))
-        }
-    }
-
-    private func lookUp(_ name: String) throws -> LinkRecord {
-        guard let link = try socket.link(named: name) else {
-            throw NetlinkError(operation: "find link \(name)", reason: "it vanished right after it was created")
-        }
+    private func lookUp(_ name: String) throws(AttachCause) -> LinkRecord {
+        guard let link = try viaNetlink(netlink.link(named: name)) else { throw .vanished(link: name) }
         return link
     }
 
-    private func undo(_ step: UndoStep) throws {
+    /// Undoes one journal step; returns what failed (a route that fails does not stop the next one).
+    private func undo(_ step: UndoStep) -> [UndoProblem] {
+        func attempt(_ what: String, _ body: () throws(AttachCause) -> Void) -> [UndoProblem] {
+            do { try body(); return [] } catch { return [UndoProblem(what: what, cause: error)] }
+        }
         switch step {
         case .restoreAlias(let index, let alias):
-            try socket.changeLink(index: index, alias: alias ?? "")
+            return attempt(step.description) { () throws(AttachCause) in try viaNetlink(netlink.changeLink(index: index, alias: alias ?? "")) }
         case .restoreMAC(let index, let mac):
-            try socket.changeLink(index: index, mac: mac)
-        case .restoreAddress(let address, let routes):
-            try ignoringExists { () throws(NetlinkError) in try socket.addAddress(address) }
-            for route in routes {
-                try ignoringExists { () throws(NetlinkError) in try socket.addRoute(route) }
+            return attempt(step.description) { () throws(AttachCause) in try viaNetlink(netlink.changeLink(index: index, mac: mac)) }
+        case .restoreAddress(let address, let routes, let secondaries):
+            var problems: [UndoProblem] = []
+            for secondary in secondaries {
+                problems += attempt("take \(secondary.cidr) off link #\(secondary.interfaceIndex) to re-add it after \(address.cidr)") { () throws(AttachCause) in
+                    try viaNetlink(ignoringNotFound { () throws(NetlinkError) in try netlink.deleteAddress(secondary) })
+                }
             }
+            problems += attempt("restore address \(address.cidr) on link #\(address.interfaceIndex)") { () throws(AttachCause) in
+                try viaNetlink(ignoringExists { () throws(NetlinkError) in try netlink.addAddress(address) })
+            }
+            for secondary in secondaries {
+                problems += attempt("restore address \(secondary.cidr) on link #\(secondary.interfaceIndex)") { () throws(AttachCause) in
+                    try viaNetlink(ignoringExists { () throws(NetlinkError) in try netlink.addAddress(secondary) })
+                }
+            }
+            for route in RouteOrder.dependencyOrdered(routes) {
+                problems += attempt("restore route \(RouteOrder.describe(route))") { () throws(AttachCause) in
+                    try viaNetlink(ignoringExists { () throws(NetlinkError) in try netlink.addRoute(route) })
+                }
+            }
+            return problems
         case .deleteLink(let name):
-            if let link = try socket.link(named: name) { try socket.deleteLink(index: link.index) }
+            return attempt(step.description) { () throws(AttachCause) in
+                if let link = try viaNetlink(netlink.link(named: name)) {
+                    try viaNetlink(ignoringNotFound { () throws(NetlinkError) in try netlink.deleteLink(index: link.index) })
+                }
+            }
         case .releaseFromBridge(let index):
-            try socket.changeLink(index: index, masterIndex: 0)
+            return attempt(step.description) { () throws(AttachCause) in try viaNetlink(netlink.changeLink(index: index, masterIndex: 0)) }
         case .closeDescriptor(let descriptor, let node):
-            try descriptor.close()
-            if let node { unlink(node) }
+            return attempt(step.description) { () throws(AttachCause) in try viaDevice(devices.close(descriptor, nodePath: node)) }
         }
     }
 
@@ -285,6 +457,28 @@ public final class Attacher {
     }
 }
 
-private func ignoringExists(_ body: () throws(NetlinkError) -> Void) throws(NetlinkError) {
+/// Every step of a recovery was tried; these failed.
+public struct RecoveryError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var problems: [UndoProblem]
+    public var description: String {
+        "cannot restore what an earlier run left in this namespace: \(problems.map(\.description).joined(separator: "; ")); fix these by hand (ip link/addr/route) or delete the pod so it gets a fresh network namespace"
+    }
+}
+
+/// Wraps a netlink call's error as an ``AttachCause``.
+private func viaNetlink<T>(_ body: @autoclosure () throws(NetlinkError) -> T) throws(AttachCause) -> T {
+    do { return try body() } catch { throw .netlink(error) }
+}
+
+/// Wraps a device call's error as an ``AttachCause``.
+private func viaDevice<T>(_ body: @autoclosure () throws(TapDevices.Error) -> T) throws(AttachCause) -> T {
+    do { return try body() } catch { throw .device(error) }
+}
+
+func ignoringExists(_ body: () throws(NetlinkError) -> Void) throws(NetlinkError) {
     do { try body() } catch where error.isExists { return }
+}
+
+func ignoringNotFound(_ body: () throws(NetlinkError) -> Void) throws(NetlinkError) {
+    do { try body() } catch where error.isNotFound { return }
 }

@@ -8,7 +8,7 @@ extension Attacher {
     public struct ScopeResult<Value> {
         public var value: Value
         /// Undo steps that failed (empty when the container is as it was).
-        public var teardownProblems: [String]
+        public var teardownProblems: [UndoProblem]
     }
 
     /// `body` failed; the journal was undone afterwards.
@@ -16,13 +16,10 @@ extension Attacher {
         /// What `body` threw, as thrown.
         public var cause: any Error
         /// Undo steps that failed (empty when the container is as it was).
-        public var teardownProblems: [String]
+        public var teardownProblems: [UndoProblem]
 
         public var description: String {
-            let restored = teardownProblems.isEmpty
-                ? "the container's network is restored"
-                : "restoring failed: \(teardownProblems.joined(separator: "; "))"
-            return "\(cause) (\(restored))"
+            "\(cause) (\(UndoProblem.summary(teardownProblems, clean: "the container's network is restored")))"
         }
     }
 

@@ -24,7 +24,7 @@ public struct InterfaceListingRow: Sendable, Equatable, Codable {
         let link = decision.link
         name = link.name
         index = link.index
-        kind = link.kind
+        kind = link.kind.rawValue
         mac = link.mac?.description ?? ""
         mtu = link.mtu
         up = link.isUp

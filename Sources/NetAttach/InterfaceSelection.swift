@@ -9,6 +9,8 @@ public enum ExclusionReason: String, Sendable, Equatable, Codable, CustomStringC
     case down = "down"
     case notListed = "not in ATTACH_IFACES"
     case createdByKVMLaunch = "created by kvm-launch"
+    /// Not an Ethernet link (a TUN device, WireGuard, …): a VM's NIC needs Ethernet frames and a MAC.
+    case notEthernet = "not Ethernet"
     case noSelection = "AUTO_ATTACH not set"
 
     public var description: String { rawValue }
@@ -37,6 +39,7 @@ public enum SelectionError: Error, Sendable, Equatable, CustomStringConvertible 
             case .loopback: return "ATTACH_IFACES names \(name), the loopback interface, which cannot be given to a VM; remove it"
             case .bridgePort: return "ATTACH_IFACES names \(name), which is a port of a bridge and cannot carry a macvtap; name the bridge or another interface"
             case .createdByKVMLaunch: return "ATTACH_IFACES names \(name), which kvm-launch created itself; name the container interface it sits on"
+            case .notEthernet: return "ATTACH_IFACES names \(name), which is not an Ethernet link (no MAC, e.g. a TUN device) and cannot be given to a VM; remove it"
             default: return "ATTACH_IFACES names \(name), which cannot be attached (\(reason))"
             }
         }
@@ -67,8 +70,9 @@ public enum InterfaceSelection {
                 guard let link = inventory.link(named: name) else {
                     throw .unknownInterface(name: name, existing: inventory.links.map(\.name))
                 }
-                if link.kind == "loopback" { throw .cannotAttach(name: name, reason: .loopback) }
+                if link.kind == .loopback { throw .cannotAttach(name: name, reason: .loopback) }
                 if LinkMarker.isCreated(link, in: inventory) { throw .cannotAttach(name: name, reason: .createdByKVMLaunch) }
+                if !isEthernet(link) { throw .cannotAttach(name: name, reason: .notEthernet) }
                 if isForeignBridgePort(link, in: inventory) { throw .cannotAttach(name: name, reason: .bridgePort) }
             }
             return inventory.links.map { link in
@@ -129,16 +133,20 @@ public enum InterfaceSelection {
     /// A port of a bridge that kvm-launch did not create (a port of its own bridge is an
     /// interface attached by an earlier run, and stays selected).
     static func isForeignBridgePort(_ link: LinkRecord, in inventory: Inventory) -> Bool {
-        guard let master = link.masterIndex, let bridge = inventory.link(index: master), bridge.kind == "bridge" else { return false }
+        guard let master = link.masterIndex, let bridge = inventory.link(index: master), bridge.kind == .bridge else { return false }
         return !LinkMarker.isCreated(bridge, in: inventory)
     }
 
+    /// Whether a link carries Ethernet frames (`ARPHRD_ETHER`): a TAP does, a TUN or WireGuard link does not.
+    static func isEthernet(_ link: LinkRecord) -> Bool { link.hardwareType == .ethernet }
+
     /// Why `AUTO_ATTACH=yes` leaves a link out, or nil to attach it.
     static func automaticExclusion(_ link: LinkRecord, in inventory: Inventory) -> ExclusionReason? {
-        if link.kind == "loopback" { return .loopback }
+        if link.kind == .loopback { return .loopback }
         if LinkMarker.isCreated(link, in: inventory) { return .createdByKVMLaunch }
-        if link.kind == "bridge" { return .bridge }
+        if link.kind == .bridge { return .bridge }
         if isForeignBridgePort(link, in: inventory) { return .bridgePort }
+        if !isEthernet(link) { return .notEthernet }
         if !link.isUp { return .down }
         return nil
     }

@@ -22,7 +22,7 @@ public struct Inventory: Sendable, Equatable, Codable {
     }
 
     /// Reads the namespace the socket belongs to: one dump each of links, addresses and routes.
-    public static func read(from socket: NetlinkSocket) throws(NetlinkError) -> Inventory {
+    public static func read(from socket: any NetlinkOperations) throws(NetlinkError) -> Inventory {
         Inventory(try socket.snapshot())
     }
 
@@ -42,34 +42,6 @@ public struct Inventory: Sendable, Equatable, Codable {
 
     /// Unicast routes of the main table that leave through a link.
     public func routes(through index: Int32, family: AddressFamily = .inet) -> [RouteRecord] {
-        routes.filter { $0.interfaceIndex == index && $0.family == family && $0.table == 254 && $0.type == 1 }
-    }
-}
-
-extension Inventory {
-    /// This inventory as ``Attacher/recover(_:)`` will leave it: kvm-launch's own links gone, and every
-    /// interface with a recorded identity back to its MAC, address, routes and alias. Pure, so
-    /// `--dry-run` can show the plan a restarted launcher will make without changing anything.
-    public func restoringRecordedIdentities() -> Inventory {
-        let created = Set(links.filter { LinkMarker.isCreated($0, in: self) }.map(\.index))
-        var result = Inventory(links: links.filter { !created.contains($0.index) },
-                               addresses: addresses.filter { !created.contains($0.interfaceIndex) },
-                               routes: routes.filter { !created.contains($0.interfaceIndex ?? -1) })
-        for position in result.links.indices {
-            let link = result.links[position]
-            guard let identity = RecordedIdentity(alias: link.alias) else { continue }
-            result.links[position].mac = identity.mac
-            result.links[position].alias = identity.previousAlias
-            if let master = link.masterIndex, created.contains(master) { result.links[position].masterIndex = nil }
-            if let address = identity.address, let record = identity.addressRecord(interfaceIndex: link.index),
-               !result.ipv4Addresses(on: link.index).contains(address) {
-                result.addresses.append(record)
-            }
-            let present = Set(result.routes(through: link.index).compactMap(RecordedRoute.init).map(\.destination))
-            for route in identity.routes where !present.contains(route.destination) {
-                result.routes.append(route.record(interfaceIndex: link.index))
-            }
-        }
-        return result
+        routes.filter { $0.interfaceIndex == index && $0.family == family && $0.table == .main && $0.type == .unicast }
     }
 }

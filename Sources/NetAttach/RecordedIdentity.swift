@@ -19,9 +19,14 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
     public var routes: [RecordedRoute]
     /// The alias the interface had before, restored on teardown.
     public var previousAlias: String?
+    /// Kept addresses in the moved address's subnet (the kernel's secondaries of it), which go back
+    /// after it so that it is primary again (`s=`, only when there are some).
+    public var secondaries: [IPv4Interface]
 
-    public init(mac: MACAddress, address: IPv4Interface?, broadcast: IPv4Address? = nil, routes: [RecordedRoute], previousAlias: String?) {
+    public init(mac: MACAddress, address: IPv4Interface?, broadcast: IPv4Address? = nil, routes: [RecordedRoute], previousAlias: String?,
+                secondaries: [IPv4Interface] = []) {
         self.mac = mac
+        self.secondaries = secondaries
         self.address = address
         self.broadcast = broadcast
         self.routes = routes
@@ -41,6 +46,7 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
         var head = "\(Self.tag) m=\(mac)"
         if let address { head += " a=\(address)" }
         if let broadcast { head += " b=\(broadcast)" }
+        if !secondaries.isEmpty { head += " s=" + secondaries.map(\.description).joined(separator: ",") }
         let tail = previousAlias.map { " x=" + Self.escape($0) } ?? ""
         var kept = routes.sorted { ($0.destination.prefixLength == 0 ? 0 : 1) < ($1.destination.prefixLength == 0 ? 0 : 1) }
         while true {
@@ -61,6 +67,7 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
         var broadcast: IPv4Address?
         var routes: [RecordedRoute] = []
         var previous: String?
+        var secondaries: [IPv4Interface] = []
         for field in alias.dropFirst(Self.tag.count + 1).split(separator: " ") {
             let value = field.dropFirst(2)
             switch field.prefix(2) {
@@ -76,12 +83,17 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
                     guard let route = RecordedRoute(encoded: item) else { return nil }
                     routes.append(route)
                 }
+            case "s=":
+                for item in value.split(separator: ",") {
+                    guard let parsed = IPv4Interface(item) else { return nil }
+                    secondaries.append(parsed)
+                }
             case "x=": previous = Self.unescape(value)
             default: return nil
             }
         }
         guard let mac else { return nil }
-        self.init(mac: mac, address: address, broadcast: broadcast, routes: routes, previousAlias: previous)
+        self.init(mac: mac, address: address, broadcast: broadcast, routes: routes, previousAlias: previous, secondaries: secondaries)
     }
 
     static func escape(_ text: String) -> String {
@@ -157,8 +169,8 @@ public struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
     /// The kernel route to re-create through interface `index`.
     public func record(interfaceIndex: Int32) -> RouteRecord {
         RouteRecord(family: .inet, destination: destination.network.description, prefixLength: destination.prefixLength,
-                    gateway: gateway?.description, interfaceIndex: interfaceIndex, table: 254, protocolNumber: 3,
-                    scope: gateway == nil ? 253 : 0, type: 1, priority: metric)
+                    gateway: gateway?.description, interfaceIndex: interfaceIndex, table: .main, routeProtocol: .boot,
+                    scope: gateway == nil ? .link : .universe, type: .unicast, priority: metric)
     }
 }
 

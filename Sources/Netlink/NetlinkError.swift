@@ -1,38 +1,81 @@
 import CNetlink
+import SystemPackage
 
 /// A netlink request the kernel (or libnl) refused.
 ///
-/// The description names the operation and the object, then libnl's reason, so a log line
-/// reads as "netlink: add macvtap kl-tap0 on eth0 failed: Object exists (code 6)".
+/// It keeps what it is made of — the operation, libnl's code and, when the kernel answered with
+/// one, the errno — and renders text only when printed: "netlink: add macvtap kltap5 on link #5
+/// failed: Object exists (EEXIST)".
 public struct NetlinkError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// What was being done, e.g. "add address 10.0.0.2/24 to eth0".
+    /// What was being done, e.g. "add address 10.0.0.2/24 to link #5".
     public var operation: String
-    /// The libnl error code (positive, `NLE_*`).
+    /// The libnl error code (positive, `NLE_*`); 0 when the error did not come from libnl.
     public var code: Int32
-    /// libnl's text for the code.
-    public var reason: String
+    /// The kernel's errno from its `NLMSG_ERROR` answer, when there was one.
+    public var errno: Errno?
+    /// Text for an error that has neither a libnl code nor an errno (a vanished link, out of memory).
+    public var reason: String?
 
-    public init(operation: String, code: Int32) {
+    /// A libnl return code, with the errno the kernel answered (if any).
+    public init(operation: String, code: Int32, errno: Errno? = nil) {
         self.operation = operation
         self.code = abs(code)
-        self.reason = String(cString: nl_geterror(code))
+        self.errno = errno
     }
 
+    /// An errno the kernel answered (or a model of the kernel refuses with); the libnl code is derived as libnl does.
+    public init(operation: String, errno: Errno) {
+        self.operation = operation
+        self.code = nl_syserr2nlerr(errno.rawValue)
+        self.errno = errno
+    }
+
+    /// A failure that is neither libnl's nor the kernel's.
     public init(operation: String, reason: String) {
         self.operation = operation
         self.code = 0
         self.reason = reason
     }
 
-    public var description: String { "netlink: \(operation) failed: \(reason)" + (code != 0 ? " (code \(code))" : "") }
+    public var description: String {
+        var text = "netlink: \(operation) failed: "
+        if let errno {
+            text += "\(errno.description) (\(Self.errnoName(errno)))"
+        } else if code != 0 {
+            text += "\(String(cString: nl_geterror(code))) (libnl code \(code))"
+        } else {
+            text += reason ?? "unknown error"
+        }
+        return text
+    }
 
-    /// libnl's `NLE_EXIST`: the object is already there.
+    /// The object is already there (`EEXIST`, `EADDRINUSE`).
     public var isExists: Bool { code == NLE_EXIST }
-    /// libnl's `NLE_OBJ_NOTFOUND` / `NLE_NODEV` / `NLE_NOADDR`: the object is gone.
+    /// The object is gone (`ESRCH`, `ENODEV`, `EADDRNOTAVAIL`, …).
     public var isNotFound: Bool { code == NLE_OBJ_NOTFOUND || code == NLE_NODEV || code == NLE_NOADDR }
+
+    /// The C name of an errno ("EEXIST"), for messages.
+    public static func errnoName(_ errno: Errno) -> String {
+        switch errno {
+        case .fileExists: "EEXIST"
+        case .addressInUse: "EADDRINUSE"
+        case .noSuchProcess: "ESRCH"
+        case .operationNotSupportedByDevice: "ENODEV"
+        case .addressNotAvailable: "EADDRNOTAVAIL"
+        case .invalidArgument: "EINVAL"
+        case .networkUnreachable: "ENETUNREACH"
+        case .networkDown: "ENETDOWN"
+        case .resourceBusy: "EBUSY"
+        case .notPermitted: "EPERM"
+        case .notSupportedOnSocket: "EOPNOTSUPP"
+        case .outOfRange: "ERANGE"
+        case .noSuchFileOrDirectory: "ENOENT"
+        default: "errno \(errno.rawValue)"
+        }
+    }
 }
 
-@inline(__always)
-func check(_ result: Int32, _ operation: @autoclosure () -> String) throws(NetlinkError) {
+/// Throws for a negative libnl result of a call that asks nothing of the kernel (parsing, building objects).
+func checkLocal(_ result: Int32, _ operation: @autoclosure () -> String) throws(NetlinkError) {
     if result < 0 { throw NetlinkError(operation: operation(), code: result) }
 }

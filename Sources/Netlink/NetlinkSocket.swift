@@ -1,5 +1,6 @@
 import CNetlink
 import NetworkTypes
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -12,8 +13,10 @@ import Musl
 ///
 /// The socket belongs to the network namespace it was opened in (see ``NetworkNamespace``) and
 /// keeps talking to that namespace from any thread. It is not thread-safe: use one from one task.
-public final class NetlinkSocket {
+public final class NetlinkSocket: NetlinkOperations {
     let handle: OpaquePointer
+    /// Where libnl's error callback leaves the kernel's errno of the last refused request.
+    private let lastErrno: UnsafeMutablePointer<Int32>
 
     /// Opens and connects a `NETLINK_ROUTE` socket in the calling thread's network namespace.
     public init() throws(NetlinkError) {
@@ -26,16 +29,24 @@ public final class NetlinkSocket {
             throw NetlinkError(operation: "connect to route netlink", code: result)
         }
         handle = socket
+        lastErrno = .allocate(capacity: 1)
+        lastErrno.initialize(to: 0)
+        _ = cnetlink_keep_errno(socket, lastErrno)
     }
 
-    deinit { nl_socket_free(handle) }
+    deinit {
+        nl_socket_free(handle)
+        lastErrno.deallocate()
+    }
+
+    /// Throws for a negative libnl result, with the errno the kernel answered.
+    private func check(_ result: Int32, _ operation: @autoclosure () -> String) throws(NetlinkError) {
+        let code = lastErrno.pointee
+        lastErrno.pointee = 0
+        if result < 0 { throw NetlinkError(operation: operation(), code: result, errno: code != 0 ? Errno(rawValue: code) : nil) }
+    }
 
     // MARK: - Reading
-
-    /// Every link, address and route of the namespace.
-    public func snapshot() throws(NetlinkError) -> NetworkSnapshot {
-        NetworkSnapshot(links: try links(), addresses: try addresses(), routes: try routes())
-    }
 
     /// Every link, by ascending index.
     public func links() throws(NetlinkError) -> [LinkRecord] {
@@ -55,7 +66,7 @@ public final class NetlinkSocket {
     public func link(named name: String) throws(NetlinkError) -> LinkRecord? {
         var link: OpaquePointer?
         let result = rtnl_link_get_kernel(handle, 0, name, &link)
-        if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { return nil }
+        if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { lastErrno.pointee = 0; return nil }
         try check(result, "look up link \(name)")
         defer { rtnl_link_put(link) }
         return link.map(Self.record(link:))
@@ -65,7 +76,7 @@ public final class NetlinkSocket {
     public func link(index: Int32) throws(NetlinkError) -> LinkRecord? {
         var link: OpaquePointer?
         let result = rtnl_link_get_kernel(handle, index, nil, &link)
-        if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { return nil }
+        if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { lastErrno.pointee = 0; return nil }
         try check(result, "look up link #\(index)")
         defer { rtnl_link_put(link) }
         return link.map(Self.record(link:))
@@ -88,7 +99,7 @@ public final class NetlinkSocket {
                 family: family == AF_INET ? .inet : .inet6,
                 address: Self.text(of: local),
                 prefixLength: Int(rtnl_addr_get_prefixlen(address)),
-                scope: Int(rtnl_addr_get_scope(address)),
+                scope: RouteScope(rawValue: UInt8(truncatingIfNeeded: rtnl_addr_get_scope(address))),
                 label: label,
                 broadcast: family == AF_INET ? rtnl_addr_get_broadcast(address).map(Self.text(of:)) : nil))
         }
@@ -120,10 +131,10 @@ public final class NetlinkSocket {
                 prefixLength: dst.map { Int(nl_addr_get_prefixlen($0)) } ?? 0,
                 gateway: gateway,
                 interfaceIndex: interfaceIndex,
-                table: rtnl_route_get_table(route),
-                protocolNumber: Int(rtnl_route_get_protocol(route)),
-                scope: Int(rtnl_route_get_scope(route)),
-                type: Int(rtnl_route_get_type(route)),
+                table: RouteTable(rawValue: rtnl_route_get_table(route)),
+                routeProtocol: RouteProtocol(rawValue: rtnl_route_get_protocol(route)),
+                scope: RouteScope(rawValue: rtnl_route_get_scope(route)),
+                type: RouteType(rawValue: rtnl_route_get_type(route)),
                 priority: rtnl_route_get_priority(route),
                 preferredSource: rtnl_route_get_pref_src(route).map(Self.text(of:))))
         }
@@ -133,7 +144,7 @@ public final class NetlinkSocket {
     // MARK: - Changing links
 
     /// Creates a macvtap (`kind == .macvtap`) or macvlan on `parent` in bridge mode.
-    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool = false) throws(NetlinkError) {
+    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
         let link: OpaquePointer? = kind == .macvtap ? rtnl_link_macvtap_alloc() : rtnl_link_macvlan_alloc()
         guard let link else { throw NetlinkError(operation: "allocate \(kind.rawValue) \(name)", reason: "out of memory") }
         defer { rtnl_link_put(link) }
@@ -146,16 +157,18 @@ public final class NetlinkSocket {
         }
         if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
         if up { rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue)) }
+        if group != 0 { rtnl_link_set_group(link, group) }
         try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add \(kind.rawValue) \(name) on link #\(parentIndex)")
     }
 
     /// Creates a Linux bridge.
-    public func addBridge(name: String, mac: MACAddress? = nil) throws(NetlinkError) {
+    public func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
         guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate bridge \(name)", reason: "out of memory") }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
         try check(rtnl_link_set_type(link, "bridge"), "set type bridge on \(name)")
         if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
+        if group != 0 { rtnl_link_set_group(link, group) }
         try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add bridge \(name)")
     }
 
@@ -167,34 +180,32 @@ public final class NetlinkSocket {
         try check(rtnl_link_delete(handle, link), "delete link #\(index)")
     }
 
-    /// Changes attributes of an existing link; nil leaves an attribute as it is.
-    ///
-    /// - Parameters:
-    ///   - alias: a new alias; the empty string clears it.
-    ///   - masterIndex: a bridge to enslave the link to; 0 releases it.
-    public func changeLink(index: Int32, mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil,
-                           alias: String? = nil, masterIndex: Int32? = nil, name: String? = nil) throws(NetlinkError) {
-        guard let original = rtnl_link_alloc(), let change = rtnl_link_alloc() else {
+    /// Deletes every link of link group `group` with one `RTM_DELLINK` (the kernel unregisters them
+    /// together: one RCU grace period instead of one per link).
+    public func deleteLinks(group: UInt32) throws(NetlinkError) {
+        guard group != 0 else { throw NetlinkError(operation: "delete link group 0", reason: "the default group holds every ordinary link") }
+        try check(cnetlink_delete_link_group(handle, group), "delete link group \(group)")
+    }
+
+    /// Changes attributes of an existing link in one `RTM_NEWLINK` request.
+    public func changeLink(index: Int32, _ change: LinkChange) throws(NetlinkError) {
+        guard !change.isEmpty else { return }
+        guard let original = rtnl_link_alloc(), let request = rtnl_link_alloc() else {
             throw NetlinkError(operation: "allocate link", reason: "out of memory")
         }
-        defer { rtnl_link_put(original); rtnl_link_put(change) }
+        defer { rtnl_link_put(original); rtnl_link_put(request) }
         rtnl_link_set_ifindex(original, index)
-        rtnl_link_set_ifindex(change, index)
-        var what: [String] = []
-        if let mac {
-            try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(change, $0) }
-            what.append("MAC \(mac)")
+        rtnl_link_set_ifindex(request, index)
+        if let mac = change.mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(request, $0) } }
+        if let up = change.up {
+            if up { rtnl_link_set_flags(request, UInt32(IFF_UP.rawValue)) } else { rtnl_link_unset_flags(request, UInt32(IFF_UP.rawValue)) }
         }
-        if let up {
-            if up { rtnl_link_set_flags(change, UInt32(IFF_UP.rawValue)) } else { rtnl_link_unset_flags(change, UInt32(IFF_UP.rawValue)) }
-            what.append(up ? "up" : "down")
-        }
-        if let mtu { rtnl_link_set_mtu(change, UInt32(mtu)); what.append("MTU \(mtu)") }
-        if let alias { rtnl_link_set_ifalias(change, alias); what.append("alias") }
-        if let masterIndex { rtnl_link_set_master(change, masterIndex); what.append("master #\(masterIndex)") }
-        if let name { rtnl_link_set_name(change, name); what.append("name \(name)") }
-        guard !what.isEmpty else { return }
-        try check(rtnl_link_change(handle, original, change, 0), "set \(what.joined(separator: ", ")) on link #\(index)")
+        if let mtu = change.mtu { rtnl_link_set_mtu(request, UInt32(mtu)) }
+        if let alias = change.alias { rtnl_link_set_ifalias(request, alias) }
+        if let masterIndex = change.masterIndex { rtnl_link_set_master(request, masterIndex) }
+        if let name = change.name { rtnl_link_set_name(request, name) }
+        if let group = change.group { rtnl_link_set_group(request, group) }
+        try check(rtnl_link_change(handle, original, request, 0), "set \(change) on link #\(index)")
     }
 
     // MARK: - Addresses and routes
@@ -265,10 +276,10 @@ public final class NetlinkSocket {
         defer { nl_addr_put(dst) }
         nl_addr_set_prefixlen(dst, Int32(route.prefixLength))
         try check(rtnl_route_set_dst(object, dst), "set route destination")
-        rtnl_route_set_table(object, route.table)
-        rtnl_route_set_protocol(object, UInt8(route.protocolNumber))
-        rtnl_route_set_scope(object, UInt8(route.scope))
-        _ = rtnl_route_set_type(object, UInt8(route.type))
+        rtnl_route_set_table(object, route.table.rawValue)
+        rtnl_route_set_protocol(object, route.routeProtocol.rawValue)
+        rtnl_route_set_scope(object, route.scope.rawValue)
+        _ = rtnl_route_set_type(object, route.type.rawValue)
         rtnl_route_set_priority(object, route.priority)
         if let source = route.preferredSource {
             let src = try Self.parseAddress(source, family: family)
@@ -288,7 +299,7 @@ public final class NetlinkSocket {
 
     static func parseAddress(_ text: String, family: Int32) throws(NetlinkError) -> OpaquePointer {
         var result: OpaquePointer?
-        try check(nl_addr_parse(text, family, &result), "parse address \(text)")
+        try checkLocal(nl_addr_parse(text, family, &result), "parse address \(text)")
         guard let result else { throw NetlinkError(operation: "parse address \(text)", reason: "no address") }
         return result
     }
@@ -319,9 +330,10 @@ public final class NetlinkSocket {
     static func record(link: OpaquePointer) -> LinkRecord {
         let flags = rtnl_link_get_flags(link)
         let hardwareType = rtnl_link_get_arptype(link)
-        var kind = rtnl_link_get_type(link).map { String(cString: $0) } ?? ""
-        if kind.isEmpty {
-            kind = hardwareType == UInt32(ARPHRD_LOOPBACK) ? "loopback" : (hardwareType == UInt32(ARPHRD_ETHER) ? "ethernet" : "other")
+        let hardware = HardwareType(rawValue: UInt32(hardwareType))
+        var kind = LinkKind(rawValue: rtnl_link_get_type(link).map { String(cString: $0) } ?? "")
+        if kind.rawValue.isEmpty {
+            kind = hardware == .loopback ? .loopback : (hardware == .ethernet ? .ethernet : .other)
         }
         var mac: MACAddress?
         if let address = rtnl_link_get_addr(link), nl_addr_get_len(address) == 6,
@@ -348,7 +360,8 @@ public final class NetlinkSocket {
             masterIndex: master > 0 ? master : nil,
             lowerIndex: (lower > 0 && lower != index && !peerElsewhere) ? lower : nil,
             alias: alias.flatMap { $0.isEmpty ? nil : $0 },
-            hardwareType: hardwareType)
+            hardwareType: hardware,
+            group: rtnl_link_get_group(link))
     }
 }
 

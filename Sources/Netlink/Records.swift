@@ -6,8 +6,8 @@ public struct LinkRecord: Hashable, Sendable, Codable {
     public var index: Int32
     public var name: String
     /// The link kind from `IFLA_INFO_KIND` (`veth`, `bridge`, `macvlan`, `macvtap`, `dummy`, `vlan`, `tun`, …),
-    /// `loopback` for the loopback device, or `ethernet` for a device without link info (a NIC).
-    public var kind: String
+    /// ``LinkKind/loopback`` for the loopback device, or ``LinkKind/ethernet`` for a device without link info (a NIC).
+    public var kind: LinkKind
     /// The hardware address, when the link has an Ethernet-style one.
     public var mac: MACAddress?
     public var mtu: Int
@@ -23,12 +23,15 @@ public struct LinkRecord: Hashable, Sendable, Codable {
     public var lowerIndex: Int32?
     /// `IFLA_IFALIAS`, free text that survives as long as the link does.
     public var alias: String?
-    /// `ARPHRD_*` hardware type.
-    public var hardwareType: UInt32
+    /// `ARPHRD_*` hardware type: ``HardwareType/ethernet`` for anything that carries Ethernet frames.
+    public var hardwareType: HardwareType
+    /// `IFLA_GROUP`: the link group (0, the default group, for most links).
+    public var group: UInt32
 
-    public init(index: Int32, name: String, kind: String, mac: MACAddress? = nil, mtu: Int = 1500,
+    public init(index: Int32, name: String, kind: LinkKind, mac: MACAddress? = nil, mtu: Int = 1500,
                 isUp: Bool = true, hasCarrier: Bool = true, operationalState: String = "up",
-                masterIndex: Int32? = nil, lowerIndex: Int32? = nil, alias: String? = nil, hardwareType: UInt32 = 1) {
+                masterIndex: Int32? = nil, lowerIndex: Int32? = nil, alias: String? = nil, hardwareType: HardwareType = .ethernet,
+                group: UInt32 = 0) {
         self.index = index
         self.name = name
         self.kind = kind
@@ -41,6 +44,7 @@ public struct LinkRecord: Hashable, Sendable, Codable {
         self.lowerIndex = lowerIndex
         self.alias = alias
         self.hardwareType = hardwareType
+        self.group = group
     }
 }
 
@@ -56,14 +60,14 @@ public struct AddressRecord: Hashable, Sendable, Codable {
     /// The address in its usual text form (`10.0.0.2`, `fe80::1`).
     public var address: String
     public var prefixLength: Int
-    /// `RT_SCOPE_*`: 0 universe, 253 link, 254 host.
-    public var scope: Int
+    /// ``RouteScope/universe`` for an ordinary address, ``RouteScope/link`` for a link-local one, ``RouteScope/host`` for loopback.
+    public var scope: RouteScope
     /// The label (IPv4 only), e.g. `eth0` or `eth0:1`.
     public var label: String?
     /// The broadcast address (IPv4 only), when one is set (`ip addr add … brd …`).
     public var broadcast: String?
 
-    public init(interfaceIndex: Int32, family: AddressFamily, address: String, prefixLength: Int, scope: Int = 0,
+    public init(interfaceIndex: Int32, family: AddressFamily, address: String, prefixLength: Int, scope: RouteScope = .universe,
                 label: String? = nil, broadcast: String? = nil) {
         self.interfaceIndex = interfaceIndex
         self.family = family
@@ -94,29 +98,29 @@ public struct RouteRecord: Hashable, Sendable, Codable {
     public var gateway: String?
     /// Outgoing interface.
     public var interfaceIndex: Int32?
-    /// Routing table (254 = main, 255 = local).
-    public var table: UInt32
-    /// `RTPROT_*` (2 kernel, 3 boot, 4 static, 16 dhcp).
-    public var protocolNumber: Int
-    /// `RT_SCOPE_*`.
-    public var scope: Int
-    /// `RTN_*` (1 unicast, 2 local, 3 broadcast, …).
-    public var type: Int
+    /// Routing table, usually ``RouteTable/main``.
+    public var table: RouteTable
+    /// Who made it: ``RouteProtocol/kernel`` for an address's connected route.
+    public var routeProtocol: RouteProtocol
+    /// ``RouteScope/link`` for a route straight onto the link, ``RouteScope/universe`` through a gateway.
+    public var scope: RouteScope
+    /// ``RouteType/unicast`` for an ordinary route.
+    public var type: RouteType
     /// Metric.
     public var priority: UInt32
     /// Preferred source address.
     public var preferredSource: String?
 
     public init(family: AddressFamily, destination: String, prefixLength: Int, gateway: String? = nil,
-                interfaceIndex: Int32? = nil, table: UInt32 = 254, protocolNumber: Int = 4, scope: Int = 0,
-                type: Int = 1, priority: UInt32 = 0, preferredSource: String? = nil) {
+                interfaceIndex: Int32? = nil, table: RouteTable = .main, routeProtocol: RouteProtocol = .static,
+                scope: RouteScope = .universe, type: RouteType = .unicast, priority: UInt32 = 0, preferredSource: String? = nil) {
         self.family = family
         self.destination = destination
         self.prefixLength = prefixLength
         self.gateway = gateway
         self.interfaceIndex = interfaceIndex
         self.table = table
-        self.protocolNumber = protocolNumber
+        self.routeProtocol = routeProtocol
         self.scope = scope
         self.type = type
         self.priority = priority

@@ -112,3 +112,77 @@ public enum TapDevices {
         return dev_t(high | ((major & 0xFFF) << 8) | (minor & 0xFF))
     }
 }
+
+/// ``TapDeviceOperations`` on the real `/dev/net/tun`, sysfs and device nodes.
+public final class SystemTapDevices: TapDeviceOperations {
+    public init() {}
+
+    public func openTap(named name: String) throws(TapDevices.Error) -> FileDescriptor {
+        try TapDevices.openTap(named: name)
+    }
+
+    public func openMacvtap(name: String, index: Int32, nodePath: String) throws(TapDevices.Error) -> FileDescriptor {
+        try TapDevices.openMacvtap(name: name, index: index, nodePath: nodePath)
+    }
+
+    public func openVhostNet() -> FileDescriptor? { TapDevices.openVhostNet() }
+
+    public func close(_ descriptor: FileDescriptor, nodePath: String?) throws(TapDevices.Error) {
+        defer { if let nodePath { unlink(nodePath) } }
+        do {
+            try descriptor.close()
+        } catch {
+            throw TapDevices.Error(operation: "close descriptor \(descriptor.rawValue)", errno: error as? Errno ?? .badFileDescriptor)
+        }
+    }
+
+    /// Closes every item on its own thread: closing a macvtap or TAP waits for an RCU grace period
+    /// in the kernel (~10 ms), and waits that overlap end together.
+    public func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
+        let jobs = items.map { CloseJob(item: $0) }
+        var threads: [pthread_t] = []
+        for job in jobs {
+            var thread = pthread_t()
+            let context = Unmanaged.passRetained(job).toOpaque()
+            let started = pthread_create(&thread, nil, { context in
+                let job = Unmanaged<CloseJob>.fromOpaque(context!).takeRetainedValue()
+                job.run()
+                return nil
+            }, context)
+            if started == 0 {
+                threads.append(thread)
+            } else {
+                Unmanaged<CloseJob>.fromOpaque(context).release()
+                job.run()
+            }
+        }
+        for thread in threads { pthread_join(thread, nil) }
+        return jobs.map(\.error)
+    }
+
+    /// One close on its own thread; `error` is read only after the thread was joined.
+    private final class CloseJob: @unchecked Sendable {
+        let item: DeviceToClose
+        var error: TapDevices.Error?
+        init(item: DeviceToClose) { self.item = item }
+        func run() {
+            defer { if let node = item.nodePath { unlink(node) } }
+            do {
+                try item.descriptor.close()
+            } catch {
+                self.error = TapDevices.Error(operation: "close descriptor \(item.descriptor.rawValue)", errno: error as? Errno ?? .badFileDescriptor)
+            }
+        }
+    }
+
+    public func removeStaleNodes(in directory: String, prefix: String) {
+        guard let handle = opendir(directory) else { return }
+        defer { closedir(handle) }
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.hasPrefix(prefix) { unlink("\(directory)/\(name)") }
+        }
+    }
+}

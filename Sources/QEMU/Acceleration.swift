@@ -29,8 +29,11 @@ public struct AccelerationFacts: Sendable, Equatable {
     public enum Device: Sendable, Equatable {
         /// Opening the device failed (missing, permission denied, ...).
         case unavailable(reason: String)
-        /// The device opened and `KVM_GET_API_VERSION` returned this value (or -1 on error).
+        /// The device opened and `KVM_GET_API_VERSION` returned this value (or -1 on error); with
+        /// version 12, `KVM_CREATE_VM` worked too.
         case apiVersion(Int32)
+        /// The device answered version 12 but `KVM_CREATE_VM` failed: no guest can run.
+        case cannotCreateVM(reason: String)
     }
 
     public var device: Device
@@ -76,6 +79,8 @@ public enum AccelerationProbe {
     public static let expectedAPIVersion: Int32 = 12
     /// `_IO(KVMIO, 0x00)` with `KVMIO` = 0xAE.
     static let kvmGetAPIVersion: UInt = 0xAE00
+    /// `_IO(KVMIO, 0x01)`.
+    static let kvmCreateVM: UInt = 0xAE01
 
     /// Pure decision table; see the type's documentation.
     public static func choose(mode: AccelerationMode, facts: AccelerationFacts) throws(AccelerationError) -> AccelerationChoice {
@@ -83,6 +88,7 @@ public enum AccelerationProbe {
         case let .unavailable(reason): "/dev/kvm cannot be opened (\(reason))"
         case let .apiVersion(version) where version != expectedAPIVersion:
             "/dev/kvm answered KVM_GET_API_VERSION with \(version) instead of \(expectedAPIVersion)"
+        case let .cannotCreateVM(reason): "/dev/kvm cannot create a VM (KVM_CREATE_VM: \(reason))"
         case .apiVersion: nil
         }
         let hasVirtualizationFlag = facts.cpuFlags.contains("vmx") || facts.cpuFlags.contains("svm")
@@ -138,7 +144,13 @@ public enum AccelerationProbe {
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return .unavailable(reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        return .apiVersion(ioctl(fd, kvmGetAPIVersion))
+        let version = ioctl(fd, kvmGetAPIVersion)
+        guard version == expectedAPIVersion else { return .apiVersion(version) }
+        // A VM that is created and closed at once: proves the kernel would run one.
+        let vm = ioctl(fd, kvmCreateVM, 0)
+        guard vm >= 0 else { return .cannotCreateVM(reason: String(cString: strerror(errno))) }
+        close(vm)
+        return .apiVersion(version)
     }
 
     static func cpuFlags(fromFileAt path: String) -> Set<String> {

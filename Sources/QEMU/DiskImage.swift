@@ -15,17 +15,97 @@ public enum DiskImageFormat: String, Sendable, Equatable, CaseIterable, CustomSt
     public var description: String { rawValue }
 }
 
-/// A disk image QEMU boots from: where it is and what format it has.
+extension DiskImageFormat {
+    /// The format a file name states by its extension (`.qcow2`, `.raw`, `.vmdk`, `.vhd`, …), or nil when
+    /// the name says nothing (`/image/image`, `.img`, a block device): such a file is probed and only
+    /// raw is accepted without `VM_IMAGE_FORMAT`.
+    public init?(fileName path: String) {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return nil }
+        switch name[name.index(after: dot)...].lowercased() {
+        case "qcow2": self = .qcow2
+        case "qcow": self = .qcow
+        case "qed": self = .qed
+        case "vmdk": self = .vmdk
+        case "vdi": self = .vdi
+        case "vhdx": self = .vhdx
+        case "vhd", "vpc": self = .vpc
+        case "raw": self = .raw
+        default: return nil
+        }
+    }
+}
+
+/// What the operator decided about the disk: `VM_IMAGE_FORMAT` and `VM_IMAGE_BACKING`.
+public struct DiskImagePolicy: Sendable, Equatable {
+    /// The stated format; nil means "from the file name" (see ``DiskImage/decideFormat(path:stated:header:fileSize:)``).
+    public var format: DiskImageFormat?
+    /// `VM_IMAGE_BACKING=allow`: backing and data files may be anywhere. By default they must resolve
+    /// inside the image's own folder.
+    public var backingAnywhere: Bool
+
+    public init(format: DiskImageFormat? = nil, backingAnywhere: Bool = false) {
+        self.format = format
+        self.backingAnywhere = backingAnywhere
+    }
+}
+
+/// One layer of a disk: the image itself, or a backing file under it.
+public struct DiskLayer: Sendable, Equatable {
+    /// The path the file was opened at (for messages and the dry run; QEMU gets its descriptor).
+    public var path: String
+    public var format: DiskImageFormat
+    /// A block device (QEMU's `host_device` protocol) rather than a regular file.
+    public var isBlockDevice: Bool
+    /// A qcow2 external data file, opened with the layer.
+    public var dataFile: String?
+    public var dataFileIsBlockDevice: Bool
+
+    public init(path: String, format: DiskImageFormat, isBlockDevice: Bool = false, dataFile: String? = nil, dataFileIsBlockDevice: Bool = false) {
+        self.path = path
+        self.format = format
+        self.isBlockDevice = isBlockDevice
+        self.dataFile = dataFile
+        self.dataFileIsBlockDevice = dataFileIsBlockDevice
+    }
+}
+
+/// A disk image QEMU boots from: its format and, for qcow2, every file it reads (backing chain and
+/// external data files), each opened and checked once by ``open(path:policy:)``.
 public struct DiskImage: Sendable, Equatable {
     /// The paths the old container accepted, in the order they are tried.
     public static let defaultCandidates = ["/image/image.qcow2", "/image/image"]
+    /// The longest backing chain followed.
+    public static let maximumChainLength = 16
 
-    public var path: String
-    public var format: DiskImageFormat
+    /// `layers[0]` is the image; each next one is the backing file of the one before.
+    public var layers: [DiskLayer]
+    /// The descriptor number QEMU sees the first of ``files`` at (the others follow in order).
+    /// nil: QEMU opens ``path`` itself (only for images that were not checked, e.g. in tests).
+    public var firstDescriptor: Int32?
+
+    public var path: String { layers[0].path }
+    public var format: DiskImageFormat { layers[0].format }
 
     public init(path: String, format: DiskImageFormat) {
-        self.path = path
-        self.format = format
+        layers = [DiskLayer(path: path, format: format)]
+    }
+
+    public init(layers: [DiskLayer], firstDescriptor: Int32? = nil) {
+        precondition(!layers.isEmpty, "a disk has at least its image")
+        self.layers = layers
+        self.firstDescriptor = firstDescriptor
+    }
+
+    /// Every file QEMU reads, in descriptor order: per layer the image, then its data file. Only
+    /// the image (layer 0) and its data file are writable.
+    public var files: [(path: String, writable: Bool)] {
+        var files: [(path: String, writable: Bool)] = []
+        for (index, layer) in layers.enumerated() {
+            files.append((path: layer.path, writable: index == 0))
+            if let dataFile = layer.dataFile { files.append((path: dataFile, writable: index == 0)) }
+        }
+        return files
     }
 
     /// Returns the first of `candidates` that exists (as any kind of file).
@@ -34,69 +114,380 @@ public struct DiskImage: Sendable, Equatable {
     public static func locate(candidates: [String] = defaultCandidates) throws(PreflightError) -> String {
         for path in candidates {
             var info = stat()
-            if stat(path, &info) == 0 { return path }
+            if lstat(path, &info) == 0 { return path }
         }
         throw .imageMissing(candidates: candidates)
     }
 
-    /// Opens `path`, reads its first bytes and identifies the format.
-    ///
-    /// Regular files and block devices are accepted. See ``DiskImageProbe`` for the rules.
+    /// Opens `path` read-only and identifies its format from its header, with no policy: the
+    /// format the header shows (see ``DiskImageProbe``). For inspection; a launch uses ``open(path:policy:)``.
     public static func probe(path: String) throws(PreflightError) -> DiskImage {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            if code == ENOENT { throw .imageMissing(candidates: [path]) }
-            throw .imageUnreadable(path: path, reason: String(cString: strerror(code)))
+        let file = try DiskFileHandle.open(path, writable: false)
+        defer { file.close() }
+        let header = try file.read(count: DiskImageProbe.headerBytes)
+        do {
+            return DiskImage(layers: [DiskLayer(path: path, format: try DiskImageProbe.detect(header: header, fileSize: file.size),
+                                                isBlockDevice: file.isBlockDevice)])
+        } catch {
+            throw PreflightError(error, path: path)
         }
-        defer { close(fd) }
+    }
 
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw .imageUnreadable(path: path, reason: String(cString: strerror(errno)))
+    /// Decides the format once, from what the operator stated, never from what a guest could write:
+    ///
+    /// - `stated` (`VM_IMAGE_FORMAT`) wins; else the file name's extension (`.qcow2`, `.raw`, …) states it.
+    /// - A stated `raw` is raw whatever the first bytes say (a raw disk's guest writes them).
+    /// - Any other stated format must be what the header shows: a `.qcow2` that is not qcow2 is an error,
+    ///   never a raw boot.
+    /// - A name that states nothing (`/image/image`, `.img`) is probed and must be raw: a qcow2 (or other)
+    ///   header there is refused unless `VM_IMAGE_FORMAT` says so, since a raw disk's guest could have
+    ///   written it.
+    public static func decideFormat(path: String, stated: DiskImageFormat?, header: [UInt8], fileSize: UInt64) throws(PreflightError) -> DiskImageFormat {
+        let named = stated ?? DiskImageFormat(fileName: path)
+        if named == .raw {
+            if fileSize == 0 { throw .imageEmpty(path: path) }
+            if fileSize < DiskImageProbe.minimumSize { throw .imageTooSmall(path: path, size: fileSize) }
+            return .raw
         }
-        let kind = info.st_mode & S_IFMT
-        let size: UInt64
-        switch kind {
-        case S_IFREG:
-            size = UInt64(info.st_size)
-        case S_IFBLK:
-            let end = lseek(fd, 0, SEEK_END)
+        let found: DiskImageFormat
+        do {
+            found = try DiskImageProbe.detect(header: header, fileSize: fileSize)
+        } catch {
+            throw PreflightError(error, path: path)
+        }
+        if let named {
+            guard found == named else { throw .imageFormatMismatch(path: path, expected: named, found: found, stated: stated != nil) }
+            return named
+        }
+        guard found == .raw else { throw .imageFormatNotStated(path: path, found: found) }
+        return .raw
+    }
+
+    /// Opens the image at `path` (and, for qcow2, its backing chain and data files), checks every file
+    /// and decides the format; the returned descriptors are the files QEMU must be given, so what was
+    /// checked is what QEMU uses.
+    ///
+    /// Never blocks: a FIFO, socket or character device is refused before it is opened, and every
+    /// open is non-blocking. Backing and data files must resolve inside the image's own folder
+    /// unless ``DiskImagePolicy/backingAnywhere``.
+    public static func open(path: String, policy: DiskImagePolicy) throws(PreflightError) -> OpenedDiskImage {
+        var handles: [DiskFileHandle] = []
+        var success = false
+        defer { if !success { for handle in handles { handle.close() } } }
+
+        let top = try DiskFileHandle.open(path, writable: true)
+        handles.append(top)
+        let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        let folderReal = try realFolder(folder.isEmpty ? "/" : folder, image: path)
+        var seen: Set<[UInt64]> = [top.identity]
+
+        let topHeader = try top.read(count: DiskImageProbe.headerBytes)
+        let format = try decideFormat(path: path, stated: policy.format, header: topHeader, fileSize: top.size)
+        var layers: [DiskLayer] = []
+        var current = (path: path, handle: top, format: format, writable: true)
+        while true {
+            var layer = DiskLayer(path: current.path, format: current.format, isBlockDevice: current.handle.isBlockDevice)
+            var next: (path: String, handle: DiskFileHandle, format: DiskImageFormat, writable: Bool)?
+            switch current.format {
+            case .qcow2:
+                let first = try current.handle.read(count: DiskImageProbe.headerBytes)
+                let header = try current.handle.read(count: max(first.count, Qcow2References.bytesNeeded(header: first)))
+                let references: Qcow2References
+                do { references = try Qcow2References.parse(header) } catch {
+                    throw .imageHeaderCorrupt(path: current.path, format: .qcow2, detail: error.detail)
+                }
+                if let name = references.dataFile {
+                    let resolved = resolve(name, from: current.path)
+                    let data = try openReference(resolved, name: name, role: "data file", of: current.path, writable: current.writable,
+                                                 folder: folderReal, policy: policy)
+                    handles.append(data)
+                    guard seen.insert(data.identity).inserted else {
+                        throw .imageReferenceUnusable(path: current.path, role: "data file", reference: name, reason: "it is a file the disk already uses")
+                    }
+                    layer.dataFile = resolved
+                    layer.dataFileIsBlockDevice = data.isBlockDevice
+                }
+                if let name = references.backingFile {
+                    guard layers.count + 1 < maximumChainLength else {
+                        throw .imageReferenceUnusable(path: path, role: "backing file", reference: name, reason: "the backing chain is longer than \(maximumChainLength) files")
+                    }
+                    let resolved = resolve(name, from: current.path)
+                    let backing = try openReference(resolved, name: name, role: "backing file", of: current.path, writable: false,
+                                                    folder: folderReal, policy: policy)
+                    handles.append(backing)
+                    guard seen.insert(backing.identity).inserted else {
+                        throw .imageReferenceUnusable(path: current.path, role: "backing file", reference: name, reason: "the backing chain loops")
+                    }
+                    var statedFormat: DiskImageFormat?
+                    if let stated = references.backingFormat {
+                        guard let format = DiskImageFormat(rawValue: stated) else {
+                            throw .imageReferenceUnusable(path: current.path, role: "backing file", reference: name, reason: "its backing format '\(stated)' is unknown")
+                        }
+                        statedFormat = format
+                    }
+                    // A backing file stated raw is raw, whatever its first bytes say; otherwise its header
+                    // (which no guest can write: backing files are read-only) must show the stated format.
+                    let backingFormat: DiskImageFormat
+                    if statedFormat == .raw {
+                        backingFormat = .raw
+                    } else {
+                        let backingHeader = try backing.read(count: DiskImageProbe.headerBytes)
+                        let found: DiskImageFormat
+                        do {
+                            found = try DiskImageProbe.detect(header: backingHeader, fileSize: backing.size)
+                        } catch {
+                            throw PreflightError(error, path: resolved)
+                        }
+                        if let statedFormat, statedFormat != found {
+                            throw .imageFormatMismatch(path: resolved, expected: statedFormat, found: found, stated: true)
+                        }
+                        backingFormat = found
+                    }
+                    guard backingFormat == .raw || backingFormat == .qcow2 else {
+                        throw .imageReferenceUnusable(path: current.path, role: "backing file", reference: name, reason: "it is \(backingFormat), and kvm-launch follows only raw and qcow2 backing files; convert it with qemu-img convert -O qcow2")
+                    }
+                    next = (resolved, backing, backingFormat, false)
+                }
+            case .qcow, .qed:
+                let header = try current.handle.read(count: DiskImageProbe.headerBytes)
+                if DiskImageProbe.hasBackingFile(header: header, format: current.format) {
+                    throw .imageReferenceUnusable(path: current.path, role: "backing file", reference: "(in its \(current.format) header)",
+                                                  reason: "kvm-launch follows backing files of qcow2 images only; convert it with qemu-img convert -O qcow2")
+                }
+            case .vmdk:
+                let header = try current.handle.read(count: DiskImageProbe.headerBytes)
+                if header.starts(with: Array("# Disk DescriptorFile".utf8)) {
+                    throw .imageReferenceUnusable(path: current.path, role: "extent file", reference: "(in its descriptor)",
+                                                  reason: "a VMDK descriptor names other files; convert it to one file with qemu-img convert -O qcow2")
+                }
+            case .raw, .vdi, .vhdx, .vpc:
+                break
+            }
+            layers.append(layer)
+            guard let following = next else { break }
+            current = following
+        }
+        success = true
+        return OpenedDiskImage(image: DiskImage(layers: layers), descriptors: handles.map(\.descriptor))
+    }
+
+    /// `name` as QEMU resolves a backing or data file name: absolute as it is, else relative to the
+    /// folder of the file that names it.
+    static func resolve(_ name: String, from referrer: String) -> String {
+        if name.hasPrefix("/") { return name }
+        guard let slash = referrer.lastIndex(of: "/") else { return name }
+        return String(referrer[...slash]) + name
+    }
+
+    private static func realFolder(_ folder: String, image: String) throws(PreflightError) -> String {
+        guard let real = realpath(folder, nil) else {
+            throw .imageUnreadable(path: image, reason: String(cString: strerror(errno)))
+        }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
+    private static func openReference(_ resolved: String, name: String, role: String, of referrer: String, writable: Bool,
+                                      folder: String, policy: DiskImagePolicy) throws(PreflightError) -> DiskFileHandle {
+        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw .imageReferenceUnusable(path: referrer, role: role, reference: name, reason: "the name has control characters")
+        }
+        let handle: DiskFileHandle
+        do {
+            handle = try DiskFileHandle.open(resolved, writable: writable)
+        } catch {
+            throw .imageReferenceUnusable(path: referrer, role: role, reference: name, reason: error.shortReason)
+        }
+        if !policy.backingAnywhere {
+            // What was opened, not what the name says: the descriptor's own path, after every symlink.
+            let real = handle.realPath
+            guard let real, real.hasPrefix(folder == "/" ? "/" : folder + "/") else {
+                handle.close()
+                throw .imageReferenceOutside(path: referrer, role: role, reference: name, resolved: real ?? resolved, folder: folder)
+            }
+        }
+        return handle
+    }
+}
+
+/// A checked disk: the ``DiskImage`` QEMU is told about and the open descriptors of its
+/// ``DiskImage/files``, in order. Map them into QEMU at ``DiskImage/firstDescriptor`` onwards
+/// (the Supervisor's `FileDescriptorMapping`); they close when this is released.
+public final class OpenedDiskImage: Sendable {
+    public let image: DiskImage
+    /// This process's descriptors, one per file of ``image``.
+    public let descriptors: [Int32]
+
+    init(image: DiskImage, descriptors: [Int32]) {
+        self.image = image
+        self.descriptors = descriptors
+    }
+
+    deinit {
+        for descriptor in descriptors { Glibc.close(descriptor) }
+    }
+}
+
+/// One open disk file: regular file or block device, opened without blocking.
+struct DiskFileHandle {
+    let path: String
+    let descriptor: Int32
+    let isBlockDevice: Bool
+    let size: UInt64
+    /// Device and inode: the same file reached by two names is one file.
+    let identity: [UInt64]
+
+    /// Refuses what is not a regular file or block device before opening it (a FIFO would block,
+    /// a character device can act on open), then opens with `O_NONBLOCK` and checks again what was
+    /// opened.
+    static func open(_ path: String, writable: Bool) throws(PreflightError) -> DiskFileHandle {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw error(errno, path: path) }
+        guard isDisk(info.st_mode) else { throw .imageNotAFile(path: path, kind: kindName(info.st_mode)) }
+        let descriptor = Glibc.open(path, (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard descriptor >= 0 else { throw error(errno, path: path, writable: writable) }
+        guard fstat(descriptor, &info) == 0 else {
+            let code = errno
+            Glibc.close(descriptor)
+            throw error(code, path: path)
+        }
+        guard isDisk(info.st_mode) else {
+            Glibc.close(descriptor)
+            throw .imageNotAFile(path: path, kind: kindName(info.st_mode))
+        }
+        // QEMU gets this descriptor: blocking I/O from here on, as for a file it opened itself.
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+        var size = UInt64(info.st_size)
+        let block = info.st_mode & S_IFMT == S_IFBLK
+        if block {
+            let end = lseek(descriptor, 0, SEEK_END)
             guard end >= 0 else {
-                throw .imageUnreadable(path: path, reason: String(cString: strerror(errno)))
+                let code = errno
+                Glibc.close(descriptor)
+                throw error(code, path: path)
             }
             size = UInt64(end)
-        default:
-            throw .imageNotAFile(path: path)
         }
+        return DiskFileHandle(path: path, descriptor: descriptor, isBlockDevice: block, size: size,
+                              identity: [UInt64(info.st_dev), UInt64(info.st_ino)])
+    }
 
-        var header = [UInt8](repeating: 0, count: DiskImageProbe.headerBytes)
+    func close() { Glibc.close(descriptor) }
+
+    /// Up to `count` bytes from the start (fewer at the end of the file).
+    func read(count: Int) throws(PreflightError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
-        while filled < header.count {
-            let count = header.withUnsafeMutableBytes { buffer in
-                pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t(filled))
+        while filled < count {
+            let got = bytes.withUnsafeMutableBytes { buffer in
+                pread(descriptor, buffer.baseAddress! + filled, count - filled, off_t(filled))
             }
-            if count < 0 {
+            if got < 0 {
                 if errno == EINTR { continue }
                 throw .imageUnreadable(path: path, reason: String(cString: strerror(errno)))
             }
-            if count == 0 { break }
-            filled += count
+            if got == 0 { break }
+            filled += got
         }
-        header.removeSubrange(filled...)
+        bytes.removeSubrange(filled...)
+        return bytes
+    }
 
-        do {
-            let format = try DiskImageProbe.detect(header: header, fileSize: size)
-            return DiskImage(path: path, format: format)
-        } catch {
-            switch error {
-            case .empty: throw .imageEmpty(path: path)
-            case let .tooSmall(size): throw .imageTooSmall(path: path, size: size)
-            case let .truncatedHeader(format): throw .imageHeaderTruncated(path: path, format: format)
-            case let .corruptHeader(format, detail):
-                throw .imageHeaderCorrupt(path: path, format: format, detail: detail)
-            }
+    /// The path the kernel has for the open file (symlinks resolved), from /proc/self/fd.
+    var realPath: String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/fd/\(descriptor)", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private static func isDisk(_ mode: mode_t) -> Bool {
+        mode & S_IFMT == S_IFREG || mode & S_IFMT == S_IFBLK
+    }
+
+    static func kindName(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: "a directory"
+        case S_IFIFO: "a FIFO (named pipe)"
+        case S_IFCHR: "a character device"
+        case S_IFSOCK: "a socket"
+        case S_IFLNK: "a symbolic link"
+        default: "not a regular file"
         }
+    }
+
+    private static func error(_ code: Int32, path: String, writable: Bool = false) -> PreflightError {
+        if code == ENOENT { return .imageMissing(candidates: [path]) }
+        let reason = String(cString: strerror(code))
+        if writable && (code == EROFS || code == EACCES || code == EPERM) {
+            return .imageUnreadable(path: path, reason: "\(reason) when opening it for writing; QEMU writes to the disk")
+        }
+        return .imageUnreadable(path: path, reason: reason)
+    }
+}
+
+/// The file references in a qcow2 header: backing file, its format, external data file.
+struct Qcow2References: Equatable {
+    var backingFile: String?
+    var backingFormat: String?
+    var dataFile: String?
+
+    struct Malformed: Error { var detail: String }
+
+    static let backingFormatExtension: UInt32 = 0xE279_2ACA
+    static let dataFileExtension: UInt32 = 0x4441_5441
+    static let externalDataFileBit: UInt64 = 1 << 2
+
+    /// How many leading bytes ``parse(_:)`` needs: the first cluster (QEMU keeps the header, its
+    /// extensions and the backing file name there), at most 2 MiB.
+    static func bytesNeeded(header: [UInt8]) -> Int {
+        guard header.count >= 24 else { return header.count }
+        let bits = DiskImageProbe.readBE32(header, at: 20)
+        return 1 << Int(min(max(bits, 9), 21))
+    }
+
+    static func parse(_ bytes: [UInt8]) throws(Malformed) -> Qcow2References {
+        guard bytes.count >= 72 else { throw Malformed(detail: "the header is cut short") }
+        let version = DiskImageProbe.readBE32(bytes, at: 4)
+        let clusterSize = 1 << Int(DiskImageProbe.readBE32(bytes, at: 20))
+        let backingOffset = DiskImageProbe.readBE64(bytes, at: 8)
+        let backingSize = Int(DiskImageProbe.readBE32(bytes, at: 16))
+        var references = Qcow2References()
+        if backingOffset != 0 && backingSize > 0 {
+            guard backingSize <= 1023, backingOffset < UInt64(clusterSize), Int(backingOffset) + backingSize <= bytes.count else {
+                throw Malformed(detail: "backing file name at offset \(backingOffset), \(backingSize) bytes, lies outside the first cluster")
+            }
+            references.backingFile = String(decoding: bytes[Int(backingOffset)..<Int(backingOffset) + backingSize], as: UTF8.self)
+        }
+        var features: UInt64 = 0
+        var offset = 72
+        if version >= 3 {
+            guard bytes.count >= 104 else { throw Malformed(detail: "the header is cut short") }
+            features = DiskImageProbe.readBE64(bytes, at: 72)
+            offset = Int(DiskImageProbe.readBE32(bytes, at: 100))
+        }
+        let end = backingOffset != 0 ? min(Int(backingOffset), bytes.count) : min(clusterSize, bytes.count)
+        while offset + 8 <= end {
+            let type = DiskImageProbe.readBE32(bytes, at: offset)
+            let length = Int(DiskImageProbe.readBE32(bytes, at: offset + 4))
+            if type == 0 { break }
+            guard offset + 8 + length <= end else { throw Malformed(detail: "header extension 0x\(String(type, radix: 16)) runs past its space") }
+            let data = bytes[(offset + 8)..<(offset + 8 + length)]
+            switch type {
+            case backingFormatExtension: references.backingFormat = String(decoding: data.prefix { $0 != 0 }, as: UTF8.self)
+            case dataFileExtension: references.dataFile = String(decoding: data.prefix { $0 != 0 }, as: UTF8.self)
+            default: break
+            }
+            offset += 8 + (length + 7) / 8 * 8
+        }
+        if features & externalDataFileBit == 0 {
+            // QEMU ignores a data file name unless the feature bit says the image has one.
+            references.dataFile = nil
+        } else if references.dataFile == nil || references.dataFile == "" {
+            throw Malformed(detail: "it needs an external data file but names none")
+        }
+        if references.backingFile == "" { references.backingFile = nil }
+        return references
     }
 }
 
@@ -191,8 +582,22 @@ public enum DiskImageProbe {
         }
     }
 
-    private static func readBE32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+    /// Whether a qcow (v1) or QED header names a backing file.
+    static func hasBackingFile(header: [UInt8], format: DiskImageFormat) -> Bool {
+        switch format {
+        case .qcow: header.count >= 20 && readBE32(header, at: 16) > 0
+        // QED: the "has backing file" feature bit (LE64 features at offset 16).
+        case .qed: header.count >= 24 && header[16] & 1 == 1
+        default: false
+        }
+    }
+
+    static func readBE32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
         bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    static func readBE64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+        bytes[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     private static func readLE32(_ bytes: [UInt8], at offset: Int) -> UInt32 {

@@ -7,13 +7,45 @@ import Glibc
 public enum PreflightError: Error, Equatable, CustomStringConvertible {
     case launcherNotFound(name: String, searchPath: String)
     case launcherNotExecutable(path: String)
+    /// `LAUNCHER` is a path and nothing is there.
+    case launcherMissing(path: String)
     case imageMissing(candidates: [String])
-    case imageNotAFile(path: String)
+    /// More guest memory than this machine has (memory plus swap, MiB).
+    case memoryBeyondMachine(requested: Int, available: Int)
+    /// A FIFO, socket, directory or character device: only regular files and block devices are disks.
+    case imageNotAFile(path: String, kind: String)
     case imageUnreadable(path: String, reason: String)
     case imageEmpty(path: String)
     case imageTooSmall(path: String, size: UInt64)
     case imageHeaderTruncated(path: String, format: DiskImageFormat)
     case imageHeaderCorrupt(path: String, format: DiskImageFormat, detail: String)
+    /// The format stated (`VM_IMAGE_FORMAT`, or the file name when `stated` is false) is not what the header shows.
+    case imageFormatMismatch(path: String, expected: DiskImageFormat, found: DiskImageFormat, stated: Bool)
+    /// A file whose name states no format has a non-raw header, which a raw disk's guest could have written.
+    case imageFormatNotStated(path: String, found: DiskImageFormat)
+    /// A backing or data file resolves outside the image's folder.
+    case imageReferenceOutside(path: String, role: String, reference: String, resolved: String, folder: String)
+    /// A backing, data or extent file that cannot be used (missing, not a file, a loop, an unsupported kind).
+    case imageReferenceUnusable(path: String, role: String, reference: String, reason: String)
+
+    init(_ error: DiskImageProbe.ProbeError, path: String) {
+        switch error {
+        case .empty: self = .imageEmpty(path: path)
+        case let .tooSmall(size): self = .imageTooSmall(path: path, size: size)
+        case let .truncatedHeader(format): self = .imageHeaderTruncated(path: path, format: format)
+        case let .corruptHeader(format, detail): self = .imageHeaderCorrupt(path: path, format: format, detail: detail)
+        }
+    }
+
+    /// A short reason for a referenced file that cannot be opened.
+    var shortReason: String {
+        switch self {
+        case .imageMissing: "it does not exist"
+        case let .imageNotAFile(_, kind): "it is \(kind), not a regular file or block device"
+        case let .imageUnreadable(_, reason): reason
+        default: description
+        }
+    }
 
     public var description: String {
         switch self {
@@ -21,10 +53,14 @@ public enum PreflightError: Error, Equatable, CustomStringConvertible {
             "QEMU binary '\(name)' not found in PATH (\(searchPath)): install qemu-system-x86 or set LAUNCHER to the binary's full path"
         case let .launcherNotExecutable(path):
             "QEMU binary '\(path)' is not an executable file: fix its permissions or set LAUNCHER to another binary"
+        case let .launcherMissing(path):
+            "QEMU binary '\(path)' (LAUNCHER) does not exist (no such file): install QEMU there or set LAUNCHER to the binary's full path"
+        case let .memoryBeyondMachine(requested, available):
+            "VM_MEMORY asks for \(requested) MiB but this machine has \(available) MiB of memory and swap, so QEMU could not allocate it: give the guest less memory"
         case let .imageMissing(candidates):
             "no disk image at \(candidates.joined(separator: " or ")): mount your image there, e.g. -v /path/disk.qcow2:\(candidates.first ?? "/image/image.qcow2")"
-        case let .imageNotAFile(path):
-            "disk image '\(path)' is neither a regular file nor a block device: mount the image file itself, not a directory"
+        case let .imageNotAFile(path, kind):
+            "disk image '\(path)' is \(kind), not a regular file or block device: mount the image file itself"
         case let .imageUnreadable(path, reason):
             "cannot read disk image '\(path)' (\(reason)): check the mount and its permissions"
         case let .imageEmpty(path):
@@ -35,6 +71,16 @@ public enum PreflightError: Error, Equatable, CustomStringConvertible {
             "disk image '\(path)' starts like \(format) but its header is cut short: the copy is truncated, copy the image again"
         case let .imageHeaderCorrupt(path, format, detail):
             "disk image '\(path)' has a corrupt \(format) header (\(detail)): check it with qemu-img check, or restore it from a backup"
+        case let .imageFormatMismatch(path, expected, found, stated):
+            stated
+                ? "disk image '\(path)' is not \(expected) as stated (its header shows \(found == .raw ? "no known format" : found.rawValue)): set VM_IMAGE_FORMAT to the image's real format, or mount the right image"
+                : "disk image '\(path)' is named .\(path.split(separator: ".").last ?? "") but is not \(expected) (its header shows \(found == .raw ? "no known format" : found.rawValue)), and it is not booted as raw: mount a real \(expected) image, or set VM_IMAGE_FORMAT to its real format"
+        case let .imageFormatNotStated(path, found):
+            "disk image '\(path)' has a \(found) header but its name states no format, and a raw disk's guest can write such a header: set VM_IMAGE_FORMAT=\(found) if it is a \(found) image (or VM_IMAGE_FORMAT=raw), or name it *.\(found == .vpc ? "vhd" : found.rawValue)"
+        case let .imageReferenceOutside(path, role, reference, resolved, folder):
+            "disk image '\(path)' names the \(role) '\(reference)', which is \(resolved), outside the image's folder \(folder): put the \(role) next to the image, or set VM_IMAGE_BACKING=allow to let it point anywhere"
+        case let .imageReferenceUnusable(path, role, reference, reason):
+            "disk image '\(path)' names the \(role) '\(reference)', which cannot be used: \(reason)"
         }
     }
 }
@@ -60,7 +106,7 @@ public enum Preflight {
         if name.contains("/") {
             guard isExecutableFile(name) else {
                 if exists(name) { throw .launcherNotExecutable(path: name) }
-                throw .launcherNotFound(name: name, searchPath: searchPath)
+                throw .launcherMissing(path: name)
             }
             return name
         }
@@ -71,12 +117,29 @@ public enum Preflight {
         throw .launcherNotFound(name: name, searchPath: searchPath)
     }
 
-    /// Finds the image among `candidates` and probes its format.
+    /// Finds the image (`path`, else the first of `candidates` that exists), opens and checks it
+    /// and every file it names under `policy` (see ``DiskImage/open(path:policy:)``).
     public static func checkImage(
-        candidates: [String] = DiskImage.defaultCandidates
-    ) throws(PreflightError) -> DiskImage {
-        let path = try DiskImage.locate(candidates: candidates)
-        return try DiskImage.probe(path: path)
+        path: String? = nil,
+        candidates: [String] = DiskImage.defaultCandidates,
+        policy: DiskImagePolicy = DiskImagePolicy()
+    ) throws(PreflightError) -> OpenedDiskImage {
+        let located: String
+        if let path { located = path } else { located = try DiskImage.locate(candidates: candidates) }
+        return try DiskImage.open(path: located, policy: policy)
+    }
+
+    /// Checks that `memoryMiB` of guest memory fits this machine: QEMU cannot allocate more than the
+    /// kernel's memory and swap (it fails after the network was taken over otherwise).
+    public static func checkMemory(_ memoryMiB: Int, meminfoPath: String = "/proc/meminfo") throws(PreflightError) {
+        guard let text = readSmallTextFile(meminfoPath) else { return }
+        var total = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("MemTotal:") || line.hasPrefix("SwapTotal:") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kib = Int(fields[1]) { total += kib / 1024 }
+        }
+        guard total > 0 else { return }
+        if memoryMiB > total { throw .memoryBeyondMachine(requested: memoryMiB, available: total) }
     }
 
     private static func exists(_ path: String) -> Bool {

@@ -14,6 +14,8 @@ public struct QEMUConfiguration: Sendable, Equatable {
     public static let defaultMemoryMiB = 1024
     /// vCPUs when neither an input nor `KVM_CPU_OPTS` sets it.
     public static let defaultVCPUs = 1
+    /// The longest unix socket path Linux accepts (108 bytes of `sun_path` with the terminating zero).
+    public static let maximumSocketPathBytes = 107
 
     /// The QEMU machine type. q35 (PCIe, the default) suits every current guest;
     /// `pc` (i440FX) is there for old guests that only know PCI/IDE-era chipsets.
@@ -113,7 +115,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
         if let block = legacy.block {
             args += block
         } else if let disk {
-            args += ["-drive", "file=\(QEMUOption.escape(disk.path)),if=virtio,format=\(disk.format.rawValue)"]
+            args += disk.arguments()
         }
 
         for (index, nic) in nics.enumerated() {
@@ -147,14 +149,26 @@ public struct QEMUConfiguration: Sendable, Equatable {
         return args
     }
 
-    /// The child descriptor numbers the NIC backends refer to, in argument order.
+    /// The child descriptor numbers the NIC backends and the disk refer to, in argument order.
     /// The launcher must make exactly these numbers available to QEMU.
     public var childFileDescriptors: [Int32] {
         nics.flatMap { nic -> [Int32] in
             guard case let .tapFileDescriptor(fd, vhost) = nic.backend else { return [] }
             if case let .fileDescriptor(vhostFD) = vhost { return [fd, vhostFD] }
             return [fd]
-        }
+        } + (legacy.block == nil ? disk?.childDescriptors ?? [] : [])
+    }
+
+    /// PCI slots on the machine's root bus that kvm-launch's own devices can use: 32, minus the host
+    /// bridge (slot 0) and the chipset functions (q35: the ICH9 in slot 31; pc: the PIIX3 in slot 1),
+    /// minus the balloon, the disk and the graphics card when present. nil for a named machine type.
+    public var freePCISlotsForNICs: Int? {
+        if case .named = machineType { return nil }
+        var free = 32 - 2
+        if legacy.base == nil { free -= 1 }  // the balloon
+        if legacy.block == nil, disk != nil { free -= 1 }
+        if legacy.video == nil, case .vga = graphics { free -= 1 }
+        return free
     }
 
     private func validate() throws(QEMUConfigurationError) {
@@ -162,7 +176,10 @@ public struct QEMUConfiguration: Sendable, Equatable {
         guard vcpus > 0 else { throw .invalidVCPUs(vcpus) }
         let qmp = QMPAddress(qmpSocketPath)
         guard !qmp.name.isEmpty else { throw .emptyQMPSocketPath }
-        guard qmp.name.utf8.count <= QMPAddress.maximumLength else { throw .qmpSocketPathTooLong(qmpSocketPath) }
+        guard qmp.name.utf8.count <= Self.maximumSocketPathBytes else { throw .socketPathTooLong(qmpSocketPath) }
+        if let free = freePCISlotsForNICs, nics.count > free {
+            throw .tooManyNICs(count: nics.count, slots: free, machine: machineType.name)
+        }
         var seen: Set<Int32> = []
         for fd in childFileDescriptors {
             guard fd > 2 else { throw .reservedFileDescriptor(fd) }
@@ -269,8 +286,9 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
     case reservedFileDescriptor(Int32)
     case duplicateFileDescriptor(Int32)
     case invalidTapName(String)
+    case socketPathTooLong(String)
+    case tooManyNICs(count: Int, slots: Int, machine: String)
     case invalidHostMTU(Int)
-    case qmpSocketPathTooLong(String)
 
     public var description: String {
         switch self {
@@ -280,8 +298,9 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .reservedFileDescriptor(fd): "descriptor \(fd) is one of QEMU's stdin/stdout/stderr: pass NIC descriptors at 3 or above"
         case let .duplicateFileDescriptor(fd): "descriptor \(fd) is used by two NIC backends: give every tap and vhost descriptor its own number"
         case let .invalidTapName(name): "tap device name '\(name)' is not a valid interface name: use 1-15 characters without commas"
+        case let .socketPathTooLong(path): "the QMP socket path '\(path)' is \(path.utf8.count) bytes, more than a unix socket path may have (107): choose a shorter path"
+        case let .tooManyNICs(count, slots, machine): "\(count) interfaces would need \(count) NICs but the \(machine) machine has \(slots) free PCI slots for them: attach fewer interfaces (ATTACH_IFACES with AUTO_ATTACH=no)"
         case let .invalidHostMTU(mtu): "MTU \(mtu) cannot be given to a virtio NIC: it must be between \(NetworkInterfaceCard.hostMTURange.lowerBound) and \(NetworkInterfaceCard.hostMTURange.upperBound)"
-        case let .qmpSocketPathTooLong(path): "QMP socket '\(path)' is longer than a unix socket address may be (\(QMPAddress.maximumLength) bytes): choose a shorter path"
         }
     }
 }
@@ -302,5 +321,48 @@ extension String {
             if character == target { result += replacement } else { result.append(character) }
         }
         return result
+    }
+}
+
+extension DiskImage {
+    /// The descriptor numbers QEMU sees the disk's files at; empty when QEMU opens the path itself.
+    public var childDescriptors: [Int32] {
+        guard let firstDescriptor else { return [] }
+        return files.indices.map { firstDescriptor + Int32($0) }
+    }
+
+    /// The disk's QEMU arguments. With descriptors: each file is an fd set (`-add-fd`), the disk a
+    /// `-blockdev` tree naming `/dev/fdset/N` for every file (so QEMU opens no path and follows no
+    /// name in a header: the backing chain and data files are stated, `backing: null` ends it), and
+    /// a virtio-blk device. Without: `-drive file=PATH,if=virtio,format=F`.
+    func arguments() -> [String] {
+        guard let firstDescriptor else {
+            return ["-drive", "file=\(QEMUOption.escape(path)),if=virtio,format=\(format.rawValue)"]
+        }
+        var args: [String] = []
+        for number in childDescriptors { args += ["-add-fd", "fd=\(number),set=\(number)"] }
+        var next = firstDescriptor
+        func protocolNode(blockDevice: Bool, readOnly: Bool) -> String {
+            defer { next += 1 }
+            let driver = blockDevice ? "host_device" : "file"
+            return "{\"driver\": \"\(driver)\", \"filename\": \"/dev/fdset/\(next)\"" + (readOnly ? ", \"read-only\": true}" : "}")
+        }
+        var nodes: [String] = []
+        for (index, layer) in layers.enumerated() {
+            var fields = ["\"driver\": \"\(layer.format.rawValue)\""]
+            fields.append(index == 0 ? "\"node-name\": \"disk0\"" : "\"read-only\": true")
+            fields.append("\"file\": " + protocolNode(blockDevice: layer.isBlockDevice, readOnly: index > 0))
+            if layer.dataFile != nil {
+                fields.append("\"data-file\": " + protocolNode(blockDevice: layer.dataFileIsBlockDevice, readOnly: index > 0))
+            }
+            nodes.append("{" + fields.joined(separator: ", "))
+        }
+        // Nest each backing layer inside the one above it; the last one has no backing (formats that
+        // can have one are told so; QEMU refuses the key for the others).
+        let last = layers[layers.count - 1].format
+        var tree = nodes[nodes.count - 1] + ([.qcow2, .qcow, .qed, .vmdk].contains(last) ? ", \"backing\": null}" : "}")
+        for node in nodes.dropLast().reversed() { tree = node + ", \"backing\": " + tree + "}" }
+        args += ["-blockdev", tree, "-device", "virtio-blk-pci,drive=disk0"]
+        return args
     }
 }

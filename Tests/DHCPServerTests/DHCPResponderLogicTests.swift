@@ -172,13 +172,15 @@ import Testing
         #expect(logic.reply(to: Sample.request(.discover, broadcast: true))?.message.isBroadcast == true)
     }
 
-    @Test func relayedRequestsGoBackToTheRelay() throws {
+    /// Issue 10 item 13: the VM is on the link, so a relayed request is never its own.
+    @Test func relayedRequestsAreNeverAnswered() {
         let relay = ip("10.42.0.254")
-        #expect(logic.reply(to: Sample.request(.discover, giaddr: relay))?.destination == .relay(relay))
-        let nak = try #require(logic.reply(to: Sample.request(.request, giaddr: relay, requested: ip("1.2.3.4"))))
-        #expect(nak.destination == .relay(relay))
-        #expect(nak.message.isBroadcast, "a relayed NAK asks the relay to broadcast")
-        #expect(nak.message.giaddr == relay)
+        for request in [Sample.request(.discover, giaddr: relay),
+                        Sample.request(.request, giaddr: relay, requested: ours, server: Sample.serverID),
+                        Sample.request(.request, giaddr: relay, requested: ip("1.2.3.4")),
+                        Sample.request(.inform, ciaddr: ours, giaddr: relay)] {
+            #expect(logic.decision(for: request) == .ignore(.relayed(relay)))
+        }
     }
 
     @Test func informWithoutCiaddrIsBroadcast() {
@@ -203,7 +205,7 @@ import Testing
         #expect(try DHCPMessage(decoding: parsed.payload) == reply.message)
     }
 
-    @Test func processBroadcastsNaksAndSendsRelayDatagrams() throws {
+    @Test func processBroadcastsNaksAndIgnoresRelayedRequests() throws {
         let serverMAC = mac("02:00:00:00:00:01")
         let nak = logic.process(packet: Sample.request(.request, requested: ip("1.2.3.4")).encoded(), serverMAC: serverMAC)
         guard case .reply(_, _, .frame(let frame)) = nak else {
@@ -213,13 +215,30 @@ import Testing
         let parsed = try #require(UDPFrame.parse(frame))
         #expect(parsed.destinationMAC == mac("ff:ff:ff:ff:ff:ff") && parsed.destinationIP == ip("255.255.255.255"))
 
-        let relayed = logic.process(packet: Sample.request(.discover, giaddr: ip("10.1.1.1")).encoded(), serverMAC: serverMAC)
-        guard case .reply(_, let reply, .datagram(let payload, let agent, let port)) = relayed else {
-            Issue.record("expected a datagram, got \(relayed)")
+        let relayed = Sample.request(.discover, giaddr: ip("10.1.1.1"))
+        #expect(logic.process(packet: relayed.encoded(), serverMAC: serverMAC) == .ignored(relayed, .relayed(ip("10.1.1.1"))))
+    }
+
+    /// Issue 10 item 13: only frames whose Ethernet source is the VM's MAC are answered; a host on
+    /// the network putting the VM's MAC into `chaddr` gets nothing.
+    @Test func framesFromAnotherSourceAreRejected() throws {
+        let serverMAC = mac("02:00:00:00:00:01")
+        let discover = Sample.request(.discover).encoded()
+        func frame(from source: MACAddress, port: UInt16 = 67) -> [UInt8] {
+            UDPFrame.build(sourceMAC: source, destinationMAC: mac("ff:ff:ff:ff:ff:ff"),
+                           sourceIP: IPv4Address(0), destinationIP: ip("255.255.255.255"),
+                           sourcePort: 68, destinationPort: port, payload: discover)
+        }
+        #expect(logic.process(frame: frame(from: Sample.otherMAC), serverMAC: serverMAC) == .rejected(.foreignSource(Sample.otherMAC)))
+        #expect(logic.process(frame: frame(from: Sample.clientMAC, port: 53), serverMAC: serverMAC) == .rejected(.notDHCPRequest))
+        #expect(logic.process(frame: Array(frame(from: Sample.clientMAC).prefix(30)), serverMAC: serverMAC) == .rejected(.notDHCPRequest))
+        let accepted = logic.process(frame: frame(from: Sample.clientMAC), serverMAC: serverMAC)
+        #expect(accepted == .packet(logic.process(packet: discover, serverMAC: serverMAC)))
+        guard case .packet(.reply(_, let reply, _)) = accepted else {
+            Issue.record("expected an OFFER, got \(accepted)")
             return
         }
-        #expect(agent == ip("10.1.1.1") && port == 67)
-        #expect(payload == reply.message.encoded())
+        #expect(reply.message.messageType == .offer)
     }
 
     @Test func processReportsUndecodableAndIgnoredPackets() {

@@ -22,16 +22,19 @@ struct EndToEndTests {
             runDirectory = fixture.directory.appendingPathComponent("run").path
             var env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                        "KVM_LAUNCH_RUN_DIR": runDirectory, "VM_ACCEL": "tcg", "VM_MEMORY": "256M",
-                       "VM_IMAGE": image ?? Self.overlay(in: fixture)]
+                       "VM_IMAGE": try image ?? Self.overlay(in: fixture)]
             env.merge(environment) { _, new in new }
             process = try ConsoleProcess(["/usr/sbin/ip", "netns", "exec", fixture.container.name, kvmLaunchBinary] + arguments, environment: env)
         }
 
-        /// A qcow2 overlay on the shared test guest, so every test boots a pristine disk of its own.
-        static func overlay(in fixture: ContainerFixture) -> String {
+        /// A qcow2 overlay on a copy of the test guest next to it (backing files must be in the image's
+        /// folder), so every test boots a pristine disk of its own. Fails the test when qemu-img fails.
+        static func overlay(in fixture: ContainerFixture) throws -> String {
             let path = fixture.directory.appendingPathComponent("disk.qcow2").path
             if !FileManager.default.fileExists(atPath: path) {
-                _ = try? run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", testGuestImage, "-F", "qcow2", path])
+                let base = fixture.directory.appendingPathComponent("test-guest.qcow2").path
+                if !FileManager.default.fileExists(atPath: base) { try FileManager.default.copyItem(atPath: testGuestImage, toPath: base) }
+                try run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "test-guest.qcow2", "-F", "qcow2", path])
             }
             return path
         }
@@ -109,7 +112,7 @@ struct EndToEndTests {
         try expectRestored(fixture, before)
 
         // Boot the same disk again: the marker is there and the image is consistent.
-        let check = try run(["qemu-img", "check", VMRun.overlay(in: fixture)], check: false)
+        let check = try run(["qemu-img", "check", try VMRun.overlay(in: fixture)], check: false)
         #expect(check.status == 0, "qemu-img check: \(check.stdout)")
         let again = try VMRun(fixture, environment: ["AUTO_ATTACH": "yes"])
         defer { again.stop() }
@@ -204,6 +207,45 @@ struct EndToEndTests {
         #expect(vm.process.waitForExit(timeout: 90) == 0, "\(vm.process.stderrLines.suffix(12).joined(separator: "\n"))")
         #expect(vm.process.lines.contains { $0.contains("KVMLAUNCH-POWEROFF") })
         try expectRestored(fixture, before)
+    }
+
+    /// `VM_ACCEL=auto`: the accelerator QEMU runs with is the one this host offers, found by the test
+    /// itself (/proc/cpuinfo flags and a KVM_CREATE_VM attempt): TCG with one warning line where KVM cannot
+    /// run a guest (as here), KVM where it can. The disk reaches QEMU as a descriptor, never by path.
+    @Test func autoAccelerationMatchesWhatTheHostOffers() throws {
+        try Self.requireImage()
+        let fixture = try ContainerFixture(Self.oneInterface)
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let vm = try VMRun(fixture, environment: ["AUTO_ATTACH": "yes", "VM_ACCEL": "auto"])
+        defer { vm.stop() }
+        _ = try vm.waitUntilReady()
+        let started = try #require(vm.process.stderrLines.first { $0.contains("starting /") })
+        let kvm = Self.hostCanRunKVMGuests()
+        #expect(started.contains(kvm ? "accel=kvm" : "accel=tcg"), "\(started)")
+        let warnings = vm.process.stderrLines.filter { $0.contains("KVM not usable") }
+        #expect(warnings.count == (kvm ? 0 : 1), "\(vm.process.stderrLines)")
+        #expect(warnings.allSatisfy { $0.contains("using TCG") })
+        // QEMU got the checked image as a descriptor: no path of it on its command line.
+        #expect(!started.contains("disk.qcow2") && started.contains("/dev/fdset/"), "\(started)")
+        vm.process.signal(SIGTERM)
+        #expect(vm.process.waitForExit(timeout: 60) == 0)
+        try expectRestored(fixture, before)
+    }
+
+    /// Whether this host can run a KVM guest, found without kvm-launch's code: a vmx/svm CPU flag and
+    /// a VM that /dev/kvm creates.
+    static func hostCanRunKVMGuests() -> Bool {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = Set((cpuinfo.components(separatedBy: "\n").first { $0.hasPrefix("flags") } ?? "").components(separatedBy: .whitespaces))
+        guard flags.contains("vmx") || flags.contains("svm") else { return false }
+        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let vm = ioctl(fd, 0xAE01, 0)  // KVM_CREATE_VM
+        guard vm >= 0 else { return false }
+        close(vm)
+        return true
     }
 
     @Test(arguments: ["missing", "corrupt", "no-qemu", "bad-setting"])

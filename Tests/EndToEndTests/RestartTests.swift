@@ -14,7 +14,7 @@ struct RestartTests {
     typealias VMRun = EndToEndTests.VMRun
 
     static func dryRunPlan(_ fixture: ContainerFixture, _ environment: [String: String]) throws -> [String: Any] {
-        var env = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VM_ACCEL": "tcg", "VM_IMAGE": VMRun.overlay(in: fixture),
+        var env = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VM_ACCEL": "tcg", "VM_IMAGE": try VMRun.overlay(in: fixture),
                    "KVM_LAUNCH_RUN_DIR": fixture.directory.appendingPathComponent("run").path]
         env.merge(environment) { _, new in new }
         let result = try fixture.container.exec([kvmLaunchBinary, "--dry-run", "--json"], environment: env)

@@ -20,7 +20,7 @@ struct SharedRunTests {
         init(_ fixture: ContainerFixture, sharedRun: String) throws {
             self.fixture = fixture
             let env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "AUTO_ATTACH": "yes",
-                       "VM_ACCEL": "tcg", "VM_MEMORY": "256M", "VM_IMAGE": EndToEndTests.VMRun.overlay(in: fixture)]
+                       "VM_ACCEL": "tcg", "VM_MEMORY": "256M", "VM_IMAGE": try EndToEndTests.VMRun.overlay(in: fixture)]
             process = try ConsoleProcess([
                 "/usr/sbin/ip", "netns", "exec", fixture.container.name,
                 "/usr/bin/unshare", "--pid", "--mount", "--kill-child",
@@ -152,7 +152,7 @@ struct SharedRunTests {
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         process.arguments = ["netns", "exec", fixture.container.name, kvmLaunchBinary]
         process.environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "AUTO_ATTACH": "yes",
-                               "VM_ACCEL": "tcg", "VM_MEMORY": "256M", "VM_IMAGE": EndToEndTests.VMRun.overlay(in: fixture),
+                               "VM_ACCEL": "tcg", "VM_MEMORY": "256M", "VM_IMAGE": try EndToEndTests.VMRun.overlay(in: fixture),
                                "KVM_LAUNCH_RUN_DIR": fixture.directory.appendingPathComponent("run").path]
         let slave = FileHandle(fileDescriptor: terminal.slave, closeOnDealloc: false)
         process.standardInput = slave

@@ -111,11 +111,23 @@ import NetworkTypes
         #expect(config.extraArguments == ["-device", "virtio-rng-pci"])
     }
 
-    @Test(arguments: ["10.42.0.7", "10.42.0.7/33", "fd00::1/64", "net", "10.42.0/16"])
-    func selectedNetworkMustBeIPv4WithPrefix(_ value: String) {
+    @Test(arguments: ["10.42.0.7", "10.42.0.7/33", "fd00::1", "fd00::1/129", "net", "10.42.0/16", ",",
+                      "10.0.0.0/8 10.1.0.0/16", "fd00::/8,fd01::/16", "10.0.0.0/8 fe80::1%eth0/64"])
+    func selectedNetworkMustBeOneIPv4AndOrOneIPv6WithPrefix(_ value: String) {
         #expect {
             try LaunchConfiguration(environment: ["AUTO_ATTACH": "yes", "SELECTED_NETWORK": value])
         } throws: { "\($0)".contains("SELECTED_NETWORK") && "\($0)".contains("ADDR/PREFIX") }
+    }
+
+    static let bothFamilies: [(String, String?, String?)] = [
+        ("fd00:1::/64", nil, "fd00:1::/64"), ("10.42.0.0/16,fd00:1::/64", "10.42.0.0/16", "fd00:1::/64"),
+        ("fd00:1::/64 10.42.0.0/16", "10.42.0.0/16", "fd00:1::/64"), ("10.42.0.0/16", "10.42.0.0/16", nil)]
+
+    @Test(arguments: bothFamilies)
+    func selectedNetworkTakesAnIPv6PrefixForTheIPv6Choice(_ value: String, v4: String?, v6: String?) throws {
+        let config = try LaunchConfiguration(environment: ["AUTO_ATTACH": "yes", "SELECTED_NETWORK": value])
+        #expect(config.selectedNetwork?.description == v4)
+        #expect(config.selectedNetworkIPv6?.description == v6)
     }
 
     @Test func loopbackDNSServersAreRefusedWithAReason() {

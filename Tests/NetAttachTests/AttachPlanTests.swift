@@ -28,10 +28,10 @@ private func containerInventory() -> Inventory {
         AddressRecord(interfaceIndex: 8, family: .inet, address: "192.168.5.2", prefixLength: 24),
     ], routes: [
         RouteRecord(family: .inet, destination: "0.0.0.0", prefixLength: 0, gateway: "10.42.0.1", interfaceIndex: 5),
-        RouteRecord(family: .inet, destination: "10.42.0.0", prefixLength: 16, interfaceIndex: 5, protocolNumber: 2, scope: 253),
-        RouteRecord(family: .inet, destination: "172.20.0.0", prefixLength: 24, interfaceIndex: 5, protocolNumber: 2, scope: 253),
+        RouteRecord(family: .inet, destination: "10.42.0.0", prefixLength: 16, interfaceIndex: 5, routeProtocol: .kernel, scope: 253),
+        RouteRecord(family: .inet, destination: "172.20.0.0", prefixLength: 24, interfaceIndex: 5, routeProtocol: .kernel, scope: 253),
         RouteRecord(family: .inet, destination: "10.96.0.0", prefixLength: 12, gateway: "10.42.0.1", interfaceIndex: 5),
-        RouteRecord(family: .inet, destination: "192.168.5.0", prefixLength: 24, interfaceIndex: 8, protocolNumber: 2, scope: 253),
+        RouteRecord(family: .inet, destination: "192.168.5.0", prefixLength: 24, interfaceIndex: 8, routeProtocol: .kernel, scope: 253),
     ])
 }
 
@@ -117,13 +117,34 @@ private func makePlan(_ environment: [String: String], inventory: Inventory = co
         ])
     }
 
-    @Test func loopbackNameServersAreNeverHandedOut() throws {
-        let plan = try makePlan(["AUTO_ATTACH": "yes"], resolv: "nameserver 127.0.0.11\nnameserver 10.0.0.2\noptions ndots:0\n")
-        #expect(plan.interfaces[0].lease?.dnsServers == [IPv4Address("10.0.0.2")!])
-        #expect(plan.warnings.contains { $0.contains("127.0.0.11") && $0.contains("DNS_SERVERS") })
+    /// Issue 11 item 3: a loopback resolver (Docker's 127.0.0.11) is replaced by a relay on the
+    /// interface's container-side address, which the VM reaches on the link.
+    @Test func loopbackNameServersAreRelayedFromTheContainerSideAddress() throws {
+        let plan = try makePlan(["AUTO_ATTACH": "yes"], resolv: "nameserver 127.0.0.11\nnameserver 10.0.0.2\nnameserver 127.0.0.53\noptions ndots:0\n")
+        for interface in plan.interfaces {
+            let relay = interface.containerSideAddress.address
+            #expect(interface.lease?.dnsServers == [relay, IPv4Address("10.0.0.2")!])
+            #expect(interface.dnsRelay == PlannedDNSRelay(listenAddress: relay, upstreams: [IPv4Address("127.0.0.11")!, IPv4Address("127.0.0.53")!],
+                                                          clients: [interface.guestAddress!.address]))
+            #expect(interface.lease?.staticRoutes.first == RecordedRoute(destination: IPv4Interface(address: relay, prefixLength: 32), gateway: nil))
+            #expect(interface.dnsRelay?.relayConfiguration.port == 53)
+        }
+        #expect(plan.interfaces[0].dnsRelay?.listenAddress != plan.interfaces[1].dnsRelay?.listenAddress)
+        #expect(!plan.warnings.contains { $0.contains("127.0.0.11") })
+        #expect(PlanReport.text(plan).contains("DNS relay      \(plan.interfaces[0].containerSideAddress.address):53 -> 127.0.0.11, 127.0.0.53"))
+    }
+
+    @Test func explicitOrNetworkNameServersNeedNoRelay() throws {
         let explicit = try makePlan(["AUTO_ATTACH": "yes", "DNS_SERVERS": "9.9.9.9"], resolv: "nameserver 127.0.0.11\n")
         #expect(explicit.interfaces[0].lease?.dnsServers == [IPv4Address("9.9.9.9")!])
+        #expect(explicit.interfaces.allSatisfy { $0.dnsRelay == nil })
         #expect(explicit.warnings.isEmpty)
+        let network = try makePlan(["AUTO_ATTACH": "yes"], resolv: "nameserver 10.0.0.2\nnameserver 0.0.0.0\n")
+        #expect(network.interfaces[0].lease?.dnsServers == [IPv4Address("10.0.0.2")!])
+        #expect(network.interfaces.allSatisfy { $0.dnsRelay == nil })
+        #expect(network.interfaces[1].lease?.staticRoutes.isEmpty == true, "no relay, no route to it")
+        let noDHCP = try makePlan(["AUTO_ATTACH": "yes", "ENABLE_DHCP": "no"], resolv: "nameserver 127.0.0.11\n")
+        #expect(noDHCP.interfaces.allSatisfy { $0.dnsRelay == nil }, "no lease names the relay, so there is none")
     }
 
     @Test func dhcpOffMeansNoLease() throws {
@@ -151,7 +172,7 @@ private func makePlan(_ environment: [String: String], inventory: Inventory = co
         let identity = RecordedIdentity(mac: eth0MAC, address: IPv4Interface("10.42.0.7/16"), routes: [
             RecordedRoute(destination: IPv4Interface("0.0.0.0/0")!, gateway: IPv4Address("10.42.0.1"), metric: 100),
             RecordedRoute(destination: IPv4Interface("169.254.1.1/32")!, gateway: nil),
-        ], previousAlias: "uplink to rack 7 (100% fine)")
+        ], previousAlias: "uplink to rack 7 (100% fine)", secondaries: [IPv4Interface("10.42.0.8/16")!])
         let (alias, dropped) = identity.encoded()
         #expect(dropped == 0)
         #expect(alias.utf8.count <= 255)

@@ -105,6 +105,21 @@ private func sampleInventory() -> Inventory {
         #expect(decisions.first { $0.link.name == "kl-br0" }?.reason == .createdByKVMLaunch)
     }
 
+    /// Issue 10 item 11: an up TUN (no Ethernet frames, no MAC) is skipped with a reason, as bridges are.
+    @Test func nonEthernetLinksAreSkippedWithAReason() throws {
+        var inventory = sampleInventory()
+        inventory.links.append(LinkRecord(index: 11, name: "tun0", kind: .tun, mac: nil, hardwareType: .none))
+        inventory.links.append(LinkRecord(index: 12, name: "tap0", kind: .tun, mac: MACAddress("02:00:00:00:00:12")))
+        let decisions = try InterfaceSelection.decide(inventory, selection: .automatic)
+        #expect(decisions.first { $0.link.name == "tun0" }?.reason == .notEthernet)
+        #expect(InterfaceSelection.selected(decisions).map(\.name) == ["eth0", "eth1", "tap0"], "a TAP carries Ethernet and stays attachable")
+        let rows = InterfaceListing.rows(decisions, inventory: inventory)
+        #expect(rows.first { $0.name == "tun0" }?.reason == "not Ethernet")
+        #expect(throws: SelectionError.cannotAttach(name: "tun0", reason: .notEthernet)) {
+            try InterfaceSelection.decide(inventory, selection: .named(["tun0"]))
+        }
+    }
+
     @Test func noSelectionListsButAttachesNothing() throws {
         let decisions = try InterfaceSelection.decide(sampleInventory(), selection: nil)
         #expect(decisions.allSatisfy { !$0.attach })

@@ -77,21 +77,61 @@ import QEMU
         #expect(facts == AccelerationFacts(device: .unavailable(reason: "No such file or directory"), cpuFlags: []))
     }
 
-    /// The live probe agrees with what this host's files say, whatever the host is.
-    @Test func theLiveProbeMatchesThisHost() throws {
-        let facts = AccelerationProbe.probeHost()
-        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        #expect(facts.cpuFlags == AccelerationProbe.parseCPUFlags(cpuinfo: cpuinfo))
-        if !FileManager.default.fileExists(atPath: "/dev/kvm") {
-            #expect(facts.device == .unavailable(reason: "No such file or directory"))
-        }
+    @Test func aDeviceThatCannotCreateAVMMeansTCG() throws {
+        let facts = AccelerationFacts(device: .cannotCreateVM(reason: "Operation not supported"), cpuFlags: withVMX)
+        let choice = try AccelerationProbe.choose(mode: .auto, facts: facts)
+        #expect(choice.accelerator == .tcg)
+        #expect(choice.warning?.contains("KVM_CREATE_VM") == true)
+        #expect(throws: AccelerationError.self) { try AccelerationProbe.choose(mode: .kvm, facts: facts) }
+    }
+
+    /// The live choice against an independent truth: this test reads /proc/cpuinfo with its own code
+    /// and tries KVM_CREATE_VM itself; KVM is right exactly when both say a guest can run.
+    @Test func theLiveChoiceMatchesWhatThisHostOffers() throws {
+        let truth = HostVirtualization.read()
         let choice = try AccelerationProbe.choose(mode: .auto)
-        let hardware = facts.cpuFlags.contains("vmx") || facts.cpuFlags.contains("svm")
-        if !hardware {
-            #expect(choice.accelerator == .tcg)
+        if truth.canRunGuests {
+            #expect(choice == AccelerationChoice(accelerator: .kvm), "\(truth)")
+        } else {
+            #expect(choice.accelerator == .tcg, "\(truth)")
+            let warning = try #require(choice.warning)
+            #expect(warning.contains("using TCG") && !warning.contains("\n"))
+            if !truth.deviceOpens {
+                #expect(warning.contains("cannot be opened"))
+            } else if !truth.createsVM {
+                #expect(warning.contains("KVM_CREATE_VM"))
+            } else {
+                #expect(warning.contains("neither vmx nor svm"))
+            }
         }
-        if case .apiVersion(12) = facts.device, hardware {
-            #expect(choice.accelerator == .kvm)
+        // Forced KVM fails exactly when the device cannot be used.
+        if truth.deviceOpens && truth.createsVM {
+            #expect(try AccelerationProbe.choose(mode: .kvm).accelerator == .kvm)
+        } else {
+            #expect(throws: AccelerationError.self) { try AccelerationProbe.choose(mode: .kvm) }
         }
+    }
+}
+
+/// What this host offers, found without the code under test.
+struct HostVirtualization: CustomStringConvertible {
+    var hardwareFlag: Bool
+    var deviceOpens: Bool
+    var createsVM: Bool
+    var canRunGuests: Bool { hardwareFlag && deviceOpens && createsVM }
+    var description: String { "vmx/svm: \(hardwareFlag), /dev/kvm opens: \(deviceOpens), KVM_CREATE_VM: \(createsVM)" }
+
+    static func read() -> HostVirtualization {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flagsLine = cpuinfo.components(separatedBy: "\n").first { $0.hasPrefix("flags") } ?? ""
+        let words = Set(flagsLine.components(separatedBy: .whitespaces))
+        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+        var creates = false
+        if fd >= 0 {
+            let vm = ioctl(fd, 0xAE01, 0)  // KVM_CREATE_VM
+            if vm >= 0 { creates = true; close(vm) }
+            close(fd)
+        }
+        return HostVirtualization(hardwareFlag: words.contains("vmx") || words.contains("svm"), deviceOpens: fd >= 0, createsVM: creates)
     }
 }

@@ -60,7 +60,8 @@ import QEMU
 
     @Test func aDirectoryIsNotAnImage() throws {
         let directory = try TemporaryDirectory()
-        #expect(throws: PreflightError.imageNotAFile(path: directory.path)) { try DiskImage.probe(path: directory.path) }
+        #expect(throws: PreflightError.imageNotAFile(path: directory.path, kind: "a directory")) { try DiskImage.probe(path: directory.path) }
+        #expect(PreflightError.imageNotAFile(path: directory.path, kind: "a directory").description.contains("is a directory"))
     }
 
     @Test func locatePrefersTheQcow2NameAndFallsBackToTheOldOne() throws {
@@ -72,9 +73,9 @@ import QEMU
         }
         try runTool(qemuImg, ["create", "-q", "-f", "raw", legacy, "1M"])
         #expect(try DiskImage.locate(candidates: [modern, legacy]) == legacy)
-        #expect(try Preflight.checkImage(candidates: [modern, legacy]) == DiskImage(path: legacy, format: .raw))
+        #expect(try Preflight.checkImage(candidates: [modern, legacy]).image == DiskImage(path: legacy, format: .raw))
         try runTool(qemuImg, ["create", "-q", "-f", "qcow2", modern, "1M"])
-        #expect(try Preflight.checkImage(candidates: [modern, legacy]) == DiskImage(path: modern, format: .qcow2))
+        #expect(try Preflight.checkImage(candidates: [modern, legacy]).image == DiskImage(path: modern, format: .qcow2))
     }
 
     @Test func detectionFromHeaderBytes() throws {

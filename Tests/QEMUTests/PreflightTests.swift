@@ -35,7 +35,7 @@ import QEMU
         #expect(throws: PreflightError.launcherNotExecutable(path: directory.file("plain"))) {
             try Preflight.resolveLauncher(directory.file("plain"), searchPath: "/usr/bin")
         }
-        #expect(throws: PreflightError.launcherNotFound(name: directory.path + "/none", searchPath: "/usr/bin")) {
+        #expect(throws: PreflightError.launcherMissing(path: directory.path + "/none")) {
             try Preflight.resolveLauncher(directory.path + "/none", searchPath: "/usr/bin")
         }
         // A directory is not a launcher, even with x bits.
@@ -51,7 +51,12 @@ import QEMU
     @Test func errorDescriptionsAreOneLineWithAnAdvice() {
         let errors: [PreflightError] = [
             .launcherNotFound(name: "q", searchPath: "/bin"), .launcherNotExecutable(path: "/q"),
-            .imageMissing(candidates: ["/image/image.qcow2", "/image/image"]), .imageNotAFile(path: "/image"),
+            .imageMissing(candidates: ["/image/image.qcow2", "/image/image"]), .imageNotAFile(path: "/image", kind: "a directory"),
+            .launcherMissing(path: "/q"), .memoryBeyondMachine(requested: 2, available: 1),
+            .imageFormatMismatch(path: "/i.qcow2", expected: .qcow2, found: .raw, stated: false),
+            .imageFormatNotStated(path: "/i", found: .qcow2),
+            .imageReferenceOutside(path: "/i", role: "backing file", reference: "/etc/shadow", resolved: "/etc/shadow", folder: "/image"),
+            .imageReferenceUnusable(path: "/i", role: "data file", reference: "d", reason: "it does not exist"),
             .imageUnreadable(path: "/i", reason: "Permission denied"), .imageEmpty(path: "/i"),
             .imageTooSmall(path: "/i", size: 3), .imageHeaderTruncated(path: "/i", format: .qcow2),
             .imageHeaderCorrupt(path: "/i", format: .qcow2, detail: "x"),

@@ -200,9 +200,9 @@ private func values(of option: String, in args: [String]) -> [String] {
         configuration.qmpSocketPath = "@"
         #expect(throws: QEMUConfigurationError.emptyQMPSocketPath) { try configuration.arguments() }
         configuration.qmpSocketPath = "@" + String(repeating: "q", count: 108)
-        #expect(throws: QEMUConfigurationError.qmpSocketPathTooLong(configuration.qmpSocketPath)) { try configuration.arguments() }
+        #expect(throws: QEMUConfigurationError.socketPathTooLong(configuration.qmpSocketPath)) { try configuration.arguments() }
         configuration.qmpSocketPath = "/" + String(repeating: "q", count: 107)
-        #expect(throws: QEMUConfigurationError.qmpSocketPathTooLong(configuration.qmpSocketPath)) { try configuration.arguments() }
+        #expect(throws: QEMUConfigurationError.socketPathTooLong(configuration.qmpSocketPath)) { try configuration.arguments() }
     }
 
     @Test func everyNICCarriesItsMTUAsHostMTU() throws {

@@ -54,6 +54,13 @@ import QEMU
         #expect(running == QMPStatus(running: true, status: "running"))
 
         try await client.systemPowerdown()
+        // QEMU acted on it: it reports the power button press as a POWERDOWN event (collected while
+        // later commands run; bounded).
+        for _ in 0..<20 where !client.events.contains(where: { $0.name == "POWERDOWN" }) {
+            _ = try await client.queryStatus()
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(client.events.contains { $0.name == "POWERDOWN" }, "\(client.events)")
 
         let vnc = try await client.execute("query-vnc")
         #expect(vnc["enabled"] == .bool(true))
@@ -84,6 +91,21 @@ import QEMU
         #expect(machine.stringValue?.contains("q35") == true)
         try await client.quit()
         #expect(try await qemu.waitForExit() == 0)
+    }
+
+    /// What goes over the wire, read by a QMP server in this test: the capabilities handshake, then
+    /// exactly `system_powerdown` and `quit` with no arguments.
+    @Test func theCommandsSentAreTheOnesAskedFor() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("fake.sock")
+        let server = try FakeQMPServer(path: path)
+        let client = try await QMPClient.connect(socketPath: path, timeout: .seconds(5))
+        try await client.systemPowerdown()
+        try await client.quit()
+        client.close()
+        let received = try server.finish()
+        #expect(received.map { $0["execute"] as? String } == ["qmp_capabilities", "system_powerdown", "quit"])
+        #expect(received.allSatisfy { $0["arguments"] == nil })
     }
 
     @Test func connectingWithoutQEMUFails() async throws {
@@ -131,5 +153,61 @@ import QEMU
             .malformedMessage("{"), .unexpectedGreeting("{}"), .commandFailed(command: "c", errorClass: "E", message: "m"),
         ]
         for error in errors { #expect(!error.description.contains("\n")) }
+    }
+}
+
+/// A QMP server on a unix socket, serving one client on its own thread: greets, answers every command
+/// with an empty return, and records the commands it received (as decoded JSON objects).
+final class FakeQMPServer: @unchecked Sendable {  // `received` is read only after the thread finished
+    private let listener: Int32
+    private var received: [[String: Any]] = []
+    private let done = DispatchSemaphore(value: 0)
+
+    init(path: String) throws {
+        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(listener, 1) == 0 else { throw CommandFailed(description: "cannot listen on \(path)") }
+        Thread.detachNewThread { [self] in serve() }
+    }
+
+    private func serve() {
+        defer { done.signal() }
+        let connection = accept(listener, nil, nil)
+        guard connection >= 0 else { return }
+        defer { close(connection) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        send(connection, #"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}"#)
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(connection, &chunk, chunk.count)
+            if count <= 0 { return }
+            buffer += chunk[0..<count]
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Data(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                guard let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { continue }
+                received.append(object)
+                send(connection, #"{"return": {}}"#)
+            }
+        }
+    }
+
+    private func send(_ connection: Int32, _ text: String) {
+        let bytes = Array((text + "\r\n").utf8)
+        _ = bytes.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+    }
+
+    /// Waits (at most 10 s) for the client to hang up and returns what it sent.
+    func finish() throws -> [[String: Any]] {
+        guard done.wait(timeout: .now() + 10) == .success else { throw CommandFailed(description: "the client did not hang up") }
+        close(listener)
+        return received
     }
 }

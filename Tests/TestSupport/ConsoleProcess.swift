@@ -22,6 +22,7 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
     private var exitStatus: Int32 = 0
     private var exitBySignal = false
     private var outputClosed = false
+    private var errorClosed = false
 
     /// Starts `arguments` (absolute path first) with exactly `environment`.
     public init(_ arguments: [String], environment: [String: String]) throws {
@@ -57,7 +58,7 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
         condition.lock()
         defer { condition.broadcast(); condition.unlock() }
         if data.isEmpty {
-            if !error { outputClosed = true }
+            if error { errorClosed = true } else { outputClosed = true }
             (error ? errors : output).fileHandleForReading.readabilityHandler = nil
             let rest = error ? partialError : partial
             if !rest.isEmpty { append(String(decoding: rest, as: UTF8.self), error: error) }
@@ -130,6 +131,9 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
         while !exited {
             if !condition.wait(until: deadline) { condition.unlock(); return nil }
         }
+        // The exit can be seen before the last stderr lines were read: wait (briefly) for the pipe's end.
+        let drained = min(deadline, Date().addingTimeInterval(2))
+        while !errorClosed && condition.wait(until: drained) {}
         let status = exitStatus
         condition.unlock()
         return status

@@ -7,9 +7,13 @@
 // udhcpc sends them, plus decoding alone. The baseline, measured in the same process and run, is
 // what the kernel costs for one datagram anyway: a send and a receive of the same DISCOVER over
 // a UDP socket on 127.0.0.1. Each figure is nanoseconds per packet: the median, min and max over
-// the runs, each run averaging N iterations.
+// the runs, each run averaging N iterations. One more figure is the DNS relay's per-interface setup:
+// a DNSRelay opening its sockets (UDP and TCP listeners bound to a device, a wake-up pipe) and
+// closing them again, on 127.0.0.1 of `lo` with an ephemeral port (N/10 per run).
 import DHCPServer
+import DNSRelay
 import Foundation
+import Logging
 import NetworkTypes
 
 #if canImport(Glibc)
@@ -175,14 +179,26 @@ func main() throws {
         },
         measure("baseline: UDP send+recv on loopback", options: options, sink: &sink) { loopback.roundTrip(discover) },
     ]
+    let relayConfiguration = DNSRelayConfiguration(listenAddress: IPv4Address(127, 0, 0, 1), port: 0,
+                                                   upstreams: [IPv4Address(127, 0, 0, 11)], clients: [lease.address.address])
+    let relayLogger = Logger(label: "bench")
+    var relayOptions = options
+    relayOptions.iterations = max(1, options.iterations / 10)
+    let relaySetup = try measure("DNS relay open+close, one interface", options: relayOptions, sink: &sink) {
+        do {
+            return Int(try DNSRelay(interfaceName: "lo", configuration: relayConfiguration, logger: relayLogger).configuration.port)
+        } catch {
+            throw BenchError(description: "DNS relay setup: \(error)")
+        }
+    }
     let ratio = figures[0].median / figures[3].median
     if options.json {
-        print("{" + figures.map(\.json).joined(separator: ", ")
+        print("{" + (figures + [relaySetup]).map(\.json).joined(separator: ", ")
               + String(format: ", \"ratio_process_discover_to_loopback\": %.3f, \"iterations\": %d, \"sink\": %d}",
                        ratio, options.iterations, sink & 0xFFFF))
     } else {
         print("DHCPBench: \(options.runs) runs of \(options.iterations) packets each, ns per packet")
-        for figure in figures { print(figure.text) }
+        for figure in figures + [relaySetup] { print(figure.text) }
         print(String(format: "ratio process DISCOVER / loopback datagram (medians)  %.2fx", ratio))
     }
 }

@@ -1,0 +1,125 @@
+import NetworkTypes
+import Yams
+
+/// cloud-init's `network-config`, version 2 (netplan's schema): every NIC matched by the VM's MAC,
+/// with static addresses, routes, name servers and MTU, so a guest is configured even when it never
+/// runs a DHCP client.
+public struct NetworkConfig: Sendable, Equatable {
+    /// One NIC of the VM.
+    public struct Interface: Sendable, Equatable {
+        /// The key in `ethernets:` (the container interface's name, e.g. `eth0`).
+        public var id: String
+        public var mac: MACAddress
+        public var mtu: Int?
+        /// `ADDRESS/PREFIX`, IPv4 or IPv6.
+        public var addresses: [String]
+        public var routes: [Route]
+        public var nameServers: [String]
+        public var searchDomains: [String]
+
+        public init(id: String, mac: MACAddress, mtu: Int? = nil, addresses: [String] = [], routes: [Route] = [],
+                    nameServers: [String] = [], searchDomains: [String] = []) {
+            self.id = id
+            self.mac = mac
+            self.mtu = mtu
+            self.addresses = addresses
+            self.routes = routes
+            self.nameServers = nameServers
+            self.searchDomains = searchDomains
+        }
+    }
+
+    /// One route; without a gateway it is a link-scope route (`scope: link`).
+    public struct Route: Sendable, Equatable {
+        /// `NETWORK/PREFIX`; `0.0.0.0/0` or `::/0` for a default route.
+        public var destination: String
+        public var gateway: String?
+        /// The gateway is outside every subnet of the NIC (e.g. Calico's 169.254.1.1): `on-link: true`.
+        public var onLink: Bool
+        public var metric: UInt32?
+
+        public init(destination: String, gateway: String? = nil, onLink: Bool = false, metric: UInt32? = nil) {
+            self.destination = destination
+            self.gateway = gateway
+            self.onLink = onLink
+            self.metric = metric
+        }
+    }
+
+    public var interfaces: [Interface]
+
+    public init(interfaces: [Interface]) {
+        self.interfaces = interfaces
+    }
+
+    /// The YAML text, keys in a stable order.
+    public func yaml() throws -> String {
+        var ethernets: [String: Ethernet] = [:]
+        for interface in interfaces {
+            let servers = interface.nameServers.isEmpty && interface.searchDomains.isEmpty
+                ? nil : NameServers(addresses: interface.nameServers.nilIfEmpty, search: interface.searchDomains.nilIfEmpty)
+            ethernets[interface.id] = Ethernet(
+                match: Match(macaddress: interface.mac.description),
+                mtu: interface.mtu,
+                dhcp4: false,
+                dhcp6: false,
+                acceptRA: false,
+                addresses: interface.addresses.nilIfEmpty,
+                routes: interface.routes.map { route in
+                    YAMLRoute(to: route.destination, via: route.gateway, onLink: route.onLink ? true : nil,
+                              scope: route.gateway == nil ? "link" : nil, metric: route.metric)
+                }.nilIfEmpty,
+                nameservers: servers)
+        }
+        let encoder = YAMLEncoder()
+        encoder.options.sortKeys = true
+        return try encoder.encode(Document(version: 2, ethernets: ethernets))
+    }
+
+    private struct Document: Encodable {
+        var version: Int
+        var ethernets: [String: Ethernet]
+    }
+
+    private struct Ethernet: Encodable {
+        var match: Match
+        var mtu: Int?
+        var dhcp4: Bool
+        var dhcp6: Bool
+        var acceptRA: Bool
+        var addresses: [String]?
+        var routes: [YAMLRoute]?
+        var nameservers: NameServers?
+
+        enum CodingKeys: String, CodingKey {
+            case match, mtu, dhcp4, dhcp6, addresses, routes, nameservers
+            case acceptRA = "accept-ra"
+        }
+    }
+
+    private struct Match: Encodable {
+        var macaddress: String
+    }
+
+    private struct YAMLRoute: Encodable {
+        var to: String
+        var via: String?
+        var onLink: Bool?
+        var scope: String?
+        var metric: UInt32?
+
+        enum CodingKeys: String, CodingKey {
+            case to, via, scope, metric
+            case onLink = "on-link"
+        }
+    }
+
+    private struct NameServers: Encodable {
+        var addresses: [String]?
+        var search: [String]?
+    }
+}
+
+extension Array {
+    var nilIfEmpty: Self? { isEmpty ? nil : self }
+}

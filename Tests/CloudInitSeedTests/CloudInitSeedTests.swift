@@ -1,0 +1,232 @@
+import CloudInitSeed
+import Foundation
+import NetworkTypes
+import TestSupport
+import Testing
+import Yams
+
+/// A Calico-shaped NIC: a /32 whose gateway is reachable only through a link-scope route.
+private let calicoNIC = NetworkConfig.Interface(
+    id: "eth0", mac: MACAddress("52:54:00:12:34:56")!, mtu: 1440,
+    addresses: ["10.244.1.7/32", "fd00:10:244::7/128"],
+    routes: [
+        .init(destination: "169.254.1.1/32"),
+        .init(destination: "0.0.0.0/0", gateway: "169.254.1.1", onLink: true),
+        .init(destination: "::/0", gateway: "fe80::ecee:eeff:feee:eeee", onLink: true),
+    ],
+    nameServers: ["10.96.0.10"], searchDomains: ["default.svc.cluster.local", "svc.cluster.local"])
+
+private let providerNIC = NetworkConfig.Interface(id: "net1", mac: MACAddress("52:54:00:aa:bb:cc")!, mtu: 9000,
+                                                  addresses: ["192.0.2.10/24"],
+                                                  routes: [.init(destination: "198.51.100.0/24", gateway: "192.0.2.1", metric: 50)])
+
+private let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJx0test0key0material0only0for0tests0000 ops@example"
+
+@Suite("NoCloud seed contents")
+struct SeedContentTests {
+    @Test func networkConfigMatchesEveryNICByMACWithAddressesRoutesDNSAndMTU() throws {
+        let yaml = try NetworkConfig(interfaces: [calicoNIC, providerNIC]).yaml()
+        let document = try #require(try Yams.load(yaml: yaml) as? [String: Any])
+        #expect(document["version"] as? Int == 2)
+        let ethernets = try #require(document["ethernets"] as? [String: [String: Any]])
+        let eth0 = try #require(ethernets["eth0"])
+        #expect((eth0["match"] as? [String: String])?["macaddress"] == "52:54:00:12:34:56")
+        #expect(eth0["mtu"] as? Int == 1440)
+        #expect(eth0["dhcp4"] as? Bool == false)
+        #expect(eth0["addresses"] as? [String] == ["10.244.1.7/32", "fd00:10:244::7/128"])
+        let routes = try #require(eth0["routes"] as? [[String: Any]])
+        #expect(routes.count == 3)
+        #expect(routes[0]["to"] as? String == "169.254.1.1/32" && routes[0]["scope"] as? String == "link" && routes[0]["via"] == nil)
+        #expect(routes[1]["via"] as? String == "169.254.1.1" && routes[1]["on-link"] as? Bool == true)
+        let servers = try #require(eth0["nameservers"] as? [String: [String]])
+        #expect(servers["addresses"] == ["10.96.0.10"])
+        #expect(servers["search"] == ["default.svc.cluster.local", "svc.cluster.local"])
+        let net1 = try #require(ethernets["net1"])
+        #expect(net1["mtu"] as? Int == 9000)
+        #expect(net1["nameservers"] == nil)
+        #expect((net1["routes"] as? [[String: Any]])?.first?["metric"] as? Int == 50)
+    }
+
+    @Test func keysAreMergedIntoACloudConfigWithoutLosingItsSettings() throws {
+        let text = "#cloud-config\npackage_update: false\nssh_authorized_keys:\n  - ssh-rsa AAAAB3existing old@host\nruncmd:\n  - [touch, /tmp/x]\n"
+        let rendered = try UserData(text: text, sshAuthorizedKeys: [key, "ssh-rsa AAAAB3existing old@host"]).render()
+        #expect(rendered.hasPrefix("#cloud-config\n"))
+        let document = try #require(try Yams.load(yaml: rendered) as? [String: Any])
+        #expect(document["ssh_authorized_keys"] as? [String] == ["ssh-rsa AAAAB3existing old@host", key])
+        #expect(document["package_update"] as? Bool == false)
+        #expect((document["runcmd"] as? [[String]]) == [["touch", "/tmp/x"]])
+    }
+
+    @Test func aScriptWithKeysBecomesTwoMIMEParts() throws {
+        let script = "#!/bin/sh\necho hello > /run/hello\n"
+        let rendered = try UserData(text: script, sshAuthorizedKeys: [key]).render()
+        #expect(rendered.hasPrefix("Content-Type: multipart/mixed; boundary="))
+        #expect(rendered.contains("Content-Type: text/cloud-config"))
+        #expect(rendered.contains("Content-Type: text/x-shellscript"))
+        #expect(rendered.contains(script))
+        // Without keys the script goes as it is.
+        #expect(try UserData(text: script, sshAuthorizedKeys: []).render() == script)
+    }
+
+    @Test(arguments: [
+        ("just some text", UserData.Problem.unsupportedFormat),
+        ("#cloud-config\n- a\n- list\n", .notAMapping),
+        ("#cloud-config\npassword: [unclosed\n", .notYAML(line: nil)),
+    ])
+    func badUserDataIsRefusedWithoutEchoingIt(text: String, expected: UserData.Problem) {
+        do {
+            _ = try UserData(text: text, sshAuthorizedKeys: []).render()
+            Issue.record("accepted bad user data")
+        } catch {
+            if case .notYAML = expected {
+                guard case .notYAML = error else { Issue.record("got \(error)"); return }
+            } else {
+                #expect(error == expected)
+            }
+            #expect(!error.description.contains("unclosed") && !error.description.contains("some text"))
+        }
+    }
+
+    @Test func keysAreCheckedLineByLine() throws {
+        #expect(try UserData.parseKeys("# ops keys\n\n\(key)\n") == [key])
+        #expect(throws: UserData.Problem.badKey(line: 2)) { try UserData.parseKeys("\(key)\nnot-a-key AAAA\n") }
+        #expect(throws: UserData.Problem.badKey(line: 1)) { try UserData.parseKeys("ssh-ed25519 not$base64") }
+    }
+
+    @Test func instanceIDIsStableForOneDiskAndChangesWithIt() {
+        let first = NoCloudSeed.instanceID(hostname: "vm1", disk: (device: 2049, inode: 1234))
+        #expect(first == NoCloudSeed.instanceID(hostname: "vm1", disk: (device: 2049, inode: 1234)))
+        #expect(first != NoCloudSeed.instanceID(hostname: "vm1", disk: (device: 2049, inode: 1235)))
+        #expect(first != NoCloudSeed.instanceID(hostname: "vm2", disk: (device: 2049, inode: 1234)))
+        #expect(first.hasPrefix("iid-kvm-launch-") && first.count == "iid-kvm-launch-".count + 16)
+    }
+
+    @Test func theSummaryNeverShowsUserData() throws {
+        let secret = "#cloud-config\nchpasswd:\n  list: |\n    root:Sup3rSecret\n"
+        let seed = NoCloudSeed(instanceID: "iid-x", hostname: "vm1", userData: UserData(text: secret, sshAuthorizedKeys: [key]),
+                               network: NetworkConfig(interfaces: [providerNIC]))
+        let summary = seed.redactedSummary()
+        #expect(!summary.contains("Sup3rSecret") && !summary.contains("chpasswd"))
+        #expect(summary.contains("user-data: \(try seed.userData.render().utf8.count) bytes (redacted), 1 SSH key(s)"))
+    }
+
+    @Test func oversizedUserDataIsRefused() {
+        let big = "#!/bin/sh\n# " + String(repeating: "x", count: NoCloudSeed.maximumBytes) + "\n"
+        let seed = NoCloudSeed(instanceID: "iid-x", hostname: nil, userData: UserData(text: big, sshAuthorizedKeys: []),
+                               network: NetworkConfig(interfaces: []))
+        #expect { try seed.image() } throws: { error in
+            guard case NoCloudSeed.Problem.tooLarge(let bytes) = error else { return false }
+            return bytes > NoCloudSeed.maximumBytes
+        }
+    }
+}
+
+@Suite("ISO 9660 writer")
+struct ISO9660Tests {
+    @Test func volumeDescriptorsAreWhereReadersLook() throws {
+        let image = try ISO9660Image(label: "cidata", files: [.init(name: "meta-data", contents: Array("a: 1\n".utf8))]).bytes()
+        #expect(image.count % 2048 == 0)
+        #expect(Array(image[32768..<32774]) == [1] + Array("CD001".utf8))
+        #expect(String(decoding: image[32768 + 40 ..< 32768 + 46], as: UTF8.self) == "cidata")
+        #expect(Array(image[34816..<34822]) == [2] + Array("CD001".utf8))
+        #expect(Array(image[34816 + 88 ..< 34816 + 91]) == Array("%/E".utf8))
+        #expect(image[36864] == 255)
+        // Same inputs, same bytes: no clock is read.
+        #expect(image == (try ISO9660Image(label: "cidata", files: [.init(name: "meta-data", contents: Array("a: 1\n".utf8))]).bytes()))
+    }
+
+    @Test func badNamesAndLabelsAreRefused() {
+        #expect(throws: ISO9660Image.Error.badLabel("ci data")) { try ISO9660Image(label: "ci data", files: []).bytes() }
+        #expect(throws: ISO9660Image.Error.badName("a/b")) { try ISO9660Image(label: "x", files: [.init(name: "a/b", contents: [])]).bytes() }
+        #expect(throws: ISO9660Image.Error.duplicateName("a")) {
+            try ISO9660Image(label: "x", files: [.init(name: "a", contents: []), .init(name: "a", contents: [1])]).bytes()
+        }
+    }
+
+    /// Independent readers: blkid (label, type) and genisoimage's isoinfo (Joliet names, contents, the
+    /// primary descriptor's 8.3 names). This kernel has no iso9660 driver; the guest's kernel mounts it.
+    @Test func blkidAndIsoinfoReadTheSeed() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kl-seed-\(uniqueSuffix())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let large = [UInt8]((0..<5000).map { UInt8($0 % 251) })
+        let files: [ISO9660Image.File] = [
+            .init(name: "meta-data", contents: Array("instance-id: iid-1\n".utf8)),
+            .init(name: "user-data", contents: Array("#cloud-config\n{}\n".utf8)),
+            .init(name: "network-config", contents: large),
+            .init(name: "empty", contents: []),
+        ]
+        let path = directory + "/seed.iso"
+        FileManager.default.createFile(atPath: path, contents: Data(try ISO9660Image(label: "cidata", files: files).bytes()))
+        #expect(try run(["blkid", "-o", "value", "-s", "LABEL", path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "cidata")
+        #expect(try run(["blkid", "-o", "value", "-s", "TYPE", path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "iso9660")
+        let listing = try run(["isoinfo", "-J", "-f", "-i", path]).stdout.split(separator: "\n").map(String.init).sorted()
+        #expect(listing == ["/empty", "/meta-data", "/network-config", "/user-data"])
+        for file in files {
+            let extracted = try run(["isoinfo", "-J", "-i", path, "-x", "/\(file.name)"]).stdout
+            #expect(Array(extracted.utf8) == file.contents || String(decoding: file.contents, as: UTF8.self) == extracted, "\(file.name)")
+        }
+        let primary = try run(["isoinfo", "-f", "-i", path]).stdout
+        #expect(primary.contains("/META_DAT.;1") && primary.contains("/NETWORK_.;1"))
+        let descriptor = try run(["isoinfo", "-d", "-i", path]).stdout
+        #expect(descriptor.contains("Volume id: cidata"))
+        #expect(descriptor.contains("Joliet with UCS level 3 found"))
+    }
+}
+
+/// cloud-init itself (Debian's cloud-init 22.4 Python package) reads the seed kvm-launch builds:
+/// NoCloud's file reader, its network-state parser and renderer, and its user-data processor.
+@Suite("cloud-init reads the seed")
+struct CloudInitReadsTheSeedTests {
+    static let reader = """
+        import json, sys, os
+        from cloudinit import util, user_data, helpers
+        from cloudinit.sources.DataSourceNoCloud import _merge_new_seed
+        from cloudinit.net import network_state, networkd
+        base = sys.argv[1]
+        seeded = util.pathprefix2dict(base, required=["user-data", "meta-data"], optional=["vendor-data", "network-config"])
+        data = _merge_new_seed({"meta-data": {}, "user-data": "", "vendor-data": "", "network-config": None}, seeded)
+        state = network_state.parse_net_config_data(data["network-config"])
+        out = {"meta": data["meta-data"], "interfaces": {}, "routes": []}
+        for iface in state.iter_interfaces():
+            out["interfaces"][iface["name"]] = {"mac": iface.get("mac_address"), "mtu": iface.get("mtu"),
+                "subnets": [dict((k, v) for k, v in s.items() if k in ("type", "address", "prefix", "netmask", "routes", "dns_nameservers", "dns_search")) for s in iface.get("subnets", [])]}
+        paths = helpers.Paths({"cloud_dir": os.path.join(sys.argv[2], "cloud"), "run_dir": os.path.join(sys.argv[2], "run")})
+        message = user_data.UserDataProcessor(paths).process(data["user-data"])
+        parts = [(p.get_content_type(), p.get_payload(decode=True).decode()) for p in message.walk() if not p.is_multipart()]
+        out["parts"] = parts
+        json.dump(out, sys.stdout, default=str)
+        """
+
+    @Test func cloudInitParsesMetaDataNetworkAndUserData() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kl-seed-\(uniqueSuffix())").path
+        try FileManager.default.createDirectory(atPath: directory + "/mnt", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let seed = NoCloudSeed(instanceID: "iid-kvm-launch-0123456789abcdef", hostname: "vm1",
+                               userData: UserData(text: "#!/bin/sh\necho hi\n", sshAuthorizedKeys: [key]),
+                               network: NetworkConfig(interfaces: [calicoNIC, providerNIC]))
+        FileManager.default.createFile(atPath: directory + "/seed.iso", contents: Data(try seed.image()))
+        try "\(Self.reader)".write(toFile: directory + "/reader.py", atomically: true, encoding: .utf8)
+        // The files as the guest sees them, extracted by an independent ISO reader.
+        for name in ["meta-data", "user-data", "network-config"] {
+            let contents = try run(["isoinfo", "-J", "-i", directory + "/seed.iso", "-x", "/\(name)"]).stdout
+            try contents.write(toFile: "\(directory)/mnt/\(name)", atomically: true, encoding: .utf8)
+        }
+        let output = try run(["/usr/bin/python3", directory + "/reader.py", directory + "/mnt/", directory])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any], "\(output.stderr)")
+        let meta = try #require(json["meta"] as? [String: Any])
+        #expect(meta["instance-id"] as? String == "iid-kvm-launch-0123456789abcdef")
+        #expect(meta["local-hostname"] as? String == "vm1")
+        let interfaces = try #require(json["interfaces"] as? [String: [String: Any]])
+        let eth0 = try #require(interfaces["eth0"])
+        #expect(eth0["mac"] as? String == "52:54:00:12:34:56")
+        #expect(eth0["mtu"] as? Int == 1440)
+        let subnets = try #require(eth0["subnets"] as? [[String: Any]])
+        #expect(subnets.contains { $0["address"] as? String == "10.244.1.7" })
+        #expect(subnets.contains { $0["address"] as? String == "fd00:10:244::7" })
+        #expect(interfaces["net1"]?["mtu"] as? Int == 9000)
+        let parts = try #require(json["parts"] as? [[String]])
+        #expect(parts.contains { $0[0] == "text/cloud-config" && $0[1].contains(key) })
+        #expect(parts.contains { $0[0] == "text/x-shellscript" && $0[1].contains("echo hi") })
+    }
+}
