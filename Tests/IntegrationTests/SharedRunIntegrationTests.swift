@@ -146,7 +146,7 @@ struct SharedRunIntegrationTests {
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
 
         let relative = try fixture.container.exec([kvmLaunchBinary, "--dry-run"], environment: try Self.environment(fixture, ["AUTO_ATTACH": "yes", "KVM_LAUNCH_RUN_DIR": "relrun"]), check: false)
-        #expect(relative.status != 0 && relative.stderr.contains("KVM_LAUNCH_RUN_DIR=relrun is not an absolute path"), "\(relative.stderr)")
+        #expect(relative.status != 0 && relative.stderr.contains("KVM_LAUNCH_RUN_DIR") && relative.stderr.contains("absolute path"), "\(relative.stderr)")
 
         let linked = try fixture.container.exec([kvmLaunchBinary], environment: try Self.environment(fixture, ["AUTO_ATTACH": "yes", "KVM_LAUNCH_RUN_DIR": link + "/kvm-launch"]), check: false)
         #expect(linked.status != 0 && linked.stderr.contains("\(link) is a symbolic link"), "\(linked.stderr)")
