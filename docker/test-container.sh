@@ -10,8 +10,6 @@
 #              QEMU args as CMD): the guest gets the container's IP and MAC, the host pings the VM, the
 #              health check passes, `podman stop` powers the guest off and the exit status is 0
 #   two-nets   a second network connected before start: the VM has two NICs with both identities
-#   shared-run two containers with one host folder as /run, started together: stopping the first powers off
-#              the first VM only; the second still answers ping and `kvm-launch status`
 #   host-net   --net=host, AUTO_ATTACH=no, ATTACH_IFACES=<a veth the test made>: the VM takes that link
 #              only, a namespace behind it pings the VM; the link is restored after the stop
 #   compute    the compute-node pod: etcd (in a container), `config load`, the manifest's init container
@@ -277,43 +275,6 @@ if ready=$(wait_ready "$c"); then
 else
 	not_ok "two-nets: the guest did not reach KVMLAUNCH-READY within $READY_TIMEOUT s"
 	show_logs "$c"
-fi
-
-# --- shared-run ------------------------------------------------------------------------------------------
-echo "# two containers sharing one /run folder (-v DIR:/run, as -v /var/run:/var/run on Debian), started together"
-shared=$work/shared-run
-mkdir -p "$shared"
-c1=kl-dk-$id-sr1 c2=kl-dk-$id-sr2
-containers+=("$c1" "$c2")
-disk sr1
-args1=("${disk_args[@]}")
-disk sr2
-args2=("${disk_args[@]}")
-podman run -d --name "$c1" --network "$net_a" "${run_common[@]}" "${args1[@]}" -v "$shared:/run" -e AUTO_ATTACH=yes \
-	"$IMAGE" >/dev/null 2>>"$work/podman.err" &
-podman run -d --name "$c2" --network "$net_a" "${run_common[@]}" "${args2[@]}" -v "$shared:/run" -e AUTO_ATTACH=yes \
-	"$IMAGE" >/dev/null 2>>"$work/podman.err" &
-wait
-run_dirs() { find "$shared/kvm-launch" -mindepth 1 -maxdepth 1 -name 'vm-*' 2>/dev/null | wc -l; }
-ip1=$(container_net "$c1" "$net_a" IPAddress) ip2=$(container_net "$c2" "$net_a" IPAddress)
-if ready1=$(wait_ready "$c1") && ready2=$(wait_ready "$c2"); then
-	ok "shared-run: both guests are up ($ready1 s, $ready2 s)"
-	check "shared-run: the host pings the first VM $ip1" quietly ping -c 2 -i 0.3 -W 2 -q "$ip1"
-	check "shared-run: the host pings the second VM $ip2" quietly ping -c 2 -i 0.3 -W 2 -q "$ip2"
-	check "shared-run: each launcher has its own directory in the shared /run/kvm-launch" test "$(run_dirs)" -eq 2
-	check "shared-run: no QMP socket file in the shared /run" not test -e "$shared/kvm-launch/qmp.sock"
-	stop_gracefully "$c1"
-	check "shared-run: stopping $c1 did not power off $c2's guest" not grep -q '^KVMLAUNCH-POWEROFF' <(logs "$c2")
-	check "shared-run: the host still pings $ip2" quietly ping -c 2 -i 0.3 -W 2 -q "$ip2"
-	check "shared-run: kvm-launch status in $c2 says VM running" \
-		grep -qx "VM running" <(podman exec "$c2" kvm-launch status 2>/dev/null)
-	check "shared-run: $c1 removed its directory, $c2's stays" test "$(run_dirs)" -eq 1
-	stop_gracefully "$c2"
-	check "shared-run: no run directory is left in the shared folder" test "$(run_dirs)" -eq 0
-else
-	not_ok "shared-run: the guests did not both reach KVMLAUNCH-READY within $READY_TIMEOUT s"
-	show_logs "$c1"
-	show_logs "$c2"
 fi
 
 # --- host-net --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import Glibc
 @Suite(.serialized, .enabled(if: isRoot, "needs root: makes network, PID and mount namespaces and macvtaps, and runs QEMU"))
 struct SharedRunTests {
     /// kvm-launch as PID 1 of its own PID namespace, in the fixture's network namespace, with a
-    /// private mount namespace whose /run is `sharedRun` (what `-v /var/run:/var/run` gives every
+    /// private mount namespace (its own /proc) whose /run is `sharedRun` (what `-v /var/run:/var/run` gives every
     /// container on a Debian host). No KVM_LAUNCH_RUN_DIR: the default /run/kvm-launch, shared.
     final class ContainerVM: @unchecked Sendable {  // used from the test's thread only
         let fixture: ContainerFixture
@@ -23,7 +23,9 @@ struct SharedRunTests {
                        "VM_ACCEL": "tcg", "VM_MEMORY": "256M", "VM_IMAGE": try EndToEndTests.VMRun.overlay(in: fixture)]
             process = try ConsoleProcess([
                 "/usr/sbin/ip", "netns", "exec", fixture.container.name,
-                "/usr/bin/unshare", "--pid", "--mount", "--kill-child",
+                // --mount-proc: a /proc of its own PID namespace, as every container has (some library
+                // code reads /proc/<own pid>/stat and traps when the host's /proc does not show it).
+                "/usr/bin/unshare", "--pid", "--mount", "--mount-proc", "--kill-child",
                 "/bin/sh", "-c", "mount --bind \"$1\" /run && exec \"$2\"", "sh", sharedRun, kvmLaunchBinary,
             ], environment: env)
         }
