@@ -10,6 +10,8 @@
 #              QEMU args as CMD): the guest gets the container's IP and MAC, the host pings the VM, the
 #              health check passes, `podman stop` powers the guest off and the exit status is 0
 #   two-nets   a second network connected before start: the VM has two NICs with both identities
+#   restart    `podman restart`, then a SIGKILL of the container's PID 1 and `podman start`: each time the
+#              VM comes back with the container's MAC and address, seen from the host (ping, ARP)
 #   host-net   --net=host, AUTO_ATTACH=no, ATTACH_IFACES=<a veth the test made>: the VM takes that link
 #              only, a namespace behind it pings the VM; the link is restored after the stop
 #   compute    the compute-node pod: etcd (in a container), `config load`, the manifest's init container
@@ -111,9 +113,9 @@ logs() { podman logs "$1" 2>&1 | tr -d '\r'; }
 show_logs() { echo "--- podman logs $1 (last lines)"; logs "$1" | grep -v '^$' | tail -n 25 | sed 's/^/    /'; }
 state() { podman inspect --format "{{.State.$2}}" "$1" 2>/dev/null; }
 
-wait_ready() { # wait_ready CONTAINER: until the guest's KVMLAUNCH-READY is in the logs; prints seconds
-	local start=$EPOCHREALTIME deadline=$((SECONDS + READY_TIMEOUT))
-	until logs "$1" | grep -q '^KVMLAUNCH-READY'; do
+wait_ready() { # wait_ready CONTAINER [N]: until the logs hold N (default 1) KVMLAUNCH-READY lines; prints seconds
+	local start=$EPOCHREALTIME deadline=$((SECONDS + READY_TIMEOUT)) want=${2:-1}
+	until (($(logs "$1" | grep -c '^KVMLAUNCH-READY') >= want)); do
 		if [[ $(state "$1" Status) != running ]]; then return 1; fi
 		((SECONDS < deadline)) || return 1
 		sleep 0.5
@@ -121,8 +123,8 @@ wait_ready() { # wait_ready CONTAINER: until the guest's KVMLAUNCH-READY is in t
 	awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
 }
 
-nic_line() { # nic_line CONTAINER MAC: the guest's KVMLAUNCH-NIC line for that MAC
-	logs "$1" | grep '^KVMLAUNCH-NIC ' | grep -- " mac=$2 "
+nic_line() { # nic_line CONTAINER MAC: the guest's KVMLAUNCH-NIC line for that MAC (the latest boot's)
+	logs "$1" | grep '^KVMLAUNCH-NIC ' | grep -- " mac=$2 " | tail -n 1
 }
 
 # container_net CONTAINER NETWORK FIELD: IPAddress or MacAddress of the container on that network
@@ -274,6 +276,62 @@ if ready=$(wait_ready "$c"); then
 	stop_gracefully "$c"
 else
 	not_ok "two-nets: the guest did not reach KVMLAUNCH-READY within $READY_TIMEOUT s"
+	show_logs "$c"
+fi
+
+# --- restart ---------------------------------------------------------------------------------------------
+echo "# restarts on network $net_a: podman restart, then SIGKILL of PID 1 and podman start"
+c=kl-dk-$id-restart
+containers+=("$c")
+disk restart
+# A stated MAC: podman may draw a new one at every start otherwise; the VM must come back with this one.
+fixed_mac=$(printf '02:6b:6c:%02x:%02x:%02x' $((id >> 16 & 255)) $((id >> 8 & 255)) $((id & 255)))
+podman run -d --name "$c" --network "$net_a" --mac-address "$fixed_mac" "${run_common[@]}" "${disk_args[@]}" \
+	-e AUTO_ATTACH=yes "$IMAGE" >/dev/null 2>>"$work/podman.err"
+ip=$(container_net "$c" "$net_a" IPAddress) mac=$(container_net "$c" "$net_a" MacAddress)
+check "restart: the container has the MAC it was given ($fixed_mac)" test "$mac" = "$fixed_mac"
+# seen_from_host LABEL BOOT: after boot number BOOT, the VM has the container's identity, seen from the host
+seen_from_host() {
+	local label=$1 boot=$2 now_ip now_mac
+	now_ip=$(container_net "$c" "$net_a" IPAddress) now_mac=$(container_net "$c" "$net_a" MacAddress)
+	check "restart: $label: podman reports the same address $ip and MAC $mac (now $now_ip, $now_mac)" \
+		test "$now_ip/$now_mac" = "$ip/$mac"
+	check "restart: $label: boot $boot's guest got $ip/24 with MAC $mac" \
+		grep -q " addr=$ip/24 " <(logs "$c" | grep '^KVMLAUNCH-NIC ' | sed -n "${boot}p" | grep -- " mac=$mac ")
+	ip neigh flush to "$ip" 2>/dev/null # the host learns the MAC again from this boot's VM
+	check "restart: $label: the host pings $ip" quietly ping -c 3 -i 0.3 -W 2 -q "$ip"
+	check "restart: $label: $ip answers from MAC $mac" grep -q "lladdr $mac " <(ip neigh show "$ip")
+}
+if ready=$(wait_ready "$c" 1); then
+	ok "restart: the guest is up $ready s after the first start"
+	seen_from_host "first start" 1
+	podman restart "$c" >/dev/null 2>>"$work/podman.err"
+	check "restart: podman restart stopped the first VM gracefully (kvm-launch exited 0 after the power-off)" \
+		test "$(logs "$c" | grep -c 'the guest powered off; exiting 0')" -eq 1
+	if ready=$(wait_ready "$c" 2); then
+		ok "restart: the guest is up again $ready s after podman restart"
+		seen_from_host "after podman restart" 2
+		pid=$(state "$c" Pid)
+		check "restart: SIGKILL of the container's PID 1 (host PID $pid, kvm-launch)" \
+			bash -c '[[ $(cat "/proc/$1/comm") == kvm-launch ]] && kill -KILL "$1"' _ "$pid"
+		for _ in $(seq 60); do [[ $(state "$c" Status) == running ]] || break; sleep 0.5; done
+		code=$(state "$c" ExitCode)
+		check "restart: the container ended by SIGKILL (exit code $code, 137 = 128 + 9)" test "$code" = 137
+		podman start "$c" >/dev/null 2>>"$work/podman.err"
+		if ready=$(wait_ready "$c" 3); then
+			ok "restart: the guest is up again $ready s after the SIGKILL and podman start"
+			seen_from_host "after SIGKILL and podman start" 3
+			stop_gracefully "$c"
+		else
+			not_ok "restart: the guest did not come back within $READY_TIMEOUT s after the SIGKILL and podman start"
+			show_logs "$c"
+		fi
+	else
+		not_ok "restart: the guest did not come back within $READY_TIMEOUT s after podman restart"
+		show_logs "$c"
+	fi
+else
+	not_ok "restart: the guest did not reach KVMLAUNCH-READY within $READY_TIMEOUT s"
 	show_logs "$c"
 fi
 
