@@ -207,7 +207,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["TestSupport", "ContainerStart"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -234,6 +234,9 @@ let package = Package(
             path: "Tests/InMemoryNetlink",
             swiftSettings: strict
         ),
+        // A tiny program the end-to-end tests start kvm-launch with, the way a container runtime
+        // does: PID 1 of a new PID namespace with a fresh /run (see its header).
+        .executableTarget(name: "ContainerStart", path: "Tests/ContainerStart", swiftSettings: strict),
         .target(
             name: "CloudInitSeed",
             dependencies: ["NetworkTypes", .product(name: "Yams", package: "Yams")],

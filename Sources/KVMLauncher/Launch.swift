@@ -181,6 +181,7 @@ struct Launch {
                                 afterStep: Self.faultInjection(environment))
         let restored = try attacher.recover(preparation.recovery)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
+        Self.faultInjection(environment)?(0)  // KVM_LAUNCH_TEST_KILL_AFTER_STEP=0: right after the recovery
         if !preparation.plan.interfaces.isEmpty && !preparation.descriptors.vhost {
             logger.notice("vhost-net is off: /dev/vhost-net is missing or does not open here; QEMU moves the packets itself")
         }
@@ -273,12 +274,10 @@ struct Launch {
         }
     }
 
-    /// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher SIGKILLs itself right after attach step N.
-    /// A fault-injection point for the restart tests (a SIGKILL at an exact moment cannot be
-    /// produced from outside); unset in any real deployment.
+    /// `KVM_LAUNCH_TEST_KILL_AFTER_STEP=N`: the launcher dies by SIGKILL right after attach step N
+    /// (also as PID 1 of a PID namespace, see ``FaultInjection``); unset in any real deployment.
     static func faultInjection(_ environment: [String: String]) -> ((Int) -> Void)? {
-        guard let text = environment["KVM_LAUNCH_TEST_KILL_AFTER_STEP"], let step = Int(text) else { return nil }
-        return { done in if done == step { kill(getpid(), SIGKILL) } }
+        FaultInjection.hook(environment)
     }
 
     static func readResolver(path: String = "/etc/resolv.conf") -> ResolverConfiguration {

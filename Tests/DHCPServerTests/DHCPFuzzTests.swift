@@ -47,19 +47,34 @@ import Testing
         return packet
     }
 
-    /// Exercises everything a received packet can reach; returns normally or the test crashes.
+    /// Exercises everything a received packet can reach and checks what must hold whatever the
+    /// bytes: the server calls a packet undecodable exactly when the decoder refuses it; it answers
+    /// only the leased client, with the request's transaction, as a reply; every reply it sends is
+    /// well-formed on the wire and carries exactly the reply it decided on.
     static func survive(_ packet: [UInt8]) {
+        let decoded = try? DHCPMessage(decoding: packet)
         switch logic.process(packet: packet, serverMAC: serverMAC) {
-        case .undecodable(let error):
-            #expect(!error.description.isEmpty)
-        case .ignored(let message, _):
-            _ = message.encoded()
+        case .undecodable:
+            #expect(decoded == nil, "undecodable only when the decoder refuses the bytes")
+        case .ignored(let message, let reason):
+            #expect(message == decoded, "the message the decision was made on is the decoded packet")
+            #expect(logic.decision(for: message) == .ignore(reason), "the decision is a function of the message")
         case .reply(let request, let reply, let transmission):
+            #expect(request == decoded)
+            #expect(request.op == .request, "only BOOTREQUESTs are answered")
+            #expect(MACAddress(Array(request.chaddr.prefix(6))) == Sample.lease.clientMAC, "only the leased client is answered")
             #expect(reply.message.xid == request.xid)
             #expect(reply.message.op == .reply)
-            if case .frame(let frame) = transmission {
-                #expect(UDPFrame.parse(frame)?.udpChecksumValid == true)
-            }
+            #expect(reply.message.chaddr == request.chaddr)
+            guard case .frame(let frame) = transmission else { return }
+            let parsed = UDPFrame.parse(frame)
+            #expect(parsed?.udpChecksumValid == true)
+            #expect(parsed?.ipChecksumValid == true)
+            #expect(parsed?.sourceMAC == serverMAC)
+            #expect(parsed?.sourceIP == Sample.lease.serverIdentifier)
+            #expect(parsed?.sourcePort == DHCPPorts.server && parsed?.destinationPort == DHCPPorts.client)
+            let wire = parsed?.payload ?? []
+            #expect((try? DHCPMessage(decoding: wire)) == reply.message, "the bytes sent read back as the reply decided on")
         }
     }
 
@@ -83,12 +98,19 @@ import Testing
         }
     }
 
+    /// A name as the encoder writes it: its labels joined by dots, no trailing dot.
+    static func canonical(_ name: String) -> String? {
+        DomainNameEncoding.labels(of: name).map { $0.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ".") }
+    }
+
     /// Option values the decoders face: they return nil or a value, never crash, and what they
-    /// return encodes back to an equivalent value.
+    /// return encodes back to an equal value (names: every valid one, in its canonical form).
     @Test func optionValueDecodersNeverCrash() async {
         await propertyCheck(count: 2000, input: Gen.uint8().array(of: 0...300)) { data in
             if let names = DomainNameEncoding.decode(data) {
-                #expect(DomainNameEncoding.decode(DomainNameEncoding.encode(names.filter { DomainNameEncoding.labels(of: $0) != nil })) != nil)
+                let valid = names.compactMap(Self.canonical)
+                #expect(DomainNameEncoding.decode(DomainNameEncoding.encode(valid)) == valid)
+                #expect(DomainNameEncoding.decode(DomainNameEncoding.encode(names)) == valid, "invalid names are skipped, valid ones kept")
             }
             if let routes = ClasslessRouteEncoding.decode(data) {
                 #expect(ClasslessRouteEncoding.decode(ClasslessRouteEncoding.encode(routes)) == routes)

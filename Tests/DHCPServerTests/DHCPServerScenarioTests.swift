@@ -107,6 +107,17 @@ struct DHCPServerScenarioTests {
             }
             let task = Task { try await cancelled.run() }
             task.cancel()
+            // Bounded: a run() that ignores cancellation fails the test (and is then stopped)
+            // instead of hanging the suite.
+            let returnedOnCancel = await withTaskGroup(of: Bool.self) { group in
+                group.addTask { _ = await task.result; return true }
+                group.addTask { try? await Task.sleep(for: .seconds(10)); return false }
+                let first = await group.next() ?? false
+                if !first { cancelled.stop() }
+                group.cancelAll()
+                return first
+            }
+            #expect(returnedOnCancel, "run() returns within 10 s once its task is cancelled")
             try await task.value
         }
     }

@@ -17,14 +17,21 @@ struct EndToEndTests {
         let process: ConsoleProcess
         let runDirectory: String
 
-        init(_ fixture: ContainerFixture, environment: [String: String], arguments: [String] = [], image: String? = nil) throws {
+        /// - Parameter asContainer: start kvm-launch as a container runtime does (PID 1 of a new PID
+        ///   namespace, a fresh /run with the default run directory) instead of under `ip netns exec`.
+        init(_ fixture: ContainerFixture, environment: [String: String], arguments: [String] = [], image: String? = nil,
+             asContainer: Bool = false) throws {
             self.fixture = fixture
-            runDirectory = fixture.directory.appendingPathComponent("run").path
+            runDirectory = asContainer ? "/run/kvm-launch" : fixture.directory.appendingPathComponent("run").path
             var env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                       "KVM_LAUNCH_RUN_DIR": runDirectory, "VM_ACCEL": "tcg", "VM_MEMORY": "256M",
-                       "VM_IMAGE": try image ?? Self.overlay(in: fixture)]
+                       "VM_ACCEL": "tcg", "VM_MEMORY": "256M", "VM_IMAGE": try image ?? Self.overlay(in: fixture)]
+            if !asContainer { env["KVM_LAUNCH_RUN_DIR"] = runDirectory }
             env.merge(environment) { _, new in new }
-            process = try ConsoleProcess(["/usr/sbin/ip", "netns", "exec", fixture.container.name, kvmLaunchBinary] + arguments, environment: env)
+            if asContainer {
+                process = try fixture.startAsContainer([kvmLaunchBinary] + arguments, environment: env)
+            } else {
+                process = try ConsoleProcess(["/usr/sbin/ip", "netns", "exec", fixture.container.name, kvmLaunchBinary] + arguments, environment: env)
+            }
         }
 
         /// A qcow2 overlay on a copy of the test guest next to it (backing files must be in the image's

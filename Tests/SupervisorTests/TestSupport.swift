@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import Testing
 import Synchronization
 import QEMU
 import Supervisor
@@ -51,36 +52,64 @@ final class LinePipe: @unchecked Sendable {
         if wasOpen { close(writeEnd) }
     }
 
-    /// The next line, or nil at end of file. Blocks on a dispatch thread, not the test's.
-    func readLine() async -> String? {
-        await withCheckedContinuation { continuation in
+    /// How long a read waits for the next line before the test fails.
+    static let defaultTimeout: TimeInterval = 60
+
+    enum ReadResult: Equatable {
+        case line(String)
+        case endOfFile
+        case timedOut
+    }
+
+    /// The next line, or nil at end of file. Blocks on a dispatch thread, not the test's, for at
+    /// most `timeout` seconds: when no line came by then, it records a test failure and returns nil.
+    func readLine(timeout: TimeInterval = LinePipe.defaultTimeout, sourceLocation: SourceLocation = #_sourceLocation) async -> String? {
+        switch await read(timeout: timeout) {
+        case .line(let line): return line
+        case .endOfFile: return nil
+        case .timedOut:
+            Issue.record("no line from the pipe within \(timeout) s", sourceLocation: sourceLocation)
+            return nil
+        }
+    }
+
+    /// The next line, end of file, or that `timeout` seconds passed first.
+    func read(timeout: TimeInterval) async -> ReadResult {
+        let deadline = Date().addingTimeInterval(timeout)
+        return await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(returning: self.readLineBlocking())
+                continuation.resume(returning: self.readLineBlocking(deadline: deadline))
             }
         }
     }
 
-    /// Everything until end of file.
-    func readAll() async -> [String] {
+    /// Everything until end of file (each line bounded as in ``readLine(timeout:sourceLocation:)``).
+    func readAll(sourceLocation: SourceLocation = #_sourceLocation) async -> [String] {
         var lines: [String] = []
-        while let line = await readLine() { lines.append(line) }
+        while let line = await readLine(sourceLocation: sourceLocation) { lines.append(line) }
         return lines
     }
 
-    private func readLineBlocking() -> String? {
+    private func readLineBlocking(deadline: Date) -> ReadResult {
         while true {
             if let newline = buffer.firstIndex(of: 0x0A) {
                 let line = String(decoding: buffer[..<newline], as: UTF8.self)
                 buffer.removeSubrange(...newline)
-                return line
+                return .line(line)
             }
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 { return .timedOut }
+            var poller = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(min(remaining * 1000, 60_000).rounded(.up)))
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { continue }  // the loop re-checks the deadline
             var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(readEnd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 {
-                guard !buffer.isEmpty else { return nil }
+                guard !buffer.isEmpty else { return .endOfFile }
                 defer { buffer.removeAll() }
-                return String(decoding: buffer, as: UTF8.self)
+                return .line(String(decoding: buffer, as: UTF8.self))
             }
             buffer += chunk[0..<count]
         }
@@ -156,14 +185,22 @@ final class HelperProcess {
 
     var pid: Int32 { process.processIdentifier }
 
-    func readLine() async -> String? { await lines.readLine() }
+    func readLine(sourceLocation: SourceLocation = #_sourceLocation) async -> String? {
+        await lines.readLine(sourceLocation: sourceLocation)
+    }
 
-    /// The first line starting with `prefix`, skipping others.
-    func line(startingWith prefix: String) async throws -> String {
-        while let line = await readLine() {
-            if line.hasPrefix(prefix) { return line }
+    /// The first line starting with `prefix`, skipping others; throws when the helper ends without
+    /// one or none came within `timeout` seconds.
+    func line(startingWith prefix: String, timeout: TimeInterval = LinePipe.defaultTimeout) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            switch await lines.read(timeout: deadline.timeIntervalSinceNow) {
+            case .line(let line) where line.hasPrefix(prefix): return line
+            case .line: continue
+            case .endOfFile: throw TestFailure(description: "helper ended without a '\(prefix)' line")
+            case .timedOut: throw TestFailure(description: "no '\(prefix)' line from the helper within \(timeout) s")
+            }
         }
-        throw TestFailure(description: "helper ended without a '\(prefix)' line")
     }
 
     deinit {

@@ -139,6 +139,17 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
         return status
     }
 
+    /// Waits until stdout and stderr reached end of file (every line is in ``lines`` and
+    /// ``stderrLines``); false when `deadline` passed first.
+    public func waitForOutputClosed(until deadline: Date) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while !(outputClosed && errorClosed) {
+            if !condition.wait(until: deadline) { return false }
+        }
+        return true
+    }
+
     /// Whether the child was ended by a signal (`terminationReason == .uncaughtSignal`).
     public var endedBySignal: Bool {
         condition.lock()

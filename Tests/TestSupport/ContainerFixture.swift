@@ -1,24 +1,51 @@
 import Foundation
 
 /// A simulated container: a network namespace whose interfaces are veths to a "network" namespace
-/// (the peer), each with addresses and optionally a default gateway the peer owns, plus a
-/// `resolv.conf` that `ip netns exec` shows as the container's own.
+/// (the peer), plus a `resolv.conf` that `ip netns exec` shows as the container's own.
+///
+/// It expresses the shapes real runtimes make: an on-link default gateway (Docker, podman), a `/32`
+/// with a link-scope route to an off-subnet gateway (Calico), IPv6 addresses and routes, interfaces
+/// without any address, and several interfaces created in any order (`creationOrder`), so interface
+/// index order and list order can differ. Every command that builds it is checked: a shape the
+/// kernel refuses fails the fixture, it is never left out quietly.
 public final class ContainerFixture: @unchecked Sendable {  // immutable after init
     public struct Interface: Sendable {
         public var name: String
-        /// `ADDR/PREFIX`, in order.
+        /// `ADDR/PREFIX`, IPv4 or IPv6, in order (IPv6 ones without duplicate address detection).
         public var addresses: [String]
-        /// The peer namespace's address on the other end (`ADDR/PREFIX`), which is also the gateway.
+        /// The peer namespace's address on the other end (`ADDR/PREFIX`), which is also the gateway
+        /// of `defaultRoute`.
         public var peerAddress: String?
+        /// `default via <peerAddress>` on this interface.
         public var defaultRoute: Bool
+        /// More routes on this interface, each the arguments of `ip route add` without `dev`
+        /// (e.g. `169.254.1.1 scope link`, `default via 169.254.1.1`, `fd00:2::/64 via fd00:1::1`),
+        /// added in this order after the addresses.
+        public var routes: [String]
+        /// More addresses of the peer's end (`ADDR/PREFIX`, IPv4 or IPv6).
+        public var peerAddresses: [String]
+        /// Routes in the peer namespace through its end (`ip route add` arguments without `dev`),
+        /// e.g. the host route toward a Calico pod's `/32`.
+        public var peerRoutes: [String]
         /// The MTU of both ends of the veth; nil keeps the kernel's 1500.
         public var mtu: Int?
-        public init(name: String, addresses: [String], peerAddress: String? = nil, defaultRoute: Bool = false, mtu: Int? = nil) {
+        public init(name: String, addresses: [String], peerAddress: String? = nil, defaultRoute: Bool = false,
+                    routes: [String] = [], peerAddresses: [String] = [], peerRoutes: [String] = [], mtu: Int? = nil) {
             self.name = name
             self.addresses = addresses
             self.peerAddress = peerAddress
             self.defaultRoute = defaultRoute
+            self.routes = routes
+            self.peerAddresses = peerAddresses
+            self.peerRoutes = peerRoutes
             self.mtu = mtu
+        }
+
+        /// Calico's pod shape: `ADDRESS/32`, `169.254.1.1 dev NAME scope link`, `default via 169.254.1.1`;
+        /// the peer (the node) owns 169.254.1.1, routes `ADDRESS/32` to the pod and answers ARP for it.
+        public static func calico(name: String = "eth0", address: String) -> Interface {
+            Interface(name: name, addresses: ["\(address)/32"], routes: ["169.254.1.1 scope link", "default via 169.254.1.1"],
+                      peerAddresses: ["169.254.1.1/32"], peerRoutes: ["\(address)/32"])
         }
     }
 
@@ -28,7 +55,15 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
     /// A private directory for this test (images, run directory), removed by ``destroy()``.
     public let directory: URL
 
-    public init(_ interfaces: [Interface], resolvConf: String = "nameserver 192.0.2.53\nsearch example.test corp.example.test\n") throws {
+    /// The peer's end of `interface` (`p0`, `p1`, … by position in `interfaces`).
+    public func peerLink(of interface: String) -> String? {
+        interfaces.firstIndex { $0.name == interface }.map { "p\($0)" }
+    }
+
+    /// - Parameter creationOrder: interface names in the order their links are created (default: the
+    ///   list order); interface indexes follow it.
+    public init(_ interfaces: [Interface], creationOrder: [String]? = nil,
+                resolvConf: String = "nameserver 192.0.2.53\nsearch example.test corp.example.test\n") throws {
         container = try TestNamespace(prefix: "kl-ct")
         do {
             peer = try TestNamespace(prefix: "kl-net")
@@ -39,23 +74,39 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
         self.interfaces = interfaces
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvm-launch-test-\(container.name)")
         do {
+            let order = creationOrder ?? interfaces.map(\.name)
+            guard order.sorted() == interfaces.map(\.name).sorted() else {
+                throw FixtureFailure("creationOrder \(order) must name every interface of \(interfaces.map(\.name)) once")
+            }
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: "/etc/netns/\(container.name)", withIntermediateDirectories: true)
             try resolvConf.write(toFile: "/etc/netns/\(container.name)/resolv.conf", atomically: true, encoding: .utf8)
+            for name in order {
+                let position = interfaces.firstIndex { $0.name == name }!
+                try run(["ip", "-n", peer.name, "link", "add", "p\(position)", "type", "veth", "peer", "name", name, "netns", container.name])
+            }
             for (position, interface) in interfaces.enumerated() {
-                try run(["ip", "-n", peer.name, "link", "add", "p\(position)", "type", "veth", "peer", "name", interface.name, "netns", container.name])
+                let peerLink = "p\(position)"
                 if let mtu = interface.mtu {
-                    try peer.ip("link set p\(position) mtu \(mtu)")
+                    try peer.ip("link set \(peerLink) mtu \(mtu)")
                     try container.ip("link set \(interface.name) mtu \(mtu)")
                 }
-                try peer.ip("link set p\(position) up")
-                if let peerAddress = interface.peerAddress { try peer.ip("addr add \(peerAddress) dev p\(position)") }
+                try peer.ip("link set \(peerLink) up")
+                for address in (interface.peerAddress.map { [$0] } ?? []) + interface.peerAddresses {
+                    try peer.exec(Self.addressCommand(address, dev: peerLink))
+                }
                 try container.exec(["sysctl", "-q", "-w", "net.ipv6.conf.\(interface.name).accept_dad=0"])
                 try container.ip("link set \(interface.name) up")
-                for address in interface.addresses { try container.ip("addr add \(address) dev \(interface.name)") }
+                for address in interface.addresses { try container.exec(Self.addressCommand(address, dev: interface.name)) }
                 if interface.defaultRoute, let gateway = interface.peerAddress?.split(separator: "/").first {
-                    try container.ip("route add default via \(gateway) dev \(interface.name)")
+                    try container.exec(Self.routeCommand("default via \(gateway)", dev: interface.name))
                 }
+                for route in interface.routes { try container.exec(Self.routeCommand(route, dev: interface.name)) }
+                if !interface.peerRoutes.isEmpty {
+                    // The node side of a routed (Calico) pod answers ARP for addresses it routes.
+                    try peer.exec(["sysctl", "-q", "-w", "net.ipv4.conf.\(peerLink).proxy_arp=1"])
+                }
+                for route in interface.peerRoutes { try peer.exec(Self.routeCommand(route, dev: peerLink)) }
             }
             try waitForSettledAddresses()
         } catch {
@@ -64,7 +115,16 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
         }
     }
 
-    /// Waits (bounded) until no IPv6 address is still tentative, so snapshots compare settled state.
+    static func addressCommand(_ address: String, dev: String) -> [String] {
+        address.contains(":") ? ["ip", "-6", "addr", "add", address, "dev", dev, "nodad"] : ["ip", "addr", "add", address, "dev", dev]
+    }
+
+    static func routeCommand(_ route: String, dev: String) -> [String] {
+        ["ip"] + (route.contains(":") ? ["-6"] : []) + ["route", "add"] + route.split(separator: " ").map(String.init) + ["dev", dev]
+    }
+
+    /// Waits (at most 5 s) until no IPv6 address is still tentative, so snapshots compare settled
+    /// state; throws naming the addresses when some stay tentative.
     func waitForSettledAddresses() throws {
         // Carrier first: the kernel adds the IPv6 link-local address only once the veth is running.
         for _ in 0..<50 {
@@ -72,10 +132,12 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
             if states.allSatisfy({ $0.hasPrefix("up") }) { break }
             usleep(100_000)
         }
-        for _ in 0..<50 {
-            let tentative = try container.exec(["ip", "-6", "addr", "show", "tentative"]).stdout
+        let deadline = Date().addingTimeInterval(5)
+        while true {
+            let tentative = try container.exec(["ip", "-6", "-o", "addr", "show", "tentative"]).stdout
             if tentative.isEmpty { return }
-            usleep(100_000)
+            if Date() >= deadline { throw FixtureFailure("IPv6 addresses still tentative after 5 s: \(tentative)") }
+            Thread.sleep(forTimeInterval: 0.1)
         }
     }
 
@@ -106,7 +168,9 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
             }
         let addresses = try container.exec(["ip", "-o", "addr", "show"]).stdout
             .split(separator: "\n").map { $0.replacingOccurrences(of: "\\s+valid_lft.*", with: "", options: .regularExpression) }.sorted()
-        let routes = try container.exec(["ip", "route", "show", "table", "all"]).stdout.split(separator: "\n").map(String.init).sorted()
+        let routes = (try container.exec(["ip", "-4", "route", "show", "table", "all"]).stdout
+            + container.exec(["ip", "-6", "route", "show", "table", "all"]).stdout)
+            .split(separator: "\n").map(String.init).sorted()
         return (links + ["--"] + addresses + ["--"] + routes).joined(separator: "\n")
     }
 

@@ -27,9 +27,22 @@ public struct CommandFailed: Error, CustomStringConvertible {
     }
 }
 
-/// Runs a program (no shell) and collects its output.
+/// A fixture command that did not finish within its deadline; it was killed.
+public struct CommandTimedOut: Error, CustomStringConvertible {
+    public var command: [String]
+    public var seconds: TimeInterval
+    public var stdout: String
+    public var stderr: String
+    public var description: String {
+        "`\(command.joined(separator: " "))` did not finish within \(seconds) s and was killed; output so far: \(stderr)\(stdout)"
+    }
+}
+
+/// Runs a program (no shell) and collects its output. Bounded: a program still running after
+/// `timeout` seconds is killed and ``CommandTimedOut`` thrown, so a hang fails the test.
 @discardableResult
-public func run(_ arguments: [String], environment: [String: String]? = nil, check: Bool = true) throws -> ProcessResult {
+public func run(_ arguments: [String], environment: [String: String]? = nil, check: Bool = true,
+                timeout: TimeInterval = 120) throws -> ProcessResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : "/usr/bin/env")
     process.arguments = arguments[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
@@ -38,20 +51,31 @@ public func run(_ arguments: [String], environment: [String: String]? = nil, che
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
+    let finished = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in finished.signal() }
     try process.run()
-    // Read both pipes before waiting so a chatty child cannot block on a full pipe.
+    // Drain both pipes on their own threads so a chatty child cannot block on a full pipe.
+    let outData = ErrorCollector(out.fileHandleForReading)
     let errData = ErrorCollector(err.fileHandleForReading)
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    if finished.wait(timeout: .now() + timeout) == .timedOut {
+        kill(process.processIdentifier, SIGKILL)
+        _ = finished.wait(timeout: .now() + 10)
+        throw CommandTimedOut(command: arguments, seconds: timeout,
+                              stdout: String(decoding: outData.wait(timeout: 2) ?? Data(), as: UTF8.self),
+                              stderr: String(decoding: errData.wait(timeout: 2) ?? Data(), as: UTF8.self))
+    }
+    // A background child of the program may keep the pipes open: bounded too, and said.
+    guard let stdout = outData.wait(timeout: 10), let stderr = errData.wait(timeout: 10) else {
+        throw FixtureFailure("`\(arguments.joined(separator: " "))` exited but something it started kept its output open for 10 s")
+    }
     let result = ProcessResult(status: process.terminationStatus,
-                               stdout: String(decoding: outData, as: UTF8.self),
-                               stderr: String(decoding: errData.wait(), as: UTF8.self))
+                               stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
     if check && result.status != 0 { throw CommandFailed(command: arguments, result: result) }
     return result
 }
 
 /// Drains a pipe on a background thread.
-final class ErrorCollector: @unchecked Sendable {  // written once by the thread, read after join
+final class ErrorCollector: @unchecked Sendable {  // written once by the thread, read after the semaphore
     private var data = Data()
     private let done = DispatchSemaphore(value: 0)
     init(_ handle: FileHandle) {
@@ -60,8 +84,10 @@ final class ErrorCollector: @unchecked Sendable {  // written once by the thread
             done.signal()
         }
     }
-    func wait() -> Data {
-        done.wait()
+    /// Everything read, once the writer closed the pipe; nil when it did not within `timeout`.
+    func wait(timeout: TimeInterval) -> Data? {
+        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
+        done.signal()  // later calls return at once
         return data
     }
 }
