@@ -438,4 +438,34 @@ else
 	show_logs "$c"
 fi
 
+# --- libvirt (helper libvirt's section) -------------------------------------------------------------------
+# VM_BACKEND=libvirt: the same VM run by the private libvirtd kvm-launch starts in the container; virsh in
+# the container works without arguments (the image sets LIBVIRT_DEFAULT_URI); podman stop powers it off.
+libvirt_section() {
+	echo "# VM_BACKEND=libvirt on network $net_a"
+	local c=kl-dk-$id-lv ip mac ready
+	containers+=("$c")
+	disk lv
+	podman run -d --name "$c" --network "$net_a" "${run_common[@]}" "${disk_args[@]}" -e AUTO_ATTACH=yes \
+		-e VM_BACKEND=libvirt "$IMAGE" >/dev/null 2>>"$work/podman.err"
+	ip=$(container_net "$c" "$net_a" IPAddress) mac=$(container_net "$c" "$net_a" MacAddress)
+	if ready=$(wait_ready "$c"); then
+		ok "libvirt: the guest is up (KVMLAUNCH-READY) $ready s after the container started"
+		check "libvirt: the guest got the container's IP $ip/24 and MAC $mac" \
+			grep -q " addr=$ip/24 " <(nic_line "$c" "$mac")
+		check "libvirt: the host pings $ip" quietly ping -c 3 -i 0.3 -W 2 -q "$ip"
+		check "libvirt: virsh list in the container shows the domain running" \
+			grep -q " running" <(podman exec "$c" virsh list 2>/dev/null)
+		check "libvirt: virsh dumpxml shows the NIC with the container's MAC" \
+			grep -q "<mac address='$mac'/>" <(podman exec "$c" sh -c 'virsh dumpxml "$(virsh list --name | head -n 1)"' 2>/dev/null)
+		check "libvirt: kvm-launch status asks libvirt: VM running" \
+			grep -q "^VM running" <(podman exec -e VM_BACKEND=libvirt "$c" kvm-launch status 2>/dev/null)
+		stop_gracefully "$c"
+	else
+		not_ok "libvirt: the guest did not reach KVMLAUNCH-READY within $READY_TIMEOUT s"
+		show_logs "$c"
+	fi
+}
+libvirt_section
+
 finish

@@ -134,6 +134,11 @@ struct Status: AsyncParsableCommand {
     var socket: String?
 
     mutating func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        if socket == nil, environment["VM_BACKEND"]?.lowercased() == "libvirt" {
+            if !LibvirtStatus.check(runDirectory: Launch.runDirectory(environment)) { throw ExitCode(1) }
+            return
+        }
         let path = socket ?? Launch.qmpSocketPath
         do {
             let status = try await QMPClient.queryStatus(socketPath: path)

@@ -36,6 +36,11 @@ struct Launch {
 
     /// The shared base (`KVM_LAUNCH_RUN_DIR`, validated by the configuration).
     var runDirectoryBase: String { configuration.runDirectory }
+    /// The same base, as the libvirt backend (which keeps its private daemon's files there) reads it.
+    var runDirectory: String { configuration.runDirectory }
+    static func runDirectory(_ environment: [String: String]) -> String {
+        environment["KVM_LAUNCH_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? RunDirectory.defaultBase
+    }
     var qmpSocketPath: String { Self.qmpSocketPath }
 
     /// Everything decided before anything changes.
@@ -54,6 +59,8 @@ struct Launch {
         var disk: OpenedDiskImage?
         /// Things to say that are not errors.
         var warnings: [String] = []
+        /// `VM_BACKEND=libvirt`: the daemons and the domain (nil for the direct path).
+        var libvirt: LibvirtLaunchPreparation?
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
@@ -101,9 +108,10 @@ struct Launch {
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? containerHostname, legacy: legacy,
             extraArguments: configuration.extraArguments)
         _ = try qemu.arguments()  // validates
+        let libvirt = configuration.backend == .libvirt ? try prepareLibvirt(qemu: qemu, qemuBinary: qemuBinary, plan: plan) : nil
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
                            inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
-                           disk: disk, warnings: warnings)
+                           disk: disk, warnings: warnings, libvirt: libvirt)
     }
 
     /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's
@@ -139,8 +147,14 @@ struct Launch {
         let command = [preparation.qemuBinary] + (try preparation.qemu.arguments())
 
         if case .dryRun(let json) = mode {
+            let domainXML = preparation.libvirt?.definition.xml()
             if json {
-                print(PlanReport.json(preparation.plan, qemuArguments: command, recovery: preparation.recovery))
+                print(PlanReport.json(preparation.plan, qemuArguments: domainXML == nil ? command : nil, recovery: preparation.recovery,
+                                      libvirtDomainXML: domainXML))
+            } else if let domainXML {
+                print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
+                print("\nlibvirt domain (VM_BACKEND=libvirt):")
+                print(domainXML, terminator: "")
             } else {
                 print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
                 print("\nQEMU command line (one argument per line):")
@@ -198,6 +212,12 @@ struct Launch {
         do {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
                 try await Self.withDHCPResponders(attachments, logger: logger) {
+                    if let libvirt = preparation.libvirt {
+                        return try await Self.runLibvirt(
+                            libvirt, attachments: attachments, nodeDirectory: attacher.nodeDirectory,
+                            policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)),
+                            stops: stops, environment: environment, logger: logger)
+                    }
                     let mappings = try preparation.descriptors.mappings(for: attachments) + diskMappings
                     logger.info("starting \(command.joined(separator: " "))")
                     let supervisor = Supervisor(policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)), logger: logger)

@@ -37,6 +37,14 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
         case auto, kvm, tcg
     }
 
+    /// How the VM is run (`VM_BACKEND`).
+    public enum Backend: String, Sendable, Equatable, Codable {
+        /// kvm-launch starts and supervises QEMU itself (the default).
+        case qemu
+        /// A private libvirtd runs the same VM as a transient domain, manageable with `virsh`.
+        case libvirt
+    }
+
     /// Options of the container this replaces, kept as words for the QEMU step.
     public struct LegacyOptions: Sendable, Equatable, Codable {
         /// `KVM_OPTS`: extra QEMU words, placed before the container's CMD arguments.
@@ -73,6 +81,8 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// `VM_CPUS`.
     public var cpus = 1
     public var acceleration: Acceleration = .auto
+    /// `VM_BACKEND`: `qemu` (default) or `libvirt`.
+    public var backend: Backend = .qemu
     /// `VM_IMAGE`: the boot disk; nil means `/image/image.qcow2`, else the old `/image/image`.
     public var imagePath: String?
     /// `VM_IMAGE_FORMAT`: the disk's format as stated by the operator (one of ``imageFormats``);
@@ -225,6 +235,11 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
         if let accel = reader.string("VM_ACCEL"), !accel.isEmpty {
             if let value = Acceleration(rawValue: accel.lowercased()) { acceleration = value } else {
                 reader.problem("VM_ACCEL", "=\(Self.quoted(accel)) is not one of auto, kvm, tcg")
+            }
+        }
+        if let name = reader.string("VM_BACKEND"), !name.isEmpty {
+            if let value = Backend(rawValue: name.lowercased()) { backend = value } else {
+                reader.problem("VM_BACKEND", "=\"\(name)\" is not one of qemu, libvirt")
             }
         }
         if let image = reader.string("VM_IMAGE"), !image.isEmpty {

@@ -45,8 +45,9 @@ public enum PlanReport {
     /// The plan as JSON (for tools), keys sorted. Besides the plan: `attachSteps` (per interface,
     /// in NIC order, the steps the attacher takes; `KVM_LAUNCH_TEST_KILL_AFTER_STEP` counts them
     /// across interfaces), `attachStepCount` (their total), and `recovery` (the restore steps, empty
-    /// for a clean namespace).
-    public static func json(_ plan: AttachPlan, qemuArguments: [String]? = nil, recovery: RecoveryPlan? = nil) -> String {
+    /// for a clean namespace), and `libvirtDomainXML` with `VM_BACKEND=libvirt`.
+    public static func json(_ plan: AttachPlan, qemuArguments: [String]? = nil, recovery: RecoveryPlan? = nil,
+                            libvirtDomainXML: String? = nil) -> String {
         struct InterfaceSteps: Encodable {
             var interface: String
             var steps: [String]
@@ -58,11 +59,13 @@ public enum PlanReport {
             var attachSteps: [InterfaceSteps]
             var attachStepCount: Int
             var recovery: [String]
+            /// `VM_BACKEND=libvirt`: the domain XML libvirt is given.
+            var libvirtDomainXML: String?
         }
         let steps = plan.interfaces.map { InterfaceSteps(interface: $0.name, steps: Attacher.steps(for: $0).map(\.description)) }
         let document = Document(interfaces: plan.interfaces, warnings: plan.warnings, qemu: qemuArguments,
                                 attachSteps: steps, attachStepCount: steps.reduce(0) { $0 + $1.steps.count },
-                                recovery: recovery?.steps.map(\.description) ?? [])
+                                recovery: recovery?.steps.map(\.description) ?? [], libvirtDomainXML: libvirtDomainXML)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(document)) ?? Data("{}".utf8)
