@@ -17,13 +17,17 @@ build: deps
 guest: deps
 	image/build.sh
 
+# A stock Debian 12 cloud guest (debootstrap, cloud-init, OpenSSH; cached) for the cloud-init tests.
+cloud-guest: deps
+	image/cloud/build.sh
+
 # Everything: the guest's own smoke test, the Swift suites, and the container image run with podman.
 test: test-swift test-container
 
 # Unit tests need nothing; integration and end-to-end tests make network namespaces and run QEMU,
 # so they need root (CI is root). The guest image is built first. Suites run one after another:
 # booting guests under TCG on 2 cores next to timing-sensitive supervisor tests made both flaky.
-test-swift: deps guest
+test-swift: deps guest cloud-guest
 	image/smoke.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel

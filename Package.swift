@@ -136,6 +136,8 @@ let package = Package(
                 "Supervisor",
                 "ConfigAgent",
                 "ContainerInstance",
+                "CloudInitSeed",
+                "CSupervisorShims",
                 "Libvirt",
                 "LibvirtBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

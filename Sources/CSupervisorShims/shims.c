@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -66,4 +67,8 @@ int kvml_install_signal_pipe(int write_fd, const int *signals, int count) {
         }
     }
     return 0;
+}
+
+int kvml_memfd_create(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

@@ -59,6 +59,8 @@ struct Launch {
         var disk: OpenedDiskImage?
         /// Things to say that are not errors.
         var warnings: [String] = []
+        /// The cloud-init seed, built in memory (nil when `CLOUD_INIT` asks for none).
+        var seed: SeedPreparation? = nil
         /// `VM_BACKEND=libvirt`: the daemons and the domain (nil for the direct path).
         var libvirt: LibvirtLaunchPreparation?
     }
@@ -100,18 +102,26 @@ struct Launch {
         var legacy = LegacyOptions(cpu: configuration.legacy.cpuOptions, block: configuration.legacy.blockOptions,
                                    video: configuration.legacy.videoOptions)
         if !configuration.legacy.kvmOptions.isEmpty { legacy.base = configuration.legacy.kvmOptions }
-        let qemu = QEMUConfiguration(
+        let seed = try SeedPreparation.prepare(configuration: configuration, plan: plan,
+                                               hostname: configuration.hostname ?? containerHostname, disk: disk)
+        let diskDescriptors = disk?.descriptors.count ?? 0
+        var qemu = QEMUConfiguration(
             accelerator: acceleration.accelerator, memoryMiB: configuration.memoryMiB, vcpus: configuration.cpus,
             disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: Int32(3 + 2 * plan.interfaces.count)) },
             nics: descriptors.cards(for: plan.interfaces),
             graphics: configuration.graphics ? .legacyVGA : .none,
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? containerHostname, legacy: legacy,
             extraArguments: configuration.extraArguments)
+        // The seed's descriptor follows the NICs' and the disk's.
+        if seed != nil { qemu.seedDescriptor = Int32(3 + 2 * plan.interfaces.count + diskDescriptors) }
         _ = try qemu.arguments()  // validates
+        if seed != nil && configuration.backend == .libvirt {
+            throw LaunchFailure("CLOUD_INIT: a cloud-init seed is not available with VM_BACKEND=libvirt yet; use VM_BACKEND=qemu, or set CLOUD_INIT=no")
+        }
         let libvirt = configuration.backend == .libvirt ? try prepareLibvirt(qemu: qemu, qemuBinary: qemuBinary, plan: plan) : nil
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
                            inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
-                           disk: disk, warnings: warnings, libvirt: libvirt)
+                           disk: disk, warnings: warnings, seed: seed, libvirt: libvirt)
     }
 
     /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's
@@ -147,16 +157,21 @@ struct Launch {
         let command = [preparation.qemuBinary] + (try preparation.qemu.arguments())
 
         if case .dryRun(let json) = mode {
+            let seedLines = preparation.seed?.reportLines()
             let domainXML = preparation.libvirt?.definition.xml()
             if json {
                 print(PlanReport.json(preparation.plan, qemuArguments: domainXML == nil ? command : nil, recovery: preparation.recovery,
-                                      libvirtDomainXML: domainXML))
+                                      libvirtDomainXML: domainXML, cloudInit: seedLines))
             } else if let domainXML {
                 print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
                 print("\nlibvirt domain (VM_BACKEND=libvirt):")
                 print(domainXML, terminator: "")
             } else {
                 print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
+                if let seedLines {
+                    print("\ncloud-init seed (a read-only NoCloud disk, label cidata):")
+                    for line in seedLines { print("  \(line)") }
+                }
                 print("\nQEMU command line (one argument per line):")
                 for argument in command { print("  \(argument)") }
             }
@@ -206,6 +221,13 @@ struct Launch {
             for (offset, descriptor) in disk.descriptors.enumerated() {
                 diskMappings.append(FileDescriptorMapping(parent: descriptor, child: first + Int32(offset)))
             }
+        }
+
+        // The seed: an anonymous memory file, read-only, at the descriptor the command line names.
+        if let seed = preparation.seed, let child = preparation.qemu.seedDescriptor {
+            let descriptor = try seed.readOnlyDescriptor()
+            diskMappings.append(FileDescriptorMapping(parent: descriptor, child: child))
+            logger.info("cloud-init seed: \(seed.seed.redactedSummary().split(separator: "\n").joined(separator: "; "))")
         }
 
         let scope: Attacher.ScopeResult<SupervisionResult>

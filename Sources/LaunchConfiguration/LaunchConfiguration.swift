@@ -33,6 +33,12 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     }
 
     /// Hardware acceleration choice (`VM_ACCEL`).
+    /// `CLOUD_INIT`: `auto` builds a seed only when there is something to put in it besides the network
+    /// (user data or SSH keys), `yes` always, `no` never.
+    public enum CloudInit: String, Sendable, Equatable, Codable {
+        case auto, yes, no
+    }
+
     public enum Acceleration: String, Sendable, Equatable, Codable {
         case auto, kvm, tcg
     }
@@ -98,6 +104,15 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// `VM_HOSTNAME`: the host name the DHCP server gives the VM (default: the container's).
     public var hostname: String?
     public var legacy = LegacyOptions()
+    /// `CLOUD_INIT`: whether the VM gets a NoCloud seed disk.
+    public var cloudInit: CloudInit = .auto
+    /// `CLOUD_INIT_USER_DATA` as given: a path inside the container (absolute, one line) or the user data itself.
+    /// Never echoed: it may hold secrets.
+    public var cloudInitUserData: String?
+    /// `SSH_AUTHORIZED_KEYS`: public keys, one per line, for the guest's default user.
+    public var sshAuthorizedKeys: String?
+    /// `CLOUD_INIT_INSTANCE_ID`: overrides the instance id derived from the host name and the disk.
+    public var cloudInitInstanceID: String?
     /// The container's CMD arguments, appended verbatim to QEMU's.
     public var extraArguments: [String] = []
     /// Things worth saying that are not errors (ignored legacy variables, …).
@@ -287,6 +302,22 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
             if let value = ContainerSideAddress(rawValue: mode.lowercased()) { containerSideAddress = value } else {
                 reader.problem("CONTAINER_SIDE_ADDRESS", "=\(Self.quoted(mode)) is not one of link-local, widen-prefix")
             }
+        }
+
+        if let mode = reader.string("CLOUD_INIT"), !mode.isEmpty {
+            if mode.lowercased() == "auto" { cloudInit = .auto } else if let on = reader.bool("CLOUD_INIT") { cloudInit = on ? .yes : .no }
+        }
+        if let userData = reader.string("CLOUD_INIT_USER_DATA"), !userData.isEmpty { cloudInitUserData = userData }
+        if let keys = reader.string("SSH_AUTHORIZED_KEYS"), !keys.isEmpty { sshAuthorizedKeys = keys }
+        if let id = reader.string("CLOUD_INIT_INSTANCE_ID"), !id.isEmpty {
+            if id.utf8.count > 128 || id.contains(where: { $0.isWhitespace || $0.isControl || !$0.isASCII }) {
+                reader.problem("CLOUD_INIT_INSTANCE_ID", "=\(Self.quoted(id)) must be 1 to 128 printable ASCII characters without blanks")
+            } else {
+                cloudInitInstanceID = id
+            }
+        }
+        if cloudInit == .no && (cloudInitUserData != nil || sshAuthorizedKeys != nil) {
+            warnings.append("CLOUD_INIT=no: CLOUD_INIT_USER_DATA and SSH_AUTHORIZED_KEYS are not given to the VM")
         }
 
         legacy.kvmOptions = reader.words("KVM_OPTS") ?? []

@@ -46,8 +46,9 @@ public enum PlanReport {
     /// in NIC order, the steps the attacher takes; `KVM_LAUNCH_TEST_KILL_AFTER_STEP` counts them
     /// across interfaces), `attachStepCount` (their total), and `recovery` (the restore steps, empty
     /// for a clean namespace), and `libvirtDomainXML` with `VM_BACKEND=libvirt`.
+    /// - Parameter cloudInit: the seed's redacted summary and network-config lines, when there is a seed.
     public static func json(_ plan: AttachPlan, qemuArguments: [String]? = nil, recovery: RecoveryPlan? = nil,
-                            libvirtDomainXML: String? = nil) -> String {
+                            libvirtDomainXML: String? = nil, cloudInit: [String]? = nil) -> String {
         struct InterfaceSteps: Encodable {
             var interface: String
             var steps: [String]
@@ -61,11 +62,12 @@ public enum PlanReport {
             var recovery: [String]
             /// `VM_BACKEND=libvirt`: the domain XML libvirt is given.
             var libvirtDomainXML: String?
+            var cloudInit: [String]?
         }
         let steps = plan.interfaces.map { InterfaceSteps(interface: $0.name, steps: Attacher.steps(for: $0).map(\.description)) }
         let document = Document(interfaces: plan.interfaces, warnings: plan.warnings, qemu: qemuArguments,
                                 attachSteps: steps, attachStepCount: steps.reduce(0) { $0 + $1.steps.count },
-                                recovery: recovery?.steps.map(\.description) ?? [], libvirtDomainXML: libvirtDomainXML)
+                                recovery: recovery?.steps.map(\.description) ?? [], libvirtDomainXML: libvirtDomainXML, cloudInit: cloudInit)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(document)) ?? Data("{}".utf8)

@@ -65,6 +65,8 @@ public struct QEMUConfiguration: Sendable, Equatable {
     public var legacy: LegacyOptions
     /// The container's CMD: appended last, each element one argument, unchanged.
     public var extraArguments: [String]
+    /// A read-only cloud-init seed disk (`cidata`), handed over as this open, read-only descriptor number.
+    public var seedDescriptor: Int32? = nil
 
     public init(
         machineType: MachineType = .q35,
@@ -117,6 +119,13 @@ public struct QEMUConfiguration: Sendable, Equatable {
         } else if let disk {
             args += disk.arguments()
         }
+        if let seed = seedDescriptor {
+            // A raw, read-only virtio disk read from the descriptor kvm-launch filled in memory: no file
+            // anywhere, nothing for the guest to write to.
+            args += ["-add-fd", "fd=\(seed),set=\(seed)",
+                     "-blockdev", "{\"driver\": \"raw\", \"node-name\": \"seed0\", \"read-only\": true, \"file\": {\"driver\": \"file\", \"filename\": \"/dev/fdset/\(seed)\", \"read-only\": true}}",
+                     "-device", "virtio-blk-pci,drive=seed0"]
+        }
 
         for (index, nic) in nics.enumerated() {
             args += ["-netdev", nic.netdevOption(id: "net\(index)")]
@@ -156,7 +165,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
             guard case let .tapFileDescriptor(fd, vhost) = nic.backend else { return [] }
             if case let .fileDescriptor(vhostFD) = vhost { return [fd, vhostFD] }
             return [fd]
-        } + (legacy.block == nil ? disk?.childDescriptors ?? [] : [])
+        } + (legacy.block == nil ? disk?.childDescriptors ?? [] : []) + (seedDescriptor.map { [$0] } ?? [])
     }
 
     /// PCI slots on the machine's root bus that kvm-launch's own devices can use: 32, minus the host
@@ -167,6 +176,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
         var free = 32 - 2
         if legacy.base == nil { free -= 1 }  // the balloon
         if legacy.block == nil, disk != nil { free -= 1 }
+        if seedDescriptor != nil { free -= 1 }
         if legacy.video == nil, case .vga = graphics { free -= 1 }
         return free
     }

@@ -29,4 +29,8 @@ int kvml_make_signal_pipe(int fds[2]);
 /// Returns 0 on success, -1 with errno set when a sigaction call fails.
 int kvml_install_signal_pipe(int write_fd, const int *signals, int count);
 
+/// Creates an anonymous memory file (memfd_create(2), close-on-exec), e.g. for a disk image that
+/// exists only as a descriptor handed to QEMU. Returns the descriptor, or -1 with errno set.
+int kvml_memfd_create(const char *name);
+
 #endif

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Build a Debian 12 cloud guest: debootstrap with systemd, cloud-init, OpenSSH and Debian's kernel, no network
+# configuration of its own (cloud-init's NoCloud seed from kvm-launch configures it). A BIOS-bootable qcow2:
+# MBR + syslinux on a FAT partition (kernel, initrd) + an ext4 root made with mkfs.ext4 -d (no loop mount).
+#
+# Usage: image/cloud/build.sh [OUTDIR] [EXTRA_PACKAGES_FILE]
+#   default OUTDIR: image/out; writes OUTDIR/cloud-guest.qcow2 (or NAME.qcow2 with IMAGE_NAME=NAME).
+# Cached like image/build.sh: rebuilt when this script, the package lists or the Debian versions change.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=${1:-$repo/image/out}
+extra_list=${2:-}
+name=${IMAGE_NAME:-cloud-guest}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+image=$out/$name.qcow2
+stamp=$out/$name.inputs
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+die() {
+	echo "image/cloud/build.sh: $*" >&2
+	exit 1
+}
+
+"$repo/scripts/deps.sh" "$here/host-packages.txt"
+
+packages() {
+	grep -hv '^\s*\(#\|$\)' "$here/packages.txt" ${extra_list:+"$extra_list"} | awk '{ print $1 }' | paste -sd, -
+}
+inputs() {
+	echo "mirror $mirror"
+	packages
+	apt-cache policy linux-image-cloud-amd64 cloud-init netplan.io 2>/dev/null | awk '/Candidate:/ { print $2 }'
+	(cd "$here" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+	[[ -n $extra_list ]] && sha256sum "$extra_list"
+	true
+}
+key=$(inputs | sha256sum | cut -d' ' -f1)
+if [[ -z ${FORCE:-} && -s $image && -s $stamp && $(cat "$stamp") == "$key" ]]; then
+	echo "image/cloud/build.sh: $image is up to date"
+	exit 0
+fi
+[[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap)"
+
+start=$SECONDS
+work=$(mktemp -d /tmp/kvmlaunch-cloud.XXXXXX)
+cleanup() {
+	for m in proc sys dev/pts dev; do umount -l "$work/root/$m" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+root=$work/root
+
+echo "image/cloud/build.sh: debootstrap bookworm, then $(packages | tr ',' ' ' | wc -w) packages with apt-get in the chroot"
+debootstrap --variant=minbase bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+	{ cp "$work/debootstrap.log" "$out/$name.debootstrap.log"; tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed (log: $out/$name.debootstrap.log)"; }
+# Install the rest with apt inside the chroot, services kept from starting.
+mount -t proc proc "$root/proc"
+mount -t sysfs sys "$root/sys"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod +x "$root/usr/sbin/policy-rc.d"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+{
+	chroot "$root" apt-get update -q &&
+		DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -q --no-install-recommends $(packages | tr ',' ' ')
+} >"$work/apt.log" 2>&1 || { cp "$work/apt.log" "$out/$name.apt.log"; tail -n 20 "$work/apt.log" >&2; die "apt-get install in the chroot failed (log: $out/$name.apt.log)"; }
+rm -f "$root/usr/sbin/policy-rc.d"
+: >"$root/etc/resolv.conf"
+for m in dev/pts dev sys proc; do umount "$root/$m"; done
+
+# Guest settings: serial console, no network configuration of its own, cloud-init with NoCloud only.
+cp -a "$here/rootfs/." "$root/"
+echo "localhost" >"$root/etc/hostname"
+: >"$root/etc/machine-id"
+printf '/dev/vda2 / ext4 errors=remount-ro 0 1\n' >"$root/etc/fstab"
+chroot "$root" systemctl enable serial-getty@ttyS0.service systemd-networkd.service >/dev/null 2>&1 || true
+chroot "$root" systemctl mask systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true
+rm -f "$root"/etc/ssh/ssh_host_*  # made per instance by cloud-init
+chroot "$root" apt-get clean
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/doc/* "$root"/usr/share/man/*
+
+kernel=$(find "$root/boot" -name 'vmlinuz-*' | sort | tail -n 1)
+initrd=$(find "$root/boot" -name 'initrd.img-*' | sort | tail -n 1)
+[[ -f $kernel && -f $initrd ]] || die "the root has no kernel or initrd in /boot"
+
+# --- disk: MBR + FAT boot partition (syslinux, kernel, initrd) + ext4 root -------------------------------
+cat >"$work/syslinux.cfg" <<'CFG'
+SERIAL 0 115200
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+	KERNEL /vmlinuz
+	INITRD /initrd.img
+	APPEND root=/dev/vda2 ro console=ttyS0,115200 net.ifnames=0
+CFG
+payload_kib=$(( ($(stat -c %s "$kernel") + $(stat -c %s "$initrd")) / 1024 ))
+fat_sectors=$(( (payload_kib * 5 / 4 / 1024 + 8) * 2048 ))
+fat_start=2048
+root_start=$(( fat_start + fat_sectors ))
+root_mib=$(( $(du -sm "$root" | cut -f1) * 3 / 2 + 512 ))
+root_sectors=$(( root_mib * 2048 ))
+
+fat=$work/fat.img
+truncate -s $(( fat_sectors * 512 )) "$fat"
+mkfs.fat -F 16 -h "$fat_start" -n CLOUDBOOT "$fat" >/dev/null
+mcopy -i "$fat" "$kernel" ::/vmlinuz
+mcopy -i "$fat" "$initrd" ::/initrd.img
+mcopy -i "$fat" "$work/syslinux.cfg" ::/syslinux.cfg
+syslinux --install "$fat"
+
+ext=$work/root.img
+mkfs.ext4 -q -L cloudroot -d "$root" "$ext" "${root_mib}M"
+
+raw=$work/disk.raw
+truncate -s $(( (root_start + root_sectors) * 512 )) "$raw"
+sfdisk --quiet "$raw" <<PART
+label: dos
+start=$fat_start, size=$fat_sectors, type=6, bootable
+start=$root_start, size=$root_sectors, type=83
+PART
+dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
+dd if="$fat" of="$raw" bs=512 seek="$fat_start" conv=notrunc status=none
+dd if="$ext" of="$raw" bs=512 seek="$root_start" conv=notrunc,sparse status=none
+
+qemu-img convert -q -f raw -O qcow2 "$raw" "$work/image.qcow2"
+mv -f "$work/image.qcow2" "$image"
+echo "$key" >"$stamp"
+echo "image/cloud/build.sh: built $image ($(du -h "$image" | cut -f1) on disk, $(basename "$kernel")) in $((SECONDS - start)) s"
