@@ -15,6 +15,7 @@
 //   ConfigAgent          etcd-backed key=value configuration: load, env, render, watch
 //   KVMLauncher          the `kvm-launch` executable wiring the steps together
 //   KVMLaunchConfig      the `kvm-launch-config` executable (`kvm-launch config …` runs it)
+//   ContainerInstance    this container's own run directory and QMP socket name (shared /run safe)
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -137,6 +138,7 @@ let package = Package(
                 "DNSRelay",
                 "QEMU",
                 "Supervisor",
+                "ContainerInstance",
                 "CloudInitSeed",
                 "CSupervisorShims",
                 "Libvirt",
@@ -152,10 +154,6 @@ let package = Package(
             name: "KVMLaunchConfig",
             dependencies: [
                 "ConfigAgent",
-                "CloudInitSeed",
-                "CSupervisorShims",
-                "Libvirt",
-                "LibvirtBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -315,5 +313,7 @@ let package = Package(
             dependencies: ["LibvirtBackend", "Libvirt", "QEMU", "NetworkTypes", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
+        .target(name: "ContainerInstance", exclude: ["README.md"], swiftSettings: strict),
+        .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU"], swiftSettings: strict),
     ]
 )

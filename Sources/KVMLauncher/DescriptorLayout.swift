@@ -30,10 +30,12 @@ struct DescriptorLayout: Equatable {
         }
     }
 
-    /// QEMU's NICs, in order, with these descriptors.
-    func cards(macs: [MACAddress]) -> [NetworkInterfaceCard] {
-        zip(macs, nics).map { mac, nic in
-            NetworkInterfaceCard(mac: mac, backend: .tapFileDescriptor(nic.tap, vhost: nic.vhost.map { .fileDescriptor($0) } ?? .off))
+    /// QEMU's NICs, in order, with these descriptors: each with the interface's original MAC and
+    /// its MTU as virtio `host_mtu` (the guest has it without DHCP).
+    func cards(for interfaces: [InterfacePlan]) -> [NetworkInterfaceCard] {
+        zip(interfaces, nics).map { interface, nic in
+            NetworkInterfaceCard(mac: interface.guestMAC, backend: .tapFileDescriptor(nic.tap, vhost: nic.vhost.map { .fileDescriptor($0) } ?? .off),
+                                 hostMTU: interface.mtu)
         }
     }
 

@@ -129,7 +129,7 @@ struct Status: AsyncParsableCommand {
         commandName: "status",
         abstract: "Exit 0 when the VM is running (asks QEMU over QMP), 1 otherwise.")
 
-    @Option(help: "The QMP socket (default: $KVM_LAUNCH_RUN_DIR/qmp.sock, else /run/kvm-launch/qmp.sock).")
+    @Option(help: "The QMP socket: a path, or @NAME for an abstract socket (default: this container's, @kvm-launch/qmp/pidns-<PID namespace>).")
     var socket: String?
 
     mutating func run() async throws {
@@ -138,7 +138,7 @@ struct Status: AsyncParsableCommand {
             if !LibvirtStatus.check(runDirectory: Launch.runDirectory(environment)) { throw ExitCode(1) }
             return
         }
-        let path = socket ?? "\(Launch.runDirectory(ProcessInfo.processInfo.environment))/qmp.sock"
+        let path = socket ?? Launch.qmpSocketPath
         do {
             let status = try await QMPClient.queryStatus(socketPath: path)
             print("VM \(status.status)")

@@ -1,3 +1,4 @@
+import ContainerInstance
 import DHCPServer
 import DNSRelay
 import IPv6Server
@@ -30,13 +31,18 @@ struct Launch {
         case dryRun(json: Bool)
     }
 
-    /// `/run/kvm-launch` unless `KVM_LAUNCH_RUN_DIR` says otherwise (tests run several at once).
-    static func runDirectory(_ environment: [String: String]) -> String {
-        environment["KVM_LAUNCH_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/kvm-launch"
-    }
+    /// This container's QMP socket: abstract, named after the PID namespace (``QMPSocketName``);
+    /// never a file under the (possibly shared) run directory.
+    static var qmpSocketPath: String { QMPSocketName.current() ?? "@kvm-launch/qmp" }
 
+    /// The shared base (`KVM_LAUNCH_RUN_DIR`, validated by the configuration).
+    var runDirectoryBase: String { configuration.runDirectory }
+    /// The same base, as the libvirt backend (which keeps its private daemon's files there) reads it.
     var runDirectory: String { configuration.runDirectory }
-    var qmpSocketPath: String { configuration.qmpSocketPath }
+    static func runDirectory(_ environment: [String: String]) -> String {
+        environment["KVM_LAUNCH_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? RunDirectory.defaultBase
+    }
+    var qmpSocketPath: String { Self.qmpSocketPath }
 
     /// Everything decided before anything changes.
     struct Preparation {
@@ -61,6 +67,11 @@ struct Launch {
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
+        do {
+            try RunDirectory.validate(base: runDirectoryBase)
+        } catch {
+            throw LaunchFailure("\(error)")
+        }
         let qemuBinary = try Preflight.resolveLauncher(configuration.qemuBinary, searchPath: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         if configuration.legacy.cpuOptions == nil { try Preflight.checkMemory(configuration.memoryMiB) }
         var disk: OpenedDiskImage?
@@ -98,7 +109,7 @@ struct Launch {
         var qemu = QEMUConfiguration(
             accelerator: acceleration.accelerator, memoryMiB: configuration.memoryMiB, vcpus: configuration.cpus,
             disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: Int32(3 + 2 * plan.interfaces.count)) },
-            nics: descriptors.cards(macs: plan.interfaces.map(\.guestMAC)),
+            nics: descriptors.cards(for: plan.interfaces),
             graphics: configuration.graphics ? .legacyVGA : .none,
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? containerHostname, legacy: legacy,
             extraArguments: configuration.extraArguments)
@@ -168,13 +179,36 @@ struct Launch {
             return 0
         }
 
+        // Another QEMU already serving this container's QMP name (a second launcher in the same
+        // network and PID namespaces) would take status and stop requests: refuse before any change.
+        // A QEMU that was just killed frees the name within moments: allow it up to 2 s.
+        var inUse = QMPClient.isListening(at: qmpSocketPath)
+        for _ in 0..<40 where inUse {
+            try await Task.sleep(for: .milliseconds(50))
+            inUse = QMPClient.isListening(at: qmpSocketPath)
+        }
+        if inUse {
+            throw LaunchFailure("a VM already runs in this container's network and PID namespaces (its QMP socket \(qmpSocketPath) answers): stop it first, or give this launcher its own PID namespace")
+        }
+        // This launcher's own run directory under the (possibly shared) base; removed at the end.
+        let runDirectory: RunDirectory
+        do {
+            runDirectory = try RunDirectory(base: runDirectoryBase)
+        } catch {
+            throw LaunchFailure("\(error)")
+        }
+        defer { runDirectory.remove() }
+        let abandoned = RunDirectory.removeAbandoned(in: runDirectoryBase)
+        if !abandoned.isEmpty { logger.info("removed \(abandoned.count) run director\(abandoned.count == 1 ? "y" : "ies") left by launchers that are gone: \(abandoned.joined(separator: ", "))") }
+        // QEMU's console makes the terminal raw; put it back however this ends (QEMU killed included).
+        let terminal = TerminalSettings.save()
+        defer { terminal?.restore() }
+
         // From here on the container changes; every change is journalled.
         let stops = try StopSignals.install()
         try Supervisor.becomeSubreaper()
-        let attacher = Attacher(socket: socket, nodeDirectory: "\(runDirectory)/taps", logger: logger,
+        let attacher = Attacher(socket: socket, nodeDirectory: runDirectory.path, logger: logger,
                                 afterStep: Self.faultInjection(environment))
-        try makeDirectory(runDirectory, mode: 0o755)
-        try makeDirectory(attacher.nodeDirectory, mode: 0o700)
         let restored = try attacher.recover(preparation.recovery)
         if !restored.isEmpty { logger.notice("restored \(restored.joined(separator: ", ")) after an earlier run that did not finish") }
         Self.faultInjection(environment)?(0)  // KVM_LAUNCH_TEST_KILL_AFTER_STEP=0: right after the recovery
@@ -221,10 +255,8 @@ struct Launch {
                 }
             }
         } catch let failure as Attacher.ScopeFailure {
-            unlink(qmpSocketPath)
             throw LaunchFailure("\(failure)")
         }
-        unlink(qmpSocketPath)
         let problems = scope.teardownProblems
         if problems.isEmpty {
             logger.info("the container's interfaces are restored")
@@ -316,17 +348,5 @@ struct Launch {
         guard gethostname(&buffer, buffer.count) == 0 else { return nil }
         let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return name.isEmpty ? nil : name
-    }
-}
-
-/// Creates `path` and any missing parents (parents with mode 0755).
-func makeDirectory(_ path: String, mode: mode_t) throws {
-    var built = ""
-    let components = path.split(separator: "/")
-    for (position, component) in components.enumerated() {
-        built += "/" + component
-        if mkdir(built, position == components.count - 1 ? mode : 0o755) != 0 && errno != EEXIST {
-            throw LaunchFailure("cannot create \(built): \(String(cString: strerror(errno)))")
-        }
     }
 }

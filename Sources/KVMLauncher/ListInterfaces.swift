@@ -23,6 +23,7 @@ struct ListInterfaces {
             print(InterfaceListing.json(rows))
         } else {
             print(InterfaceListing.table(rows))
+            print("\nNIC order: \(InterfaceSelection.nicOrderRule).")
             if configuration.selection == nil {
                 print("\nAUTO_ATTACH is not set: set AUTO_ATTACH=yes (or AUTO_ATTACH=no with ATTACH_IFACES) to launch.")
             }

@@ -150,7 +150,9 @@ public final class Attacher {
     let netlink: any NetlinkOperations
     let devices: any TapDeviceOperations
     let logger: Logger
-    /// Where private macvtap device nodes are made (`/run/kvm-launch/taps`); the caller creates it.
+    /// Where private macvtap device nodes are made, opened and removed at once: this launcher's
+    /// own run directory (`/run/kvm-launch/vm-…`), which the caller creates. Nothing else in it, or
+    /// anywhere else, is cleaned up: another container may share `/run`.
     public let nodeDirectory: String
     /// Called after every completed step with its number (1-based); fault injection for tests.
     let afterStep: ((Int) -> Void)?

@@ -17,6 +17,8 @@ public struct InterfaceListingRow: Sendable, Equatable, Codable {
     public var reason: String
     /// Position in the VM's NIC order (0 = first NIC), when attached.
     public var nic: Int?
+    /// Attached without an IPv4 address: the VM gets the MAC, the link and its MTU, but no DHCP answer.
+    public var linkOnly: Bool
 
     public init(decision: InterfaceDecision, inventory: Inventory) {
         let link = decision.link
@@ -30,6 +32,7 @@ public struct InterfaceListingRow: Sendable, Equatable, Codable {
         attach = decision.attach
         reason = decision.reason?.rawValue ?? ""
         nic = decision.order
+        linkOnly = decision.attach && inventory.ipv4Addresses(on: link.index).isEmpty
     }
 }
 
@@ -52,7 +55,8 @@ public enum InterfaceListing {
         let header = ["IDX", "NAME", "KIND", "MAC", "MTU", "STATE", "ADDRESSES", "ATTACH"]
         var lines: [[String]] = [header]
         for row in rows {
-            let verdict = row.attach ? "yes (NIC \(row.nic.map { String($0) } ?? "?"))" : "no: \(row.reason)"
+            let nic = "NIC \(row.nic.map { String($0) } ?? "?")"
+            let verdict = row.attach ? (row.linkOnly ? "yes (\(nic); no IPv4: MAC and link only, no DHCP answer)" : "yes (\(nic))") : "no: \(row.reason)"
             let first = row.addresses.first ?? "-"
             lines.append([String(row.index), row.name, row.kind, row.mac.isEmpty ? "-" : row.mac, String(row.mtu),
                           row.up ? "up" : "down", first, verdict])

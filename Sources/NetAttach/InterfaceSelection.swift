@@ -48,20 +48,22 @@ public enum SelectionError: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// Applies the `AUTO_ATTACH` / `ATTACH_IFACES` rules to an inventory. Pure.
 public enum InterfaceSelection {
-    /// A verdict for every link of the inventory, in index order.
+    /// A verdict for every link of the inventory, in the inventory's (index) order.
     ///
-    /// With `.automatic`, links are attached by ascending index; with `.named`, in the given order.
-    /// `nil` (no `AUTO_ATTACH`) attaches nothing and says so, which is what listing needs.
+    /// With `.automatic`, the attached links get NIC positions in natural name order (see
+    /// ``precedesInNICOrder(_:_:)``), never by index: podman may create `eth1` before `eth0`.
+    /// With `.named`, in the given order. `nil` (no `AUTO_ATTACH`) attaches nothing and says so,
+    /// which is what listing needs.
     public static func decide(_ inventory: Inventory, selection: LaunchConfiguration.Selection?) throws(SelectionError) -> [InterfaceDecision] {
         switch selection {
         case nil:
             return inventory.links.map { InterfaceDecision(link: $0, reason: automaticExclusion($0, in: inventory) ?? .noSelection) }
         case .automatic:
-            var order = 0
+            let attached = inventory.links.filter { automaticExclusion($0, in: inventory) == nil }.map(\.name)
+                .sorted(by: precedesInNICOrder)
             return inventory.links.map { link in
                 if let reason = automaticExclusion(link, in: inventory) { return InterfaceDecision(link: link, reason: reason) }
-                defer { order += 1 }
-                return InterfaceDecision(link: link, order: order, reason: nil)
+                return InterfaceDecision(link: link, order: attached.firstIndex(of: link.name), reason: nil)
             }
         case .named(let names):
             for name in names {
@@ -87,6 +89,47 @@ public enum InterfaceSelection {
         decisions.filter(\.attach).sorted { ($0.order ?? 0) < ($1.order ?? 0) }.map(\.link)
     }
 
+    /// The `AUTO_ATTACH=yes` NIC order: `ethN` names first by the number N (`eth0`, `eth1`, …,
+    /// `eth10`), then every other name in natural order: text compared character by character,
+    /// runs of digits by their value (`net1`, `net2`, …, `net10`). Ties (`eth01` and `eth1`) fall
+    /// back to plain byte order, so the order is total.
+    public static func precedesInNICOrder(_ left: String, _ right: String) -> Bool {
+        let leftEth = ethernetNumber(left), rightEth = ethernetNumber(right)
+        if (leftEth == nil) != (rightEth == nil) { return leftEth != nil }
+        let order = naturalOrder(left, right)
+        return order == 0 ? Array(left.utf8).lexicographicallyPrecedes(Array(right.utf8)) : order < 0
+    }
+
+    /// What the rule says, for `--list-ifaces` and the README.
+    public static let nicOrderRule = "AUTO_ATTACH=yes orders NICs by name: eth0, eth1, …, eth10, then other names in natural order (net1, net2, …); ATTACH_IFACES keeps the order it is given"
+
+    /// N of a name `eth` + digits only.
+    static func ethernetNumber(_ name: String) -> Substring? {
+        guard name.hasPrefix("eth") else { return nil }
+        let digits = name.dropFirst(3)
+        return !digits.isEmpty && digits.allSatisfy(\.isASCIIDigit) ? digits : nil
+    }
+
+    /// -1, 0, 1: `left` before, level with, after `right` in natural order.
+    static func naturalOrder(_ left: String, _ right: String) -> Int {
+        var a = Substring(left), b = Substring(right)
+        while let x = a.first, let y = b.first {
+            if x.isASCIIDigit && y.isASCIIDigit {
+                let runA = a.prefix(while: \.isASCIIDigit), runB = b.prefix(while: \.isASCIIDigit)
+                let valueA = runA.drop { $0 == "0" }, valueB = runB.drop { $0 == "0" }
+                if valueA.count != valueB.count { return valueA.count < valueB.count ? -1 : 1 }
+                if valueA != valueB { return valueA < valueB ? -1 : 1 }
+                a = a.dropFirst(runA.count)
+                b = b.dropFirst(runB.count)
+            } else {
+                if x != y { return x < y ? -1 : 1 }
+                a = a.dropFirst()
+                b = b.dropFirst()
+            }
+        }
+        return a.isEmpty && b.isEmpty ? 0 : (a.isEmpty ? -1 : 1)
+    }
+
     /// A port of a bridge that kvm-launch did not create (a port of its own bridge is an
     /// interface attached by an earlier run, and stays selected).
     static func isForeignBridgePort(_ link: LinkRecord, in inventory: Inventory) -> Bool {
@@ -107,4 +150,8 @@ public enum InterfaceSelection {
         if !link.isUp { return .down }
         return nil
     }
+}
+
+private extension Character {
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

@@ -22,7 +22,7 @@ public enum PlanReport {
                 lines.append("  kept           \(interface.keptAddresses.map(\.description).joined(separator: ", ")) (stays on \(interface.name))")
             }
             lines.append("  container side \(interface.containerSideName) \(interface.containerSideAddress)")
-            lines.append("  MTU            \(interface.mtu)")
+            lines.append("  MTU            \(interface.mtu) (the NIC's own, virtio host_mtu: no DHCP needed)")
             if let lease = interface.lease {
                 lines.append("  DHCP           router \(lease.router?.description ?? "-"), DNS \(lease.dnsServers.isEmpty ? "-" : lease.dnsServers.map(\.description).joined(separator: ",")), search \(lease.searchDomains.isEmpty ? "-" : lease.searchDomains.joined(separator: ",")), host name \(lease.hostname ?? "-")")
                 if let relay = interface.dnsRelay {
@@ -31,6 +31,8 @@ public enum PlanReport {
                 for route in lease.staticRoutes {
                     lines.append("  route          \(route.destination) via \(route.gateway?.description ?? "on-link")")
                 }
+            } else if interface.guestAddress == nil {
+                lines.append("  DHCP           none: no IPv4 address, the VM gets the MAC and the link only")
             } else {
                 lines.append("  DHCP           off")
             }

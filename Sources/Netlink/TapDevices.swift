@@ -76,16 +76,18 @@ public enum TapDevices {
         return (major, minor)
     }
 
-    /// Makes a private character-device node for a macvtap (replacing a stale one) and opens it.
+    /// Makes a private character-device node for a macvtap at `nodePath` (which must not exist:
+    /// `mknod` never replaces an entry), opens it without following links, and removes the node
+    /// again: the descriptor is all QEMU needs, so nothing is left in the run directory.
     public static func openMacvtap(name: String, index: Int32, nodePath: String, sysfs: String = "/sys/class/net") throws(Error) -> FileDescriptor {
         let number = try macvtapDeviceNumber(name: name, index: index, sysfs: sysfs)
-        unlink(nodePath)
         let device = makeDevice(major: number.major, minor: number.minor)
         guard mknod(nodePath, S_IFCHR | 0o600, device) == 0 else {
             throw Error(operation: "mknod \(nodePath) \(number.major):\(number.minor)", errno: Errno(rawValue: errno))
         }
+        defer { unlink(nodePath) }
         do {
-            return try FileDescriptor.open(nodePath, .readWrite, options: [.closeOnExec, .nonBlocking])
+            return try FileDescriptor.open(nodePath, .readWrite, options: [.closeOnExec, .nonBlocking, .noFollow])
         } catch {
             throw Error(operation: "open \(nodePath)", errno: error as? Errno ?? .ioError)
         }

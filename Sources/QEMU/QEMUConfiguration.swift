@@ -56,7 +56,8 @@ public struct QEMUConfiguration: Sendable, Equatable {
     /// One virtio-net NIC per entry, in order (`net0`, `net1`, ...).
     public var nics: [NetworkInterfaceCard]
     public var graphics: Graphics
-    /// Where QEMU listens for QMP (a unix socket, normally under /run/kvm-launch/).
+    /// Where QEMU listens for QMP: a unix socket path, or `@NAME` for an abstract unix socket
+    /// (Linux: a name in the network namespace, no file; what the launcher uses, see ``QMPAddress``).
     public var qmpSocketPath: String
     /// `-name` (shown in `ps` and to the guest via SMBIOS); nil leaves it out.
     public var name: String?
@@ -128,7 +129,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
 
         for (index, nic) in nics.enumerated() {
             args += ["-netdev", nic.netdevOption(id: "net\(index)")]
-            args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)"]
+            args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)" + (nic.hostMTU.map { ",host_mtu=\($0)" } ?? "")]
         }
         args += legacy.network
 
@@ -148,8 +149,9 @@ public struct QEMUConfiguration: Sendable, Equatable {
             }
         }
 
+        let qmp = QMPAddress(qmpSocketPath)
         args += [
-            "-chardev", "socket,id=qmp,path=\(QEMUOption.escape(qmpSocketPath)),server=on,wait=off",
+            "-chardev", "socket,id=qmp,path=\(QEMUOption.escape(qmp.name))\(qmp.isAbstract ? ",abstract=on" : ""),server=on,wait=off",
             "-mon", "chardev=qmp,mode=control",
         ]
         args += extraArguments
@@ -182,8 +184,9 @@ public struct QEMUConfiguration: Sendable, Equatable {
     private func validate() throws(QEMUConfigurationError) {
         guard memoryMiB > 0 else { throw .invalidMemory(memoryMiB) }
         guard vcpus > 0 else { throw .invalidVCPUs(vcpus) }
-        guard !qmpSocketPath.isEmpty else { throw .emptyQMPSocketPath }
-        guard qmpSocketPath.utf8.count <= Self.maximumSocketPathBytes else { throw .socketPathTooLong(qmpSocketPath) }
+        let qmp = QMPAddress(qmpSocketPath)
+        guard !qmp.name.isEmpty else { throw .emptyQMPSocketPath }
+        guard qmp.name.utf8.count <= Self.maximumSocketPathBytes else { throw .socketPathTooLong(qmpSocketPath) }
         if let free = freePCISlotsForNICs, nics.count > free {
             throw .tooManyNICs(count: nics.count, slots: free, machine: machineType.name)
         }
@@ -193,6 +196,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
             guard seen.insert(fd).inserted else { throw .duplicateFileDescriptor(fd) }
         }
         for nic in nics {
+            if let mtu = nic.hostMTU, !NetworkInterfaceCard.hostMTURange.contains(mtu) { throw .invalidHostMTU(mtu) }
             if case let .tapDevice(name, _) = nic.backend, name.isEmpty || name.contains(",") || name.count > 15 {
                 throw .invalidTapName(name)
             }
@@ -225,11 +229,19 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
     public var backend: Backend
     /// The QEMU NIC device; virtio-net by default.
     public var model: String
+    /// The MTU the guest's driver takes from the device (virtio-net `host_mtu`, feature
+    /// VIRTIO_NET_F_MTU), so the guest has the container interface's MTU without DHCP option 26.
+    /// nil leaves QEMU's default (the guest picks 1500).
+    public var hostMTU: Int?
 
-    public init(mac: MACAddress, backend: Backend, model: String = "virtio-net-pci") {
+    /// What virtio-net accepts as `host_mtu` (68, IPv4's minimum, up to the 16-bit field's maximum).
+    public static let hostMTURange = 68...65535
+
+    public init(mac: MACAddress, backend: Backend, model: String = "virtio-net-pci", hostMTU: Int? = nil) {
         self.mac = mac
         self.backend = backend
         self.model = model
+        self.hostMTU = hostMTU
     }
 
     func netdevOption(id: String) -> String {
@@ -286,6 +298,7 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidTapName(String)
     case socketPathTooLong(String)
     case tooManyNICs(count: Int, slots: Int, machine: String)
+    case invalidHostMTU(Int)
 
     public var description: String {
         switch self {
@@ -295,8 +308,9 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .reservedFileDescriptor(fd): "descriptor \(fd) is one of QEMU's stdin/stdout/stderr: pass NIC descriptors at 3 or above"
         case let .duplicateFileDescriptor(fd): "descriptor \(fd) is used by two NIC backends: give every tap and vhost descriptor its own number"
         case let .invalidTapName(name): "tap device name '\(name)' is not a valid interface name: use 1-15 characters without commas"
-        case let .socketPathTooLong(path): "the QMP socket path '\(path)' is \(path.utf8.count) bytes, more than a unix socket path may have (107): set KVM_LAUNCH_RUN_DIR to a shorter directory"
+        case let .socketPathTooLong(path): "the QMP socket path '\(path)' is \(path.utf8.count) bytes, more than a unix socket path may have (107): choose a shorter path"
         case let .tooManyNICs(count, slots, machine): "\(count) interfaces would need \(count) NICs but the \(machine) machine has \(slots) free PCI slots for them: attach fewer interfaces (ATTACH_IFACES with AUTO_ATTACH=no)"
+        case let .invalidHostMTU(mtu): "MTU \(mtu) cannot be given to a virtio NIC: it must be between \(NetworkInterfaceCard.hostMTURange.lowerBound) and \(NetworkInterfaceCard.hostMTURange.upperBound)"
         }
     }
 }

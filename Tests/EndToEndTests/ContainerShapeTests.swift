@@ -85,18 +85,18 @@ struct ContainerShapeTests {
         try expectAttachAndStopRestoresExactly(fixture, ["AUTO_ATTACH": "yes"])
     }
 
-    @Test func interfacesCreatedOutOfOrderAreNICsByIndexOrByATTACH_IFACES() throws {
+    @Test func interfacesCreatedOutOfOrderAreNICsByNameOrByATTACH_IFACES() throws {
         let fixture = try ContainerFixture([
             .init(name: "eth0", addresses: ["10.88.0.2/24"], peerAddress: "10.88.0.1/24", defaultRoute: true),
             .init(name: "eth1", addresses: ["10.89.0.2/24"], peerAddress: "10.89.0.1/24"),
             .init(name: "eth2", addresses: ["10.90.0.2/24"], peerAddress: "10.90.0.1/24"),
         ], creationOrder: ["eth2", "eth0", "eth1"])
         defer { fixture.destroy() }
-        let byIndex = try Self.plannedInterfaces(fixture, ["AUTO_ATTACH": "yes"])
-        #expect(byIndex.compactMap { $0["name"] as? String } == ["eth2", "eth0", "eth1"], "AUTO_ATTACH=yes: NICs in interface index order")
-        let named = try Self.plannedInterfaces(fixture, ["AUTO_ATTACH": "no", "ATTACH_IFACES": "eth0 eth1 eth2"])
-        #expect(named.compactMap { $0["name"] as? String } == ["eth0", "eth1", "eth2"], "ATTACH_IFACES: NICs in the listed order")
-        #expect(named.compactMap { $0["guestAddress"] as? String } == ["10.88.0.2/24", "10.89.0.2/24", "10.90.0.2/24"])
+        let byName = try Self.plannedInterfaces(fixture, ["AUTO_ATTACH": "yes"])
+        #expect(byName.compactMap { $0["name"] as? String } == ["eth0", "eth1", "eth2"], "AUTO_ATTACH=yes: NICs in natural name order, whatever the interface indexes")
+        let named = try Self.plannedInterfaces(fixture, ["AUTO_ATTACH": "no", "ATTACH_IFACES": "eth2 eth0 eth1"])
+        #expect(named.compactMap { $0["name"] as? String } == ["eth2", "eth0", "eth1"], "ATTACH_IFACES: NICs in the listed order")
+        #expect(named.compactMap { $0["guestAddress"] as? String } == ["10.90.0.2/24", "10.88.0.2/24", "10.89.0.2/24"])
         try expectAttachAndStopRestoresExactly(fixture, ["AUTO_ATTACH": "yes"])
     }
 

@@ -21,7 +21,7 @@ private func sampleInventory() -> Inventory {
 }
 
 @Suite struct InterfaceSelectionTests {
-    @Test func automaticSelectsByIndexAndExplainsTheRest() throws {
+    @Test func automaticSelectsByNameAndExplainsTheRest() throws {
         let decisions = try InterfaceSelection.decide(sampleInventory(), selection: .automatic)
         #expect(InterfaceSelection.selected(decisions).map(\.name) == ["eth0", "eth1"])
         let reasons = Dictionary(uniqueKeysWithValues: decisions.map { ($0.link.name, $0.reason) })
@@ -32,6 +32,43 @@ private func sampleInventory() -> Inventory {
         #expect(reasons["kl-tap0"] == .createdByKVMLaunch)
         #expect(decisions.first { $0.link.name == "eth0" }?.order == 0)
         #expect(decisions.first { $0.link.name == "eth1" }?.order == 1)
+    }
+
+    /// Podman can create eth1 (and eth10) before eth0; Multus adds net1, net2, …: the NIC order is
+    /// by name whatever the indexes are.
+    @Test func automaticOrdersByNaturalNameNotByIndex() throws {
+        let names = ["net2", "eth10", "eth1", "net10", "ens3", "eth0", "net1", "eth2"]
+        var links = [LinkRecord(index: 1, name: "lo", kind: "loopback")]
+        for (position, name) in names.enumerated() {
+            links.append(LinkRecord(index: Int32(2 + position), name: name, kind: "veth", mac: MACAddress([2, 0, 0, 0, 0, UInt8(position + 1)])))
+        }
+        let decisions = try InterfaceSelection.decide(Inventory(links: links), selection: .automatic)
+        let expected = ["eth0", "eth1", "eth2", "eth10", "ens3", "net1", "net2", "net10"]
+        #expect(InterfaceSelection.selected(decisions).map(\.name) == expected)
+        for decision in decisions where decision.attach {
+            #expect(decision.order == expected.firstIndex(of: decision.link.name), "NIC position of \(decision.link.name)")
+        }
+        #expect(decisions.map(\.link.name) == ["lo"] + names, "the listing stays in index order")
+    }
+
+    @Test(arguments: [
+        ("eth0", "eth1"), ("eth1", "eth2"), ("eth9", "eth10"), ("eth10", "eth11"), ("eth2", "eth10"),
+        ("eth10", "net1"), ("eth99", "ens3"), ("ens3", "net1"), ("net1", "net2"), ("net2", "net10"),
+        ("eth0", "eth0a"), ("eth0a", "eth1a"), ("eth01", "eth1"), ("a9", "a10"), ("net", "net0"),
+    ])
+    func naturalNameOrder(_ first: String, _ second: String) {
+        #expect(InterfaceSelection.precedesInNICOrder(first, second))
+        #expect(!InterfaceSelection.precedesInNICOrder(second, first))
+    }
+
+    @Test func theOrderIsTotalAndStrict() {
+        let names = ["eth0", "eth00", "eth01", "eth1", "eth10", "eth1a", "net1", "net01", "a", "b2", "b10", "eth", "ethx"]
+        for a in names {
+            #expect(!InterfaceSelection.precedesInNICOrder(a, a))
+            for b in names where a != b {
+                #expect(InterfaceSelection.precedesInNICOrder(a, b) != InterfaceSelection.precedesInNICOrder(b, a), "\(a) vs \(b)")
+            }
+        }
     }
 
     @Test func namedKeepsTheGivenOrder() throws {

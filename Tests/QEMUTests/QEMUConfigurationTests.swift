@@ -189,4 +189,38 @@ private func values(of option: String, in args: [String]) -> [String] {
         ]
         for error in errors { #expect(!error.description.contains("\n") && error.description.contains(":")) }
     }
+
+    @Test func anAbstractQMPSocketIsNamedWithoutAFile() throws {
+        var configuration = baseConfiguration()
+        configuration.qmpSocketPath = "@kvm-launch/qmp/pidns-4026531836"
+        #expect(values(of: "-chardev", in: try configuration.arguments()).last
+                == "socket,id=qmp,path=kvm-launch/qmp/pidns-4026531836,abstract=on,server=on,wait=off")
+        configuration.qmpSocketPath = "@a,b"
+        #expect(values(of: "-chardev", in: try configuration.arguments()).last == "socket,id=qmp,path=a,,b,abstract=on,server=on,wait=off")
+        configuration.qmpSocketPath = "@"
+        #expect(throws: QEMUConfigurationError.emptyQMPSocketPath) { try configuration.arguments() }
+        configuration.qmpSocketPath = "@" + String(repeating: "q", count: 108)
+        #expect(throws: QEMUConfigurationError.socketPathTooLong(configuration.qmpSocketPath)) { try configuration.arguments() }
+        configuration.qmpSocketPath = "/" + String(repeating: "q", count: 107)
+        #expect(throws: QEMUConfigurationError.socketPathTooLong(configuration.qmpSocketPath)) { try configuration.arguments() }
+    }
+
+    @Test func everyNICCarriesItsMTUAsHostMTU() throws {
+        var configuration = baseConfiguration()
+        configuration.nics = [
+            NetworkInterfaceCard(mac: mac0, backend: .tapFileDescriptor(3, vhost: .off), hostMTU: 9000),
+            NetworkInterfaceCard(mac: mac1, backend: .tapFileDescriptor(4, vhost: .off), hostMTU: 1450),
+            NetworkInterfaceCard(mac: mac1, backend: .tapFileDescriptor(5, vhost: .off)),
+        ]
+        #expect(values(of: "-device", in: try configuration.arguments()).filter { $0.hasPrefix("virtio-net") } == [
+            "virtio-net-pci,netdev=net0,mac=02:42:ac:11:00:02,host_mtu=9000",
+            "virtio-net-pci,netdev=net1,mac=02:42:ac:12:00:05,host_mtu=1450",
+            "virtio-net-pci,netdev=net2,mac=02:42:ac:12:00:05",
+        ])
+        for bad in [0, 67, 65536] {
+            configuration.nics[0].hostMTU = bad
+            #expect(throws: QEMUConfigurationError.invalidHostMTU(bad)) { try configuration.arguments() }
+        }
+    }
+
 }

@@ -3,6 +3,36 @@ import Testing
 import QEMU
 
 @Suite struct QMPClientTests {
+    /// An abstract socket (`@NAME`): QEMU binds it with `abstract=on`, the client reaches it, no
+    /// file is made, and once QEMU is gone nothing listens there any more.
+    @Test func reachesARealQEMUOnAnAbstractSocket() async throws {
+        let directory = try TemporaryDirectory()
+        let name = "@kvm-launch-test/sharedrun/qmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(!QMPClient.isListening(at: name))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: qemuBinary)
+        process.arguments = try QEMUConfiguration(accelerator: .tcg, memoryMiB: 64, disk: nil, qmpSocketPath: name,
+                                                  extraArguments: ["-S"]).arguments()
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        }
+        for _ in 0..<200 where !QMPClient.isListening(at: name) && process.isRunning {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(QMPClient.isListening(at: name))
+        #expect(try await QMPClient.queryStatus(socketPath: name).status == "prelaunch")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty, "no socket file anywhere")
+        let client = try await QMPClient.connect(socketPath: name)
+        try await client.quit()
+        process.waitUntilExit()
+        #expect(!QMPClient.isListening(at: name))
+        await #expect(throws: QMPError.self) { try await QMPClient.queryStatus(socketPath: name) }
+    }
+
     @Test func talksToARealQEMU() async throws {
         let directory = try TemporaryDirectory()
         let qemu = try await RunningQEMU(in: directory)

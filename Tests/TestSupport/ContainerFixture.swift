@@ -27,8 +27,10 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
         /// Routes in the peer namespace through its end (`ip route add` arguments without `dev`),
         /// e.g. the host route toward a Calico pod's `/32`.
         public var peerRoutes: [String]
+        /// The MTU of both ends of the veth; nil keeps the kernel's 1500.
+        public var mtu: Int?
         public init(name: String, addresses: [String], peerAddress: String? = nil, defaultRoute: Bool = false,
-                    routes: [String] = [], peerAddresses: [String] = [], peerRoutes: [String] = []) {
+                    routes: [String] = [], peerAddresses: [String] = [], peerRoutes: [String] = [], mtu: Int? = nil) {
             self.name = name
             self.addresses = addresses
             self.peerAddress = peerAddress
@@ -36,6 +38,7 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
             self.routes = routes
             self.peerAddresses = peerAddresses
             self.peerRoutes = peerRoutes
+            self.mtu = mtu
         }
 
         /// Calico's pod shape: `ADDRESS/32`, `169.254.1.1 dev NAME scope link`, `default via 169.254.1.1`;
@@ -84,6 +87,10 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
             }
             for (position, interface) in interfaces.enumerated() {
                 let peerLink = "p\(position)"
+                if let mtu = interface.mtu {
+                    try peer.ip("link set \(peerLink) mtu \(mtu)")
+                    try container.ip("link set \(interface.name) mtu \(mtu)")
+                }
                 try peer.ip("link set \(peerLink) up")
                 for address in (interface.peerAddress.map { [$0] } ?? []) + interface.peerAddresses {
                     try peer.exec(Self.addressCommand(address, dev: peerLink))
@@ -119,6 +126,12 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
     /// Waits (at most 5 s) until no IPv6 address is still tentative, so snapshots compare settled
     /// state; throws naming the addresses when some stay tentative.
     func waitForSettledAddresses() throws {
+        // Carrier first: the kernel adds the IPv6 link-local address only once the veth is running.
+        for _ in 0..<50 {
+            let states = try interfaces.map { try container.exec(["cat", "/sys/class/net/\($0.name)/operstate"]).stdout }
+            if states.allSatisfy({ $0.hasPrefix("up") }) { break }
+            usleep(100_000)
+        }
         let deadline = Date().addingTimeInterval(5)
         while true {
             let tentative = try container.exec(["ip", "-6", "-o", "addr", "show", "tentative"]).stdout

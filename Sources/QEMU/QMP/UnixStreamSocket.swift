@@ -7,16 +7,16 @@ import Glibc
 final class UnixStreamSocket {
     let fd: Int32
 
-    /// Connects to `path`, with `timeout` applied to every later read and write.
+    /// Connects to `path` (`@NAME`: an abstract socket, see ``QMPAddress``), with `timeout` applied
+    /// to every later read and write.
     init(connectingTo path: String, timeout: Duration) throws(QMPError) {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
+        let (pathBytes, addressLength) = QMPAddress(path).socketAddressBytes()
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard pathBytes.count < capacity else { throw .socketPathTooLong(path) }
+        guard pathBytes.count <= capacity else { throw .socketPathTooLong(path) }
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in
             buffer.copyBytes(from: pathBytes)
-            buffer[pathBytes.count] = 0
         }
 
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -31,7 +31,7 @@ final class UnixStreamSocket {
 
         let result = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                connect(fd, $0, socklen_t(addressLength))
             }
         }
         guard result == 0 else {
@@ -71,5 +71,26 @@ final class UnixStreamSocket {
             }
             return Array(buffer[0..<count])
         }
+    }
+}
+
+extension QMPClient {
+    /// Whether something listens at `path` (`@NAME`: an abstract socket) right now: a connection
+    /// attempt that is accepted or queued. Used before a launch to refuse a QMP name that another
+    /// QEMU already serves. Sends nothing.
+    public static func isListening(at path: String) -> Bool {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let (pathBytes, addressLength) = QMPAddress(path).socketAddressBytes()
+        guard pathBytes.count <= MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        let result = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(addressLength)) }
+        }
+        // EAGAIN: the listener's backlog is full, which still means someone listens.
+        return result == 0 || errno == EAGAIN
     }
 }
