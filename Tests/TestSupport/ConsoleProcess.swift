@@ -136,6 +136,9 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
         while !errorClosed && condition.wait(until: drained) {}
         let status = exitStatus
         condition.unlock()
+        // The child is reaped; let Foundation finish with it too, or it keeps the Process and its three
+        // pipes open for the rest of the test run.
+        process.waitUntilExit()
         return status
     }
 

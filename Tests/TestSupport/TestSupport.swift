@@ -59,11 +59,14 @@ public func run(_ arguments: [String], environment: [String: String]? = nil, che
     let errData = ErrorCollector(err.fileHandleForReading)
     if finished.wait(timeout: .now() + timeout) == .timedOut {
         kill(process.processIdentifier, SIGKILL)
-        _ = finished.wait(timeout: .now() + 10)
+        if finished.wait(timeout: .now() + 10) == .success { process.waitUntilExit() }
         throw CommandTimedOut(command: arguments, seconds: timeout,
                               stdout: String(decoding: outData.wait(timeout: 2) ?? Data(), as: UTF8.self),
                               stderr: String(decoding: errData.wait(timeout: 2) ?? Data(), as: UTF8.self))
     }
+    // The child is gone; without this, Foundation keeps the Process and its pipes (two descriptors per
+    // call) alive when only a termination handler was used, and the test process runs out of them.
+    process.waitUntilExit()
     // A background child of the program may keep the pipes open: bounded too, and said.
     guard let stdout = outData.wait(timeout: 10), let stderr = errData.wait(timeout: 10) else {
         throw FixtureFailure("`\(arguments.joined(separator: " "))` exited but something it started kept its output open for 10 s")
