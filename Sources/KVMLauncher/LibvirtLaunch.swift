@@ -51,7 +51,7 @@ extension Launch {
         // journal still closes that number at teardown).
         var taps: [TapNode] = []
         for attachment in attachments {
-            taps.append(try TapNode.macvtap(link: attachment.plan.vmLinkName, nodePath: "\(nodeDirectory)/\(attachment.plan.vmLinkName)"))
+            taps.append(try TapNode.macvtap(link: attachment.plan.vmLinkName, descriptor: attachment.descriptor.rawValue))
             let null = open("/dev/null", O_RDWR | O_CLOEXEC)
             if null >= 0 {
                 dup2(null, attachment.descriptor.rawValue)

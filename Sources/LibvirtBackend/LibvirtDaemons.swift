@@ -48,11 +48,13 @@ public struct TapNode: Sendable, Equatable {
         self.device = device
     }
 
-    /// The node for the macvtap `link`, whose device node kvm-launch made at `nodePath`
-    /// (its ifindex from `/sys/class/net/LINK/ifindex`).
-    public static func macvtap(link: String, nodePath: String, sysfs: String = "/sys/class/net") throws(LibvirtBackendError) -> TapNode {
+    /// The node for the macvtap `link`, from the device kvm-launch holds open as `descriptor` (the node it
+    /// was opened through is already gone) and the link's ifindex (`/sys/class/net/LINK/ifindex`).
+    public static func macvtap(link: String, descriptor: Int32, sysfs: String = "/sys/class/net") throws(LibvirtBackendError) -> TapNode {
         var info = stat()
-        guard stat(nodePath, &info) == 0 else { throw .setup("stat \(nodePath): \(String(cString: strerror(errno)))") }
+        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFCHR else {
+            throw .setup("the descriptor of \(link) is not its macvtap device (\(String(cString: strerror(errno))))")
+        }
         guard let text = try? String(contentsOfFile: "\(sysfs)/\(link)/ifindex", encoding: .utf8),
               let index = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw .setup("cannot read the ifindex of \(link) from \(sysfs)/\(link)/ifindex")
