@@ -284,12 +284,15 @@ echo "# restarts on network $net_a: podman restart, then SIGKILL of PID 1 and po
 c=kl-dk-$id-restart
 containers+=("$c")
 disk restart
-# A stated MAC: podman may draw a new one at every start otherwise; the VM must come back with this one.
+# A stated MAC and address, as a deployment that restarts VMs states them: podman (netavark) draws a new
+# MAC and the next free address at every start otherwise; the VM must come back with these.
 fixed_mac=$(printf '02:6b:6c:%02x:%02x:%02x' $((id >> 16 & 255)) $((id >> 8 & 255)) $((id & 255)))
-podman run -d --name "$c" --network "$net_a" --mac-address "$fixed_mac" "${run_common[@]}" "${disk_args[@]}" \
+fixed_ip=10.213.$x_a.200
+podman run -d --name "$c" --network "$net_a" --mac-address "$fixed_mac" --ip "$fixed_ip" "${run_common[@]}" "${disk_args[@]}" \
 	-e AUTO_ATTACH=yes "$IMAGE" >/dev/null 2>>"$work/podman.err"
 ip=$(container_net "$c" "$net_a" IPAddress) mac=$(container_net "$c" "$net_a" MacAddress)
 check "restart: the container has the MAC it was given ($fixed_mac)" test "$mac" = "$fixed_mac"
+check "restart: the container has the address it was given ($fixed_ip)" test "$ip" = "$fixed_ip"
 # seen_from_host LABEL BOOT: after boot number BOOT, the VM has the container's identity, seen from the host
 seen_from_host() {
 	local label=$1 boot=$2 now_ip now_mac
