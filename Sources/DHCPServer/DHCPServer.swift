@@ -54,22 +54,7 @@ public final class DHCPServer: Sendable {
             throw DHCPServerError.alreadyRunning(interfaceName)
         }
         logger.info("DHCP server serving \(lease.address) to \(lease.clientMAC) as \(lease.serverIdentifier)")
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let thread = Thread { [self] in
-                    do throws(DHCPServerError) {
-                        try serve()
-                        continuation.resume()
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                }
-                thread.name = "dhcp-\(interfaceName)"
-                thread.start()
-            }
-        } onCancel: {
-            stop()
-        }
+        try await runOnDedicatedThread(named: "dhcp-\(interfaceName)", stop: { [self] in stop() }) { [self] in try serve() }
         logger.info("DHCP server stopped")
     }
 

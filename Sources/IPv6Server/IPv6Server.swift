@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import Foundation
+import DHCPServer
 import Logging
 import NetworkTypes
 import Synchronization
@@ -47,22 +48,7 @@ public final class IPv6Server: Sendable {
             throw IPv6ServerError.alreadyRunning(interfaceName)
         }
         logger.info("IPv6 server: \(lease.addresses.map(\.description).joined(separator: ", ")) to \(lease.clientMAC), router \(lease.router.map { "\($0)" } ?? "none")")
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let thread = Thread { [self] in
-                    do throws(IPv6ServerError) {
-                        try serve()
-                        continuation.resume()
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                }
-                thread.name = "ipv6-\(interfaceName)"
-                thread.start()
-            }
-        } onCancel: {
-            stop()
-        }
+        try await runOnDedicatedThread(named: "ipv6-\(interfaceName)", stop: { [self] in stop() }) { [self] in try serve() }
         logger.info("IPv6 server stopped")
     }
 

@@ -237,7 +237,7 @@ struct Launch {
                 try await Self.withDHCPResponders(attachments, logger: logger) {
                     if let libvirt = preparation.libvirt {
                         return try await Self.runLibvirt(
-                            libvirt, attachments: attachments, nodeDirectory: attacher.nodeDirectory,
+                            libvirt, attachments: attachments,
                             policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)),
                             stops: stops, environment: environment, logger: logger)
                     }

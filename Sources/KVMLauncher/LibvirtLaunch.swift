@@ -43,7 +43,7 @@ extension Launch {
 
     /// Inside the attachment scope: starts virtlogd and libvirtd, runs the domain until it stops,
     /// then stops the daemons (also when anything here fails).
-    static func runLibvirt(_ libvirt: LibvirtLaunchPreparation, attachments: [Attachment], nodeDirectory: String,
+    static func runLibvirt(_ libvirt: LibvirtLaunchPreparation, attachments: [Attachment],
                            policy: ShutdownPolicy, stops: AsyncStream<StopRequest>, environment: [String: String],
                            logger: Logger) async throws -> SupervisionResult {
         // libvirt opens each macvtap through /dev/tap<ifindex> itself. kvm-launch's own descriptor
