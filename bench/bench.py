@@ -3,7 +3,7 @@
 
     bench/bench.py [--quick] [--only SECTION,...] [--runs N]
 
-Sections: setup, dhcp, boot, net, footprint, config (footprint runs inside net's macvtap boot).
+Sections: setup, dhcp, boot, net, footprint, config, multiqueue (footprint runs inside net's macvtap boot).
 Every figure is the median of repeated runs with min and max; a ratio compares medians measured in
 the same run. Raw samples, logs and the table go to bench/results/<timestamp>/; the table is also
 printed. See bench/README.md for what each figure means. Nothing here passes or fails.
@@ -612,7 +612,7 @@ class GuestSession:
     """kvm-launch as PID 1 of a PID namespace in a container namespace, booting the test guest
     (like make demo), with every moment of interest stamped."""
 
-    def __init__(self, h, stub, mode="macvtap", accel="tcg", qemu_args=(), sniff=True, ping=True):
+    def __init__(self, h, stub, mode="macvtap", accel="tcg", qemu_args=(), sniff=True, ping=True, extra_env=None):
         self.h = h
         self.ct, self.net = make_container(h, 1)
         self.run_dir = h.path("guest", h.unique("run"))
@@ -632,6 +632,7 @@ class GuestSession:
             "USE_NET_BRIDGES": "yes" if mode == "bridge" else "no", "VM_IMAGE": overlay(h), "VM_ACCEL": accel,
             "LAUNCHER": stub, "KLB_MARK": self.mark, "KLB_STUB": f"exec:{QEMU}", "VM_SHUTDOWN_TIMEOUT": "20"})
         environment.pop("DNS_SERVERS")
+        environment.update(extra_env or {})
         self.stderr = open(os.path.join(self.run_dir, "launcher.log"), "w")
         self.qmp_ready = None
         self.start = time.time_ns()
@@ -763,11 +764,13 @@ def bench_boot(h, stub, runs, results, table):
 # 4. Throughput and latency guest ↔ peer; 5. footprint while the VM idles
 
 
-def iperf3(h, namespace, address, port, seconds, reverse):
+def iperf3(h, namespace, address, port, seconds, reverse, streams=1):
     """Mbit/s received in one iperf3 TCP test. Between tests the iperf3 server re-opens its
     listening socket (slowly, under TCG), so a test that could not start — refused, or reset by
     slirp, which accepts for the guest before the guest listens — is retried a few times."""
     argv = ["ip", "netns", "exec", namespace, "iperf3", "-c", address, "-p", str(port), "-t", str(seconds), "-J"]
+    if streams > 1:
+        argv += ["-P", str(streams)]
     deadline = time.monotonic() + 60
     while True:
         result = h.run(argv + (["-R"] if reverse else []), check=False, timeout=seconds + 30)
@@ -818,6 +821,55 @@ def measure_link(h, namespace, address, port, runs, seconds, pings):
         figures["guest → peer"].append(iperf3(h, namespace, address, port, seconds, reverse=True))
     figures["rtt"] = ping_samples(h, namespace, address, pings) if pings else []
     return figures
+
+
+def qemu_vcpu_threads(session):
+    """QEMU's TCG vCPU threads ("CPU n/TCG" with multi-threaded TCG, one "ALL CPUs/TCG" without)."""
+    launcher = session.launcher_pid()
+    qemu = find_descendant(launcher, "qemu-system-x86", time.monotonic() + 5) if launcher else None
+    names = []
+    for task in os.listdir(f"/proc/{qemu}/task") if qemu else []:
+        try:
+            with open(f"/proc/{qemu}/task/{task}/comm") as comm:
+                names.append(comm.read().strip())
+        except FileNotFoundError:
+            continue
+    return sorted(name for name in names if "TCG" in name or "KVM" in name)
+
+
+def bench_multiqueue(h, stub, runs, seconds, results, table):
+    """VM_NET_QUEUES: TCP both ways with 4 parallel streams, 2 vCPUs, single queue against two
+    queues, macvtap, in the same run (sessions interleaved per run)."""
+    samples = {}
+    threads = {}
+    for run in range(runs):
+        for queues in ([1, 2] if run % 2 == 0 else [2, 1]):
+            log(f"multiqueue: run {run + 1}/{runs}, VM_NET_QUEUES={queues}, VM_CPUS=2, macvtap, 4 streams")
+            # `-name debug-threads=on` (merged with kvm-launch's -name) names QEMU's vCPU threads, which shows whether
+            # TCG runs multi-threaded: `-accel tcg,thread=multi` cannot be given next to kvm-launch's `-machine accel=`,
+            # and multi-threaded TCG is QEMU's default for an x86 guest on an x86 host.
+            session = GuestSession(h, stub, mode="macvtap", qemu_args=IPERF3_ARGS + ["-name", "debug-threads=on"], sniff=False, ping=False,
+                                   extra_env={"VM_CPUS": "2", "VM_NET_QUEUES": str(queues), "VM_MEMORY": "512M"})
+            try:
+                session.wait_console("KVMLAUNCH-IPERF3", 300)
+                session.wait_console("KVMLAUNCH-READY", 120)
+                threads[queues] = qemu_vcpu_threads(session)
+                wait_for_iperf3(h, session.net, guest_address(0), 5201)
+                for reverse, label in [(False, "peer → guest"), (True, "guest → peer")]:
+                    samples.setdefault((queues, label), []).append(
+                        iperf3(h, session.net, guest_address(0), 5201, seconds, reverse, streams=4))
+            finally:
+                session.stop()
+    results["multiqueue"] = {"samples_mbit": {f"{q} {label}": v for (q, label), v in samples.items()},
+                             "vcpu_threads": {str(q): v for q, v in threads.items()}}
+    section = "multiqueue virtio-net (VM_CPUS=2, macvtap, TCG, 4 TCP streams)"
+    mttcg = all(len(v) >= 2 for v in threads.values())
+    for label in ["peer → guest", "guest → peer"]:
+        single, multi = summary(samples.get((1, label), [])), summary(samples.get((2, label), []))
+        table.add(section, f"{label}, VM_NET_QUEUES=1", single, "Mbit/s")
+        table.add(section, f"{label}, VM_NET_QUEUES=2", multi, "Mbit/s",
+                  f"{times(ratio(multi, single))} of single queue; QEMU vCPU threads: {', '.join(threads.get(2, [])) or '?'}"
+                  + ("" if mttcg else " (not multi-threaded TCG: one thread runs both vCPUs)"))
 
 
 def cpu_and_switches(pid):
@@ -997,7 +1049,7 @@ def machine():
 def main():
     parser = argparse.ArgumentParser(description="kvm-launch benchmarks (see bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter waits: to check the harness, not for numbers")
-    parser.add_argument("--only", default="setup,dhcp,boot,net,footprint,config", help="comma-separated sections")
+    parser.add_argument("--only", default="setup,dhcp,boot,net,footprint,config,multiqueue", help="comma-separated sections")
     parser.add_argument("--runs", type=int, help="runs per point (default 5, --quick 2)")
     parser.add_argument("--stub", default=os.path.join(BENCH, "results", "bin", "qemu-stub"), help="the compiled qemu-stub")
     options = parser.parse_args()
@@ -1046,6 +1098,9 @@ def main():
             attempt("net", lambda: bench_net(h, options.stub, 3 if not options.quick else 1, 2, 50,
                                              (60 if not options.quick else 20) if "footprint" in sections else 0, results, table))
             report_footprint(results, table)
+        if "multiqueue" in sections:
+            attempt("multiqueue", lambda: bench_multiqueue(h, options.stub, 2 if not options.quick else 1, 5 if not options.quick else 2,
+                                                           results, table))
         if "config" in sections:
             attempt("config", lambda: bench_config(runs, results, table))
     except KeyboardInterrupt:

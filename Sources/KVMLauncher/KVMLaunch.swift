@@ -52,6 +52,11 @@ struct KVMLaunch: AsyncParsableCommand {
     /// Parses kvm-launch's own leading flags with ArgumentParser and hands the rest, untouched, to QEMU.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // `--version` alone (probes, scripts) is answered before anything else: no parser, no environment.
+        if arguments == ["--version"] {
+            print(KVMLaunchVersion.current)
+            return
+        }
         // `kvm-launch config …` is the config agent, a program of its own: everything after
         // `config` goes to it untouched, none of kvm-launch's flags apply.
         if arguments.first == ConfigAgentCommand.configuration.commandName {

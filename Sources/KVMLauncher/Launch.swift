@@ -99,7 +99,7 @@ struct Launch {
         let plan = try planner.plan(selected: InterfaceSelection.selected(decisions), inventory: clean, using: &generator)
         try Self.checkLeases(plan)
 
-        let descriptors = DescriptorLayout(nics: plan.interfaces.count, vhost: TapDevices.vhostNetUsable())
+        let descriptors = DescriptorLayout(nics: plan.interfaces.count, queues: configuration.netQueues, vhost: TapDevices.vhostNetUsable())
         var legacy = LegacyOptions(cpu: configuration.legacy.cpuOptions, block: configuration.legacy.blockOptions,
                                    video: configuration.legacy.videoOptions)
         if !configuration.legacy.kvmOptions.isEmpty { legacy.base = configuration.legacy.kvmOptions }
@@ -108,13 +108,13 @@ struct Launch {
         let diskDescriptors = disk?.descriptors.count ?? 0
         var qemu = QEMUConfiguration(
             accelerator: acceleration.accelerator, memoryMiB: configuration.memoryMiB, vcpus: configuration.cpus,
-            disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: Int32(3 + 2 * plan.interfaces.count)) },
+            disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: descriptors.next) },
             nics: descriptors.cards(for: plan.interfaces),
             graphics: configuration.graphics ? .legacyVGA : .none,
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? containerHostname, legacy: legacy,
             extraArguments: configuration.extraArguments)
         // The seed's descriptor follows the NICs' and the disk's.
-        if seed != nil { qemu.seedDescriptor = Int32(3 + 2 * plan.interfaces.count + diskDescriptors) }
+        if seed != nil { qemu.seedDescriptor = descriptors.next + Int32(diskDescriptors) }
         _ = try qemu.arguments()  // validates
         if seed != nil && configuration.backend == .libvirt {
             throw LaunchFailure("CLOUD_INIT: a cloud-init seed is not available with VM_BACKEND=libvirt yet; use VM_BACKEND=qemu, or set CLOUD_INIT=no")

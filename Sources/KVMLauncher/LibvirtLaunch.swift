@@ -33,7 +33,7 @@ extension Launch {
         }
         do {
             let binaries = try DaemonBinaries.locate(searchPath: environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            let nics = plan.interfaces.map { DomainNIC(targetDevice: $0.vmLinkName, mac: $0.guestMAC, mtu: $0.mtu) }
+            let nics = plan.interfaces.map { DomainNIC(targetDevice: $0.vmLinkName, mac: $0.guestMAC, mtu: $0.mtu, queues: $0.queues) }
             let definition = try DomainDefinition(qemu, emulator: qemuBinary, nics: nics)
             return LibvirtLaunchPreparation(binaries: binaries, definition: definition, configuration: privateConfiguration)
         } catch {
@@ -46,16 +46,18 @@ extension Launch {
     static func runLibvirt(_ libvirt: LibvirtLaunchPreparation, attachments: [Attachment],
                            policy: ShutdownPolicy, stops: AsyncStream<StopRequest>, environment: [String: String],
                            logger: Logger) async throws -> SupervisionResult {
-        // libvirt opens each macvtap through /dev/tap<ifindex> itself. kvm-launch's own descriptor
-        // would be a second queue that takes half the guest's packets: point it at /dev/null (the
-        // journal still closes that number at teardown).
+        // libvirt opens each macvtap through /dev/tap<ifindex> itself, once per queue. kvm-launch's own
+        // descriptors would be more queues that take the guest's packets: point them at /dev/null (the
+        // journal still closes those numbers at teardown).
         var taps: [TapNode] = []
         for attachment in attachments {
             taps.append(try TapNode.macvtap(link: attachment.plan.vmLinkName, descriptor: attachment.descriptor.rawValue))
             let null = open("/dev/null", O_RDWR | O_CLOEXEC)
             if null >= 0 {
-                dup2(null, attachment.descriptor.rawValue)
-                _ = fcntl(attachment.descriptor.rawValue, F_SETFD, FD_CLOEXEC)
+                for queue in attachment.descriptors {
+                    dup2(null, queue.rawValue)
+                    _ = fcntl(queue.rawValue, F_SETFD, FD_CLOEXEC)
+                }
                 close(null)
             }
         }

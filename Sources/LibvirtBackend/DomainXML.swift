@@ -10,11 +10,16 @@ public struct DomainNIC: Sendable, Equatable {
     public var mac: MACAddress
     /// The interface's MTU; passed to the guest as virtio-net's `host_mtu`.
     public var mtu: Int
+    /// Queue pairs (`VM_NET_QUEUES`): above one, `<driver queues='N'/>`; libvirt then opens the
+    /// macvtap once per queue with `IFF_MULTI_QUEUE` (also for a `managed='no'` target) and gives
+    /// the device `mq=on` with enough vectors.
+    public var queues: Int
 
-    public init(targetDevice: String, mac: MACAddress, mtu: Int) {
+    public init(targetDevice: String, mac: MACAddress, mtu: Int, queues: Int = 1) {
         self.targetDevice = targetDevice
         self.mac = mac
         self.mtu = mtu
+        self.queues = queues
     }
 }
 
@@ -143,6 +148,7 @@ public struct DomainDefinition: Sendable, Equatable {
             add(3, "<mac address='\(nic.mac)'/>")
             add(3, "<target dev='\(escape(nic.targetDevice))' managed='no'/>")
             add(3, "<model type='virtio'/>")
+            if nic.queues > 1 { add(3, "<driver queues='\(nic.queues)'/>") }
             add(3, "<mtu size='\(nic.mtu)'/>")
             add(2, "</interface>")
         }

@@ -64,6 +64,9 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
     /// The container interface's link-local address from the original MAC, swapped for one from
     /// ``containerMAC`` while the VM runs (the VM makes the original itself); nil when it has none.
     public var linkLocalSwap: LinkLocalSwap? = nil
+    /// Queue pairs of the VM's NIC (`VM_NET_QUEUES`): the macvtap or tap is opened once per queue
+    /// (`IFF_MULTI_QUEUE` above 1), and vhost-net once per queue.
+    public var queues: Int = 1
 
     /// The identity written into the interface's alias before anything else changes.
     public var identity: RecordedIdentity {
@@ -186,6 +189,7 @@ public struct AttachPlanner {
                 vmLinkName: LinkMarker.tapName(for: link.index), bridgeName: bridgeMode ? LinkMarker.bridgeName(for: link.index) : nil,
                 containerSideName: bridgeMode ? LinkMarker.bridgeName(for: link.index) : LinkMarker.containerSideName(for: link.index),
                 containerSideAddress: containerSide, lease: nil)
+            plan.queues = configuration.netQueues
             if configuration.dhcpEnabled, let guestAddress {
                 let dns = resolvers(relayAddress: plan.containerSideAddress.address)
                 plan.lease = lease(for: plan, guestAddress: guestAddress, dns: dns.nameServers)

@@ -76,6 +76,17 @@ import Testing
         }
     }
 
+    /// VM_NET_QUEUES: libvirt opens a managed='no' macvtap once per queue when the driver names the queues.
+    @Test func queuesBecomeTheDriversQueueCount() throws {
+        let nics = [DomainNIC(targetDevice: "kltap0", mac: Self.mac0, mtu: 1500, queues: 2),
+                    DomainNIC(targetDevice: "kltap1", mac: Self.mac1, mtu: 1500, queues: 1)]
+        let root = try Self.parse(DomainDefinition(Self.configuration(), emulator: "/q", nics: nics))
+        let interfaces = try Self.nodes(root, "devices/interface")
+        try #require(interfaces.count == 2)
+        #expect(try Self.attribute(interfaces[0], "driver", "queues") == "2")
+        #expect(try Self.nodes(interfaces[1], "driver").isEmpty, "one queue: no driver element, as before")
+    }
+
     @Test func commandWordsPassVerbatimInTheQEMUNamespace() throws {
         let words = ["-device", "virtio-rng-pci", "-m 512", "a'b\"c&<d>", "-smbios", "type=1,serial=x y"]
         let root = try Self.parse(DomainDefinition(Self.configuration(extra: words), emulator: "/q", nics: Self.nics))
