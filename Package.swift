@@ -146,7 +146,6 @@ let package = Package(
                 "IPv6Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                "CQuietExecutor",
             ],
             swiftSettings: strict
         ),
@@ -316,7 +315,5 @@ let package = Package(
         ),
         .target(name: "ContainerInstance", exclude: ["README.md"], swiftSettings: strict),
         .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU"], swiftSettings: strict),
-        // kvm-launch's own executor for Swift concurrency: no libdispatch worker pool, no wake-ups while idle.
-        .target(name: "CQuietExecutor", exclude: ["README.md"]),
     ]
 )
