@@ -12,8 +12,9 @@ extension IPv6Sockets: LinkFrameChannel {
 
 /// The OS side of ``GatewayLinkLocalDiscovery``: one AF_PACKET socket on the container interface
 /// (every protocol, so a bridge port left by a killed launcher sees its answers too; no multicast
-/// group joined, nothing configured), open only while it asks. Blocks the calling
-/// thread for at most twice the schedule's stage time.
+/// group joined, nothing configured), open only while it asks (closed on a thread of its own, so the
+/// kernel's grace period for it is not waited for). Blocks the calling thread for at most twice the
+/// schedule's stage time.
 public enum GatewayProbe {
     /// Learns the link-local address of `gateway` (a global address on `interfaceName`'s link),
     /// asking from `localLinkLocal` (a link-local address of the interface; nil: fe80::EUI-64 of its
@@ -28,7 +29,9 @@ public enum GatewayProbe {
             gateway: gateway, localMAC: sockets.interfaceMAC,
             localLinkLocal: localLinkLocal ?? .linkLocal(eui64: sockets.interfaceMAC),
             identifier: UInt16.random(in: 1...UInt16.max))
-        return try GatewayDiscoveryRun.discover(discovery, over: sockets, schedule: schedule)
+        let result = Result { () throws(GatewayDiscoveryError) in try GatewayDiscoveryRun.discover(discovery, over: sockets, schedule: schedule) }
+        sockets.closeInBackground()
+        return try result.get()
     }
 
     private static func openSocket(_ interfaceName: String) throws(GatewayDiscoveryError) -> IPv6Sockets {

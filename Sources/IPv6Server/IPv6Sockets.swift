@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Foundation
 import NetworkTypes
 
 /// The thin OS layer of the IPv6 responder: one AF_PACKET socket that receives the interface's
@@ -99,6 +100,15 @@ struct IPv6Sockets: ~Copyable {
         close(packet)
         close(wakeup)
         close(wakeupWriter)
+    }
+
+    /// Closes the descriptors on a thread of their own and returns at once: closing a packet socket
+    /// hooked to a protocol waits for an RCU grace period (~13 ms here), which the launcher's start
+    /// need not wait for (the gateway probe's socket).
+    consuming func closeInBackground() {
+        let descriptors = [packet, wakeup, wakeupWriter]
+        discard self
+        Thread { for descriptor in descriptors { close(descriptor) } }.start()
     }
 
     func signalStop() {

@@ -137,10 +137,12 @@ struct Launch {
     func learnIPv6Gateways(_ questions: [IPv6GatewayQuestion]) -> [Int32: IPv6GatewayAnswer] {
         var answers: [Int32: IPv6GatewayAnswer] = [:]
         for question in questions {
+            let started = ContinuousClock.now
             do throws(GatewayDiscoveryError) {
                 let found = try GatewayProbe.discover(gateway: question.gateway, interfaceName: question.interfaceName,
                                                       localLinkLocal: question.localLinkLocal)
-                logger.info("\(question.interfaceName): the IPv6 gateway \(question.gateway) is \(found) on the link: the VM's default router")
+                let took = (ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds], fractionalPart: .show(length: 1)))
+                logger.info("\(question.interfaceName): the IPv6 gateway \(question.gateway) is \(found) on the link (learned in \(took)): the VM's default router")
                 answers[question.interfaceIndex] = .learned(found.address)
             } catch {
                 answers[question.interfaceIndex] = .unknown("\(error)")
