@@ -157,7 +157,11 @@ public final class NetlinkSocket: NetlinkOperations {
             try check(rtnl_link_macvlan_set_mode(link, UInt32(MACVLAN_MODE_BRIDGE.rawValue)), "set bridge mode on \(name)")
         }
         if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
-        if up { rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue)) }
+        // A macvtap passes up only the multicast groups on its own list, which QEMU never fills in
+        // with the guest's: IPv6 Neighbor Solicitations for the VM's addresses (to their
+        // solicited-node groups) would never reach it. All multicast goes to the VM, as on a NIC.
+        let flags = (up ? UInt32(IFF_UP.rawValue) : 0) | (kind == .macvtap ? UInt32(IFF_ALLMULTI.rawValue) : 0)
+        if flags != 0 { rtnl_link_set_flags(link, flags) }
         if group != 0 { rtnl_link_set_group(link, group) }
         try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add \(kind.rawValue) \(name) on link #\(parentIndex)")
     }

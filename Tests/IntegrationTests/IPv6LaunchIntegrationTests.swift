@@ -121,6 +121,29 @@ struct IPv6LaunchIntegrationTests {
         #expect(after == before, "the container's addresses, link-local address and routes are back: before\n\(before)\nafter\n\(after)\n\(launch.stderrLines)")
     }
 
+    /// In macvtap mode the peer finds the VM's IPv6 addresses by Neighbor Solicitations to their
+    /// solicited-node groups; a macvtap passes up only the groups on its own list, which QEMU never
+    /// fills in, so kvm-launch makes the VM's macvtap take all multicast (the cloud-init end-to-end
+    /// test pings a real guest's IPv6 address through it).
+    @Test func theVMsMacvtapTakesAllMulticast() throws {
+        let fixture = try ContainerFixture([ContainerFixture.Interface(name: "eth0", addresses: ["10.89.0.7/24", "fd00:6b74::7/64"],
+                                                                        peerAddress: "10.89.0.1/24", defaultRoute: true)])
+        defer { fixture.destroy() }
+        let launcher = fixture.directory.appendingPathComponent("wait-in-place-of-qemu").path
+        try "#!/bin/sh\nexec sleep 120\n".write(toFile: launcher, atomically: true, encoding: .utf8)
+        try run(["chmod", "755", launcher])
+        let environment = try RecoveryIntegrationTests.environment(fixture, mode: "macvtap", ["LAUNCHER": launcher, "VM_SHUTDOWN_TIMEOUT": "1"])
+        let plan = try RecoveryIntegrationTests.dryRun(fixture, environment)
+        let macvtap = try #require((plan["interfaces"] as? [[String: Any]])?.first?["vmLinkName"] as? String)
+        let launch = try ConsoleProcess(["/usr/sbin/ip", "netns", "exec", fixture.container.name, kvmLaunchBinary], environment: environment)
+        defer { launch.stop() }
+        #expect(launch.waitForLine(onStderr: true, timeout: 30) { $0.contains("starting ") } != nil, "\(launch.stderrLines)")
+        let flags = try fixture.container.exec(["ip", "-o", "link", "show", macvtap]).stdout
+        #expect(flags.contains("ALLMULTI"), "the VM's macvtap takes every multicast group: \(flags)")
+        launch.signal(SIGTERM)
+        #expect(launch.waitForExit(timeout: 30) != nil, "\(launch.stderrLines)")
+    }
+
     /// SIGKILL right after each attach step of a dual-stack interface (its IPv4 address, two `nodad`
     /// IPv6 addresses, the link-local swap), then a new run: the dry-run in between plans as a clean
     /// run, the new run recovers from the alias, and its end leaves the container exactly as it was.
