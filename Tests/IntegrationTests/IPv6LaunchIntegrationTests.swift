@@ -140,6 +140,9 @@ struct IPv6LaunchIntegrationTests {
         #expect(launch.waitForLine(onStderr: true, timeout: 30) { $0.contains("starting ") } != nil, "\(launch.stderrLines)")
         let flags = try fixture.container.exec(["ip", "-o", "link", "show", macvtap]).stdout
         #expect(flags.contains("ALLMULTI"), "the VM's macvtap takes every multicast group: \(flags)")
+        let addresses = try fixture.container.exec(["ip", "-o", "-6", "address", "show", "dev", macvtap]).stdout
+        #expect(addresses.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
+                "the VM's macvtap has no IPv6 address of its own (it would be the guest's link-local address): \(addresses)")
         launch.signal(SIGTERM)
         #expect(launch.waitForExit(timeout: 30) != nil, "\(launch.stderrLines)")
     }
