@@ -65,6 +65,9 @@ public struct DomainDefinition: Sendable, Equatable {
     public var videoModel: String?
     /// The container's CMD, passed to QEMU verbatim.
     public var extraArguments: [String]
+    /// The cloud-init NoCloud seed disk (ISO 9660, label `cidata`): a file given to the guest as a
+    /// read-only raw virtio disk after the boot disk, as the direct path does; nil for none.
+    public var seedImagePath: String?
 
     public init(name: String, emulator: String, accelerator: Accelerator, machine: String = "q35", memoryMiB: Int, vcpus: Int,
                 cpuModel: String? = nil, disk: DiskImage?, nics: [DomainNIC], videoModel: String? = nil, extraArguments: [String] = []) {
@@ -135,6 +138,14 @@ public struct DomainDefinition: Sendable, Equatable {
             add(3, "<driver name='qemu' type='\(disk.format.rawValue)'/>")
             add(3, block ? "<source dev='\(escape(disk.path))'/>" : "<source file='\(escape(disk.path))'/>")
             add(3, "<target dev='vda' bus='virtio'/>")
+            add(2, "</disk>")
+        }
+        if let seedImagePath {
+            add(2, "<disk type='file' device='disk'>")
+            add(3, "<driver name='qemu' type='raw'/>")
+            add(3, "<source file='\(escape(seedImagePath))'/>")
+            add(3, "<target dev='vdb' bus='virtio'/>")
+            add(3, "<readonly/>")
             add(2, "</disk>")
         }
         add(2, "<controller type='usb' model='none'/>")
