@@ -29,7 +29,7 @@ def part(created, base_seen):
     if "install-packages.sh /usr/share/kvm-launch/packages-libvirt.txt" in created: return PARTS[4]
     if "install-packages.sh /usr/share/kvm-launch/packages-runtime.txt" in created: return PARTS[1]
     if re.search(r" in /usr/local/bin/kvm-launch-config\s*$", created): return PARTS[2]
-    if re.search(r" in /usr/local/bin/kvm-launch\s*$", created): return PARTS[3]
+    if re.search(r" in /usr/local/bin/kvm-launch(-libvirt)?\s*$", created): return PARTS[3]
     if not base_seen and re.search(r"#\(nop\) ADD file:.* in /\s*$", created): return PARTS[0]
     return PARTS[5]
 result = {}

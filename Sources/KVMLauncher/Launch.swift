@@ -166,7 +166,7 @@ struct Launch {
             } else if let domainXML {
                 print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
                 if let seedLines {
-                    print("\ncloud-init seed (a read-only NoCloud cdrom, label cidata, written at start into this launcher's run directory):")
+                    print("\ncloud-init seed (a read-only raw NoCloud disk, label cidata, written at start into this launcher's run directory):")
                     for line in seedLines { print("  \(line)") }
                 }
                 print("\nlibvirt domain (VM_BACKEND=libvirt):")
