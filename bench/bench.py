@@ -1092,19 +1092,20 @@ def bench_backends(h, runs, results, table):
 def bench_image(results, table):
     section = "container images (make image: podman, uncompressed)"
     script = os.path.join(ROOT, "docker", "image-size.sh")
-    result = subprocess.run([script, "--json"], capture_output=True, text=True, timeout=120)
+    tags = [os.environ.get("IMAGE", "localhost/kvm-launch:latest"), os.environ.get("LIBVIRT_IMAGE", "localhost/kvm-launch:libvirt")]
+    result = subprocess.run([script, "--json"] + tags, capture_output=True, text=True, timeout=120)
     sizes = json.loads(result.stdout) if result.returncode == 0 and result.stdout.strip() else {}
     results["image"] = sizes
     if len(sizes) < 2:
         raise BenchFailure(f"the images are missing (make image builds both): {result.stderr.strip()[:200]}")
     (default, parts), (_, libvirt) = list(sizes.items())[:2]
     mb = lambda value: {"median": value / 1e6, "min": value / 1e6, "max": value / 1e6, "n": 1}
-    table.add(section, "default image (VM_BACKEND=qemu): total", mb(parts["total"]), "MB", headline=True, comparison=
+    table.add(section, "default image (VM_BACKEND=qemu): total", mb(parts["total"]), "MB", digits=1, headline=True, comparison=
               f"target ≤ 150 MB (issue 15); before the variants: 385 MB with libvirt in every image")
     for part, value in parts.items():
         if part != "total" and value >= 100_000:
             table.add(section, f"default image: {part}", mb(value), "MB")
-    table.add(section, "libvirt image (kvm-launch:libvirt): total", mb(libvirt["total"]), "MB", headline=True, comparison=
+    table.add(section, "libvirt image (kvm-launch:libvirt): total", mb(libvirt["total"]), "MB", digits=1, headline=True, comparison=
               f"the default image + {number((libvirt['total'] - parts['total']) / 1e6)} MB")
     for part, value in libvirt.items():
         if part != "total" and value >= 100_000 and parts.get(part) != value:
