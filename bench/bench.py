@@ -1023,17 +1023,19 @@ def report_footprint(results, table):
 # 7. VM_BACKEND=qemu against VM_BACKEND=libvirt (issue 13), and the images' sizes
 
 
-def qemu_running(disk):
-    """Whether a qemu-system process whose command line names `disk` exists."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+def qemu_running(launcher, disk):
+    """Whether the VM's QEMU runs under the launcher: a qemu-system descendant that opens the disk (the direct
+    path names it as /dev/fdset/N, libvirt by its path). libvirtd daemonizes QEMU, which is re-parented to
+    kvm-launch (the subreaper); the QEMU libvirtd runs first to probe capabilities names no disk."""
+    for pid in descendants(launcher):
+        if not (process_name(pid) or "").startswith("qemu-system"):
             continue
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                words = cmdline.read().split(b"\0")
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                words = cmdline.read()
         except OSError:
             continue
-        if words and b"qemu-system" in words[0] and any(disk.encode() in word for word in words):
+        if disk.encode() in words or b"/dev/fdset/" in words:
             return True
     return False
 
@@ -1054,7 +1056,7 @@ def backend_once(h, backend):
         deadline = start + 300
         try:
             while time.monotonic() < deadline and process.poll() is None:
-                if qemu is None and qemu_running(disk):
+                if qemu is None and qemu_running(process.pid, disk):
                     qemu = time.monotonic() - start
                 # The container's own address answers until kvm-launch moves it: count a reply only once QEMU runs.
                 if qemu is not None and h.run(["ip", "netns", "exec", net, "ping", "-c", "1", "-W", "0.1", "-q", guest_address(0)],
@@ -1162,6 +1164,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter waits: to check the harness, not for numbers")
     parser.add_argument("--only", default="setup,dhcp,boot,net,footprint,config,backends,image", help="comma-separated sections")
     parser.add_argument("--runs", type=int, help="runs per point (default 5, --quick 2)")
+    parser.add_argument("--sizes", help="interface counts of the setup section, comma-separated (default 1,4,16,64; --quick 1,4,16)")
     parser.add_argument("--stub", default=os.path.join(BENCH, "results", "bin", "qemu-stub"), help="the compiled qemu-stub")
     options = parser.parse_args()
     if os.geteuid() != 0:
@@ -1199,8 +1202,8 @@ def main():
 
     try:
         if "setup" in sections:
-            attempt("setup", lambda: bench_setup(h, options.stub, runs, [1, 4, 16, 64] if not options.quick else [1, 4, 16],
-                                                 results, table))
+            sizes = [int(n) for n in options.sizes.split(",")] if options.sizes else [1, 4, 16, 64] if not options.quick else [1, 4, 16]
+            attempt("setup", lambda: bench_setup(h, options.stub, runs, sizes, results, table))
         if "dhcp" in sections:
             attempt("dhcp", lambda: bench_dhcp(h, options.stub, 20 if not options.quick else 3, results, table))
         if "boot" in sections:
