@@ -45,8 +45,9 @@ public enum DomainXMLError: Error, Equatable, CustomStringConvertible, Sendable 
 /// The domain is what the direct path runs, in libvirt's words: the machine type, memory, vCPUs,
 /// `type='kvm'` only when the accelerator decision was KVM (else `type='qemu'`, TCG), the disk with
 /// its format stated, one virtio NIC per attached interface in order (`<interface type='ethernet'>`
-/// on the macvtap kvm-launch made, original MAC, `<mtu>` as `host_mtu`), the serial console, a
-/// balloon, and the container's CMD words verbatim in `<qemu:commandline>`.
+/// on the macvtap kvm-launch made, original MAC, `<mtu>` as `host_mtu`), the cloud-init seed as a read-only
+/// raw disk when there is one, the serial console, a balloon, and the container's CMD words verbatim in
+/// `<qemu:commandline>`.
 public struct DomainDefinition: Sendable, Equatable {
     public static let qemuNamespace = "http://libvirt.org/schemas/domain/qemu/1.0"
 
