@@ -18,14 +18,18 @@
 #              command renders the files, the manifest's launcher args boot the VM with general/ from etcd
 #   shared-run two containers started together with one host folder as /run (`-v DIR:/run`): stopping
 #              one powers off only its VM, the other keeps answering ping and `kvm-launch status`
+#   libvirt    VM_BACKEND=libvirt from the libvirt variant (LIBVIRT_IMAGE): virsh in the container, status, stop;
+#              the default image has no libvirt and refuses VM_BACKEND=libvirt with one line (image checks)
 #
 # Uses only the networks, links and namespaces it creates (subnets 10.213.X.0/24) and removes them, its
 # containers and its files on any exit. Needs root and podman; fails (never skips) when podman cannot run.
-# env: IMAGE (default localhost/kvm-launch:latest), READY_TIMEOUT (s, default 180)
+# env: IMAGE (default localhost/kvm-launch:latest), LIBVIRT_IMAGE (default localhost/kvm-launch:libvirt),
+#      READY_TIMEOUT (s, default 180)
 set -uo pipefail
 # shellcheck source=docker/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IMAGE=${IMAGE:-localhost/kvm-launch:latest}
+LIBVIRT_IMAGE=${LIBVIRT_IMAGE:-localhost/kvm-launch:libvirt}
 READY_TIMEOUT=${READY_TIMEOUT:-180}
 STOP_TIMEOUT=30   # VM_SHUTDOWN_TIMEOUT (20 s) + QEMU quit (5 s) + margin: README's --stop-timeout
 guest=$repo/image/out/test-guest.qcow2
@@ -65,6 +69,7 @@ abort() { # a precondition failed: no point in going on
 need_podman
 [[ -s $guest ]] || abort "no test guest at $guest: run 'make guest' (image/build.sh)"
 podman image exists "$IMAGE" || abort "no image $IMAGE: run 'make image' first"
+podman image exists "$LIBVIRT_IMAGE" || abort "no image $LIBVIRT_IMAGE: run 'make image' first (it builds both variants)"
 work=$(mktemp -d /tmp/kvm-launch-container-test.XXXXXX)
 id=$$
 containers=() networks=() links=() namespaces=()
@@ -169,6 +174,24 @@ check "image: label org.opencontainers.image.version is $version" \
 mapfile -t runtime_packages < <(awk 'NF && $1 !~ /^#/ { print $1 }' "$here/packages-runtime.txt")
 check "image: every package of docker/packages-runtime.txt is installed (${runtime_packages[*]})" \
 	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint dpkg-query "$IMAGE" -W "${runtime_packages[@]}"
+mapfile -t libvirt_packages < <(awk 'NF && $1 !~ /^#/ { print $1 }' "$here/packages-libvirt.txt")
+check "image: none of docker/packages-libvirt.txt is in the default image" \
+	not quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint sh "$IMAGE" -c \
+	'for p in "$@"; do dpkg-query -W -f "\${Status}\n" "$p" 2>/dev/null | grep -q "ok installed" && exit 0; done; exit 1' _ "${libvirt_packages[@]}"
+check "image: the default image's kvm-launch does not link libvirt (ldd)" \
+	not grep -q libvirt <(podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint ldd "$IMAGE" /usr/local/bin/kvm-launch 2>&1)
+podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" -e AUTO_ATTACH=yes -e VM_BACKEND=libvirt "$IMAGE" --dry-run >"$work/novirt.out" 2>&1
+code=$?
+grep -v '^time=' "$work/novirt.out" >"$work/novirt.lines" # (podman's own messages start with time=)
+check "image: VM_BACKEND=libvirt in the default image exits non-zero (exit status $code)" test "$code" -ne 0
+check "image: ... with one line naming the libvirt variant" \
+	test "$(grep -c '^Error: VM_BACKEND=libvirt needs the libvirt image variant' "$work/novirt.lines")/$(wc -l <"$work/novirt.lines")" = 1/1 ||
+	sed 's/^/    /' "$work/novirt.lines"
+check "image: $LIBVIRT_IMAGE has every package of docker/packages-runtime.txt and packages-libvirt.txt" \
+	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint dpkg-query "$LIBVIRT_IMAGE" -W "${runtime_packages[@]}" "${libvirt_packages[@]}"
+check "image: $LIBVIRT_IMAGE's kvm-launch is the build with the libvirt backend (links libvirt, kvm-launch-libvirt is the same file)" \
+	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint sh "$LIBVIRT_IMAGE" -c \
+	'ldd /usr/local/bin/kvm-launch | grep -q libvirt.so.0 && test /usr/local/bin/kvm-launch -ef /usr/local/bin/kvm-launch-libvirt'
 
 # --- config ----------------------------------------------------------------------------------------------
 echo "# a wrong AUTO_ATTACH"
@@ -447,12 +470,12 @@ fi
 # VM_BACKEND=libvirt: the same VM run by the private libvirtd kvm-launch starts in the container; virsh in
 # the container works without arguments (the image sets LIBVIRT_DEFAULT_URI); podman stop powers it off.
 libvirt_section() {
-	echo "# VM_BACKEND=libvirt on network $net_a"
+	echo "# VM_BACKEND=libvirt on network $net_a, image $LIBVIRT_IMAGE"
 	local c=kl-dk-$id-lv ip mac ready
 	containers+=("$c")
 	disk lv
 	podman run -d --name "$c" --network "$net_a" "${run_common[@]}" "${disk_args[@]}" -e AUTO_ATTACH=yes \
-		-e VM_BACKEND=libvirt "$IMAGE" >/dev/null 2>>"$work/podman.err"
+		-e VM_BACKEND=libvirt "$LIBVIRT_IMAGE" >/dev/null 2>>"$work/podman.err"
 	ip=$(container_net "$c" "$net_a" IPAddress) mac=$(container_net "$c" "$net_a" MacAddress)
 	if ready=$(wait_ready "$c"); then
 		ok "libvirt: the guest is up (KVMLAUNCH-READY) $ready s after the container started"

@@ -35,13 +35,7 @@ enum ConfigAgentProgram {
     static let name = "kvm-launch-config"
 
     /// `kvm-launch-config` in the directory of the running `kvm-launch` (symbolic links resolved).
-    static var path: String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let own = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-        let directory = own.lastIndex(of: "/").map { String(own[..<$0]) } ?? "."
-        return (directory.isEmpty ? "" : directory) + "/" + name
-    }
+    static var path: String { SiblingExecutable.path(name) }
 
     /// Replaces this process with `kvm-launch-config ARGUMENTS…`; returns only by exiting with a
     /// one-line error when it cannot be started.

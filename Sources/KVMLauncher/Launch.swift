@@ -63,7 +63,7 @@ struct Launch {
         /// The cloud-init seed, built in memory (nil when `CLOUD_INIT` asks for none).
         var seed: SeedPreparation? = nil
         /// `VM_BACKEND=libvirt`: the daemons and the domain (nil for the direct path).
-        var libvirt: LibvirtLaunchPreparation?
+        var libvirt: (any PreparedLibvirtDomain)?
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
@@ -121,10 +121,10 @@ struct Launch {
         // The seed's descriptor follows the NICs' and the disk's.
         if seed != nil { qemu.seedDescriptor = descriptors.next + Int32(diskDescriptors) }
         _ = try qemu.arguments()  // validates
-        if seed != nil && configuration.backend == .libvirt {
-            throw LaunchFailure("CLOUD_INIT: a cloud-init seed is not available with VM_BACKEND=libvirt yet; use VM_BACKEND=qemu, or set CLOUD_INIT=no")
-        }
-        let libvirt = configuration.backend == .libvirt ? try prepareLibvirt(qemu: qemu, qemuBinary: qemuBinary, plan: plan) : nil
+        let libvirt = configuration.backend == .libvirt
+            ? try prepareLibvirt(LibvirtRequest(configuration: configuration, environment: environment, runDirectoryBase: runDirectoryBase,
+                                                qemu: qemu, qemuBinary: qemuBinary, plan: plan, seedImage: seed?.image))
+            : nil
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
                            inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
                            disk: disk, warnings: warnings, seed: seed, libvirt: libvirt)
@@ -185,12 +185,16 @@ struct Launch {
 
         if case .dryRun(let json) = mode {
             let seedLines = preparation.seed?.reportLines()
-            let domainXML = preparation.libvirt?.definition.xml()
+            let domainXML = preparation.libvirt?.domainXML
             if json {
                 print(PlanReport.json(preparation.plan, qemuArguments: domainXML == nil ? command : nil, recovery: preparation.recovery,
                                       libvirtDomainXML: domainXML, cloudInit: seedLines))
             } else if let domainXML {
                 print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
+                if let seedLines {
+                    print("\ncloud-init seed (a read-only raw NoCloud disk, label cidata, written at start into this launcher's run directory):")
+                    for line in seedLines { print("  \(line)") }
+                }
                 print("\nlibvirt domain (VM_BACKEND=libvirt):")
                 print(domainXML, terminator: "")
             } else {
@@ -251,9 +255,12 @@ struct Launch {
         }
 
         // The seed: an anonymous memory file, read-only, at the descriptor the command line names.
+        // (VM_BACKEND=libvirt: the backend writes it into this launcher's run directory instead.)
         if let seed = preparation.seed, let child = preparation.qemu.seedDescriptor {
-            let descriptor = try seed.readOnlyDescriptor()
-            diskMappings.append(FileDescriptorMapping(parent: descriptor, child: child))
+            if preparation.libvirt == nil {
+                let descriptor = try seed.readOnlyDescriptor()
+                diskMappings.append(FileDescriptorMapping(parent: descriptor, child: child))
+            }
             logger.info("cloud-init seed: \(seed.seed.redactedSummary().split(separator: "\n").joined(separator: "; "))")
         }
 
@@ -262,10 +269,12 @@ struct Launch {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
                 try await Self.withDHCPResponders(attachments, logger: logger) {
                     if let libvirt = preparation.libvirt {
-                        return try await Self.runLibvirt(
-                            libvirt, attachments: attachments,
+                        return try await libvirt.run(LibvirtRunContext(
+                            attachments: attachments,
                             policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)),
-                            stops: stops, environment: environment, logger: logger)
+                            stops: stops, environment: environment, ownDirectory: runDirectory.path,
+                            writeFile: { name, contents in try runDirectory.createFile(named: name, contents: contents) },
+                            logger: logger))
                     }
                     let mappings = try preparation.descriptors.mappings(for: attachments) + diskMappings
                     logger.info("starting \(command.joined(separator: " "))")
