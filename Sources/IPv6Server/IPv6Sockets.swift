@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import DHCPServer
 import NetworkTypes
 
 /// The thin OS layer of the IPv6 responder: one AF_PACKET socket that receives the interface's
@@ -15,12 +16,10 @@ struct IPv6Sockets: ~Copyable {
     let interfaceIndex: Int32
     let interfaceMAC: MACAddress
 
-    static let ethertypeIPv6: UInt16 = 0x86DD
     /// <linux/if_packet.h>, which the Glibc module does not export.
     static let solPacket: Int32 = 263
     static let packetAddMembership: Int32 = 1
     static let packetMRMulticast: UInt16 = 0
-    static let packetOutgoing: UInt8 = 4
     static let packetAuxData: Int32 = 8
     /// `tp_status` bits of `struct tpacket_auxdata`: the checksum is still to be filled in by
     /// offload (a local sender such as a veth peer), or the device verified it.
@@ -28,9 +27,7 @@ struct IPv6Sockets: ~Copyable {
     static let statusChecksumValid: UInt32 = 1 << 7
 
     init(interfaceName name: String) throws(IPv6ServerError) {
-        guard !name.isEmpty, name.utf8.count < Int(IFNAMSIZ) else { throw .interfaceNotFound(name) }
-        let index = if_nametoindex(name)
-        guard index != 0 else { throw .interfaceNotFound(name) }
+        guard let index = PacketSocket.interfaceIndex(name) else { throw .interfaceNotFound(name) }
 
         var opened: [Int32] = []
         func fail(_ operation: String) -> IPv6ServerError {
@@ -42,26 +39,18 @@ struct IPv6Sockets: ~Copyable {
         // Protocol 0 first, the protocol with bind: a socket created with a protocol is hooked to
         // every interface at once, and bind() must then unhook it with a full RCU grace period
         // (synchronize_net, ~15 ms here); this way bind() hooks it once, to this interface only.
-        let packet = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let packet = PacketSocket.open()
         guard packet >= 0 else { throw fail("socket(AF_PACKET, SOCK_RAW)") }
         opened.append(packet)
-        let address = Self.linkLayerAddress(interfaceIndex: Int32(index), destination: [])
-        let bound = address.withUnsafeBytes {
-            bind(packet, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        guard PacketSocket.bindToInterface(packet, ethertype: PacketSocket.ethertypeIPv6, interfaceIndex: index) == 0 else {
+            throw fail("bind(AF_PACKET)")
         }
-        guard bound == 0 else { throw fail("bind(AF_PACKET)") }
-
-        var request = ifreq()
-        withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { buffer in
-            for (offset, byte) in name.utf8.enumerated() { buffer[offset] = byte }
-        }
-        guard ioctl(packet, UInt(SIOCGIFHWADDR), &request) == 0 else { throw fail("ioctl(SIOCGIFHWADDR)") }
-        let mac = withUnsafeBytes(of: request.ifr_ifru.ifru_hwaddr.sa_data) { MACAddress(Array($0.prefix(6))) }
+        guard let mac = PacketSocket.hardwareAddress(of: name, using: packet) else { throw fail("ioctl(SIOCGIFHWADDR)") }
 
         // The device must pass these group addresses up even when it filters multicast (macvlan does).
         for group in [IPv6Address.allDHCPServersAndRelays, IPv6Address.allRouters] {
             var membership: [UInt8] = []
-            withUnsafeBytes(of: Int32(index)) { membership += $0 }
+            withUnsafeBytes(of: index) { membership += $0 }
             withUnsafeBytes(of: Self.packetMRMulticast) { membership += $0 }
             withUnsafeBytes(of: UInt16(6)) { membership += $0 }
             membership += group.multicastMAC.octets + [0, 0]
@@ -76,16 +65,11 @@ struct IPv6Sockets: ~Copyable {
             throw fail("setsockopt(PACKET_AUXDATA)")
         }
 
-        var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else { throw fail("pipe") }
-        opened += pipeEnds
-        for end in pipeEnds {
-            guard fcntl(end, F_SETFD, FD_CLOEXEC) == 0, fcntl(end, F_SETFL, O_NONBLOCK) == 0 else { throw fail("fcntl(pipe)") }
-        }
+        guard let pipe = PacketSocket.wakeupPipe() else { throw fail("pipe") }
         self.packet = packet
-        wakeup = pipeEnds[0]
-        wakeupWriter = pipeEnds[1]
-        interfaceIndex = Int32(index)
+        wakeup = pipe.reader
+        wakeupWriter = pipe.writer
+        interfaceIndex = index
         interfaceMAC = mac
     }
 
@@ -147,7 +131,7 @@ struct IPv6Sockets: ~Copyable {
                 if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
                 throw .systemCall("recvmsg(AF_PACKET)", interface: nil, errno: errno)
             }
-            if from[10] == Self.packetOutgoing { continue }  // our own frames, looped back to packet sockets
+            if from[10] == PacketSocket.outgoing { continue }  // our own frames, looped back to packet sockets
             return .frame(count, checksumUnverifiable: status & Self.statusChecksumNotReady != 0)
         }
     }
@@ -168,23 +152,8 @@ struct IPv6Sockets: ~Copyable {
     }
 
     func send(frame: [UInt8]) throws(IPv6ServerError) {
-        let address = Self.linkLayerAddress(interfaceIndex: interfaceIndex, destination: Array(frame.prefix(6)))
-        let sent = frame.withUnsafeBytes { bytes in
-            address.withUnsafeBytes {
-                sendto(packet, bytes.baseAddress, bytes.count, 0, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
-            }
+        guard PacketSocket.send(frame, on: packet, ethertype: PacketSocket.ethertypeIPv6, interfaceIndex: interfaceIndex) else {
+            throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno)
         }
-        guard sent == frame.count else { throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno) }
-    }
-
-    /// A `struct sockaddr_ll` for ETH_P_IPV6: family, protocol, ifindex, hatype, pkttype, halen, addr[8].
-    static func linkLayerAddress(interfaceIndex: Int32, destination: [UInt8]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        withUnsafeBytes(of: UInt16(AF_PACKET)) { bytes += $0 }
-        withUnsafeBytes(of: ethertypeIPv6.bigEndian) { bytes += $0 }
-        withUnsafeBytes(of: interfaceIndex) { bytes += $0 }
-        bytes += [0, 0, 0, UInt8(destination.count)]
-        bytes += destination + Array(repeating: 0, count: 8 - destination.count)
-        return bytes
     }
 }

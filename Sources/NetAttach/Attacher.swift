@@ -160,7 +160,7 @@ public final class Attacher {
     private var stepCount = 0
 
     public init(netlink: any NetlinkOperations, devices: any TapDeviceOperations = SystemTapDevices(),
-                nodeDirectory: String = "/run/kvm-launch/taps", logger: Logger, afterStep: ((Int) -> Void)? = nil) {
+                nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
         self.netlink = netlink
         self.devices = devices
         self.nodeDirectory = nodeDirectory
@@ -169,7 +169,7 @@ public final class Attacher {
     }
 
     /// The attacher on a real socket and the real TAP devices.
-    public convenience init(socket: NetlinkSocket, nodeDirectory: String = "/run/kvm-launch/taps", logger: Logger, afterStep: ((Int) -> Void)? = nil) {
+    public convenience init(socket: NetlinkSocket, nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
         self.init(netlink: socket, devices: SystemTapDevices(), nodeDirectory: nodeDirectory, logger: logger, afterStep: afterStep)
     }
 

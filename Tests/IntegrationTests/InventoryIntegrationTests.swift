@@ -20,17 +20,10 @@ private struct FixtureNamespace {
     let simpleKind: String
 
     init() throws {
-        namespace = try TestNamespace(prefix: "kl-inv")
+        (namespace, peer) = try TestNamespace.pair("kl-inv", "kl-peer")
         do {
-            peer = try TestNamespace(prefix: "kl-peer")
-        } catch {
-            namespace.destroy()
-            throw error
-        }
-        do {
-            let ns = namespace.name
-            try run(["ip", "-n", peer.name, "link", "add", "p0", "type", "veth", "peer", "name", "eth0", "netns", ns])
-            try run(["ip", "-n", peer.name, "link", "add", "p1", "type", "veth", "peer", "name", "eth1", "netns", ns])
+            try peer.addVeth("p0", peer: namespace, peerName: "eth0")
+            try peer.addVeth("p1", peer: namespace, peerName: "eth1")
             try namespace.ip("link set eth0 address 02:00:00:00:00:10 up")
             try namespace.ip("addr add 10.77.0.5/24 dev eth0")
             try namespace.ip("addr add 10.77.1.5/24 dev eth0")

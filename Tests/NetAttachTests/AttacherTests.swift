@@ -131,7 +131,7 @@ func makeAttachPlan(for inventory: Inventory, shape: ContainerShape, mode: Launc
 }
 
 func attacher(_ namespace: InMemoryNamespace, afterStep: ((Int) -> Void)? = nil) -> Attacher {
-    Attacher(netlink: namespace, devices: namespace, nodeDirectory: "/run/kvm-launch/taps", logger: quietLogger, afterStep: afterStep)
+    Attacher(netlink: namespace, devices: namespace, nodeDirectory: "/run/kvm-launch/vm-0123456789abcdef", logger: quietLogger, afterStep: afterStep)
 }
 
 /// Nothing of the attach is left: the same links, addresses and routes, no open descriptor, no node.
