@@ -25,7 +25,7 @@ public struct IPv6LeasePlan: Sendable, Equatable {
         var warnings: [String] = []
         let records = inventory.addresses(on: link.index).filter { $0.family == .inet6 }
         let global = records.compactMap { record -> (AddressRecord, IPv6Interface)? in
-            guard let address = IPv6Address(record.address), address.isGlobalUnicast,
+            guard let address = record.address.ipv6, address.isGlobalUnicast,
                   (0...128).contains(record.prefixLength) else { return nil }
             return (record, IPv6Interface(address: address, prefixLength: record.prefixLength))
         }
@@ -40,7 +40,7 @@ public struct IPv6LeasePlan: Sendable, Equatable {
         guard !chosen.isEmpty else { return IPv6LeasePlan(lease: nil, movedAddresses: [], warnings: warnings) }
 
         let gateway = inventory.routes(through: link.index, family: .inet6)
-            .first { $0.isDefault && $0.gateway != nil }?.gateway.flatMap { IPv6Address($0) }
+            .first { $0.isDefault && $0.gateway != nil }?.gateway?.ipv6
         var router: IPv6Address?
         if let gateway {
             if gateway.isLinkLocal {
@@ -75,11 +75,11 @@ public struct LinkLocalSwap: Sendable, Equatable, Codable {
         guard let mac = link.mac else { return LinkLocalSwap(original: [], replacement: nil) }
         let fromMAC = IPv6Address.linkLocal(eui64: mac)
         let original = inventory.addresses(on: link.index).filter {
-            $0.family == .inet6 && IPv6Address($0.address) == fromMAC
+            $0.family == .inet6 && $0.address.ipv6 == fromMAC
         }
         guard !original.isEmpty else { return LinkLocalSwap(original: [], replacement: nil) }
         let replacement = AddressRecord(interfaceIndex: link.index, family: .inet6,
-                                        address: IPv6Address.linkLocal(eui64: newMAC).description,
+                                        address: .v6(IPv6Address.linkLocal(eui64: newMAC)),
                                         prefixLength: original[0].prefixLength, scope: 253)
         return LinkLocalSwap(original: original, replacement: replacement)
     }

@@ -82,7 +82,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
             case .changeLink(let index, let change): "change link #\(index): \(change)"
             case .addAddress(let address): "add address \(address.cidr) to #\(address.interfaceIndex)"
             case .deleteAddress(let address): "delete address \(address.cidr) from #\(address.interfaceIndex)"
-            case .addRoute(let route): "add route \(route.destination)/\(route.prefixLength) via \(route.gateway ?? "-") dev #\(route.interfaceIndex ?? 0)"
+            case .addRoute(let route): "add route \(route.destination)/\(route.prefixLength) via \(route.gateway?.description ?? "-") dev #\(route.interfaceIndex ?? 0)"
             case .deleteRoute(let route): "delete route \(route.destination)/\(route.prefixLength)"
             case .openTap(let name): "open tap \(name)"
             case .openMacvtap(let name): "open macvtap \(name)"
@@ -130,7 +130,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
     }
 
     static func key(_ route: RouteRecord) -> String {
-        "\(route.family.rawValue) \(route.table.rawValue) \(route.destination)/\(route.prefixLength) \(route.priority) \(route.gateway ?? "") \(route.interfaceIndex ?? 0) \(route.scope.rawValue) \(route.routeProtocol.rawValue) \(route.preferredSource ?? "")"
+        "\(route.family.rawValue) \(route.table.rawValue) \(route.destination)/\(route.prefixLength) \(route.priority) \(route.gateway?.description ?? "") \(route.interfaceIndex ?? 0) \(route.scope.rawValue) \(route.routeProtocol.rawValue) \(route.preferredSource?.description ?? "")"
     }
 
     // MARK: - Call log and injection
@@ -467,7 +467,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         switch address.family {
         case .inet:
             guard let interface = address.ipv4, interface.prefixLength < 32, !interface.network.isUnspecified else { return nil }
-            return RouteRecord(family: .inet, destination: interface.network.description, prefixLength: interface.prefixLength,
+            return RouteRecord(family: .inet, destination: .v4(interface.network), prefixLength: interface.prefixLength,
                                interfaceIndex: address.interfaceIndex, table: .main, routeProtocol: .kernel, scope: .link,
                                type: .unicast, preferredSource: address.address)
         case .inet6:
@@ -489,9 +489,15 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
             && a.interfaceIndex == b.interfaceIndex && a.routeProtocol == b.routeProtocol
     }
 
-    /// The IPv6 network text of an address (enough for connected routes; the model does not parse IPv6 fully).
-    static func ipv6Network(_ address: String, _ prefixLength: Int) -> String {
-        guard let parsed = IPv6Address(address) else { return address }
-        return IPv6Interface(address: parsed, prefixLength: prefixLength).network.description
+    /// The IPv6 network of an address (the destination of its connected route).
+    static func ipv6Network(_ address: IPAddress, _ prefixLength: Int) -> IPAddress {
+        guard let parsed = address.ipv6 else { return address }
+        return .v6(IPv6Interface(address: parsed, prefixLength: prefixLength).network)
     }
+}
+
+/// An address written in a test (`ip("10.0.0.2")`); text that does not parse stops the test at once.
+public func ip(_ text: String) -> IPAddress {
+    guard let address = IPAddress(text) else { preconditionFailure("not an IP address: \(text)") }
+    return address
 }

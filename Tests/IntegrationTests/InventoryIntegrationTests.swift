@@ -80,7 +80,7 @@ struct InventoryIntegrationTests {
         #expect(eth0.isUp)
         #expect(eth0.lowerIndex == nil, "a veth's peer lives in another namespace")
         #expect(inventory.ipv4Addresses(on: eth0.index) == [IPv4Interface("10.77.0.5/24")!, IPv4Interface("10.77.1.5/24")!])
-        #expect(inventory.addresses(on: eth0.index).contains { $0.family == .inet6 && $0.address == "fd77::5" && $0.prefixLength == 64 })
+        #expect(inventory.addresses(on: eth0.index).contains { $0.family == .inet6 && $0.address == IPAddress("fd77::5") && $0.prefixLength == 64 })
 
         let eth1 = try #require(inventory.link(named: "eth1"))
         #expect(eth1.mtu == 1400)
@@ -97,8 +97,8 @@ struct InventoryIntegrationTests {
 
         let routes = inventory.routes(through: eth0.index)
         let defaultRoute = try #require(routes.first { $0.isDefault })
-        #expect(defaultRoute.gateway == "10.77.0.1")
-        #expect(routes.contains { $0.destination == "10.77.1.0" && $0.prefixLength == 24 && $0.gateway == nil })
+        #expect(defaultRoute.gateway == IPAddress("10.77.0.1"))
+        #expect(routes.contains { $0.destination == IPAddress("10.77.1.0") && $0.prefixLength == 24 && $0.gateway == nil })
     }
 
     @Test func listingWithAutoAttachYes() throws {

@@ -27,12 +27,12 @@ struct ContainerShape: Sendable, CustomStringConvertible {
 
     static func address(_ index: Int32, _ text: String) -> AddressRecord {
         let interface = IPv4Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet, address: interface.address.description, prefixLength: interface.prefixLength)
+        return AddressRecord(interfaceIndex: index, family: .inet, address: .v4(interface.address), prefixLength: interface.prefixLength)
     }
 
     static func route(_ index: Int32, _ destination: String, via gateway: String? = nil, metric: UInt32 = 0) -> RouteRecord {
         let network = IPv4Interface(destination)!
-        return RouteRecord(family: .inet, destination: network.network.description, prefixLength: network.prefixLength, gateway: gateway,
+        return RouteRecord(family: .inet, destination: .v4(network.network), prefixLength: network.prefixLength, gateway: gateway.flatMap { IPAddress($0) },
                            interfaceIndex: index, routeProtocol: .boot, scope: gateway == nil ? .link : .universe, priority: metric)
     }
 
@@ -71,7 +71,7 @@ struct ContainerShape: Sendable, CustomStringConvertible {
 
     static func address6(_ index: Int32, _ text: String, scope: RouteScope = .universe, flags: UInt32 = 0) -> AddressRecord {
         let interface = IPv6Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet6, address: interface.address.description, prefixLength: interface.prefixLength, scope: scope,
+        return AddressRecord(interfaceIndex: index, family: .inet6, address: .v6(interface.address), prefixLength: interface.prefixLength, scope: scope,
                              flags: flags)
     }
 
@@ -82,7 +82,7 @@ struct ContainerShape: Sendable, CustomStringConvertible {
 
     static func route6(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord {
         let network = IPv6Interface(destination)!
-        return RouteRecord(family: .inet6, destination: network.network.description, prefixLength: network.prefixLength, gateway: gateway,
+        return RouteRecord(family: .inet6, destination: .v6(network.network), prefixLength: network.prefixLength, gateway: gateway.flatMap { IPAddress($0) },
                            interfaceIndex: index, routeProtocol: .boot, scope: .universe, priority: 1024)
     }
 
@@ -309,7 +309,7 @@ let modes: [LaunchConfiguration.NetworkMode] = [.macvtap, .bridge]
         // The host route to the gateway fails; the default route after it is still tried (and the
         // kernel refuses it, its gateway being unreachable now), and the MAC and alias still come back.
         namespace.failure = { _, call in
-            if case .addRoute(let route) = call, route.destination == "169.254.1.1" { return .noBufferSpace }
+            if case .addRoute(let route) = call, route.destination == ip("169.254.1.1") { return .noBufferSpace }
             return nil
         }
         let problems = attacher.teardown()
