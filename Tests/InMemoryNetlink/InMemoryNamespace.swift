@@ -501,3 +501,32 @@ public func ip(_ text: String) -> IPAddress {
     guard let address = IPAddress(text) else { preconditionFailure("not an IP address: \(text)") }
     return address
 }
+
+extension AddressRecord {
+    /// An address as a test writes it, `ADDR/PREFIX` (IPv4 or IPv6) on link `index`, as `ip addr add` makes it.
+    public static func on(_ index: Int32, _ cidr: String, scope: RouteScope = .universe, flags: UInt32 = 0) -> AddressRecord {
+        if let interface = IPv4Interface(cidr) {
+            return AddressRecord(interfaceIndex: index, family: .inet, address: .v4(interface.address), prefixLength: interface.prefixLength,
+                                 scope: scope, flags: flags)
+        }
+        guard let interface = IPv6Interface(cidr) else { preconditionFailure("not ADDR/PREFIX: \(cidr)") }
+        return AddressRecord(interfaceIndex: index, family: .inet6, address: .v6(interface.address), prefixLength: interface.prefixLength,
+                             scope: scope, flags: flags)
+    }
+}
+
+extension RouteRecord {
+    /// A route as a test writes it, `DEST/PREFIX [via GATEWAY]` on link `index`, as `ip route add … proto boot`
+    /// makes it: IPv4 on the link (scope link) without a gateway, metric `metric`; IPv6 always scope universe,
+    /// metric 1024 unless given.
+    public static func on(_ index: Int32, _ destination: String, via gateway: String? = nil, metric: UInt32? = nil) -> RouteRecord {
+        let via = gateway.map { ip($0) }
+        if let network = IPv4Interface(destination) {
+            return RouteRecord(family: .inet, destination: .v4(network.network), prefixLength: network.prefixLength, gateway: via,
+                               interfaceIndex: index, routeProtocol: .boot, scope: gateway == nil ? .link : .universe, priority: metric ?? 0)
+        }
+        guard let network = IPv6Interface(destination) else { preconditionFailure("not DEST/PREFIX: \(destination)") }
+        return RouteRecord(family: .inet6, destination: .v6(network.network), prefixLength: network.prefixLength, gateway: via,
+                           interfaceIndex: index, routeProtocol: .boot, scope: .universe, priority: metric ?? 1024)
+    }
+}

@@ -38,16 +38,9 @@ struct InMemoryFidelityTests {
         }
     }
 
-    static func address(_ index: Int32, _ text: String) -> AddressRecord {
-        let interface = IPv4Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet, address: .v4(interface.address), prefixLength: interface.prefixLength)
-    }
+    static func address(_ index: Int32, _ text: String) -> AddressRecord { .on(index, text) }
 
-    static func route(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord {
-        let network = IPv4Interface(destination)!
-        return RouteRecord(family: .inet, destination: .v4(network.network), prefixLength: network.prefixLength, gateway: gateway.flatMap { IPAddress($0) },
-                           interfaceIndex: index, routeProtocol: .boot, scope: gateway == nil ? .link : .universe)
-    }
+    static func route(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord { .on(index, destination, via: gateway) }
 
     static func index(_ netlink: any NetlinkOperations, _ name: String) throws(NetlinkError) -> Int32 {
         guard let link = try netlink.link(named: name) else { throw NetlinkError(operation: "find \(name)", errno: .operationNotSupportedByDevice) }

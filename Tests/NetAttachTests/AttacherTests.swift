@@ -25,15 +25,10 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         LinkRecord(index: index, name: name, kind: .veth, mac: MACAddress(mac)!, mtu: mtu)
     }
 
-    static func address(_ index: Int32, _ text: String) -> AddressRecord {
-        let interface = IPv4Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet, address: .v4(interface.address), prefixLength: interface.prefixLength)
-    }
+    static func address(_ index: Int32, _ text: String) -> AddressRecord { .on(index, text) }
 
     static func route(_ index: Int32, _ destination: String, via gateway: String? = nil, metric: UInt32 = 0) -> RouteRecord {
-        let network = IPv4Interface(destination)!
-        return RouteRecord(family: .inet, destination: .v4(network.network), prefixLength: network.prefixLength, gateway: gateway.flatMap { IPAddress($0) },
-                           interfaceIndex: index, routeProtocol: .boot, scope: gateway == nil ? .link : .universe, priority: metric)
+        .on(index, destination, via: gateway, metric: metric)
     }
 
     /// eth0 with two addresses, a default route and a service route; eth1 with one address and no gateway.
@@ -70,9 +65,7 @@ struct ContainerShape: Sendable, CustomStringConvertible {
     }
 
     static func address6(_ index: Int32, _ text: String, scope: RouteScope = .universe, flags: UInt32 = 0) -> AddressRecord {
-        let interface = IPv6Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet6, address: .v6(interface.address), prefixLength: interface.prefixLength, scope: scope,
-                             flags: flags)
+        .on(index, text, scope: scope, flags: flags)
     }
 
     /// The link-local address the kernel gives a link with `mac`.
@@ -80,11 +73,7 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         address6(index, "\(IPv6Address.linkLocal(eui64: MACAddress(mac)!))/64", scope: .link)
     }
 
-    static func route6(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord {
-        let network = IPv6Interface(destination)!
-        return RouteRecord(family: .inet6, destination: .v6(network.network), prefixLength: network.prefixLength, gateway: gateway.flatMap { IPAddress($0) },
-                           interfaceIndex: index, routeProtocol: .boot, scope: .universe, priority: 1024)
-    }
+    static func route6(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord { .on(index, destination, via: gateway) }
 
     /// Dual stack as Calico gives it: IPv4 and one global IPv6 address, the IPv6 default route through a link-local gateway.
     static let dualStack = ContainerShape(description: "dual stack", environment: ["AUTO_ATTACH": "yes"]) { ns in
