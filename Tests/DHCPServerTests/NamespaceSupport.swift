@@ -31,33 +31,42 @@ struct VethFixture: Sendable {
         clientMAC: MACAddress = .randomLocal(), serverAddress: IPv4Interface = IPv4Interface("169.254.0.1/16")!,
         bridged: Bool = false
     ) async throws -> VethFixture {
-        let (server, client) = try TestNamespace.pair("dhcps", "dhcpc")
-        let suffix = server.name.split(separator: "-").last.map(String.init) ?? uniqueSuffix()
-        let fixture = VethFixture(
-            serverNamespace: server.name, clientNamespace: client.name,
-            serverInterface: bridged ? "br\(suffix)" : "vs\(suffix)", clientInterface: "vc\(suffix)",
-            clientMAC: clientMAC, serverAddress: serverAddress,
-            tempDirectory: NSTemporaryDirectory() + "dhcp-\(suffix)")
-        do {
-            try FileManager.default.createDirectory(atPath: fixture.tempDirectory, withIntermediateDirectories: true)
-            try server.addVeth("vs\(suffix)", peer: client, peerName: fixture.clientInterface, peerMAC: clientMAC.description)
-            if bridged {
-                try server.ip("link add \(fixture.serverInterface) type bridge")
-                try server.ip("link set vs\(suffix) master \(fixture.serverInterface) up")
+        // Blocking commands, on their own thread: the servers of tests running meanwhile need the pool.
+        try await onOwnThread {
+            let (server, client) = try TestNamespace.pair("dhcps", "dhcpc")
+            let suffix = server.name.split(separator: "-").last.map(String.init) ?? uniqueSuffix()
+            let fixture = VethFixture(
+                serverNamespace: server.name, clientNamespace: client.name,
+                serverInterface: bridged ? "br\(suffix)" : "vs\(suffix)", clientInterface: "vc\(suffix)",
+                clientMAC: clientMAC, serverAddress: serverAddress,
+                tempDirectory: NSTemporaryDirectory() + "dhcp-\(suffix)")
+            do {
+                try FileManager.default.createDirectory(atPath: fixture.tempDirectory, withIntermediateDirectories: true)
+                try server.addVeth("vs\(suffix)", peer: client, peerName: fixture.clientInterface, peerMAC: clientMAC.description)
+                if bridged {
+                    try server.ip("link add \(fixture.serverInterface) type bridge")
+                    try server.ip("link set vs\(suffix) master \(fixture.serverInterface) up")
+                }
+                try server.ip("addr add \(serverAddress) dev \(fixture.serverInterface)")
+                try server.ip("link set \(fixture.serverInterface) up")
+                try client.ip("link set \(fixture.clientInterface) up")
+            } catch {
+                fixture.destroyNow()
+                throw error
             }
-            try server.ip("addr add \(serverAddress) dev \(fixture.serverInterface)")
-            try server.ip("link set \(fixture.serverInterface) up")
-            try client.ip("link set \(fixture.clientInterface) up")
-        } catch {
-            fixture.destroy()
-            throw error
+            return fixture
         }
-        return fixture
     }
 
     /// Kills every process left in either namespace (clients that daemonised), deletes both
     /// namespaces (which removes the veth pair) and the temp directory.
-    func destroy() {
+    func destroy() async {
+        let fixture = self
+        _ = try? await onOwnThread { fixture.destroyNow() }
+    }
+
+    /// ``destroy()`` on the calling thread.
+    func destroyNow() {
         for namespace in [clientNamespace, serverNamespace] { TestNamespace(existing: namespace).destroy() }
         try? FileManager.default.removeItem(atPath: tempDirectory)
     }
@@ -121,7 +130,7 @@ func withFixture<T: Sendable>(
     } catch {
         result = .failure(error)
     }
-    fixture.destroy()
+    await fixture.destroy()
     return try result.get()
 }
 

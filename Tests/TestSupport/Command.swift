@@ -65,8 +65,15 @@ public func run(_ arguments: [String], environment: [String: String]? = nil, inp
 public func runAsync(_ arguments: [String], environment: [String: String]? = nil, input: String? = nil,
                      mergeOutput: Bool = false, check: Bool = true, timeout: TimeInterval = 120) async throws -> ProcessResult {
     let child = try SpawnedCommand(arguments, environment: environment, input: input, mergeOutput: mergeOutput)
-    return try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result(catching: { try child.finish(check: check, timeout: timeout) })) }.start()
+    return try await onOwnThread { try child.finish(check: check, timeout: timeout) }
+}
+
+/// Runs blocking work (fixture commands, waits) on a thread of its own and awaits it, so an async test
+/// never holds one of the few Swift concurrency threads (two on a 2-core machine) that an in-process
+/// server under test needs to start and answer.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result(catching: body)) }.start()
     }
 }
 
