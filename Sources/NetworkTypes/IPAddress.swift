@@ -62,16 +62,7 @@ public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible, 
     }
 
     /// Encoded as its text, like ``IPv4Address`` and ``IPv6Address``.
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let parsed = IPAddress(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an IP address: \(text)"))
-        }
-        self = parsed
-    }
+    public init(from decoder: Decoder) throws { self = try decoder.decodeText("an IP address") { IPAddress($0) } }
 
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
+    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }
