@@ -260,7 +260,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport", "InMemoryNetlink",
+            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport", "InMemoryNetlink", "IPv6Server", "NetworkTypes",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),

@@ -16,6 +16,8 @@
 #              only, a namespace behind it pings the VM; the link is restored after the stop
 #   compute    the compute-node pod: etcd (in a container), `config load`, the manifest's init container
 #              command renders the files, the manifest's launcher args boot the VM with general/ from etcd
+#   shared-run two containers started together with one host folder as /run (`-v DIR:/run`): stopping
+#              one powers off only its VM, the other keeps answering ping and `kvm-launch status`
 #
 # Uses only the networks, links and namespaces it creates (subnets 10.213.X.0/24) and removes them, its
 # containers and its files on any exit. Needs root and podman; fails (never skips) when podman cannot run.
@@ -469,5 +471,52 @@ libvirt_section() {
 	fi
 }
 libvirt_section
+
+# --- shared-run (helper ipv6gw's section) -------------------------------------------------------------------
+# Issue 11 item 1 with the real runtime: the old container's documented `-v /var/run:/var/run` shares the
+# host's /run between containers. Two containers of the image, started at the same moment with one host
+# folder as /run: both VMs are reachable; `podman stop` of the first powers off that VM (exit 0) and the
+# second still answers ping and `kvm-launch status`; then it stops the same way.
+shared_run_section() {
+	echo "# two containers sharing one host folder as /run, on network $net_b"
+	local shared=$work/shared-run first=kl-dk-$id-sr1 second=kl-dk-$id-sr2 c ready ip1 ip2 mac1 mac2
+	mkdir -p "$shared"
+	containers+=("$first" "$second")
+	disk sr1
+	local disk1=("${disk_args[@]}")
+	disk sr2
+	local disk2=("${disk_args[@]}")
+	podman run -d --name "$first" --network "$net_b" "${run_common[@]}" "${disk1[@]}" -v "$shared:/run" \
+		-e AUTO_ATTACH=yes "$IMAGE" >/dev/null 2>>"$work/podman.err" &
+	podman run -d --name "$second" --network "$net_b" "${run_common[@]}" "${disk2[@]}" -v "$shared:/run" \
+		-e AUTO_ATTACH=yes "$IMAGE" >/dev/null 2>>"$work/podman.err" &
+	wait
+	ip1=$(container_net "$first" "$net_b" IPAddress) mac1=$(container_net "$first" "$net_b" MacAddress)
+	ip2=$(container_net "$second" "$net_b" IPAddress) mac2=$(container_net "$second" "$net_b" MacAddress)
+	for c in "$first" "$second"; do
+		if ready=$(wait_ready "$c"); then
+			ok "shared-run: $c's guest is up (KVMLAUNCH-READY) $ready s after the start"
+		else
+			not_ok "shared-run: $c's guest did not reach KVMLAUNCH-READY within $READY_TIMEOUT s"
+			show_logs "$c"
+			return
+		fi
+	done
+	check "shared-run: the first guest has its container's $ip1 and MAC $mac1" grep -q " addr=$ip1/24 " <(nic_line "$first" "$mac1")
+	check "shared-run: the second guest has its container's $ip2 and MAC $mac2" grep -q " addr=$ip2/24 " <(nic_line "$second" "$mac2")
+	check "shared-run: the host pings the first VM ($ip1)" quietly ping -c 2 -i 0.3 -W 2 -q "$ip1"
+	check "shared-run: the host pings the second VM ($ip2)" quietly ping -c 2 -i 0.3 -W 2 -q "$ip2"
+	check "shared-run: each launcher made its own run directory in the shared folder" \
+		test "$(find "$shared/kvm-launch" -mindepth 1 -maxdepth 1 -name 'vm-*' | wc -l)" = 2
+	stop_gracefully "$first"
+	check "shared-run: the second VM still answers ping after the first one's stop" quietly ping -c 2 -i 0.3 -W 2 -q "$ip2"
+	check "shared-run: kvm-launch status in the second container: VM running" \
+		grep -qx "VM running" <(podman exec "$second" kvm-launch status 2>/dev/null)
+	check "shared-run: the second guest never powered off" not grep -q '^KVMLAUNCH-POWEROFF' <(logs "$second")
+	stop_gracefully "$second"
+	check "shared-run: both run directories are gone from the shared folder" \
+		test "$(find "$shared/kvm-launch" -mindepth 1 -maxdepth 1 -name 'vm-*' | wc -l)" = 0
+}
+shared_run_section
 
 finish

@@ -10,9 +10,10 @@ import NetworkTypes
 /// sockaddr_ll`, binding, sending and the pipe that wakes a blocked receive loop. Each returns the
 /// system call's result; the caller turns a failure (with `errno`) into its own typed error.
 public enum PacketSocket {
-    /// ETH_P_IP and ETH_P_IPV6.
+    /// ETH_P_IP, ETH_P_IPV6 and ETH_P_ALL (every protocol, for binding only).
     public static let ethertypeIPv4: UInt16 = 0x0800
     public static let ethertypeIPv6: UInt16 = 0x86DD
+    public static let ethertypeAll: UInt16 = 0x0003
     /// PACKET_OUTGOING from linux/if_packet.h (`sll_pkttype` of a frame this host sent itself).
     public static let outgoing: UInt8 = 4
 

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import DHCPServer
+import Foundation
 import NetworkTypes
 
 /// The thin OS layer of the IPv6 responder: one AF_PACKET socket that receives the interface's
@@ -26,7 +27,12 @@ struct IPv6Sockets: ~Copyable {
     static let statusChecksumNotReady: UInt32 = 1 << 3
     static let statusChecksumValid: UInt32 = 1 << 7
 
-    init(interfaceName name: String) throws(IPv6ServerError) {
+    /// - Parameter groups: multicast groups the device must pass up (the responder's: all DHCPv6
+    ///   servers and all routers; the gateway probe needs none, its answers are unicast).
+    /// - Parameter everyProtocol: bind for every protocol (ETH_P_ALL), so frames are seen even on a
+    ///   bridge port, whose bridge takes them before protocol-bound sockets (only IPv6 ones are parsed).
+    init(interfaceName name: String, groups: [IPv6Address] = [.allDHCPServersAndRelays, .allRouters],
+         everyProtocol: Bool = false) throws(IPv6ServerError) {
         guard let index = PacketSocket.interfaceIndex(name) else { throw .interfaceNotFound(name) }
 
         var opened: [Int32] = []
@@ -42,13 +48,14 @@ struct IPv6Sockets: ~Copyable {
         let packet = PacketSocket.open()
         guard packet >= 0 else { throw fail("socket(AF_PACKET, SOCK_RAW)") }
         opened.append(packet)
-        guard PacketSocket.bindToInterface(packet, ethertype: PacketSocket.ethertypeIPv6, interfaceIndex: index) == 0 else {
+        let protocolNumber = everyProtocol ? PacketSocket.ethertypeAll : PacketSocket.ethertypeIPv6
+        guard PacketSocket.bindToInterface(packet, ethertype: protocolNumber, interfaceIndex: index) == 0 else {
             throw fail("bind(AF_PACKET)")
         }
         guard let mac = PacketSocket.hardwareAddress(of: name, using: packet) else { throw fail("ioctl(SIOCGIFHWADDR)") }
 
         // The device must pass these group addresses up even when it filters multicast (macvlan does).
-        for group in [IPv6Address.allDHCPServersAndRelays, IPv6Address.allRouters] {
+        for group in groups {
             var membership: [UInt8] = []
             withUnsafeBytes(of: index) { membership += $0 }
             withUnsafeBytes(of: Self.packetMRMulticast) { membership += $0 }
@@ -77,6 +84,15 @@ struct IPv6Sockets: ~Copyable {
         close(packet)
         close(wakeup)
         close(wakeupWriter)
+    }
+
+    /// Closes the descriptors on a thread of their own and returns at once: closing a packet socket
+    /// hooked to a protocol waits for an RCU grace period (~13 ms here), which the launcher's start
+    /// need not wait for (the gateway probe's socket).
+    consuming func closeInBackground() {
+        let descriptors = [packet, wakeup, wakeupWriter]
+        discard self
+        Thread { for descriptor in descriptors { close(descriptor) } }.start()
     }
 
     func signalStop() {

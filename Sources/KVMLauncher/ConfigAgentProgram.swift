@@ -27,7 +27,8 @@ struct ConfigAgentCommand: ParsableCommand {
 ///
 /// - `kvm-launch config ARGS…` replaces this process with it (``exec(_:)``), ARGS unchanged.
 /// - With `ETCD_ENDPOINTS` set, the launcher runs `kvm-launch-config env --json` as a child and
-///   takes etcd's `general/` variables from its answer (``launcherEnvironment(container:)``).
+///   takes etcd's `general/` variables (and with `ETCD_ROLE` that role's `ROLE/NAME` ones, which
+///   win) from its answer (``launcherEnvironment(container:)``).
 /// Neither goes through a shell.
 enum ConfigAgentProgram {
     /// The executable's file name.
@@ -74,8 +75,9 @@ enum ConfigAgentProgram {
         }
         let added = general.keys.filter { container[$0] == nil }.sorted()
         let kept = general.keys.filter { container[$0] != nil }.sorted()
+        let role = (container["ETCD_ROLE"] ?? "").trimmingCharacters(in: .whitespaces)
         FileHandle.standardError.write(Data(
-            ("kvm-launch: settings from etcd general/: added \(added.isEmpty ? "none" : added.joined(separator: ","))"
+            ("kvm-launch: settings from etcd general/\(role.isEmpty ? "" : " and \(role)/"): added \(added.isEmpty ? "none" : added.joined(separator: ","))"
                 + "; kept from the container: \(kept.isEmpty ? "none" : kept.joined(separator: ","))\n").utf8))
         return general.merging(container) { _, containerValue in containerValue }
     }

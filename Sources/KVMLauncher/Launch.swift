@@ -94,9 +94,14 @@ struct Launch {
         let recovery = RecoveryPlan(inventory)
         let clean = recovery.applied(to: inventory)
         let decisions = try InterfaceSelection.decide(clean, selection: configuration.selection)
-        let planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: containerHostname)
+        var planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: containerHostname)
+        let selectedLinks = InterfaceSelection.selected(decisions)
+        if configuration.dhcpEnabled {
+            // A global IPv6 gateway (Docker's): its link-local address, asked on the link before any change.
+            planner.ipv6Gateways = learnIPv6Gateways(IPv6LeasePlan.gatewayQuestions(selected: selectedLinks, planned: clean, current: inventory))
+        }
         var generator = SystemRandomNumberGenerator()
-        let plan = try planner.plan(selected: InterfaceSelection.selected(decisions), inventory: clean, using: &generator)
+        let plan = try planner.plan(selected: selectedLinks, inventory: clean, using: &generator)
         try Self.checkLeases(plan)
 
         let descriptors = DescriptorLayout(nics: plan.interfaces.count, vhost: TapDevices.vhostNetUsable())
@@ -123,6 +128,27 @@ struct Launch {
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
                            inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
                            disk: disk, warnings: warnings, seed: seed, libvirt: libvirt)
+    }
+
+    /// Asks each global IPv6 gateway for its link-local address (``GatewayProbe``: one interface at
+    /// a time, at most 2 × 2.1 s each when the gateway does not answer). A gateway that does not
+    /// answer is not an error: the VM then gets its IPv6 addresses without a default route, and the
+    /// plan's warning says why.
+    func learnIPv6Gateways(_ questions: [IPv6GatewayQuestion]) -> [Int32: IPv6GatewayAnswer] {
+        var answers: [Int32: IPv6GatewayAnswer] = [:]
+        for question in questions {
+            let started = ContinuousClock.now
+            do throws(GatewayDiscoveryError) {
+                let found = try GatewayProbe.discover(gateway: question.gateway, interfaceName: question.interfaceName,
+                                                      localLinkLocal: question.localLinkLocal)
+                let took = (ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds], fractionalPart: .show(length: 1)))
+                logger.info("\(question.interfaceName): the IPv6 gateway \(question.gateway) is \(found) on the link (learned in \(took)): the VM's default router")
+                answers[question.interfaceIndex] = .learned(found.address)
+            } catch {
+                answers[question.interfaceIndex] = .unknown("\(error)")
+            }
+        }
+        return answers
     }
 
     /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's
