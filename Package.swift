@@ -176,11 +176,13 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: strict
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"], swiftSettings: strict),
-        .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration"], swiftSettings: strict),
+        // The one test toolkit every test target uses: process runner, namespaces, fixtures, temp dirs, logs.
+        .target(name: "TestSupport", dependencies: ["Supervisor", .product(name: "Logging", package: "swift-log")],
+                path: "Tests/TestSupport", exclude: ["README.md"], swiftSettings: strict),
+        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: [
-            "NetAttach", "Netlink", "LaunchConfiguration", "IPv6Server", "InMemoryNetlink",
+            "NetAttach", "Netlink", "LaunchConfiguration", "IPv6Server", "InMemoryNetlink", "TestSupport",
             .product(name: "PropertyBased", package: "swift-property-based"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -189,12 +191,13 @@ let package = Package(
             dependencies: [
                 "DHCPServer",
                 "IPv6Server",
+                "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes", "Supervisor"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes", "Supervisor", "TestSupport"], swiftSettings: strict),
         // A tiny program the Supervisor tests run as a separate process, so real
         // signals and child reaping never touch the test runner itself.
         .executableTarget(
@@ -205,13 +208,14 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper"],
+            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ConfigAgentTests",
             dependencies: [
                 "ConfigAgent",
+                "TestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -251,6 +255,7 @@ let package = Package(
                 "IPv6Server",
                 "DHCPServer",
                 "NetworkTypes",
+                "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -317,7 +322,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "ContainerInstance", exclude: ["README.md"], swiftSettings: strict),
-        .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU"], swiftSettings: strict),
+        .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport"], swiftSettings: strict),
         // `kvm-launch`: the launcher without libvirt (VM_BACKEND=libvirt execs `kvm-launch-libvirt`).
         .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict),
         // `kvm-launch-libvirt`: the launcher with the libvirt backend (the libvirt image variant).

@@ -34,6 +34,7 @@ CLASSIC = os.path.join(BENCH, "classic-setup.sh")
 # the project; on machines without vhost-net a temporary copy has `vhost=on` turned into `vhost=off` (see startvm_script).
 STARTVM = os.environ.get("STARTVM", os.path.normpath(os.path.join(ROOT, "..", "shared", "reference", "bbva-kvm", "startvm")))
 SNIFFER = os.path.join(BENCH, "dhcp_sniffer.py")
+FIXTURE = os.path.join(ROOT, "scripts", "fixture.sh")
 QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
 IPERF3_ARGS = ["-fw_cfg", "name=opt/kvmlaunch/iperf3,string=1"]
 
@@ -235,31 +236,25 @@ def ip_batch(h, namespace, commands):
     h.run(["ip", "-n", namespace, "-batch", path])
 
 
+# The simulated container is scripts/fixture.sh's (shared with make demo and make test-container):
+# interface i is 10.(FIXTURE_BASE + i).0.2/24, its peer in the network namespace 10.(FIXTURE_BASE + i).0.1.
+FIXTURE_BASE = 64
+
+
 def guest_address(i):
-    return f"10.{64 + i}.0.2"
+    return f"10.{FIXTURE_BASE + i}.0.2"
 
 
 def peer_address(i):
-    return f"10.{64 + i}.0.1"
+    return f"10.{FIXTURE_BASE + i}.0.1"
 
 
 def make_container(h, interfaces, resolv=True):
     """A container namespace with `interfaces` veths (eth0..), each with a /24 address, to a
     network namespace holding the peers (p0..); default route via p0's address."""
-    net = h.namespace("net")
-    ct = h.namespace("ct")
-    net_commands, ct_commands = [], ["link set lo up"]
-    for i in range(interfaces):
-        net_commands += [f"link add p{i} type veth peer name eth{i} netns {ct}",
-                         f"addr add {peer_address(i)}/24 dev p{i}", f"link set p{i} up"]
-        ct_commands += [f"addr add {guest_address(i)}/24 dev eth{i}", f"link set eth{i} up"]
-    ct_commands.append(f"route add default via {peer_address(0)}")
-    ip_batch(h, net, net_commands + ["link set lo up"])
-    ip_batch(h, ct, ct_commands)
-    if resolv:
-        os.makedirs(f"/etc/netns/{ct}", exist_ok=True)
-        with open(f"/etc/netns/{ct}/resolv.conf", "w") as conf:
-            conf.write(f"nameserver {peer_address(0)}\nsearch bench.example\n")
+    net, ct = h.unique("net"), h.unique("ct")
+    h.namespaces += [net, ct]
+    h.run(["bash", FIXTURE, "container", ct, net, str(interfaces), str(FIXTURE_BASE)] + (["bench.example"] if resolv else []))
     return ct, net
 
 

@@ -28,6 +28,8 @@
 set -uo pipefail
 # shellcheck source=docker/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/fixture.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/fixture.sh"
 IMAGE=${IMAGE:-localhost/kvm-launch:latest}
 LIBVIRT_IMAGE=${LIBVIRT_IMAGE:-localhost/kvm-launch:libvirt}
 READY_TIMEOUT=${READY_TIMEOUT:-180}
@@ -78,7 +80,7 @@ cleanup() {
 	for c in "${containers[@]}"; do podman rm -f -t 0 "$c" >/dev/null 2>&1; done
 	for n in "${networks[@]}"; do podman network rm -f "$n" >/dev/null 2>&1; done
 	for l in "${links[@]}"; do ip link del "$l" 2>/dev/null; done
-	for n in "${namespaces[@]}"; do ip netns del "$n" 2>/dev/null; done
+	fixture_destroy "${namespaces[@]}"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -371,11 +373,8 @@ echo "# --net=host with AUTO_ATTACH=no ATTACH_IFACES=$link (a veth to namespace 
 namespaces+=("$ns")
 links+=("$link")
 ip netns add "$ns"
-ip link add "$link" type veth peer name p0 netns "$ns"
-ip addr add "10.213.$x_h.2/24" dev "$link"
-ip link set "$link" up
-ip -n "$ns" addr add "10.213.$x_h.1/24" dev p0
-ip -n "$ns" link set p0 up
+# The simulated container's veth (scripts/fixture.sh), with the host as the container's side.
+fixture_veth "" "$ns" "$link" p0 "10.213.$x_h.2/24" "10.213.$x_h.1/24" || abort "cannot make the veth $link to $ns"
 link_mac=$(cat "/sys/class/net/$link/address")
 c=kl-dk-$id-host
 containers+=("$c")

@@ -21,6 +21,8 @@ die() {
 	echo "image/build.sh: $*" >&2
 	exit 1
 }
+# shellcheck source=image/disk.sh
+source "$here/disk.sh"
 
 "$repo/scripts/deps.sh" "$here/packages.txt"
 
@@ -43,7 +45,7 @@ kver=${kpkg#linux-image-}
 inputs() {
 	echo "kernel $kpkg $kver_deb"
 	dpkg-query -W busybox-static iperf3 libiperf0 libc6 libssl3 libsctp1 syslinux syslinux-common
-	(cd "$here" && find build.sh packages.txt guest -type f -print0 | sort -z | xargs -0 sha256sum)
+	(cd "$here" && find build.sh disk.sh packages.txt guest -type f -print0 | sort -z | xargs -0 sha256sum)
 }
 key=$(inputs | sha256sum | cut -d' ' -f1)
 if [[ -z ${FORCE:-} && -s $image && -s $stamp && $(cat "$stamp") == "$key" ]]; then
@@ -122,31 +124,11 @@ initrd=$work/initrd.img
 (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) | zstd -q -19 -T0 >"$initrd"
 
 # --- disk: MBR + bootable FAT partition (syslinux, kernel, initramfs) + marker partition -------------------
-cat >"$work/syslinux.cfg" <<'EOF'
-SERIAL 0 115200
-DEFAULT linux
-PROMPT 0
-TIMEOUT 0
-LABEL linux
-	KERNEL /vmlinuz
-	INITRD /initrd.img
-	APPEND console=ttyS0,115200 quiet
-EOF
-payload_kib=$(( ($(stat -c %s "$vmlinuz") + $(stat -c %s "$initrd")) / 1024 ))
-fat_mib=$(( payload_kib * 5 / 4 / 1024 + 8 ))
-fat_sectors=$(( fat_mib * 2048 ))
-fat_start=2048
+fat=$work/fat.img
+boot_partition "$fat" "$vmlinuz" "$initrd" "console=ttyS0,115200 quiet" -n KVMLAUNCH -i 4b564d4c
 marker_start=$(( fat_start + fat_sectors ))
 marker_sectors=2048
 disk_sectors=$(( marker_start + marker_sectors ))
-
-fat=$work/fat.img
-truncate -s $(( fat_sectors * 512 )) "$fat"
-mkfs.fat -F 16 -h "$fat_start" -n KVMLAUNCH -i 4b564d4c "$fat" >/dev/null
-mcopy -i "$fat" "$vmlinuz" ::/vmlinuz
-mcopy -i "$fat" "$initrd" ::/initrd.img
-mcopy -i "$fat" "$work/syslinux.cfg" ::/syslinux.cfg
-syslinux --install "$fat"
 
 raw=$work/disk.raw
 truncate -s $(( disk_sectors * 512 )) "$raw"
@@ -156,12 +138,9 @@ label-id: 0x4b564d4c
 start=$fat_start, size=$fat_sectors, type=6, bootable
 start=$marker_start, size=$marker_sectors, type=da
 EOF
-dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
-dd if="$fat" of="$raw" bs=512 seek="$fat_start" conv=notrunc status=none
+bootable_disk "$raw" "$fat"
 printf 'KVMLAUNCH-MARKER-AREA-V1\n' | dd of="$raw" bs=512 seek="$marker_start" conv=notrunc,sync status=none
-
-qemu-img convert -q -f raw -O qcow2 "$raw" "$work/image.qcow2"
-mv -f "$work/image.qcow2" "$image"
+to_qcow2 "$raw" "$image"
 echo "$key" >"$stamp"
 echo "image/build.sh: built $image ($(du -h --apparent-size "$image" | cut -f1), kernel $kver," \
 	"initramfs $((($(stat -c %s "$initrd") + 1023) / 1024)) KiB) in $((SECONDS - start)) s"

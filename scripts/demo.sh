@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+source "$root/scripts/fixture.sh"
 bin="$root/.build/debug/kvm-launch"
 guest="$root/image/out/test-guest.qcow2"
 [[ $(id -u) -eq 0 ]] || { echo "demo: run as root (it makes network namespaces)"; exit 1; }
@@ -22,25 +23,14 @@ cleanup() {
   set +e
   if [[ -n $launcher_pid ]] && kill -0 "$launcher_pid" 2>/dev/null; then kill -KILL "$launcher_pid"; fi
   exec 3>&- 2>/dev/null
-  ip netns del "$ct" 2>/dev/null
-  ip netns del "$net" 2>/dev/null
-  rm -rf "/etc/netns/$ct" "$work"
+  fixture_destroy "$ct" "$net"
+  rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'echo; echo "demo: interrupted, cleaning up"; exit 130' INT TERM
 
 step "A container: namespace $ct, eth0 10.88.0.2/24 via a veth to the network namespace $net"
-ip netns add "$net"
-ip netns add "$ct"
-ip -n "$net" link add p0 type veth peer name eth0 netns "$ct"
-ip -n "$net" addr add 10.88.0.1/24 dev p0
-ip -n "$net" link set p0 up
-ip -n "$ct" link set lo up
-ip -n "$ct" addr add 10.88.0.2/24 dev eth0
-ip -n "$ct" link set eth0 up
-ip -n "$ct" route add default via 10.88.0.1
-mkdir -p "/etc/netns/$ct"
-printf 'nameserver 10.88.0.1\nsearch demo.example\n' > "/etc/netns/$ct/resolv.conf"
+fixture_container "$ct" "$net" 1 88 demo.example
 container_mac=$(ip netns exec "$ct" cat /sys/class/net/eth0/address)
 before=$(ip -n "$ct" -4 -o addr show | awk '{print $2, $4}'; ip -n "$ct" route)
 echo "container eth0: MAC $container_mac, address 10.88.0.2/24, gateway 10.88.0.1"

@@ -27,9 +27,7 @@ struct DHCPSockets: ~Copyable {
 
     init(interfaceName: String) throws(DHCPServerError) {
         let name = interfaceName
-        guard !name.isEmpty, name.utf8.count < Int(IFNAMSIZ) else { throw .interfaceNotFound(name) }
-        let index = if_nametoindex(name)
-        guard index != 0 else { throw .interfaceNotFound(name) }
+        guard let index = PacketSocket.interfaceIndex(name) else { throw .interfaceNotFound(name) }
 
         var opened: [Int32] = []
         func fail(_ operation: String) -> DHCPServerError {
@@ -57,39 +55,24 @@ struct DHCPSockets: ~Copyable {
         guard bindResult == 0 else { throw fail("bind(0.0.0.0:67)") }
         guard Self.attach(filter: Self.dropEverything, to: udp) == 0 else { throw fail("setsockopt(SO_ATTACH_FILTER)") }
 
-        var request = ifreq()
-        withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { buffer in
-            for (offset, byte) in name.utf8.enumerated() { buffer[offset] = byte }
-        }
-        guard ioctl(udp, UInt(SIOCGIFHWADDR), &request) == 0 else { throw fail("ioctl(SIOCGIFHWADDR)") }
-        let mac = withUnsafeBytes(of: request.ifr_ifru.ifru_hwaddr.sa_data) { MACAddress(Array($0.prefix(6))) }
+        guard let mac = PacketSocket.hardwareAddress(of: name, using: udp) else { throw fail("ioctl(SIOCGIFHWADDR)") }
 
         // Protocol 0 receives nothing until the filter is in place and bind() names ETH_P_IP,
         // so no unfiltered frame is ever queued.
-        let packet = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let packet = PacketSocket.open()
         guard packet >= 0 else { throw fail("socket(AF_PACKET, SOCK_RAW)") }
         opened.append(packet)
         guard Self.attach(filter: Self.dhcpRequests, to: packet) == 0 else { throw fail("setsockopt(SO_ATTACH_FILTER)") }
-        let link = Self.linkLayerAddress(interfaceIndex: Int32(index), destination: [])
-        let linkBound = link.withUnsafeBytes {
-            bind(packet, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        guard PacketSocket.bindToInterface(packet, ethertype: PacketSocket.ethertypeIPv4, interfaceIndex: index) == 0 else {
+            throw fail("bind(AF_PACKET)")
         }
-        guard linkBound == 0 else { throw fail("bind(AF_PACKET)") }
-
-        var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else { throw fail("pipe") }
-        opened += pipeEnds
-        for end in pipeEnds {
-            guard fcntl(end, F_SETFD, FD_CLOEXEC) == 0, fcntl(end, F_SETFL, O_NONBLOCK) == 0 else {
-                throw fail("fcntl(pipe)")
-            }
-        }
+        guard let pipe = PacketSocket.wakeupPipe() else { throw fail("pipe") }
 
         self.udp = udp
         self.packet = packet
-        wakeup = pipeEnds[0]
-        wakeupWriter = pipeEnds[1]
-        interfaceIndex = Int32(index)
+        wakeup = pipe.reader
+        wakeupWriter = pipe.writer
+        interfaceIndex = index
         interfaceMAC = mac
     }
 
@@ -133,37 +116,18 @@ struct DHCPSockets: ~Copyable {
             }
             // sll_pkttype (offset 10): frames this host sent itself are not requests; a frame
             // larger than the buffer is not a DHCP request this server reads.
-            if source[10] == Self.packetOutgoing || count > buffer.count { continue }
+            if source[10] == PacketSocket.outgoing || count > buffer.count { continue }
             return count
         }
     }
 
     /// Sends a complete Ethernet frame out of the interface.
     func send(frame: [UInt8]) throws(DHCPServerError) {
-        let address = Self.linkLayerAddress(interfaceIndex: interfaceIndex, destination: Array(frame.prefix(6)))
-        let sent = frame.withUnsafeBytes { bytes in
-            address.withUnsafeBytes {
-                sendto(packet, bytes.baseAddress, bytes.count, 0,
-                       $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
-            }
+        guard PacketSocket.send(frame, on: packet, ethertype: PacketSocket.ethertypeIPv4, interfaceIndex: interfaceIndex) else {
+            throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno)
         }
-        guard sent == frame.count else { throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno) }
     }
 
-    /// A `struct sockaddr_ll` (linux/if_packet.h, which the Glibc module does not export):
-    /// family, protocol (network order), ifindex, hatype, pkttype, halen, addr[8] — 20 bytes.
-    static func linkLayerAddress(interfaceIndex: Int32, destination: [UInt8]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        withUnsafeBytes(of: UInt16(AF_PACKET)) { bytes += $0 }
-        withUnsafeBytes(of: UInt16(0x0800).bigEndian) { bytes += $0 }  // ETH_P_IP
-        withUnsafeBytes(of: interfaceIndex) { bytes += $0 }
-        bytes += [0, 0, 0, UInt8(destination.count)]  // hatype, pkttype: unused when sending
-        bytes += destination + Array(repeating: 0, count: 8 - destination.count)
-        return bytes
-    }
-
-    /// PACKET_OUTGOING from linux/if_packet.h.
-    static let packetOutgoing: UInt8 = 4
     /// SO_ATTACH_FILTER from asm-generic/socket.h.
     static let attachFilter: Int32 = 26
 

@@ -53,23 +53,10 @@ public final class DNSRelay: Sendable {
         }
         let upstreams = configuration.upstreams.map(\.description).joined(separator: ", ")
         logger.info("DNS relay on \(configuration.listenAddress):\(configuration.port) for \(configuration.clients.map(\.description).joined(separator: ", ")) to \(upstreams)")
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let thread = Thread { [self] in
-                    var loop = DNSRelayLoop(listeners: listeners, policy: DNSRelayPolicy(configuration: configuration), logger: logger)
-                    do {
-                        // The namespace `init` ran in, where the resolvers are.
-                        try NetworkNamespace.run(inNamespaceAt: "/proc/self/fd/\(listeners.namespace)") { try loop.run() }
-                        continuation.resume()
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                }
-                thread.name = "dns-\(interfaceName)"
-                thread.start()
-            }
-        } onCancel: {
-            stop()
+        try await runOnDedicatedThread(named: "dns-\(interfaceName)", stop: { [self] in stop() }) { [self] in
+            var loop = DNSRelayLoop(listeners: listeners, policy: DNSRelayPolicy(configuration: configuration), logger: logger)
+            // The namespace `init` ran in, where the resolvers are.
+            try NetworkNamespace.run(inNamespaceAt: "/proc/self/fd/\(listeners.namespace)") { try loop.run() }
         }
         logger.info("DNS relay stopped")
     }

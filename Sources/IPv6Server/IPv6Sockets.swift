@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import DHCPServer
 import Foundation
 import NetworkTypes
 
@@ -16,13 +17,10 @@ struct IPv6Sockets: ~Copyable {
     let interfaceIndex: Int32
     let interfaceMAC: MACAddress
 
-    static let ethertypeIPv6: UInt16 = 0x86DD
-    static let ethertypeAll: UInt16 = 0x0003
     /// <linux/if_packet.h>, which the Glibc module does not export.
     static let solPacket: Int32 = 263
     static let packetAddMembership: Int32 = 1
     static let packetMRMulticast: UInt16 = 0
-    static let packetOutgoing: UInt8 = 4
     static let packetAuxData: Int32 = 8
     /// `tp_status` bits of `struct tpacket_auxdata`: the checksum is still to be filled in by
     /// offload (a local sender such as a veth peer), or the device verified it.
@@ -35,9 +33,7 @@ struct IPv6Sockets: ~Copyable {
     ///   bridge port, whose bridge takes them before protocol-bound sockets (only IPv6 ones are parsed).
     init(interfaceName name: String, groups: [IPv6Address] = [.allDHCPServersAndRelays, .allRouters],
          everyProtocol: Bool = false) throws(IPv6ServerError) {
-        guard !name.isEmpty, name.utf8.count < Int(IFNAMSIZ) else { throw .interfaceNotFound(name) }
-        let index = if_nametoindex(name)
-        guard index != 0 else { throw .interfaceNotFound(name) }
+        guard let index = PacketSocket.interfaceIndex(name) else { throw .interfaceNotFound(name) }
 
         var opened: [Int32] = []
         func fail(_ operation: String) -> IPv6ServerError {
@@ -49,26 +45,19 @@ struct IPv6Sockets: ~Copyable {
         // Protocol 0 first, the protocol with bind: a socket created with a protocol is hooked to
         // every interface at once, and bind() must then unhook it with a full RCU grace period
         // (synchronize_net, ~15 ms here); this way bind() hooks it once, to this interface only.
-        let packet = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let packet = PacketSocket.open()
         guard packet >= 0 else { throw fail("socket(AF_PACKET, SOCK_RAW)") }
         opened.append(packet)
-        let address = Self.linkLayerAddress(interfaceIndex: Int32(index), destination: [], protocol: everyProtocol ? Self.ethertypeAll : Self.ethertypeIPv6)
-        let bound = address.withUnsafeBytes {
-            bind(packet, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        let protocolNumber = everyProtocol ? PacketSocket.ethertypeAll : PacketSocket.ethertypeIPv6
+        guard PacketSocket.bindToInterface(packet, ethertype: protocolNumber, interfaceIndex: index) == 0 else {
+            throw fail("bind(AF_PACKET)")
         }
-        guard bound == 0 else { throw fail("bind(AF_PACKET)") }
-
-        var request = ifreq()
-        withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { buffer in
-            for (offset, byte) in name.utf8.enumerated() { buffer[offset] = byte }
-        }
-        guard ioctl(packet, UInt(SIOCGIFHWADDR), &request) == 0 else { throw fail("ioctl(SIOCGIFHWADDR)") }
-        let mac = withUnsafeBytes(of: request.ifr_ifru.ifru_hwaddr.sa_data) { MACAddress(Array($0.prefix(6))) }
+        guard let mac = PacketSocket.hardwareAddress(of: name, using: packet) else { throw fail("ioctl(SIOCGIFHWADDR)") }
 
         // The device must pass these group addresses up even when it filters multicast (macvlan does).
         for group in groups {
             var membership: [UInt8] = []
-            withUnsafeBytes(of: Int32(index)) { membership += $0 }
+            withUnsafeBytes(of: index) { membership += $0 }
             withUnsafeBytes(of: Self.packetMRMulticast) { membership += $0 }
             withUnsafeBytes(of: UInt16(6)) { membership += $0 }
             membership += group.multicastMAC.octets + [0, 0]
@@ -83,16 +72,11 @@ struct IPv6Sockets: ~Copyable {
             throw fail("setsockopt(PACKET_AUXDATA)")
         }
 
-        var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else { throw fail("pipe") }
-        opened += pipeEnds
-        for end in pipeEnds {
-            guard fcntl(end, F_SETFD, FD_CLOEXEC) == 0, fcntl(end, F_SETFL, O_NONBLOCK) == 0 else { throw fail("fcntl(pipe)") }
-        }
+        guard let pipe = PacketSocket.wakeupPipe() else { throw fail("pipe") }
         self.packet = packet
-        wakeup = pipeEnds[0]
-        wakeupWriter = pipeEnds[1]
-        interfaceIndex = Int32(index)
+        wakeup = pipe.reader
+        wakeupWriter = pipe.writer
+        interfaceIndex = index
         interfaceMAC = mac
     }
 
@@ -163,7 +147,7 @@ struct IPv6Sockets: ~Copyable {
                 if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
                 throw .systemCall("recvmsg(AF_PACKET)", interface: nil, errno: errno)
             }
-            if from[10] == Self.packetOutgoing { continue }  // our own frames, looped back to packet sockets
+            if from[10] == PacketSocket.outgoing { continue }  // our own frames, looped back to packet sockets
             return .frame(count, checksumUnverifiable: status & Self.statusChecksumNotReady != 0)
         }
     }
@@ -184,23 +168,8 @@ struct IPv6Sockets: ~Copyable {
     }
 
     func send(frame: [UInt8]) throws(IPv6ServerError) {
-        let address = Self.linkLayerAddress(interfaceIndex: interfaceIndex, destination: Array(frame.prefix(6)))
-        let sent = frame.withUnsafeBytes { bytes in
-            address.withUnsafeBytes {
-                sendto(packet, bytes.baseAddress, bytes.count, 0, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
-            }
+        guard PacketSocket.send(frame, on: packet, ethertype: PacketSocket.ethertypeIPv6, interfaceIndex: interfaceIndex) else {
+            throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno)
         }
-        guard sent == frame.count else { throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno) }
-    }
-
-    /// A `struct sockaddr_ll` for ETH_P_IPV6 (or `protocol`): family, protocol, ifindex, hatype, pkttype, halen, addr[8].
-    static func linkLayerAddress(interfaceIndex: Int32, destination: [UInt8], protocol: UInt16 = ethertypeIPv6) -> [UInt8] {
-        var bytes: [UInt8] = []
-        withUnsafeBytes(of: UInt16(AF_PACKET)) { bytes += $0 }
-        withUnsafeBytes(of: `protocol`.bigEndian) { bytes += $0 }
-        withUnsafeBytes(of: interfaceIndex) { bytes += $0 }
-        bytes += [0, 0, 0, UInt8(destination.count)]
-        bytes += destination + Array(repeating: 0, count: 8 - destination.count)
-        return bytes
     }
 }

@@ -188,7 +188,7 @@ public struct AttachPlanner {
                 guestMAC: mac, containerMAC: MACAddress.randomLocal(using: &generator), mtu: link.mtu,
                 guestAddress: guestAddress,
                 guestAddressBroadcast: guestAddress.flatMap { selected in
-                    inventory.addresses(on: link.index).first { $0.ipv4 == selected }?.broadcast.flatMap { IPv4Address($0) }
+                    inventory.addresses(on: link.index).first { $0.ipv4 == selected }?.broadcast
                 },
                 keptAddresses: addresses.filter { $0 != guestAddress },
                 gateway: gateway, routes: routes, previousAlias: link.alias,

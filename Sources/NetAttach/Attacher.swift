@@ -172,7 +172,7 @@ public final class Attacher {
     private var stepCount = 0
 
     public init(netlink: any NetlinkOperations, devices: any TapDeviceOperations = SystemTapDevices(),
-                nodeDirectory: String = "/run/kvm-launch/taps", logger: Logger, afterStep: ((Int) -> Void)? = nil) {
+                nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
         self.netlink = netlink
         self.devices = devices
         self.nodeDirectory = nodeDirectory
@@ -181,7 +181,7 @@ public final class Attacher {
     }
 
     /// The attacher on a real socket and the real TAP devices.
-    public convenience init(socket: NetlinkSocket, nodeDirectory: String = "/run/kvm-launch/taps", logger: Logger, afterStep: ((Int) -> Void)? = nil) {
+    public convenience init(socket: NetlinkSocket, nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
         self.init(netlink: socket, devices: SystemTapDevices(), nodeDirectory: nodeDirectory, logger: logger, afterStep: afterStep)
     }
 
@@ -193,8 +193,8 @@ public final class Attacher {
         if let address = plan.guestAddress { steps.append(.moveAddressOff(address, interface: plan.name)) }
         if let ipv6 = plan.ipv6, !ipv6.movedAddresses.isEmpty { steps.append(.moveIPv6AddressesOff(ipv6.movedAddresses, interface: plan.name)) }
         steps.append(.changeMAC(plan.containerMAC, interface: plan.name))
-        if let swap = plan.linkLocalSwap, let replacement = swap.replacement, let new = IPv6Address(replacement.address) {
-            steps.append(.swapLinkLocal(from: swap.original.compactMap { record in IPv6Address(record.address).map { IPv6Interface(address: $0, prefixLength: record.prefixLength) } },
+        if let swap = plan.linkLocalSwap, let replacement = swap.replacement, let new = replacement.address.ipv6 {
+            steps.append(.swapLinkLocal(from: swap.original.compactMap { record in record.address.ipv6.map { IPv6Interface(address: $0, prefixLength: record.prefixLength) } },
                                         to: IPv6Interface(address: new, prefixLength: replacement.prefixLength), interface: plan.name))
         }
         let containerSide: [AttachStep] = [
@@ -512,7 +512,7 @@ public final class Attacher {
     }
 
     static func addressRecord(_ address: IPv4Interface, index: Int32) -> AddressRecord {
-        AddressRecord(interfaceIndex: index, family: .inet, address: address.address.description, prefixLength: address.prefixLength)
+        AddressRecord(interfaceIndex: index, family: .inet, address: .v4(address.address), prefixLength: address.prefixLength)
     }
 }
 

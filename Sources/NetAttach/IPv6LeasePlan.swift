@@ -25,7 +25,7 @@ public struct IPv6LeasePlan: Sendable, Equatable {
         var warnings: [String] = []
         let records = inventory.addresses(on: link.index).filter { $0.family == .inet6 }
         let global = records.compactMap { record -> (AddressRecord, IPv6Interface)? in
-            guard let address = IPv6Address(record.address), address.isGlobalUnicast,
+            guard let address = record.address.ipv6, address.isGlobalUnicast,
                   (0...128).contains(record.prefixLength) else { return nil }
             return (record, IPv6Interface(address: address, prefixLength: record.prefixLength))
         }
@@ -62,7 +62,7 @@ extension IPv6LeasePlan {
     /// The gateway of the IPv6 default route through `link`, if any.
     static func defaultGateway(of link: LinkRecord, in inventory: Inventory) -> IPv6Address? {
         inventory.routes(through: link.index, family: .inet6)
-            .first { $0.isDefault && $0.gateway != nil }?.gateway.flatMap { IPv6Address($0) }
+            .first { $0.isDefault && $0.gateway != nil }?.gateway?.ipv6
     }
 
     /// The selected links whose IPv6 default gateway is a global address and that have global
@@ -76,10 +76,10 @@ extension IPv6LeasePlan {
     public static func gatewayQuestions(selected: [LinkRecord], planned: Inventory, current: Inventory) -> [IPv6GatewayQuestion] {
         selected.compactMap { link in
             guard let gateway = defaultGateway(of: link, in: planned), gateway.isGlobalUnicast,
-                  planned.addresses(on: link.index).contains(where: { $0.family == .inet6 && IPv6Address($0.address)?.isGlobalUnicast == true })
+                  planned.addresses(on: link.index).contains(where: { $0.family == .inet6 && $0.address.ipv6?.isGlobalUnicast == true })
             else { return nil }
             let linkLocal = current.addresses(on: link.index)
-                .compactMap { $0.family == .inet6 ? IPv6Address($0.address) : nil }
+                .compactMap { $0.family == .inet6 ? $0.address.ipv6 : nil }
                 .first { $0.isLinkLocal }
             return IPv6GatewayQuestion(interfaceIndex: link.index, interfaceName: link.name, gateway: gateway, localLinkLocal: linkLocal)
         }
@@ -128,11 +128,11 @@ public struct LinkLocalSwap: Sendable, Equatable, Codable {
         guard let mac = link.mac else { return LinkLocalSwap(original: [], replacement: nil) }
         let fromMAC = IPv6Address.linkLocal(eui64: mac)
         let original = inventory.addresses(on: link.index).filter {
-            $0.family == .inet6 && IPv6Address($0.address) == fromMAC
+            $0.family == .inet6 && $0.address.ipv6 == fromMAC
         }
         guard !original.isEmpty else { return LinkLocalSwap(original: [], replacement: nil) }
         let replacement = AddressRecord(interfaceIndex: link.index, family: .inet6,
-                                        address: IPv6Address.linkLocal(eui64: newMAC).description,
+                                        address: .v6(IPv6Address.linkLocal(eui64: newMAC)),
                                         prefixLength: original[0].prefixLength, scope: 253)
         return LinkLocalSwap(original: original, replacement: replacement)
     }

@@ -210,8 +210,8 @@ public struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
 
     /// The kernel route to re-create through interface `index`.
     public func record(interfaceIndex: Int32) -> RouteRecord {
-        RouteRecord(family: .inet, destination: destination.network.description, prefixLength: destination.prefixLength,
-                    gateway: gateway?.description, interfaceIndex: interfaceIndex, table: .main, routeProtocol: .boot,
+        RouteRecord(family: .inet, destination: .v4(destination.network), prefixLength: destination.prefixLength,
+                    gateway: gateway.map { .v4($0) }, interfaceIndex: interfaceIndex, table: .main, routeProtocol: .boot,
                     scope: gateway == nil ? .link : .universe, type: .unicast, priority: metric)
     }
 }
@@ -220,8 +220,8 @@ extension RecordedIdentity {
     /// The kernel address record to restore.
     public func addressRecord(interfaceIndex: Int32) -> AddressRecord? {
         address.map {
-            AddressRecord(interfaceIndex: interfaceIndex, family: .inet, address: $0.address.description,
-                          prefixLength: $0.prefixLength, broadcast: broadcast?.description)
+            AddressRecord(interfaceIndex: interfaceIndex, family: .inet, address: .v4($0.address),
+                          prefixLength: $0.prefixLength, broadcast: broadcast)
         }
     }
 }
@@ -230,7 +230,7 @@ extension RecordedIdentity {
     /// The kernel records of the moved IPv6 addresses on interface `index`.
     public func ipv6AddressRecords(interfaceIndex: Int32) -> [AddressRecord] {
         ipv6Addresses.enumerated().map { position, address in
-            AddressRecord(interfaceIndex: interfaceIndex, family: .inet6, address: address.address.description, prefixLength: address.prefixLength,
+            AddressRecord(interfaceIndex: interfaceIndex, family: .inet6, address: .v6(address.address), prefixLength: address.prefixLength,
                           flags: position < ipv6Flags.count ? ipv6Flags[position] : 0)
         }
     }

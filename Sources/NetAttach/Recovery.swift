@@ -63,7 +63,7 @@ public struct RecoveryPlan: Sendable, Equatable {
                 let present = inventory.ipv4Addresses(on: link.index).filter { $0.prefixLength == address.prefixLength && address.contains($0.address) }
                 let secondaries = present + identity.secondaries.filter { !present.contains($0) }
                 func onLink(_ interface: IPv4Interface) -> AddressRecord {
-                    AddressRecord(interfaceIndex: link.index, family: .inet, address: interface.address.description, prefixLength: interface.prefixLength)
+                    AddressRecord(interfaceIndex: link.index, family: .inet, address: .v4(interface.address), prefixLength: interface.prefixLength)
                 }
                 for secondary in present { steps.append(.deleteAddress(name: link.name, onLink(secondary))) }
                 steps.append(.addAddress(name: link.name, record))
@@ -79,12 +79,12 @@ public struct RecoveryPlan: Sendable, Equatable {
             if let prefixLength = identity.linkLocalPrefixLength {
                 let original = IPv6Interface(address: IPv6Address.linkLocal(eui64: identity.mac), prefixLength: prefixLength)
                 if !ipv6Present.contains(original) {
-                    steps.append(.addAddress(name: link.name, AddressRecord(interfaceIndex: link.index, family: .inet6, address: original.address.description,
+                    steps.append(.addAddress(name: link.name, AddressRecord(interfaceIndex: link.index, family: .inet6, address: .v6(original.address),
                                                                             prefixLength: prefixLength, scope: .link)))
                 }
                 if let current = link.mac, current != identity.mac,
                    let made = ipv6Present.first(where: { $0.address == IPv6Address.linkLocal(eui64: current) }) {
-                    steps.append(.removeAddress(name: link.name, AddressRecord(interfaceIndex: link.index, family: .inet6, address: made.address.description,
+                    steps.append(.removeAddress(name: link.name, AddressRecord(interfaceIndex: link.index, family: .inet6, address: .v6(made.address),
                                                                                prefixLength: made.prefixLength, scope: .link)))
                 }
             }

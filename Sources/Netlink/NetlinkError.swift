@@ -74,8 +74,3 @@ public struct NetlinkError: Error, CustomStringConvertible, Equatable, Sendable 
         }
     }
 }
-
-/// Throws for a negative libnl result of a call that asks nothing of the kernel (parsing, building objects).
-func checkLocal(_ result: Int32, _ operation: @autoclosure () -> String) throws(NetlinkError) {
-    if result < 0 { throw NetlinkError(operation: operation(), code: result) }
-}

@@ -97,11 +97,11 @@ public final class NetlinkSocket: NetlinkOperations {
             result.append(AddressRecord(
                 interfaceIndex: rtnl_addr_get_ifindex(address),
                 family: family == AF_INET ? .inet : .inet6,
-                address: Self.text(of: local),
+                address: try Self.ipAddress(local, family: family),
                 prefixLength: Int(rtnl_addr_get_prefixlen(address)),
                 scope: RouteScope(rawValue: UInt8(truncatingIfNeeded: rtnl_addr_get_scope(address))),
                 label: label,
-                broadcast: family == AF_INET ? rtnl_addr_get_broadcast(address).map(Self.text(of:)) : nil,
+                broadcast: family == AF_INET ? try Self.ipAddress(ifAny: rtnl_addr_get_broadcast(address), family: family)?.ipv4 : nil,
                 flags: UInt32(rtnl_addr_get_flags(address))))
         }
         return result
@@ -119,16 +119,16 @@ public final class NetlinkSocket: NetlinkOperations {
             let family = rtnl_route_get_family(route)
             guard family == AF_INET || family == AF_INET6 else { continue }
             let dst = rtnl_route_get_dst(route)
-            var gateway: String?
+            var gateway: IPAddress?
             var interfaceIndex: Int32?
             if rtnl_route_get_nnexthops(route) > 0, let hop = rtnl_route_nexthop_n(route, 0) {
-                gateway = rtnl_route_nh_get_gateway(hop).map(Self.text(of:))
+                gateway = try Self.ipAddress(ifAny: rtnl_route_nh_get_gateway(hop), family: Int32(family))
                 let index = rtnl_route_nh_get_ifindex(hop)
                 interfaceIndex = index > 0 ? index : nil
             }
             result.append(RouteRecord(
                 family: family == AF_INET ? .inet : .inet6,
-                destination: dst.map(Self.text(of:)) ?? (family == AF_INET ? "0.0.0.0" : "::"),
+                destination: try Self.ipAddress(ifAny: dst, family: Int32(family)) ?? (family == AF_INET ? .anyIPv4 : .anyIPv6),
                 prefixLength: dst.map { Int(nl_addr_get_prefixlen($0)) } ?? 0,
                 gateway: gateway,
                 interfaceIndex: interfaceIndex,
@@ -137,7 +137,7 @@ public final class NetlinkSocket: NetlinkOperations {
                 scope: RouteScope(rawValue: rtnl_route_get_scope(route)),
                 type: RouteType(rawValue: rtnl_route_get_type(route)),
                 priority: rtnl_route_get_priority(route),
-                preferredSource: rtnl_route_get_pref_src(route).map(Self.text(of:))))
+                preferredSource: try Self.ipAddress(ifAny: rtnl_route_get_pref_src(route), family: Int32(family))))
         }
         return result
     }
@@ -273,13 +273,13 @@ public final class NetlinkSocket: NetlinkOperations {
         rtnl_addr_set_ifindex(object, address.interfaceIndex)
         let family = address.family == .inet ? AF_INET : AF_INET6
         rtnl_addr_set_family(object, family)
-        let local = try Self.parseAddress(address.address, family: family)
+        let local = try Self.nlAddress(address.address)
         defer { nl_addr_put(local) }
         nl_addr_set_prefixlen(local, Int32(address.prefixLength))
         try check(rtnl_addr_set_local(object, local), "set address \(address.cidr)")
         rtnl_addr_set_prefixlen(object, Int32(address.prefixLength))
         if address.family == .inet, let text = address.broadcast {
-            let broadcast = try Self.parseAddress(text, family: AF_INET)
+            let broadcast = try Self.nlAddress(.v4(text))
             defer { nl_addr_put(broadcast) }
             try check(rtnl_addr_set_broadcast(object, broadcast), "set broadcast for \(address.cidr)")
         }
@@ -293,7 +293,7 @@ public final class NetlinkSocket: NetlinkOperations {
         defer { rtnl_route_put(object) }
         let family = route.family == .inet ? AF_INET : AF_INET6
         _ = rtnl_route_set_family(object, UInt8(family))
-        let dst = try Self.parseAddress(route.destination, family: family)
+        let dst = try Self.nlAddress(route.destination)
         defer { nl_addr_put(dst) }
         nl_addr_set_prefixlen(dst, Int32(route.prefixLength))
         try check(rtnl_route_set_dst(object, dst), "set route destination")
@@ -303,14 +303,14 @@ public final class NetlinkSocket: NetlinkOperations {
         _ = rtnl_route_set_type(object, route.type.rawValue)
         rtnl_route_set_priority(object, route.priority)
         if let source = route.preferredSource {
-            let src = try Self.parseAddress(source, family: family)
+            let src = try Self.nlAddress(source)
             defer { nl_addr_put(src) }
             _ = rtnl_route_set_pref_src(object, src)
         }
         guard let hop = rtnl_route_nh_alloc() else { throw NetlinkError(operation: "allocate next hop", reason: "out of memory") }
         if let index = route.interfaceIndex { rtnl_route_nh_set_ifindex(hop, index) }
         if let gateway = route.gateway {
-            let gw = try Self.parseAddress(gateway, family: family)
+            let gw = try Self.nlAddress(gateway)
             defer { nl_addr_put(gw) }
             rtnl_route_nh_set_gateway(hop, gw)
         }
@@ -318,11 +318,31 @@ public final class NetlinkSocket: NetlinkOperations {
         try body(object)
     }
 
-    static func parseAddress(_ text: String, family: Int32) throws(NetlinkError) -> OpaquePointer {
-        var result: OpaquePointer?
-        try checkLocal(nl_addr_parse(text, family, &result), "parse address \(text)")
-        guard let result else { throw NetlinkError(operation: "parse address \(text)", reason: "no address") }
+    /// A new libnl address (the caller puts it) holding `address`.
+    static func nlAddress(_ address: IPAddress) throws(NetlinkError) -> OpaquePointer {
+        var octets = address.octets
+        guard let result = nl_addr_build(address.ipv4 != nil ? AF_INET : AF_INET6, &octets, octets.count) else {
+            throw NetlinkError(operation: "build address \(address)", reason: "out of memory")
+        }
         return result
+    }
+
+    /// The IP address a libnl address of `family` holds; an empty one (a default route's destination) is
+    /// the family's any-address.
+    static func ipAddress(_ address: OpaquePointer, family: Int32) throws(NetlinkError) -> IPAddress {
+        let length = Int(nl_addr_get_len(address))
+        if length == 0 { return family == AF_INET ? .anyIPv4 : .anyIPv6 }
+        guard let raw = nl_addr_get_binary_addr(address),
+              let parsed = IPAddress(octets: UnsafeRawBufferPointer(start: raw, count: length)) else {
+            throw NetlinkError(operation: "read an address", reason: "the kernel reported \(length) bytes for family \(family)")
+        }
+        return parsed
+    }
+
+    /// ``ipAddress(_:family:)`` of an address that may be absent (nil then).
+    static func ipAddress(ifAny address: OpaquePointer?, family: Int32) throws(NetlinkError) -> IPAddress? {
+        guard let address else { return nil }
+        return try ipAddress(address, family: family)
     }
 
     static func withNLAddress(mac: MACAddress, _ body: (OpaquePointer) -> Void) throws(NetlinkError) {
@@ -332,20 +352,6 @@ public final class NetlinkSocket: NetlinkOperations {
         }
         defer { nl_addr_put(address) }
         body(address)
-    }
-
-    static func text(of address: OpaquePointer) -> String {
-        let family = nl_addr_get_family(address)
-        let length = Int(nl_addr_get_len(address))
-        guard let raw = nl_addr_get_binary_addr(address) else { return "" }
-        var buffer = [CChar](repeating: 0, count: 64)
-        if family == AF_INET || family == AF_INET6 {
-            if length == 0 { return family == AF_INET ? "0.0.0.0" : "::" }
-            guard inet_ntop(family, raw, &buffer, socklen_t(buffer.count)) != nil else { return "" }
-            return string(fromNulTerminated: buffer)
-        }
-        let bytes = UnsafeRawBufferPointer(start: raw, count: length)
-        return bytes.map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined(separator: ":")
     }
 
     static func record(link: OpaquePointer) -> LinkRecord {

@@ -57,15 +57,15 @@ public enum AddressFamily: String, Hashable, Sendable, Codable {
 public struct AddressRecord: Hashable, Sendable, Codable {
     public var interfaceIndex: Int32
     public var family: AddressFamily
-    /// The address in its usual text form (`10.0.0.2`, `fe80::1`).
-    public var address: String
+    /// The address (`10.0.0.2`, `fe80::1`), of ``family``.
+    public var address: IPAddress
     public var prefixLength: Int
     /// ``RouteScope/universe`` for an ordinary address, ``RouteScope/link`` for a link-local one, ``RouteScope/host`` for loopback.
     public var scope: RouteScope
     /// The label (IPv4 only), e.g. `eth0` or `eth0:1`.
     public var label: String?
     /// The broadcast address (IPv4 only), when one is set (`ip addr add … brd …`).
-    public var broadcast: String?
+    public var broadcast: IPv4Address?
     /// The flags a re-added address must carry to be the same (``restorableFlags`` of `IFA_F_*`:
     /// `nodad`, as Docker gives IPv6 addresses, `noprefixroute`, `mngtmpaddr`, `home`); 0 for none.
     public var flags: UInt32 = 0
@@ -74,8 +74,8 @@ public struct AddressRecord: Hashable, Sendable, Codable {
     /// `ip addr add` sets and the kernel keeps (not its own states: permanent, tentative, …).
     public static let restorableFlags: UInt32 = 0x02 | 0x10 | 0x100 | 0x200
 
-    public init(interfaceIndex: Int32, family: AddressFamily, address: String, prefixLength: Int, scope: RouteScope = .universe,
-                label: String? = nil, broadcast: String? = nil, flags: UInt32 = 0) {
+    public init(interfaceIndex: Int32, family: AddressFamily, address: IPAddress, prefixLength: Int, scope: RouteScope = .universe,
+                label: String? = nil, broadcast: IPv4Address? = nil, flags: UInt32 = 0) {
         self.flags = flags & Self.restorableFlags
         self.interfaceIndex = interfaceIndex
         self.family = family
@@ -88,16 +88,16 @@ public struct AddressRecord: Hashable, Sendable, Codable {
 
     /// The IPv4 address with its prefix, or nil for IPv6.
     public var ipv4: IPv4Interface? {
-        guard family == .inet, let address = IPv4Address(address) else { return nil }
+        guard family == .inet, let address = address.ipv4 else { return nil }
         return IPv4Interface(address: address, prefixLength: prefixLength)
     }
 
     /// `ADDR/PREFIX`.
     public var cidr: String { "\(address)/\(prefixLength)" }
 
-    /// The IPv6 address with its prefix, or nil for IPv4 (or text that does not parse).
+    /// The IPv6 address with its prefix, or nil for IPv4.
     public var ipv6: IPv6Interface? {
-        guard family == .inet6, let address = IPv6Address(address) else { return nil }
+        guard family == .inet6, let address = address.ipv6 else { return nil }
         return IPv6Interface(address: address, prefixLength: prefixLength)
     }
 
@@ -115,11 +115,11 @@ public struct AddressRecord: Hashable, Sendable, Codable {
 /// One route (`RTM_NEWROUTE`), single next hop.
 public struct RouteRecord: Hashable, Sendable, Codable {
     public var family: AddressFamily
-    /// Destination address text; `0.0.0.0` / `::` with prefix 0 for a default route.
-    public var destination: String
+    /// Destination address; `0.0.0.0` / `::` (``IPAddress/anyIPv4``, ``IPAddress/anyIPv6``) with prefix 0 for a default route.
+    public var destination: IPAddress
     public var prefixLength: Int
     /// Next-hop gateway, nil for an on-link (direct) route.
-    public var gateway: String?
+    public var gateway: IPAddress?
     /// Outgoing interface.
     public var interfaceIndex: Int32?
     /// Routing table, usually ``RouteTable/main``.
@@ -133,11 +133,11 @@ public struct RouteRecord: Hashable, Sendable, Codable {
     /// Metric.
     public var priority: UInt32
     /// Preferred source address.
-    public var preferredSource: String?
+    public var preferredSource: IPAddress?
 
-    public init(family: AddressFamily, destination: String, prefixLength: Int, gateway: String? = nil,
+    public init(family: AddressFamily, destination: IPAddress, prefixLength: Int, gateway: IPAddress? = nil,
                 interfaceIndex: Int32? = nil, table: RouteTable = .main, routeProtocol: RouteProtocol = .static,
-                scope: RouteScope = .universe, type: RouteType = .unicast, priority: UInt32 = 0, preferredSource: String? = nil) {
+                scope: RouteScope = .universe, type: RouteType = .unicast, priority: UInt32 = 0, preferredSource: IPAddress? = nil) {
         self.family = family
         self.destination = destination
         self.prefixLength = prefixLength
@@ -156,12 +156,12 @@ public struct RouteRecord: Hashable, Sendable, Codable {
 
     /// The IPv4 destination network, or nil for IPv6.
     public var ipv4Destination: IPv4Interface? {
-        guard family == .inet, let address = IPv4Address(destination) else { return nil }
+        guard family == .inet, let address = destination.ipv4 else { return nil }
         return IPv4Interface(address: address, prefixLength: prefixLength)
     }
 
     /// The IPv4 gateway, or nil.
-    public var ipv4Gateway: IPv4Address? { gateway.flatMap { IPv4Address($0) } }
+    public var ipv4Gateway: IPv4Address? { gateway?.ipv4 }
 }
 
 /// Everything the kernel reports about one network namespace at one moment.

@@ -41,18 +41,9 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
 
     public static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.value < rhs.value }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let parsed = IPv4Address(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an IPv4 address: \(text)"))
-        }
-        self = parsed
-    }
+    public init(from decoder: Decoder) throws { self = try decoder.decodeText("an IPv4 address") { IPv4Address($0) } }
 
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
+    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }
 
 /// An IPv4 address with a prefix length, as assigned to an interface (`10.42.0.7/16`).
@@ -96,16 +87,7 @@ public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible, Codabl
 
     public var description: String { "\(address)/\(prefixLength)" }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let parsed = IPv4Interface(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not ADDR/PREFIX: \(text)"))
-        }
-        self = parsed
-    }
+    public init(from decoder: Decoder) throws { self = try decoder.decodeText("ADDR/PREFIX") { IPv4Interface($0) } }
 
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
+    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }

@@ -128,18 +128,9 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
 
     public static func < (lhs: IPv6Address, rhs: IPv6Address) -> Bool { lhs.octets.lexicographicallyPrecedes(rhs.octets) }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let parsed = IPv6Address(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an IPv6 address: \(text)"))
-        }
-        self = parsed
-    }
+    public init(from decoder: Decoder) throws { self = try decoder.decodeText("an IPv6 address") { IPv6Address($0) } }
 
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
+    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }
 
 /// An IPv6 address with a prefix length, as assigned to an interface (`fd00:1::5/64`).
@@ -180,16 +171,7 @@ public struct IPv6Interface: Hashable, Sendable, CustomStringConvertible, Codabl
 
     public var description: String { "\(address)/\(prefixLength)" }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let parsed = IPv6Interface(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not ADDR/PREFIX: \(text)"))
-        }
-        self = parsed
-    }
+    public init(from decoder: Decoder) throws { self = try decoder.decodeText("ADDR/PREFIX") { IPv6Interface($0) } }
 
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
+    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }

@@ -54,16 +54,7 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible, Codable {
     public static func == (lhs: MACAddress, rhs: MACAddress) -> Bool { lhs.octets == rhs.octets }
     public func hash(into hasher: inout Hasher) { hasher.combine(octets) }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let parsed = MACAddress(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a MAC address: \(text)"))
-        }
-        self = parsed
-    }
+    public init(from decoder: Decoder) throws { self = try decoder.decodeText("a MAC address") { MACAddress($0) } }
 
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
+    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -25,10 +26,11 @@ struct RenderLinkTests {
 
     @Test("a link to an existing file: refused, the file it points to untouched, the link kept")
     func linkToFile() throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         let victim = directory + "/victim"
-        try write("victim text\n", to: victim)
+        try writeFile(victim, "victim text\n")
         chmod(victim, 0o644)
         if isRoot { #expect(chown(victim, 65534, 65534) == 0) }
         try FileManager.default.createDirectory(atPath: directory + "/etc", withIntermediateDirectories: true)
@@ -40,7 +42,7 @@ struct RenderLinkTests {
         #expect(error == .symbolicLink(directory + "/etc/x.conf"))
         #expect(error?.description.contains("symbolic link") == true)
         // The failure happened before anything was written: the victim, the link and the folder are as they were.
-        #expect(try read(victim) == "victim text\n")
+        #expect(try readFile(victim) == "victim text\n")
         #expect(lstatInfo(victim).map { $0.st_mode & 0o7777 } == 0o644)
         #expect(lstatInfo(directory + "/etc/x.conf").map { $0.st_mode & S_IFMT } == S_IFLNK)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/etc") == ["x.conf"])
@@ -48,13 +50,14 @@ struct RenderLinkTests {
         #expect(throws: AtomicFileError.symbolicLink(directory + "/etc/x.conf")) {
             try AtomicFile.write("new\n", to: directory + "/etc/x.conf")
         }
-        #expect(try read(victim) == "victim text\n")
+        #expect(try readFile(victim) == "victim text\n")
     }
 
     @Test("a dangling link: refused, nothing created where it points")
     func danglingLink() throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         #expect(symlink(directory + "/elsewhere", directory + "/x.conf") == 0)
         #expect(throws: AtomicFileError.symbolicLink(directory + "/x.conf")) {
             try ConfigRenderer(general: [:], environment: [:]).write(file, from: tree, into: directory)
@@ -65,17 +68,19 @@ struct RenderLinkTests {
 
     @Test("reading for --stdout does not follow a link either")
     func readRefusesLink() throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
-        try write("[s]\nk = v\n", to: directory + "/real")
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
+        try writeFile(directory + "/real", "[s]\nk = v\n")
         #expect(symlink(directory + "/real", directory + "/x.conf") == 0)
         #expect(throws: AtomicFileError.symbolicLink(directory + "/x.conf")) { try AtomicFile.read(directory + "/x.conf") }
     }
 
     @Test("a directory at the target is refused with its own message")
     func directoryAtTarget() throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         try FileManager.default.createDirectory(atPath: directory + "/x.conf", withIntermediateDirectories: true)
         let error = #expect(throws: AtomicFileError.self) {
             try ConfigRenderer(general: [:], environment: [:]).write(file, from: tree, into: directory)
@@ -85,8 +90,9 @@ struct RenderLinkTests {
 
     @Test("a new file is 0640 whatever the umask")
     func newFileModeUnderOpenUmask() throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         let previous = umask(0)
         defer { umask(previous) }
         try ConfigRenderer(general: [:], environment: [:]).write(file, from: tree, into: directory)
@@ -132,8 +138,9 @@ struct SecretFragmentTests {
 
     @Test("watch: neither its log nor its round report carries a fragment")
     func watchLogs() async throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         var values: [ConfigKey: String] = [:]
         for (key, value, _, _) in Self.cases {
             values[.setting(SettingKey(file: Self.file, section: "keystone_authtoken", key: key))] = value
@@ -145,7 +152,7 @@ struct SecretFragmentTests {
             store: try ConfigStore(client: client, logger: quietLogger),
             targets: [RenderTarget(file: Self.file, directory: directory)],
             environment: [:],
-            logger: collectingLogger(sink)
+            logger: recordingLogger(sink)
         )
         let round = await watcher.renderRound(ConfigStore.Snapshot(revision: 7, tree: ConfigTree(values: values), ignoredKeys: []))
         try await client.shutdown()

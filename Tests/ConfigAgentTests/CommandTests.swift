@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -15,8 +16,9 @@ struct CommandTests {
     func workflow() async throws {
         try await EtcdServer.with { server in
             let etcd = etcdArguments(server, prefix: "/cli")
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
 
             // Strict loading refuses the reference set (three lines outside the model) and writes nothing.
             let refused = await #expect(throws: ConfigTree.InputErrors.self) {
@@ -52,13 +54,13 @@ struct CommandTests {
             let environment = ["HOSTNAME": "compute-1.example"]
             let rendered = try await runConfigCommand(["render"] + etcd + ["compute/nova/nova.conf", "--into", directory], environment: environment)
             #expect(rendered.out.text.contains("updated"))
-            #expect(try read(directory + "/nova.conf") == (try fixtureText("golden/compute-nova.conf")))
+            #expect(try readFile(directory + "/nova.conf") == (try fixtureText("golden/compute-nova.conf")))
             let again = try await runConfigCommand(["render"] + etcd + ["compute/nova/nova.conf", "--into", directory], environment: environment)
             #expect(again.out.text.contains("unchanged"))
 
             // New file, default mode; --stdout prints instead.
             _ = try await runConfigCommand(["render"] + etcd + ["compute/neutron/openvswitch_agent.ini", "--into", directory], environment: environment)
-            #expect(try read(directory + "/openvswitch_agent.ini") == (try fixtureText("golden/compute-openvswitch_agent.ini")))
+            #expect(try readFile(directory + "/openvswitch_agent.ini") == (try fixtureText("golden/compute-openvswitch_agent.ini")))
             let printed = try await runConfigCommand(["render"] + etcd + ["compute/neutron/openvswitch_agent.ini", "--stdout"], environment: environment)
             #expect(printed.out.text + "\n" == (try fixtureText("golden/compute-openvswitch_agent.ini")))
         }
@@ -68,8 +70,9 @@ struct CommandTests {
     func envQuoting() async throws {
         try await EtcdServer.with { server in
             let etcd = etcdArguments(server, prefix: "/q")
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
             let values = [
                 "QUOTES": #"it's a "test""#,
                 "SPACES": "  a  b\tc ",
@@ -79,14 +82,14 @@ struct CommandTests {
             ]
             // Trailing blanks are trimmed by the loader (and said so); keep them out of the comparison.
             let lines = values.keys.sorted().map { "general/\($0)=\(values[$0]!)" }.joined(separator: "\n")
-            try write(lines + "\n", to: directory + "/general.conf")
+            try writeFile(directory + "/general.conf", lines + "\n")
             let loaded = try await runConfigCommand(["load"] + etcd + [directory])
             #expect(loaded.err.lines.contains { $0.contains("trailing spaces/tabs trimmed") && $0.contains("general/SPACES") })
 
             let env = try await runConfigCommand(["env"] + etcd)
             let names = values.keys.sorted()
             let printer = names.map { "printf '%s\\0' \"$\($0)\"" }.joined(separator: "; ")
-            let bash = try runProgram("/bin/bash", ["-c", "eval \"$(cat)\"; \(printer)"], environment: ["PATH": "/usr/bin:/bin"], input: env.out.text)
+            let bash = try run(["/bin/bash", "-c", "eval \"$(cat)\"; \(printer)"], environment: ["PATH": "/usr/bin:/bin"], input: env.out.text, check: false)
             #expect(bash.status == 0, "\(bash.stderr)")
             let got = bash.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init)
             var expected = values
@@ -99,20 +102,21 @@ struct CommandTests {
     func unknownVariable() async throws {
         try await EtcdServer.with { server in
             let etcd = etcdArguments(server, prefix: "/u")
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
             _ = try await runConfigCommand(["load", "--legacy"] + etcd + [fixture("reference/nova"), fixture("reference/general")])
             try FileManager.default.copyItem(atPath: fixture("existing/nova.conf"), toPath: directory + "/nova.conf")
-            let before = try read(directory + "/nova.conf")
+            let before = try readFile(directory + "/nova.conf")
 
             let error = await #expect(throws: RenderError.self) {
                 try await runConfigCommand(["render", "--ignore-environment"] + etcd + ["compute/nova/nova.conf", "--into", directory], environment: ["HOSTNAME": "x"])
             }
             #expect(error.map { "\($0)".contains("unknown variable $HOSTNAME") } == true)
-            #expect(try read(directory + "/nova.conf") == before)
+            #expect(try readFile(directory + "/nova.conf") == before)
 
             _ = try await runConfigCommand(["render", "--ignore-environment", "--allow-unknown-variables"] + etcd + ["compute/nova/nova.conf", "--into", directory])
-            #expect(INIDocument(try read(directory + "/nova.conf")).value(section: "DEFAULT", key: "my_ip") == "$HOSTNAME")
+            #expect(INIDocument(try readFile(directory + "/nova.conf")).value(section: "DEFAULT", key: "my_ip") == "$HOSTNAME")
         }
     }
 
@@ -120,18 +124,19 @@ struct CommandTests {
     func loadRejects() async throws {
         try await EtcdServer.with { server in
             let etcd = etcdArguments(server, prefix: "/bad")
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
-            try write("general/A=1\n", to: directory + "/good/a.conf")
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
+            try writeFile(directory + "/good/a.conf", "general/A=1\n")
             _ = try await runConfigCommand(["load"] + etcd + [directory + "/good"])
 
-            try write("general/A=2\ngeneral/B=2\n", to: directory + "/next/a.conf")
-            try write("# comment\ncompute/nova/nova.conf/DEFAULT/x=1\nthis line is broken\n", to: directory + "/next/b.conf")
+            try writeFile(directory + "/next/a.conf", "general/A=2\ngeneral/B=2\n")
+            try writeFile(directory + "/next/b.conf", "# comment\ncompute/nova/nova.conf/DEFAULT/x=1\nthis line is broken\n")
             let error = await #expect(throws: ConfigTree.InputErrors.self) {
                 try await runConfigCommand(["load"] + etcd + [directory + "/next"])
             }
             #expect(error?.errors.map(\.location) == [SourceLocation(file: directory + "/next/b.conf", line: 3)])
-            try write("general/C=3\n=nokey\n", to: directory + "/next/c.conf")
+            try writeFile(directory + "/next/c.conf", "general/C=3\n=nokey\n")
             let output = OutputCollector()
             let context = CommandContext(environment: [:], out: { output.append($0) }, err: { output.append($0) })
             let load = try ConfigCommand.Load.parse(etcd + [directory + "/next"])
@@ -146,9 +151,10 @@ struct CommandTests {
     func watch() async throws {
         try await EtcdServer.with { server in
             let etcd = etcdArguments(server, prefix: "/cw")
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
-            try write("general/REGION=r1\ncompute/nova/nova.conf/DEFAULT/region_name=$REGION\n", to: directory + "/in/a.conf")
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
+            try writeFile(directory + "/in/a.conf", "general/REGION=r1\ncompute/nova/nova.conf/DEFAULT/region_name=$REGION\n")
             _ = try await runConfigCommand(["load"] + etcd + [directory + "/in"])
             try FileManager.default.createDirectory(atPath: directory + "/out", withIntermediateDirectories: true)
             let task = Task {
@@ -156,7 +162,7 @@ struct CommandTests {
             }
             defer { task.cancel() }
             #expect(await eventually { FileManager.default.fileExists(atPath: directory + "/reloaded") })
-            #expect(try read(directory + "/out/nova.conf") == "[DEFAULT]\nregion_name = r1\n")
+            #expect(try readFile(directory + "/out/nova.conf") == "[DEFAULT]\nregion_name = r1\n")
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
         }

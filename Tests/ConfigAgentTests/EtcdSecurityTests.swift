@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -29,8 +30,9 @@ struct EtcdSecurityTests {
             #expect(refusedMessage.contains(server.endpoint.url) && refusedMessage.contains("client certificate"), "\(refusedMessage)")
 
             // A CA that did not sign the server certificate: the client refuses the server.
-            let otherDirectory = try makeTemporaryDirectory()
-            defer { removeDirectory(otherDirectory) }
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let otherDirectory = temporary.path
             let other = try TestCertificates.generate(in: otherDirectory)
             var wrongCA = settings
             wrongCA.tls.caFile = other.caFile

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -12,8 +13,9 @@ struct EtcdStoreTests {
         try await EtcdServer.with { server in
             let (tree, _) = try ConfigTree.read(paths: [fixture("reference")], options: .legacy)
             #expect(tree.values.count > EtcdSettings.defaultMaxTxnOperations)
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
             try await EtcdClient.withClient(settings: try server.clientSettings(), logger: quietLogger) { client in
                 let store = try ConfigStore(client: client, logger: quietLogger)
                 let report = try await store.load(tree)
@@ -30,10 +32,10 @@ struct EtcdStoreTests {
                 try FileManager.default.copyItem(atPath: fixture("existing/nova.conf"), toPath: directory + "/nova.conf")
                 let renderer = ConfigRenderer(general: snapshot.tree.general, environment: RenderTests.hostEnvironment)
                 #expect(try renderer.write(ConfigFileID(path: "compute/nova/nova.conf"), from: snapshot.tree, into: directory) == .updated)
-                #expect(try read(directory + "/nova.conf") == (try fixtureText("golden/compute-nova.conf")))
+                #expect(try readFile(directory + "/nova.conf") == (try fixtureText("golden/compute-nova.conf")))
                 try FileManager.default.copyItem(atPath: fixture("existing/neutron.conf"), toPath: directory + "/neutron.conf")
                 try renderer.write(ConfigFileID(path: "compute/neutron/neutron.conf"), from: snapshot.tree, into: directory)
-                #expect(try read(directory + "/neutron.conf") == (try fixtureText("golden/compute-neutron.conf")))
+                #expect(try readFile(directory + "/neutron.conf") == (try fixtureText("golden/compute-neutron.conf")))
             }
         }
     }
@@ -166,7 +168,7 @@ struct EtcdStoreTests {
             }
             settings.endpoints = [dead, wrong, server.endpoint]
             let logs = OutputCollector()
-            try await EtcdClient.withClient(settings: settings, logger: collectingLogger(logs)) { client in
+            try await EtcdClient.withClient(settings: settings, logger: recordingLogger(logs)) { client in
                 let store = try ConfigStore(client: client, logger: quietLogger)
                 try await store.load(ConfigTree(values: [.general("A"): "1"]))
                 #expect(try await store.read().tree.general == ["A": "1"])
@@ -230,8 +232,8 @@ struct EtcdStoreTests {
             var settings = try server.clientSettings(prefix: "/s", credentials: .init(user: "nobody", password: etcdPassword))
             settings.endpoints.insert(EtcdEndpoint(secure: false, host: "127.0.0.1", port: try freePort()), at: 0)
             var messages: [String] = []
-            try await EtcdClient.withClient(settings: settings, logger: collectingLogger(logs)) { client in
-                let store = try ConfigStore(client: client, logger: collectingLogger(logs))
+            try await EtcdClient.withClient(settings: settings, logger: recordingLogger(logs)) { client in
+                let store = try ConfigStore(client: client, logger: recordingLogger(logs))
                 let file = ConfigFileID(role: .compute, service: "nova", file: "nova.conf")
                 let tree = ConfigTree(values: [
                     .general("NOVA_PASSWORD"): secret,
@@ -246,9 +248,10 @@ struct EtcdStoreTests {
                 }
             }
             // A bad line in an input file: the error names the place, not the content.
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
-            try write("general/NOVA_PASSWORD \(secret)\n", to: directory + "/bad.conf")
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
+            try writeFile(directory + "/bad.conf", "general/NOVA_PASSWORD \(secret)\n")
             do { _ = try ConfigTree.read(paths: [directory]) } catch { messages.append("\(error)") }
             #expect(messages.count == 2)
             #expect(messages[0].contains("$MISSING"))

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -18,7 +19,7 @@ struct FlagRoutingTests {
 
     /// Runs the binary, killed after 60 s (coreutils `timeout`, exit 124) so that a regression that
     /// hangs (an old build retried a 0 s `--timeout` forever) fails the test instead of stalling it.
-    static func kvmLaunch(_ arguments: [String], environment: [String: String] = [:]) throws -> ProgramResult {
+    static func kvmLaunch(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
         try bounded(launcher, arguments, environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
     }
 
@@ -63,7 +64,7 @@ struct FlagRoutingTests {
     @Test("etcd flags reach every subcommand", arguments: ["load", "env", "render", "watch"], etcdFlagCases)
     func etcdFlag(subcommand: String, flagCase: EtcdFlagCase) async throws {
         try await withTemporaryDirectory { directory in
-            try write("general/A=1\n", to: directory + "/in/a.conf")
+            try writeFile(directory + "/in/a.conf", "general/A=1\n")
             let result = try Self.kvmLaunch(
                 ["config", subcommand] + flagCase.flag + Self.subcommandArguments(subcommand, directory: directory),
                 environment: flagCase.environment)
@@ -78,14 +79,14 @@ struct FlagRoutingTests {
     @Test("load --dry-run validates offline: no etcd at all, nothing written")
     func loadDryRunWithoutEtcd() async throws {
         try await withTemporaryDirectory { directory in
-            try write("general/A=1\ngeneral/DB_PASSWORD=hush\n", to: directory + "/in/a.conf")
+            try writeFile(directory + "/in/a.conf", "general/A=1\ngeneral/DB_PASSWORD=hush\n")
             let result = try Self.kvmLaunch(["config", "load", "--dry-run", directory + "/in"])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("general/A=1"))
             #expect(result.stdout.contains("general/DB_PASSWORD=<redacted>") && !result.stdout.contains("hush"))
             #expect(result.stdout.contains("valid: 2 keys") && result.stdout.contains("nothing written (--dry-run)"), "\(result.stdout)")
             // Still a validation: a bad line fails it.
-            try write("broken line\n", to: directory + "/in/b.conf")
+            try writeFile(directory + "/in/b.conf", "broken line\n")
             let bad = try Self.kvmLaunch(["config", "load", "--dry-run", directory + "/in"])
             #expect(bad.status != 0)
             #expect(bad.stderr.contains("b.conf:1: no '=' in line"), "\(bad.stderr)")
@@ -96,8 +97,8 @@ struct FlagRoutingTests {
     func loadDryRunWithEtcd() async throws {
         try await EtcdServer.with { server in
             try await withTemporaryDirectory { directory in
-                try write("general/OLD=1\n", to: directory + "/old/a.conf")
-                try write("general/NEW=2\n", to: directory + "/new/a.conf")
+                try writeFile(directory + "/old/a.conf", "general/OLD=1\n")
+                try writeFile(directory + "/new/a.conf", "general/NEW=2\n")
                 let environment = ["ETCD_ENDPOINTS": server.endpoint.url, "ETCD_PREFIX": "/cfgagent-dry"]
                 let loaded = try Self.kvmLaunch(["config", "load", directory + "/old"], environment: environment)
                 #expect(loaded.status == 0, "\(loaded.stderr)")
@@ -117,9 +118,9 @@ struct FlagRoutingTests {
     @Test("load --percent-decode, --skip-invalid-lines and --legacy reach load")
     func loadParsingFlags() async throws {
         try await withTemporaryDirectory { directory in
-            try write("general/URI=qemu%2Btcp://h/system\n", to: directory + "/escaped/a.conf")
-            try write("general/A=1\nnot a key value line\n", to: directory + "/invalid/a.conf")
-            try write("general/URI=qemu%2Btcp://h/system\nnot a key value line\n", to: directory + "/legacy/a.conf")
+            try writeFile(directory + "/escaped/a.conf", "general/URI=qemu%2Btcp://h/system\n")
+            try writeFile(directory + "/invalid/a.conf", "general/A=1\nnot a key value line\n")
+            try writeFile(directory + "/legacy/a.conf", "general/URI=qemu%2Btcp://h/system\nnot a key value line\n")
 
             let kept = try Self.kvmLaunch(["config", "load", "--dry-run", directory + "/escaped"])
             #expect(kept.stdout.contains("general/URI=qemu%2Btcp://h/system"), "\(kept.stdout)")
@@ -143,7 +144,7 @@ struct FlagRoutingTests {
     func loadEndpointsAndPrefix() async throws {
         try await EtcdServer.with { server in
             try await withTemporaryDirectory { directory in
-                try write("general/A=1\n", to: directory + "/in/a.conf")
+                try writeFile(directory + "/in/a.conf", "general/A=1\n")
                 let result = try Self.kvmLaunch(["config", "load", "--endpoints", server.endpoint.url, "--prefix", "/cfgagent-flags", directory + "/in"])
                 #expect(result.status == 0, "\(result.stderr)")
                 #expect(result.stdout.hasPrefix("loaded 1 keys"), "\(result.stdout)")
@@ -158,14 +159,14 @@ struct FlagRoutingTests {
     func envRenderWatch() async throws {
         try await EtcdServer.with { server in
             try await withTemporaryDirectory { directory in
-                try write(
+                try writeFile(directory + "/in/a.conf",
                     """
                     general/REGION=r1
                     compute/x/x.conf/s/region=$REGION
                     compute/x/x.conf/s/from_environment=$CFGAGENT_FROM_ENV
                     compute/x/x.conf/s/unknown=$CFGAGENT_NOWHERE
 
-                    """, to: directory + "/in/a.conf")
+                    """)
                 let environment = ["ETCD_ENDPOINTS": server.endpoint.url, "ETCD_PREFIX": "/cfgagent-erw", "CFGAGENT_FROM_ENV": "env-value"]
                 let loaded = try Self.kvmLaunch(["config", "load", directory + "/in"], environment: environment)
                 #expect(loaded.status == 0, "\(loaded.stderr)")
@@ -187,7 +188,7 @@ struct FlagRoutingTests {
                 let lenient = try Self.kvmLaunch(
                     ["config", "render", "--allow-unknown-variables", "--into", out, "compute/x/x.conf"], environment: environment)
                 #expect(lenient.status == 0, "--allow-unknown-variables: \(lenient.stderr)")
-                let rendered = INIDocument(try read(out + "/x.conf"))
+                let rendered = INIDocument(try readFile(out + "/x.conf"))
                 #expect(rendered.value(section: "s", key: "unknown") == "$CFGAGENT_NOWHERE")
                 #expect(rendered.value(section: "s", key: "from_environment") == "env-value")
                 #expect(rendered.value(section: "s", key: "region") == "r1")
@@ -198,7 +199,7 @@ struct FlagRoutingTests {
                 #expect(ignoring.status == 0, "\(ignoring.stderr)")
                 #expect(INIDocument(ignoring.stdout).value(section: "s", key: "from_environment") == "$CFGAGENT_FROM_ENV", "--ignore-environment: \(ignoring.stdout)")
                 // --stdout printed instead of writing: the file on disk still has the environment's value.
-                #expect(INIDocument(try read(out + "/x.conf")).value(section: "s", key: "from_environment") == "env-value", "--stdout wrote the file")
+                #expect(INIDocument(try readFile(out + "/x.conf")).value(section: "s", key: "from_environment") == "env-value", "--stdout wrote the file")
 
                 // watch: --into, --ignore-environment, --allow-unknown-variables and --reload, all at once.
                 let watched = directory + "/watched"
@@ -212,7 +213,7 @@ struct FlagRoutingTests {
                 defer { watch.stop() }
                 let reloaded = await eventually(within: 30) { FileManager.default.fileExists(atPath: marker) }
                 if !reloaded { Issue.record("--reload never ran; watch printed: \(watch.stop())") }
-                let kept = INIDocument(try read(watched + "/x.conf"))
+                let kept = INIDocument(try readFile(watched + "/x.conf"))
                 #expect(kept.value(section: "s", key: "from_environment") == "$CFGAGENT_FROM_ENV", "--ignore-environment")
                 #expect(kept.value(section: "s", key: "unknown") == "$CFGAGENT_NOWHERE", "--allow-unknown-variables")
             }
@@ -231,11 +232,9 @@ struct FlagRoutingTests {
     }
 }
 
-/// `runProgram` with the program killed after `seconds`.
-func bounded(_ executable: String, _ arguments: [String], environment: [String: String], seconds: Int = 60) throws -> ProgramResult {
-    let result = try runProgram("/usr/bin/timeout", ["-s", "KILL", "\(seconds)", executable] + arguments, environment: environment)
-    if result.status == 137 { Issue.record("\(executable) \(arguments.joined(separator: " ")) did not end within \(seconds) s") }
-    return result
+/// The program's result; one still running after `seconds` is killed and the test fails.
+func bounded(_ executable: String, _ arguments: [String], environment: [String: String], seconds: Int = 60) throws -> ProcessResult {
+    try run([executable] + arguments, environment: environment, check: false, timeout: TimeInterval(seconds))
 }
 
 /// A `kvm-launch config watch` (or any long-running program) with its output collected; ``stop()``

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -132,12 +133,13 @@ struct KeyValueFileTests {
 struct ConfigTreeReadTests {
     @Test("later files override earlier ones, with a notice naming both places")
     func overrides() async throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         do {
-            try write("general/A=1\ngeneral/B=same\n", to: directory + "/a.conf")
-            try write("general/A=2\ngeneral/B=same\n", to: directory + "/b.conf")
-            try write("general/HIDDEN=1\n", to: directory + "/.hidden")
+            try writeFile(directory + "/a.conf", "general/A=1\ngeneral/B=same\n")
+            try writeFile(directory + "/b.conf", "general/A=2\ngeneral/B=same\n")
+            try writeFile(directory + "/.hidden", "general/HIDDEN=1\n")
             let (tree, notices) = try ConfigTree.read(paths: [directory])
             #expect(tree.general == ["A": "2", "B": "same"])
             #expect(notices == [.overridden(SourceLocation(file: directory + "/b.conf", line: 1), key: "general/A", previous: SourceLocation(file: directory + "/a.conf", line: 1))])
@@ -146,11 +148,12 @@ struct ConfigTreeReadTests {
 
     @Test("every bad line of every file is reported, and no tree is returned")
     func allErrors() async throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         do {
-            try write("general/A=1\nbroken\n", to: directory + "/one/a.conf")
-            try write("general/=1\ngeneral/B=2\n", to: directory + "/two/b.conf")
+            try writeFile(directory + "/one/a.conf", "general/A=1\nbroken\n")
+            try writeFile(directory + "/two/b.conf", "general/=1\ngeneral/B=2\n")
             let error = #expect(throws: ConfigTree.InputErrors.self) { try ConfigTree.read(paths: [directory]) }
             #expect(error?.errors.map(\.location) == [
                 SourceLocation(file: directory + "/one/a.conf", line: 2),
@@ -162,9 +165,10 @@ struct ConfigTreeReadTests {
 
     @Test("a UTF-8 byte order mark at the start of a file is ignored")
     func byteOrderMark() async throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
-        try write("\u{FEFF}general/A=1\n", to: directory + "/env.conf")
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
+        try writeFile(directory + "/env.conf", "\u{FEFF}general/A=1\n")
         #expect(try ConfigTree.read(paths: [directory]).tree.general == ["A": "1"])
     }
 

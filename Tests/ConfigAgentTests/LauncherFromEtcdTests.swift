@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TestSupport
 import Testing
 @testable import ConfigAgent
 
@@ -25,7 +26,7 @@ struct LauncherFromEtcdTests {
     /// Runs `kvm-launch --list-ifaces --json`; a zero exit must come with a JSON listing (a parse
     /// failure fails the test rather than making the checks vacuous).
     static func listing(_ environment: [String: String]) throws -> (status: Int32, rows: [Row], stderr: String) {
-        let result = try runProgram(binary, ["--list-ifaces", "--json"], environment: environment)
+        let result = try run([binary, "--list-ifaces", "--json"], environment: environment, check: false)
         guard result.status == 0 else { return (result.status, [], result.stderr) }
         let rows = try JSONDecoder().decode([Row].self, from: Data(result.stdout.utf8))
         return (result.status, rows, result.stderr)
@@ -56,7 +57,7 @@ struct LauncherFromEtcdTests {
             #expect(fromEtcd.stderr.contains("settings from etcd general/: added ATTACH_IFACES,AUTO_ATTACH"), "\(fromEtcd.stderr)")
 
             // The container's own AUTO_ATTACH wins over etcd's: a bad value there is reported, not etcd's.
-            let overridden = try runProgram(Self.binary, ["--list-ifaces", "--json"], environment: base.merging(["AUTO_ATTACH": "bogus"]) { $1 })
+            let overridden = try run([Self.binary, "--list-ifaces", "--json"], environment: base.merging(["AUTO_ATTACH": "bogus"]) { $1 }, check: false)
             #expect(overridden.status != 0)
             #expect(overridden.stderr.contains("AUTO_ATTACH=\"bogus\""), "\(overridden.stderr)")
         }
@@ -64,7 +65,7 @@ struct LauncherFromEtcdTests {
 
     @Test func unreachableEtcdIsOneLineNamingTheEndpoint() throws {
         let dead = "http://127.0.0.1:\(try freePort())"
-        let result = try runProgram(Self.binary, ["--list-ifaces"], environment: ["PATH": "/usr/bin:/bin", "ETCD_ENDPOINTS": dead, "ETCD_TIMEOUT": "1"])
+        let result = try run([Self.binary, "--list-ifaces"], environment: ["PATH": "/usr/bin:/bin", "ETCD_ENDPOINTS": dead, "ETCD_TIMEOUT": "1"], check: false)
         #expect(result.status != 0)
         let errors = result.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }
         #expect(errors.count == 1, "\(result.stderr)")

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -36,7 +37,7 @@ struct RenderTests {
         let committed = try fixtureText(golden)
         #expect(text == committed)
         if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" && text != committed {
-            try write(text, to: fixture(golden))
+            try writeFile(fixture(golden), text)
             Issue.record("rewrote \(golden) (UPDATE_GOLDEN=1): review the diff, then run again without UPDATE_GOLDEN")
         }
     }
@@ -110,13 +111,14 @@ struct AtomicWriteTests {
 
     @Test("a new file is created readable by owner and group only")
     func newFileMode() async throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         do {
             let renderer = ConfigRenderer(general: [:], environment: [:])
             #expect(try renderer.write(file, from: tree, into: directory) == .created)
             #expect(mode(directory + "/x.conf") == 0o640)
-            #expect(try read(directory + "/x.conf") == "[s]\nk = v\n")
+            #expect(try readFile(directory + "/x.conf") == "[s]\nk = v\n")
             #expect(try renderer.write(file, from: tree, into: directory) == .unchanged)
             // Only the target remains: no temporary files left behind.
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["x.conf"])
@@ -125,30 +127,32 @@ struct AtomicWriteTests {
 
     @Test("an existing file keeps its mode")
     func keepsMode() async throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         do {
-            try write("[s]\nk = old\n", to: directory + "/x.conf")
+            try writeFile(directory + "/x.conf", "[s]\nk = old\n")
             chmod(directory + "/x.conf", 0o604)
             #expect(try ConfigRenderer(general: [:], environment: [:]).write(file, from: tree, into: directory) == .updated)
             #expect(mode(directory + "/x.conf") == 0o604)
-            #expect(try read(directory + "/x.conf") == "[s]\nk = v\n")
+            #expect(try readFile(directory + "/x.conf") == "[s]\nk = v\n")
         }
     }
 
     @Test("an existing file keeps its owner", .enabled(if: isRoot, "needs root: chown to another user"))
     func keepsOwner() async throws {
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
         do {
             let path = directory + "/x.conf"
-            try write("[s]\nk = old\n", to: path)
+            try writeFile(path, "[s]\nk = old\n")
             #expect(chown(path, 4321, 8765) == 0)
             try ConfigRenderer(general: [:], environment: [:]).write(file, from: tree, into: directory)
             var info = stat()
             #expect(stat(path, &info) == 0)
             #expect(info.st_uid == 4321 && info.st_gid == 8765)
-            #expect(try read(path) == "[s]\nk = v\n")
+            #expect(try readFile(path) == "[s]\nk = v\n")
         }
     }
 
@@ -175,8 +179,9 @@ struct CrudiniComparisonTests {
         let tree = try RenderTests.referenceTree()
         let id = try ConfigFileID(path: file)
         let renderer = ConfigRenderer(general: tree.general, environment: RenderTests.hostEnvironment)
-        let directory = try makeTemporaryDirectory()
-        defer { removeDirectory(directory) }
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let directory = temporary.path
 
         // crudini's input: the file's settings as INI, values already expanded.
         var input = ""
@@ -189,12 +194,12 @@ struct CrudiniComparisonTests {
             input += "\(setting.key) = \(try VariableSubstitution.expand(setting.value, variables: renderer.variables))\n"
         }
         try FileManager.default.copyItem(atPath: fixture(existing), toPath: directory + "/crudini.conf")
-        let merge = try runProgram(Self.crudini, ["--merge", directory + "/crudini.conf"], input: input)
+        let merge = try run([Self.crudini, "--merge", directory + "/crudini.conf"], input: input, check: false)
         #expect(merge.status == 0, "\(merge.stderr)")
-        try write(try renderer.render(id, from: tree, into: try fixtureText(existing)), to: directory + "/ours.conf")
+        try writeFile(directory + "/ours.conf", try renderer.render(id, from: tree, into: try fixtureText(existing)))
 
         func lines(_ path: String) throws -> [String] {
-            let result = try runProgram(Self.crudini, ["--get", "--format=lines", path])
+            let result = try run([Self.crudini, "--get", "--format=lines", path], check: false)
             return result.stdout.split(separator: "\n").map(String.init).sorted()
         }
         let expected = try lines(directory + "/crudini.conf")

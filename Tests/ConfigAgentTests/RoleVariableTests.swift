@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -97,7 +98,7 @@ struct RoleVariableTests {
                         "AUTO_ATTACH": "no", "ATTACH_IFACES": "",
                         "KVM_LAUNCH_RUN_DIR": directory.appendingPathComponent("run").path]
             func userDataLine(_ extra: [String: String]) throws -> String {
-                let result = try runProgram(LauncherFromEtcdTests.binary, ["--dry-run"], environment: base.merging(extra) { $1 })
+                let result = try run([LauncherFromEtcdTests.binary, "--dry-run"], environment: base.merging(extra) { $1 }, check: false)
                 #expect(result.status == 0, "\(result.stderr)")
                 return result.stdout.split(separator: "\n").first { $0.contains("user-data:") }.map(String.init) ?? "no user-data line in: \(result.stdout)"
             }

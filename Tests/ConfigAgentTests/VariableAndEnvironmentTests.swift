@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -67,7 +68,7 @@ struct EnvironmentTests {
         // Evaluate the lines, then print each variable NUL-terminated so nothing is lost.
         let names = variables.keys.sorted()
         let printer = names.map { "printf '%s\\0' \"$\($0)\"" }.joined(separator: "; ")
-        let result = try runProgram("/bin/bash", ["-c", "eval \"$(cat)\"; \(printer)"], environment: ["PATH": "/usr/bin:/bin"], input: script)
+        let result = try run(["/bin/bash", "-c", "eval \"$(cat)\"; \(printer)"], environment: ["PATH": "/usr/bin:/bin"], input: script, check: false)
         #expect(result.status == 0, "\(result.stderr)")
         let values = result.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init)
         #expect(values == names.map { variables[$0]! })

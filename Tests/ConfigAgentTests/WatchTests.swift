@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -30,14 +31,15 @@ struct WatchTests {
     }
 
     private func reloadLines(_ directory: String) -> [String] {
-        ((try? read(directory + "/reloads")) ?? "").split(separator: "\n").map(String.init)
+        ((try? readFile(directory + "/reloads")) ?? "").split(separator: "\n").map(String.init)
     }
 
     @Test("renders at start, re-renders on a change, runs the reload command with its arguments verbatim")
     func followsChanges() async throws {
         try await EtcdServer.with { server in
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
             let target = RenderTarget(file: Self.nova, directory: directory)
             let path = target.path
             // The argument reaches the program as one word, `$HOME` unexpanded: no shell in between.
@@ -50,18 +52,18 @@ struct WatchTests {
                 let watcher = ConfigWatcher(
                     store: store, targets: [target], environment: [:], reload: reload,
                     backoff: .init(initial: .milliseconds(50), maximum: .milliseconds(500)),
-                    logger: collectingLogger(logs), onRound: { rounds.append($0) }
+                    logger: recordingLogger(logs), onRound: { rounds.append($0) }
                 )
                 let task = Task { try await watcher.run() }
                 defer { task.cancel() }
 
-                #expect(await eventually { INIDocument((try? read(path)) ?? "").value(section: "DEFAULT", key: "region_name") == "one" })
+                #expect(await eventually { INIDocument((try? readFile(path)) ?? "").value(section: "DEFAULT", key: "region_name") == "one" })
                 #expect(await eventually { reloadLines(directory) == ["ran $HOME"] })
 
                 try await store.load(Self.tree(region: "two"))
-                #expect(await eventually { INIDocument((try? read(path)) ?? "").value(section: "DEFAULT", key: "region_name") == "two" })
+                #expect(await eventually { INIDocument((try? readFile(path)) ?? "").value(section: "DEFAULT", key: "region_name") == "two" })
                 #expect(await eventually { reloadLines(directory).count == 2 })
-                #expect(INIDocument(try read(path)).value(section: "database", key: "connection") == "mysql://nova:pw-two@db/nova")
+                #expect(INIDocument(try readFile(path)).value(section: "database", key: "connection") == "mysql://nova:pw-two@db/nova")
                 // Changes are logged by key; secret values are not.
                 #expect(logs.lines.contains { $0.contains("/w/general/REGION") && $0.contains("two") })
                 #expect(logs.lines.contains { $0.contains("/w/general/DB_PASSWORD") && $0.contains("<redacted>") })
@@ -73,7 +75,7 @@ struct WatchTests {
                 #expect(await eventually { rounds.all.contains { !$0.failures.isEmpty } })
                 let failure = rounds.all.first { !$0.failures.isEmpty }?.failures.first ?? ""
                 #expect(failure.contains("NO_SUCH_VARIABLE"))
-                #expect(INIDocument(try read(path)).value(section: "DEFAULT", key: "region_name") == "two")
+                #expect(INIDocument(try readFile(path)).value(section: "DEFAULT", key: "region_name") == "two")
                 #expect(reloadLines(directory).count == 2)
 
                 task.cancel()
@@ -86,8 +88,9 @@ struct WatchTests {
     @Test("survives an etcd restart: reconnects, re-reads, and picks up later changes")
     func survivesRestart() async throws {
         try await EtcdServer.with { server in
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
             let target = RenderTarget(file: Self.nova, directory: directory)
             let rounds = Rounds()
             let logs = OutputCollector()
@@ -97,16 +100,16 @@ struct WatchTests {
                 let watcher = ConfigWatcher(
                     store: store, targets: [target], environment: [:],
                     backoff: .init(initial: .milliseconds(50), maximum: .milliseconds(300)),
-                    logger: collectingLogger(logs), onRound: { rounds.append($0) }
+                    logger: recordingLogger(logs), onRound: { rounds.append($0) }
                 )
                 let task = Task { try await watcher.run() }
                 defer { task.cancel() }
-                #expect(await eventually { INIDocument((try? read(target.path)) ?? "").value(section: "DEFAULT", key: "region_name") == "before" })
+                #expect(await eventually { INIDocument((try? readFile(target.path)) ?? "").value(section: "DEFAULT", key: "region_name") == "before" })
 
                 await server.stop()
                 try await server.start()
                 try await store.load(Self.tree(region: "after"))
-                #expect(await eventually { INIDocument((try? read(target.path)) ?? "").value(section: "DEFAULT", key: "region_name") == "after" })
+                #expect(await eventually { INIDocument((try? readFile(target.path)) ?? "").value(section: "DEFAULT", key: "region_name") == "after" })
                 // The watch broke with the restart and the watcher started over from a fresh read.
                 #expect(logs.lines.contains { $0.contains("lost etcd, reconnecting") })
                 #expect(rounds.all.count >= 2)

@@ -1,22 +1,18 @@
 import ContainerInstance
 import Foundation
 import QEMU
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A private scratch directory under /tmp, removed at the end (also when a test fails).
-final class Scratch {
-    let path: String
-    init() throws {
-        var template = Array("/tmp/kl-sharedrun-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        path = String(cString: made)
-        chmod(path, 0o755)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+/// A private scratch directory under /tmp (others may enter it, as /run), removed at the end.
+func Scratch() throws -> TemporaryDirectory {
+    let directory = try TemporaryDirectory()
+    chmod(directory.path, 0o755)
+    return directory
 }
 
 private func mode(_ path: String) -> UInt32 {
@@ -149,7 +145,7 @@ private func exists(_ path: String) -> Bool {
         #expect(throws: RunDirectoryError.notDirectory(file)) { try RunDirectory(base: file + "/below") }
     }
 
-    @Test(.enabled(if: geteuid() == 0, "needs root: gives a directory to another user"))
+    @Test(.enabled(if: isRoot, "needs root: gives a directory to another user"))
     func componentsOwnedBySomeoneElseAreRefused() throws {
         let scratch = try Scratch()
         let foreign = scratch.path + "/foreign"

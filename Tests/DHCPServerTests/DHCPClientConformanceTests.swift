@@ -1,6 +1,7 @@
 import DHCPServer
 import Foundation
 import NetworkTypes
+import TestSupport
 import Testing
 
 /// Real DHCP clients against the real server, each in its own pair of network namespaces.
@@ -135,7 +136,7 @@ struct DHCPClientConformanceTests {
 
     /// A ping to an address only the gateway owns: the default route really carries traffic.
     static func expectWorkingDefaultRoute(_ fixture: VethFixture) async throws {
-        let ping = try await run(["ip", "netns", "exec", fixture.clientNamespace, "ping", "-c", "1", "-W", "2", farAddress], timeout: 10)
+        let ping = try await runAsync(["ip", "netns", "exec", fixture.clientNamespace, "ping", "-c", "1", "-W", "2", farAddress], mergeOutput: true, check: false, timeout: 10)
         #expect(ping.succeeded, "ping \(farAddress) via the default route failed: \(ping.output)")
     }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import DHCPServer
 import Foundation
 import NetworkTypes

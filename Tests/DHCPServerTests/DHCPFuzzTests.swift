@@ -1,6 +1,7 @@
 import DHCPServer
 import NetworkTypes
 import PropertyBased
+import TestSupport
 import Testing
 
 /// Random and mutated packets: decoding and the whole per-packet path never crash, and every
@@ -33,18 +34,7 @@ import Testing
         Gen.uint8().array(of: 6)
     ).map { (input: (Int, [Int], [Int], [UInt8])) -> [UInt8] in
         let (seedIndex, kinds, positions, values) = input
-        var packet = seeds[seedIndex]
-        for (step, kind) in kinds.enumerated() {
-            let position = packet.isEmpty ? 0 : positions[step] % packet.count
-            switch kind {
-            case 0 where !packet.isEmpty: packet[position] ^= max(values[step], 1)
-            case 1 where !packet.isEmpty: packet[position] = values[step]
-            case 2: packet.insert(values[step], at: position)
-            case 3 where !packet.isEmpty: packet.remove(at: position)
-            default: packet = Array(packet.prefix(position))
-            }
-        }
-        return packet
+        return mutateBytes(seeds[seedIndex], kinds: kinds, positions: positions, values: values)
     }
 
     /// Exercises everything a received packet can reach and checks what must hold whatever the

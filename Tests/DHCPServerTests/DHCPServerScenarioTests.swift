@@ -2,6 +2,7 @@ import DHCPServer
 import Foundation
 import Logging
 import NetworkTypes
+import TestSupport
 import Testing
 
 /// The server's life cycle and the less common exchanges, with real clients where one can
@@ -92,7 +93,7 @@ struct DHCPServerScenarioTests {
         try await withFixture { fixture in
             let lease = Conformance.podLease(for: fixture.clientMAC)
             let interface = fixture.serverInterface
-            let logger = Logger(label: "dhcp-test") { _ in RecordingLogHandler() }
+            let logger = recordingLogger(OutputCollector())
             let stopped = try await inNetworkNamespace(fixture.serverNamespace) {
                 try DHCPServer(interfaceName: interface, lease: lease, logger: logger)
             }
@@ -125,7 +126,7 @@ struct DHCPServerScenarioTests {
     @Test func initRejectsMissingInterfaceAndInvalidLease() async throws {
         try await withFixture { fixture in
             let lease = Conformance.podLease(for: fixture.clientMAC)
-            let logger = Logger(label: "dhcp-test") { _ in RecordingLogHandler() }
+            let logger = recordingLogger(OutputCollector())
             let missing = try await inNetworkNamespace(fixture.serverNamespace) { () -> String in
                 do {
                     _ = try DHCPServer(interfaceName: "nosuch0", lease: lease, logger: logger)

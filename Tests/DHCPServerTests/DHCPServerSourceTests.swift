@@ -1,6 +1,7 @@
 import DHCPServer
 import Foundation
 import NetworkTypes
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -32,7 +33,7 @@ struct DHCPServerSourceTests {
         return try await inNetworkNamespace(fixture.clientNamespace) {
             let index = Int32(if_nametoindex(interface))
             let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(UInt16(0x0003).bigEndian))
-            guard fd >= 0, index > 0 else { throw FixtureError("packet socket on \(interface): errno \(errno)") }
+            guard fd >= 0, index > 0 else { throw FixtureFailure("packet socket on \(interface): errno \(errno)") }
             defer { close(fd) }
             var link = [UInt8](repeating: 0, count: 20)
             withUnsafeBytes(of: UInt16(AF_PACKET)) { link.replaceSubrange(0..<2, with: $0) }
@@ -40,9 +41,9 @@ struct DHCPServerSourceTests {
             withUnsafeBytes(of: index) { link.replaceSubrange(4..<8, with: $0) }
             link[11] = 6
             let bound = link.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
-            guard bound == 0 else { throw FixtureError("bind packet socket: errno \(errno)") }
+            guard bound == 0 else { throw FixtureFailure("bind packet socket: errno \(errno)") }
             let sent = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            guard sent == frame.count else { throw FixtureError("send: errno \(errno)") }
+            guard sent == frame.count else { throw FixtureFailure("send: errno \(errno)") }
 
             var replies: [DHCPMessage] = []
             var deadline = timespec()

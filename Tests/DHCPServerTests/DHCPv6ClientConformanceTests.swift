@@ -3,6 +3,7 @@ import Foundation
 import IPv6Server
 import Logging
 import NetworkTypes
+import TestSupport
 import Testing
 
 /// Real DHCPv6 clients against the real IPv6 responder (Router Advertisements + DHCPv6), each in
@@ -48,7 +49,7 @@ struct DHCPv6ClientConformanceTests {
     }
 
     static func linkMAC(namespace: String, device: String) async throws -> MACAddress? {
-        let result = try await run(["ip", "-j", "-n", namespace, "link", "show", "dev", device])
+        let result = try await runAsync(["ip", "-j", "-n", namespace, "link", "show", "dev", device])
         guard let data = result.output.data(using: .utf8),
               let links = try JSONSerialization.jsonObject(with: data) as? [[String: Any]],
               let text = links.first?["address"] as? String else { return nil }
@@ -81,9 +82,9 @@ struct DHCPv6ClientConformanceTests {
             #expect(resolv.contains("svc.example.internal") && resolv.contains(" example.internal"), "resolv.conf: \(resolv)")
 
             // Both directions: the gateway side reaches the VM's address, the VM reaches beyond the gateway.
-            let out = try await run(["ip", "netns", "exec", fixture.clientNamespace, "ping", "-6", "-c", "1", "-W", "3", Self.farAddress], timeout: 10)
+            let out = try await runAsync(["ip", "netns", "exec", fixture.clientNamespace, "ping", "-6", "-c", "1", "-W", "3", Self.farAddress], mergeOutput: true, check: false, timeout: 10)
             #expect(out.succeeded, "ping \(Self.farAddress) via the default route failed: \(out.output)\nroutes: \(routes)")
-            let back = try await run(["ip", "netns", "exec", fixture.serverNamespace, "ping", "-6", "-c", "1", "-W", "3", "\(shape.address.address)"], timeout: 10)
+            let back = try await runAsync(["ip", "netns", "exec", fixture.serverNamespace, "ping", "-6", "-c", "1", "-W", "3", "\(shape.address.address)"], mergeOutput: true, check: false, timeout: 10)
             #expect(back.succeeded, "ping the VM's \(shape.address.address) failed: \(back.output)")
             let after = try await fixture.clientIPv6Routes()
             #expect(after.contains { $0.hasPrefix("default via \(lease.router!)") }, "the default route went away: \(after)")
@@ -184,24 +185,10 @@ extension VethFixture {
     }
 }
 
-/// Starts an ``IPv6Server`` on the fixture's server side, runs `body`, stops the server; returns its log too.
+/// ``withResponder(_:make:run:stop:_:)`` with the IPv6 responder for `lease`.
 func withIPv6Server<T: Sendable>(
     _ fixture: VethFixture, lease: IPv6Lease, _ body: @Sendable () async throws -> T
 ) async throws -> (T, [String]) {
-    let recorder = RecordingLogHandler()
-    let logger = Logger(label: "ipv6-test") { _ in recorder }
-    let interface = fixture.serverInterface
-    let server = try await inNetworkNamespace(fixture.serverNamespace) {
-        try IPv6Server(interfaceName: interface, lease: lease, logger: logger)
-    }
-    let serving = Task { try await server.run() }
-    let result: Result<T, any Error>
-    do {
-        result = .success(try await body())
-    } catch {
-        result = .failure(error)
-    }
-    server.stop()
-    try await serving.value
-    return (try result.get(), recorder.messages)
+    try await withResponder(fixture, make: { try IPv6Server(interfaceName: $0, lease: lease, logger: $1) },
+                            run: { try await $0.run() }, stop: { $0.stop() }, body)
 }

@@ -1,13 +1,6 @@
 import DHCPServer
 import NetworkTypes
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// True when the tests run as root (namespace and client tests need it).
-let isRoot = getuid() == 0
-
 func ip(_ text: String) -> IPv4Address { IPv4Address(text)! }
 func cidr(_ text: String) -> IPv4Interface { IPv4Interface(text)! }
 func mac(_ text: String) -> MACAddress { MACAddress(text)! }

@@ -28,14 +28,11 @@ struct DNSRelayNamespaceTests {
         let interface: String
 
         static func make() throws -> Fixture {
-            let container = try TestNamespace(prefix: "dnsrc")
-            let vm: TestNamespace
-            do { vm = try TestNamespace(prefix: "dnsrv") } catch { container.destroy(); throw error }
+            let (container, vm) = try TestNamespace.pair("dnsrc", "dnsrv")
             let suffix = container.name.split(separator: "-").last!
             let fixture = Fixture(container: container, vm: vm, interface: "dr\(suffix)")
             do {
-                try run(["ip", "link", "add", fixture.interface, "netns", container.name, "type", "veth",
-                         "peer", "name", "dv\(suffix)", "netns", vm.name])
+                try container.addVeth(fixture.interface, peer: vm, peerName: "dv\(suffix)")
                 try container.ip("addr add \(relayAddress)/16 dev \(fixture.interface)")
                 try container.ip("link set \(fixture.interface) up")
                 try vm.ip("addr add \(vmAddress)/24 dev dv\(suffix)")

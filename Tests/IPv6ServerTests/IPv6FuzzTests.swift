@@ -1,6 +1,7 @@
 import IPv6Server
 import NetworkTypes
 import PropertyBased
+import TestSupport
 import Testing
 
 /// Random and mutated frames: the whole per-frame path never crashes, and whatever it answers is a
@@ -41,21 +42,6 @@ import Testing
         }
         return IPv6Frame.build(sourceMAC: parsed.sourceMAC, destinationMAC: parsed.destinationMAC, source: parsed.source,
                                destination: parsed.destination, nextHeader: parsed.nextHeader, hopLimit: parsed.hopLimit, upperLayer: upper)
-    }
-
-    static func mutateBytes(_ input: [UInt8], kinds: [Int], positions: [Int], values: [UInt8]) -> [UInt8] {
-        var bytes = input
-        for (step, kind) in kinds.enumerated() {
-            let position = bytes.isEmpty ? 0 : positions[step] % bytes.count
-            switch kind {
-            case 0 where !bytes.isEmpty: bytes[position] ^= max(values[step], 1)
-            case 1 where !bytes.isEmpty: bytes[position] = values[step]
-            case 2: bytes.insert(values[step], at: position)
-            case 3 where !bytes.isEmpty: bytes.remove(at: position)
-            default: bytes = Array(bytes.prefix(position))
-            }
-        }
-        return bytes
     }
 
     static let mutated = zip(

@@ -82,7 +82,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
             case .changeLink(let index, let change): "change link #\(index): \(change)"
             case .addAddress(let address): "add address \(address.cidr) to #\(address.interfaceIndex)"
             case .deleteAddress(let address): "delete address \(address.cidr) from #\(address.interfaceIndex)"
-            case .addRoute(let route): "add route \(route.destination)/\(route.prefixLength) via \(route.gateway ?? "-") dev #\(route.interfaceIndex ?? 0)"
+            case .addRoute(let route): "add route \(route.destination)/\(route.prefixLength) via \(route.gateway?.description ?? "-") dev #\(route.interfaceIndex ?? 0)"
             case .deleteRoute(let route): "delete route \(route.destination)/\(route.prefixLength)"
             case .openTap(let name): "open tap \(name)"
             case .openMacvtap(let name): "open macvtap \(name)"
@@ -130,7 +130,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
     }
 
     static func key(_ route: RouteRecord) -> String {
-        "\(route.family.rawValue) \(route.table.rawValue) \(route.destination)/\(route.prefixLength) \(route.priority) \(route.gateway ?? "") \(route.interfaceIndex ?? 0) \(route.scope.rawValue) \(route.routeProtocol.rawValue) \(route.preferredSource ?? "")"
+        "\(route.family.rawValue) \(route.table.rawValue) \(route.destination)/\(route.prefixLength) \(route.priority) \(route.gateway?.description ?? "") \(route.interfaceIndex ?? 0) \(route.scope.rawValue) \(route.routeProtocol.rawValue) \(route.preferredSource?.description ?? "")"
     }
 
     // MARK: - Call log and injection
@@ -469,7 +469,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         switch address.family {
         case .inet:
             guard let interface = address.ipv4, interface.prefixLength < 32, !interface.network.isUnspecified else { return nil }
-            return RouteRecord(family: .inet, destination: interface.network.description, prefixLength: interface.prefixLength,
+            return RouteRecord(family: .inet, destination: .v4(interface.network), prefixLength: interface.prefixLength,
                                interfaceIndex: address.interfaceIndex, table: .main, routeProtocol: .kernel, scope: .link,
                                type: .unicast, preferredSource: address.address)
         case .inet6:
@@ -491,9 +491,44 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
             && a.interfaceIndex == b.interfaceIndex && a.routeProtocol == b.routeProtocol
     }
 
-    /// The IPv6 network text of an address (enough for connected routes; the model does not parse IPv6 fully).
-    static func ipv6Network(_ address: String, _ prefixLength: Int) -> String {
-        guard let parsed = IPv6Address(address) else { return address }
-        return IPv6Interface(address: parsed, prefixLength: prefixLength).network.description
+    /// The IPv6 network of an address (the destination of its connected route).
+    static func ipv6Network(_ address: IPAddress, _ prefixLength: Int) -> IPAddress {
+        guard let parsed = address.ipv6 else { return address }
+        return .v6(IPv6Interface(address: parsed, prefixLength: prefixLength).network)
+    }
+}
+
+/// An address written in a test (`ip("10.0.0.2")`); text that does not parse stops the test at once.
+public func ip(_ text: String) -> IPAddress {
+    guard let address = IPAddress(text) else { preconditionFailure("not an IP address: \(text)") }
+    return address
+}
+
+extension AddressRecord {
+    /// An address as a test writes it, `ADDR/PREFIX` (IPv4 or IPv6) on link `index`, as `ip addr add` makes it.
+    public static func on(_ index: Int32, _ cidr: String, scope: RouteScope = .universe, flags: UInt32 = 0) -> AddressRecord {
+        if let interface = IPv4Interface(cidr) {
+            return AddressRecord(interfaceIndex: index, family: .inet, address: .v4(interface.address), prefixLength: interface.prefixLength,
+                                 scope: scope, flags: flags)
+        }
+        guard let interface = IPv6Interface(cidr) else { preconditionFailure("not ADDR/PREFIX: \(cidr)") }
+        return AddressRecord(interfaceIndex: index, family: .inet6, address: .v6(interface.address), prefixLength: interface.prefixLength,
+                             scope: scope, flags: flags)
+    }
+}
+
+extension RouteRecord {
+    /// A route as a test writes it, `DEST/PREFIX [via GATEWAY]` on link `index`, as `ip route add … proto boot`
+    /// makes it: IPv4 on the link (scope link) without a gateway, metric `metric`; IPv6 always scope universe,
+    /// metric 1024 unless given.
+    public static func on(_ index: Int32, _ destination: String, via gateway: String? = nil, metric: UInt32? = nil) -> RouteRecord {
+        let via = gateway.map { ip($0) }
+        if let network = IPv4Interface(destination) {
+            return RouteRecord(family: .inet, destination: .v4(network.network), prefixLength: network.prefixLength, gateway: via,
+                               interfaceIndex: index, routeProtocol: .boot, scope: gateway == nil ? .link : .universe, priority: metric ?? 0)
+        }
+        guard let network = IPv6Interface(destination) else { preconditionFailure("not DEST/PREFIX: \(destination)") }
+        return RouteRecord(family: .inet6, destination: .v6(network.network), prefixLength: network.prefixLength, gateway: via,
+                           interfaceIndex: index, routeProtocol: .boot, scope: .universe, priority: metric ?? 1024)
     }
 }

@@ -24,7 +24,7 @@ struct InMemoryFidelityTests {
         }
         lines += try netlink.addresses().filter { $0.family == .inet }.map { "address \(name($0.interfaceIndex)) \($0.cidr)" }
         lines += try netlink.routes().filter { $0.family == .inet && $0.table == .main }.map { route in
-            "route \(route.destination)/\(route.prefixLength) via \(route.gateway ?? "-") dev \(name(route.interfaceIndex)) scope \(route.scope) proto \(route.routeProtocol) metric \(route.priority) src \(route.preferredSource ?? "-")"
+            "route \(route.destination)/\(route.prefixLength) via \(route.gateway?.description ?? "-") dev \(name(route.interfaceIndex)) scope \(route.scope) proto \(route.routeProtocol) metric \(route.priority) src \(route.preferredSource?.description ?? "-")"
         }.sorted()
         return lines
     }
@@ -38,16 +38,9 @@ struct InMemoryFidelityTests {
         }
     }
 
-    static func address(_ index: Int32, _ text: String) -> AddressRecord {
-        let interface = IPv4Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet, address: interface.address.description, prefixLength: interface.prefixLength)
-    }
+    static func address(_ index: Int32, _ text: String) -> AddressRecord { .on(index, text) }
 
-    static func route(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord {
-        let network = IPv4Interface(destination)!
-        return RouteRecord(family: .inet, destination: network.network.description, prefixLength: network.prefixLength, gateway: gateway,
-                           interfaceIndex: index, routeProtocol: .boot, scope: gateway == nil ? .link : .universe)
-    }
+    static func route(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord { .on(index, destination, via: gateway) }
 
     static func index(_ netlink: any NetlinkOperations, _ name: String) throws(NetlinkError) -> Int32 {
         guard let link = try netlink.link(named: name) else { throw NetlinkError(operation: "find \(name)", errno: .operationNotSupportedByDevice) }

@@ -20,17 +20,10 @@ private struct FixtureNamespace {
     let simpleKind: String
 
     init() throws {
-        namespace = try TestNamespace(prefix: "kl-inv")
+        (namespace, peer) = try TestNamespace.pair("kl-inv", "kl-peer")
         do {
-            peer = try TestNamespace(prefix: "kl-peer")
-        } catch {
-            namespace.destroy()
-            throw error
-        }
-        do {
-            let ns = namespace.name
-            try run(["ip", "-n", peer.name, "link", "add", "p0", "type", "veth", "peer", "name", "eth0", "netns", ns])
-            try run(["ip", "-n", peer.name, "link", "add", "p1", "type", "veth", "peer", "name", "eth1", "netns", ns])
+            try peer.addVeth("p0", peer: namespace, peerName: "eth0")
+            try peer.addVeth("p1", peer: namespace, peerName: "eth1")
             try namespace.ip("link set eth0 address 02:00:00:00:00:10 up")
             try namespace.ip("addr add 10.77.0.5/24 dev eth0")
             try namespace.ip("addr add 10.77.1.5/24 dev eth0")
@@ -87,7 +80,7 @@ struct InventoryIntegrationTests {
         #expect(eth0.isUp)
         #expect(eth0.lowerIndex == nil, "a veth's peer lives in another namespace")
         #expect(inventory.ipv4Addresses(on: eth0.index) == [IPv4Interface("10.77.0.5/24")!, IPv4Interface("10.77.1.5/24")!])
-        #expect(inventory.addresses(on: eth0.index).contains { $0.family == .inet6 && $0.address == "fd77::5" && $0.prefixLength == 64 })
+        #expect(inventory.addresses(on: eth0.index).contains { $0.family == .inet6 && $0.address == IPAddress("fd77::5") && $0.prefixLength == 64 })
 
         let eth1 = try #require(inventory.link(named: "eth1"))
         #expect(eth1.mtu == 1400)
@@ -104,8 +97,8 @@ struct InventoryIntegrationTests {
 
         let routes = inventory.routes(through: eth0.index)
         let defaultRoute = try #require(routes.first { $0.isDefault })
-        #expect(defaultRoute.gateway == "10.77.0.1")
-        #expect(routes.contains { $0.destination == "10.77.1.0" && $0.prefixLength == 24 && $0.gateway == nil })
+        #expect(defaultRoute.gateway == IPAddress("10.77.0.1"))
+        #expect(routes.contains { $0.destination == IPAddress("10.77.1.0") && $0.prefixLength == 24 && $0.gateway == nil })
     }
 
     @Test func listingWithAutoAttachYes() throws {

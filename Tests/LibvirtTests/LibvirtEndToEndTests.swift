@@ -94,16 +94,6 @@ struct LibvirtEndToEndTests {
         #expect(after == before, "restored; only before: \(old.subtracting(new).sorted()); only after: \(new.subtracting(old).sorted())", sourceLocation: sourceLocation)
     }
 
-    /// Waits (bounded) until `condition` holds.
-    func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(200_000)
-        }
-        return condition()
-    }
-
     @Test func guestOnTheContainersIdentityConsoleVirshAndGracefulStop() throws {
         try Self.requireImage()
         let fixture = try ContainerFixture(Self.oneInterface)
@@ -190,7 +180,7 @@ struct LibvirtEndToEndTests {
         try expectRestored(fixture, before)
     }
 
-    @Test func sigkillLeavesNoQEMUAndTheNextStartRecovers() throws {
+    @Test func sigkillLeavesNoQEMUAndTheNextStartRecovers() async throws {
         try Self.requireImage()
         let fixture = try ContainerFixture(Self.oneInterface)
         defer { fixture.destroy() }
@@ -201,7 +191,7 @@ struct LibvirtEndToEndTests {
         #expect(!first.qemuProcesses().isEmpty, "QEMU runs")
         first.process.signal(SIGKILL)
         _ = first.process.waitForExit(timeout: 30)
-        #expect(eventually(30) { first.qemuProcesses().isEmpty }, "auto-destroy: QEMU is gone once kvm-launch's connection closed")
+        #expect(await eventually(within: 30) { first.qemuProcesses().isEmpty }, "auto-destroy: QEMU is gone once kvm-launch's connection closed")
 
         let second = try Run(fixture)
         defer { second.cleanUp() }

@@ -1,3 +1,4 @@
+import InMemoryNetlink
 import Testing
 import LaunchConfiguration
 import Netlink
@@ -23,15 +24,15 @@ private func containerInventory() -> Inventory {
         LinkRecord(index: 5, name: "eth0", kind: "veth", mac: eth0MAC, mtu: 1450),
         LinkRecord(index: 8, name: "eth1", kind: "veth", mac: eth1MAC, mtu: 1500),
     ], addresses: [
-        AddressRecord(interfaceIndex: 5, family: .inet, address: "10.42.0.7", prefixLength: 16),
-        AddressRecord(interfaceIndex: 5, family: .inet, address: "172.20.0.7", prefixLength: 24),
-        AddressRecord(interfaceIndex: 8, family: .inet, address: "192.168.5.2", prefixLength: 24),
+        AddressRecord(interfaceIndex: 5, family: .inet, address: ip("10.42.0.7"), prefixLength: 16),
+        AddressRecord(interfaceIndex: 5, family: .inet, address: ip("172.20.0.7"), prefixLength: 24),
+        AddressRecord(interfaceIndex: 8, family: .inet, address: ip("192.168.5.2"), prefixLength: 24),
     ], routes: [
-        RouteRecord(family: .inet, destination: "0.0.0.0", prefixLength: 0, gateway: "10.42.0.1", interfaceIndex: 5),
-        RouteRecord(family: .inet, destination: "10.42.0.0", prefixLength: 16, interfaceIndex: 5, routeProtocol: .kernel, scope: 253),
-        RouteRecord(family: .inet, destination: "172.20.0.0", prefixLength: 24, interfaceIndex: 5, routeProtocol: .kernel, scope: 253),
-        RouteRecord(family: .inet, destination: "10.96.0.0", prefixLength: 12, gateway: "10.42.0.1", interfaceIndex: 5),
-        RouteRecord(family: .inet, destination: "192.168.5.0", prefixLength: 24, interfaceIndex: 8, routeProtocol: .kernel, scope: 253),
+        RouteRecord(family: .inet, destination: ip("0.0.0.0"), prefixLength: 0, gateway: ip("10.42.0.1"), interfaceIndex: 5),
+        RouteRecord(family: .inet, destination: ip("10.42.0.0"), prefixLength: 16, interfaceIndex: 5, routeProtocol: .kernel, scope: 253),
+        RouteRecord(family: .inet, destination: ip("172.20.0.0"), prefixLength: 24, interfaceIndex: 5, routeProtocol: .kernel, scope: 253),
+        RouteRecord(family: .inet, destination: ip("10.96.0.0"), prefixLength: 12, gateway: ip("10.42.0.1"), interfaceIndex: 5),
+        RouteRecord(family: .inet, destination: ip("192.168.5.0"), prefixLength: 24, interfaceIndex: 8, routeProtocol: .kernel, scope: 253),
     ])
 }
 
@@ -104,10 +105,10 @@ private func makePlan(_ environment: [String: String], inventory: Inventory = co
 
     @Test func calicoStyleSlash32GetsHostRouteToGateway() throws {
         let inventory = Inventory(links: [LinkRecord(index: 3, name: "eth0", kind: "veth", mac: eth0MAC)], addresses: [
-            AddressRecord(interfaceIndex: 3, family: .inet, address: "10.244.1.9", prefixLength: 32),
+            AddressRecord(interfaceIndex: 3, family: .inet, address: ip("10.244.1.9"), prefixLength: 32),
         ], routes: [
-            RouteRecord(family: .inet, destination: "169.254.1.1", prefixLength: 32, interfaceIndex: 3, scope: 253),
-            RouteRecord(family: .inet, destination: "0.0.0.0", prefixLength: 0, gateway: "169.254.1.1", interfaceIndex: 3),
+            RouteRecord(family: .inet, destination: ip("169.254.1.1"), prefixLength: 32, interfaceIndex: 3, scope: 253),
+            RouteRecord(family: .inet, destination: ip("0.0.0.0"), prefixLength: 0, gateway: ip("169.254.1.1"), interfaceIndex: 3),
         ])
         let lease = try #require(try makePlan(["AUTO_ATTACH": "yes"], inventory: inventory).interfaces[0].lease)
         #expect(lease.router == nil, "the gateway is not inside a /32")
@@ -214,7 +215,7 @@ private func makePlan(_ environment: [String: String], inventory: Inventory = co
         #expect(clean.links[0].mac == eth0MAC)
         #expect(clean.links[0].alias == nil)
         #expect(clean.ipv4Addresses(on: 5) == [IPv4Interface("10.42.0.7/16")!])
-        #expect(clean.routes(through: 5).first?.gateway == "10.42.0.1")
+        #expect(clean.routes(through: 5).first?.gateway == ip("10.42.0.1"))
     }
 }
 

@@ -25,15 +25,10 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         LinkRecord(index: index, name: name, kind: .veth, mac: MACAddress(mac)!, mtu: mtu)
     }
 
-    static func address(_ index: Int32, _ text: String) -> AddressRecord {
-        let interface = IPv4Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet, address: interface.address.description, prefixLength: interface.prefixLength)
-    }
+    static func address(_ index: Int32, _ text: String) -> AddressRecord { .on(index, text) }
 
     static func route(_ index: Int32, _ destination: String, via gateway: String? = nil, metric: UInt32 = 0) -> RouteRecord {
-        let network = IPv4Interface(destination)!
-        return RouteRecord(family: .inet, destination: network.network.description, prefixLength: network.prefixLength, gateway: gateway,
-                           interfaceIndex: index, routeProtocol: .boot, scope: gateway == nil ? .link : .universe, priority: metric)
+        .on(index, destination, via: gateway, metric: metric)
     }
 
     /// eth0 with two addresses, a default route and a service route; eth1 with one address and no gateway.
@@ -70,9 +65,7 @@ struct ContainerShape: Sendable, CustomStringConvertible {
     }
 
     static func address6(_ index: Int32, _ text: String, scope: RouteScope = .universe, flags: UInt32 = 0) -> AddressRecord {
-        let interface = IPv6Interface(text)!
-        return AddressRecord(interfaceIndex: index, family: .inet6, address: interface.address.description, prefixLength: interface.prefixLength, scope: scope,
-                             flags: flags)
+        .on(index, text, scope: scope, flags: flags)
     }
 
     /// The link-local address the kernel gives a link with `mac`.
@@ -80,11 +73,7 @@ struct ContainerShape: Sendable, CustomStringConvertible {
         address6(index, "\(IPv6Address.linkLocal(eui64: MACAddress(mac)!))/64", scope: .link)
     }
 
-    static func route6(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord {
-        let network = IPv6Interface(destination)!
-        return RouteRecord(family: .inet6, destination: network.network.description, prefixLength: network.prefixLength, gateway: gateway,
-                           interfaceIndex: index, routeProtocol: .boot, scope: .universe, priority: 1024)
-    }
+    static func route6(_ index: Int32, _ destination: String, via gateway: String? = nil) -> RouteRecord { .on(index, destination, via: gateway) }
 
     /// Dual stack as Calico gives it: IPv4 and one global IPv6 address, the IPv6 default route through a link-local gateway.
     static let dualStack = ContainerShape(description: "dual stack", environment: ["AUTO_ATTACH": "yes"]) { ns in
@@ -131,7 +120,7 @@ func makeAttachPlan(for inventory: Inventory, shape: ContainerShape, mode: Launc
 }
 
 func attacher(_ namespace: InMemoryNamespace, afterStep: ((Int) -> Void)? = nil) -> Attacher {
-    Attacher(netlink: namespace, devices: namespace, nodeDirectory: "/run/kvm-launch/taps", logger: quietLogger, afterStep: afterStep)
+    Attacher(netlink: namespace, devices: namespace, nodeDirectory: "/run/kvm-launch/vm-0123456789abcdef", logger: quietLogger, afterStep: afterStep)
 }
 
 /// Nothing of the attach is left: the same links, addresses and routes, no open descriptor, no node.
@@ -309,7 +298,7 @@ let modes: [LaunchConfiguration.NetworkMode] = [.macvtap, .bridge]
         // The host route to the gateway fails; the default route after it is still tried (and the
         // kernel refuses it, its gateway being unreachable now), and the MAC and alias still come back.
         namespace.failure = { _, call in
-            if case .addRoute(let route) = call, route.destination == "169.254.1.1" { return .noBufferSpace }
+            if case .addRoute(let route) = call, route.destination == ip("169.254.1.1") { return .noBufferSpace }
             return nil
         }
         let problems = attacher.teardown()

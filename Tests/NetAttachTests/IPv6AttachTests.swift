@@ -80,7 +80,7 @@ import Testing
         let onLink = namespace.state.addresses.filter { $0.interfaceIndex == interface.index }.compactMap(\.ipv6)
         #expect(onLink == [IPv6Interface(address: .linkLocal(eui64: interface.containerMAC), prefixLength: 64)],
                 "only the link-local address of the new MAC is left: \(onLink)")
-        #expect(namespace.state.routes.contains { $0.family == .inet6 && $0.destination == "fe80::" && $0.interfaceIndex == interface.index },
+        #expect(namespace.state.routes.contains { $0.family == .inet6 && $0.destination == ip("fe80::") && $0.interfaceIndex == interface.index },
                 "the fe80::/64 route stays through the swap")
         let identity = try #require(RecordedIdentity(alias: namespace.state.links.first { $0.index == interface.index }?.alias))
         #expect(identity.ipv6Addresses == interface.ipv6?.movedAddresses)

@@ -1,6 +1,7 @@
 import NetAttach
 import Netlink
 import NetworkTypes
+import InMemoryNetlink
 import Testing
 
 @Suite struct IPv6LeasePlanTests {
@@ -8,11 +9,11 @@ import Testing
     static let link = LinkRecord(index: 2, name: "eth0", kind: "veth", mac: mac, mtu: 1500)
 
     static func inventory(addresses: [(String, Int)], gateway: String?) -> Inventory {
-        var records = [AddressRecord(interfaceIndex: 2, family: .inet, address: "172.18.0.2", prefixLength: 16)]
-        records += addresses.map { AddressRecord(interfaceIndex: 2, family: .inet6, address: $0.0, prefixLength: $0.1, scope: $0.0.hasPrefix("fe80") ? 253 : 0) }
-        records.append(AddressRecord(interfaceIndex: 3, family: .inet6, address: "fd00:99::1", prefixLength: 64))
+        var records = [AddressRecord(interfaceIndex: 2, family: .inet, address: ip("172.18.0.2"), prefixLength: 16)]
+        records += addresses.map { AddressRecord(interfaceIndex: 2, family: .inet6, address: IPAddress($0.0)!, prefixLength: $0.1, scope: $0.0.hasPrefix("fe80") ? 253 : 0) }
+        records.append(AddressRecord(interfaceIndex: 3, family: .inet6, address: ip("fd00:99::1"), prefixLength: 64))
         var routes: [RouteRecord] = []
-        if let gateway { routes.append(RouteRecord(family: .inet6, destination: "::", prefixLength: 0, gateway: gateway, interfaceIndex: 2)) }
+        if let gateway { routes.append(RouteRecord(family: .inet6, destination: ip("::"), prefixLength: 0, gateway: IPAddress(gateway), interfaceIndex: 2)) }
         return Inventory(links: [link], addresses: records, routes: routes)
     }
 
@@ -24,7 +25,7 @@ import Testing
         #expect(lease.addresses == [IPv6Interface("fd00:ca1::5/128")!])
         #expect(lease.router == IPv6Address("fe80::ecee:eeff:feee:eeee"))
         #expect(lease.dnsServers == [IPv6Address("fd00:53::53")!], "loopback servers never go to the VM")
-        #expect(plan.movedAddresses.map(\.address) == ["fd00:ca1::5"], "the link-local address stays")
+        #expect(plan.movedAddresses.map(\.address) == [ip("fd00:ca1::5")], "the link-local address stays")
         #expect(plan.warnings.isEmpty)
         #expect(throws: Never.self) { try lease.validate() }
     }
@@ -75,7 +76,7 @@ import Testing
         let one = IPv6LeasePlan.plan(link: Self.link, guestMAC: Self.mac, inventory: inventory, selected: IPv6Interface("2001:db8::/32"),
                                      dnsServers: [], searchDomains: [])
         #expect(one.lease?.addresses == [IPv6Interface("2001:db8:1::5/64")!])
-        #expect(one.movedAddresses.map(\.address) == ["2001:db8:1::5"])
+        #expect(one.movedAddresses.map(\.address) == [ip("2001:db8:1::5")])
         let none = IPv6LeasePlan.plan(link: Self.link, guestMAC: Self.mac, inventory: inventory, selected: IPv6Interface("2001:db9::/32"),
                                       dnsServers: [], searchDomains: [])
         #expect(none.lease?.addresses.count == 2 && none.warnings.count == 1)
@@ -94,9 +95,9 @@ import Testing
         let link = IPv6LeasePlanTests.link
         let inventory = IPv6LeasePlanTests.inventory(addresses: [("fd00:d0c::5", 64), ("fe80::5054:ff:feaa:bbcc", 64)], gateway: nil)
         let swap = LinkLocalSwap.plan(link: link, newMAC: MACAddress("02:11:22:33:44:55")!, inventory: inventory)
-        #expect(swap.original.map(\.address) == ["fe80::5054:ff:feaa:bbcc"], "the VM makes this one from the same MAC")
+        #expect(swap.original.map(\.address) == [ip("fe80::5054:ff:feaa:bbcc")], "the VM makes this one from the same MAC")
         let replacement = try #require(swap.replacement)
-        #expect(replacement.address == "fe80::11:22ff:fe33:4455" && replacement.prefixLength == 64 && replacement.family == .inet6)
+        #expect(replacement.address == ip("fe80::11:22ff:fe33:4455") && replacement.prefixLength == 64 && replacement.family == .inet6)
         #expect(replacement.interfaceIndex == link.index)
     }
 

@@ -1,3 +1,4 @@
+import InMemoryNetlink
 import Testing
 import LaunchConfiguration
 import Netlink
@@ -15,8 +16,8 @@ private func sampleInventory() -> Inventory {
         LinkRecord(index: 6, name: "off0", kind: "veth", isUp: false),
         LinkRecord(index: 9, name: "kl-tap0", kind: "macvtap", lowerIndex: 3, alias: LinkMarker.createdAlias),
     ], addresses: [
-        AddressRecord(interfaceIndex: 3, family: .inet6, address: "fd00::1", prefixLength: 64),
-        AddressRecord(interfaceIndex: 3, family: .inet, address: "10.0.0.5", prefixLength: 24),
+        AddressRecord(interfaceIndex: 3, family: .inet6, address: ip("fd00::1"), prefixLength: 64),
+        AddressRecord(interfaceIndex: 3, family: .inet, address: ip("10.0.0.5"), prefixLength: 24),
     ])
 }
 

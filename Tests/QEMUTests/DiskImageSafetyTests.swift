@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import QEMU
 import Supervisor
@@ -8,7 +9,7 @@ import Supervisor
 /// QEMU gets the descriptors that were checked. Every image here is made by qemu-img.
 @Suite struct DiskImageSafetyTests {
     private func qcow2(_ path: String, size: String = "16M", options: [String] = []) throws {
-        try runTool(qemuImg, ["create", "-q", "-f", "qcow2"] + options + [path, size])
+        try run([qemuImg, "create", "-q", "-f", "qcow2"] + options + [path, size])
     }
 
     // MARK: the format, decided once
@@ -19,7 +20,7 @@ import Supervisor
         let evil = directory.file("evil.qcow2")
         try qcow2(evil, options: ["-b", "/etc/passwd", "-F", "raw"])
         let raw = directory.file("image")
-        try runTool(qemuImg, ["create", "-q", "-f", "raw", raw, "1M"])
+        try run([qemuImg, "create", "-q", "-f", "raw", raw, "1M"])
         let header = try Data(contentsOf: URL(fileURLWithPath: evil)).prefix(4096)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: raw))
         try handle.write(contentsOf: header)
@@ -64,7 +65,7 @@ import Supervisor
         }
         #expect(try DiskImage.open(path: path, policy: DiskImagePolicy(format: .qcow2)).image.format == .qcow2)
         let raw = directory.file("other")
-        try runTool(qemuImg, ["create", "-q", "-f", "raw", raw, "1M"])
+        try run([qemuImg, "create", "-q", "-f", "raw", raw, "1M"])
         #expect(try DiskImage.open(path: raw, policy: DiskImagePolicy()).image.format == .raw)
     }
 
@@ -100,7 +101,7 @@ import Supervisor
 
     @Test func aBackingFileInTheFolderIsFollowedAndChained() throws {
         let directory = try TemporaryDirectory()
-        try runTool(qemuImg, ["create", "-q", "-f", "raw", directory.file("base.raw"), "16M"])
+        try run([qemuImg, "create", "-q", "-f", "raw", directory.file("base.raw"), "16M"])
         try qcow2(directory.file("middle.qcow2"), options: ["-b", "base.raw", "-F", "raw"])
         try qcow2(directory.file("image.qcow2"), options: ["-b", "middle.qcow2", "-F", "qcow2"])
         let opened = try DiskImage.open(path: directory.file("image.qcow2"), policy: DiskImagePolicy())
@@ -132,12 +133,12 @@ import Supervisor
         let directory = try TemporaryDirectory()
         try qcow2(directory.file("base.qcow2"))
         // -u: qemu-img does not check; the header says raw...
-        try runTool(qemuImg, ["create", "-q", "-f", "qcow2", "-u", "-b", "base.qcow2", "-F", "vmdk", directory.file("image.qcow2"), "16M"])
+        try run([qemuImg, "create", "-q", "-f", "qcow2", "-u", "-b", "base.qcow2", "-F", "vmdk", directory.file("image.qcow2"), "16M"])
         #expect(throws: PreflightError.imageFormatMismatch(path: directory.file("base.qcow2"), expected: .vmdk, found: .qcow2, stated: true)) {
             try DiskImage.open(path: directory.file("image.qcow2"), policy: DiskImagePolicy())
         }
         // ...and a missing backing file is named.
-        try runTool(qemuImg, ["create", "-q", "-f", "qcow2", "-u", "-b", "gone.qcow2", "-F", "qcow2", directory.file("orphan.qcow2"), "16M"])
+        try run([qemuImg, "create", "-q", "-f", "qcow2", "-u", "-b", "gone.qcow2", "-F", "qcow2", directory.file("orphan.qcow2"), "16M"])
         #expect(throws: PreflightError.imageReferenceUnusable(path: directory.file("orphan.qcow2"), role: "backing file", reference: "gone.qcow2", reason: "it does not exist")) {
             try DiskImage.open(path: directory.file("orphan.qcow2"), policy: DiskImagePolicy())
         }
@@ -176,7 +177,7 @@ import Supervisor
         // Also as the backing file of an image.
         #expect(mkfifo(directory.file("pipe"), 0o600) == 0)
         let top = directory.file("top.qcow2"), pipe = directory.file("pipe")
-        try runTool(qemuImg, ["create", "-q", "-f", "qcow2", "-u", "-b", "pipe", "-F", "raw", top, "16M"])
+        try run([qemuImg, "create", "-q", "-f", "qcow2", "-u", "-b", "pipe", "-F", "raw", top, "16M"])
         let backing = try runBounded(seconds: 10, unblock: {
             let writer = open(pipe, O_WRONLY | O_NONBLOCK)
             if writer >= 0 { close(writer) }
@@ -199,7 +200,7 @@ import Supervisor
 
     @Test func theArgumentsNameDescriptorsNeverThePath() throws {
         let directory = try TemporaryDirectory()
-        try runTool(qemuImg, ["create", "-q", "-f", "raw", directory.file("base.raw"), "16M"])
+        try run([qemuImg, "create", "-q", "-f", "raw", directory.file("base.raw"), "16M"])
         try qcow2(directory.file("image.qcow2"), options: ["-b", "base.raw", "-F", "raw", "-o", "data_file=\(directory.file("data.raw"))"])
         let opened = try DiskImage.open(path: directory.file("image.qcow2"), policy: DiskImagePolicy())
         var disk = opened.image
@@ -252,7 +253,7 @@ import Supervisor
         let client = try await QMPClient.connect(socketPath: socket)
         defer { client.close() }
         let nodes = try await client.execute("query-named-block-nodes")
-        guard case let .array(list) = nodes else { throw CommandFailed(description: "query-named-block-nodes: \(nodes)") }
+        guard case let .array(list) = nodes else { throw FixtureFailure("query-named-block-nodes: \(nodes)") }
         let root = try #require(list.first { $0["node-name"]?.stringValue == "disk0" })
         #expect(root["image"]?["virtual-size"]?.intValue == Int64(16 << 20))
         #expect(root["file"]?.stringValue?.contains("/dev/fdset/3") == true)
@@ -270,7 +271,7 @@ func realPath(_ path: String) -> String {
 
 private func inode(_ path: String) throws -> UInt64 {
     var info = stat()
-    guard stat(path, &info) == 0 else { throw CommandFailed(description: "stat \(path): \(String(cString: strerror(errno)))") }
+    guard stat(path, &info) == 0 else { throw FixtureFailure("stat \(path): \(String(cString: strerror(errno)))") }
     return UInt64(info.st_ino)
 }
 
@@ -289,10 +290,10 @@ private func qemuInodes(_ pid: pid_t) throws -> Set<UInt64> {
 private func waitForSocket(_ path: String, pid: pid_t) async throws {
     for _ in 0..<200 where !FileManager.default.fileExists(atPath: path) {
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { throw CommandFailed(description: "QEMU exited with wait status \(status)") }
+        if waitpid(pid, &status, WNOHANG) == pid { throw FixtureFailure("QEMU exited with wait status \(status)") }
         try await Task.sleep(for: .milliseconds(50))
     }
-    guard FileManager.default.fileExists(atPath: path) else { throw CommandFailed(description: "QEMU did not create \(path)") }
+    guard FileManager.default.fileExists(atPath: path) else { throw FixtureFailure("QEMU did not create \(path)") }
 }
 
 /// Runs `body` on its own thread and waits at most `seconds`; past that, `unblock` is called (to
@@ -309,7 +310,7 @@ private func runBounded<T: Sendable>(seconds: Int, unblock: @escaping @Sendable 
         _ = done.wait(timeout: .now() + .seconds(5))
         Issue.record("blocked for more than \(seconds) s")
     }
-    guard let value = box.get() else { throw CommandFailed(description: "still blocked") }
+    guard let value = box.get() else { throw FixtureFailure("still blocked") }
     return value
 }
 

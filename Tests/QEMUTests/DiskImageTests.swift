@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import QEMU
 
@@ -10,14 +11,14 @@ import QEMU
     func recognisesImagesMadeByQemuImg(_ tool: String, _ expected: DiskImageFormat) throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("disk.\(tool)")
-        try runTool(qemuImg, ["create", "-q", "-f", tool, path, "16M"])
+        try run([qemuImg, "create", "-q", "-f", tool, path, "16M"])
         #expect(try DiskImage.probe(path: path) == DiskImage(path: path, format: expected))
     }
 
     @Test func aTruncatedQcow2HeaderIsAnError() throws {
         let directory = try TemporaryDirectory()
         let full = directory.file("full.qcow2")
-        try runTool(qemuImg, ["create", "-q", "-f", "qcow2", full, "16M"])
+        try run([qemuImg, "create", "-q", "-f", "qcow2", full, "16M"])
         let cut = directory.file("cut.qcow2")
         let bytes = try Data(contentsOf: URL(fileURLWithPath: full))
         try bytes.prefix(40).write(to: URL(fileURLWithPath: cut))
@@ -29,7 +30,7 @@ import QEMU
     @Test func aCorruptQcow2HeaderIsAnError() throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("bad.qcow2")
-        try runTool(qemuImg, ["create", "-q", "-f", "qcow2", path, "16M"])
+        try run([qemuImg, "create", "-q", "-f", "qcow2", path, "16M"])
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[7] = 7  // version 7
         try bytes.write(to: URL(fileURLWithPath: path))
@@ -71,10 +72,10 @@ import QEMU
         #expect(throws: PreflightError.imageMissing(candidates: [modern, legacy])) {
             try DiskImage.locate(candidates: [modern, legacy])
         }
-        try runTool(qemuImg, ["create", "-q", "-f", "raw", legacy, "1M"])
+        try run([qemuImg, "create", "-q", "-f", "raw", legacy, "1M"])
         #expect(try DiskImage.locate(candidates: [modern, legacy]) == legacy)
         #expect(try Preflight.checkImage(candidates: [modern, legacy]).image == DiskImage(path: legacy, format: .raw))
-        try runTool(qemuImg, ["create", "-q", "-f", "qcow2", modern, "1M"])
+        try run([qemuImg, "create", "-q", "-f", "qcow2", modern, "1M"])
         #expect(try Preflight.checkImage(candidates: [modern, legacy]).image == DiskImage(path: modern, format: .qcow2))
     }
 

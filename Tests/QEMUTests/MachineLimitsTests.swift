@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import NetworkTypes
 import QEMU
@@ -47,7 +48,7 @@ import QEMU
     @Test(arguments: [false, true])
     func asManyNICsAsTheMachineHasSlotsAndNotOneMore(_ vga: Bool) async throws {
         let directory = try TemporaryDirectory()
-        try runTool(qemuImg, ["create", "-q", "-f", "raw", directory.file("d.raw"), "1M"])
+        try run([qemuImg, "create", "-q", "-f", "raw", directory.file("d.raw"), "1M"])
         let free = try #require(configuration(nics: 0, vga: vga, directory: directory).freePCISlotsForNICs)
         #expect(free == (vga ? 27 : 28))
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import QEMU
 
@@ -171,7 +172,7 @@ final class FakeQMPServer: @unchecked Sendable {  // `received` is read only aft
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard bound == 0, listen(listener, 1) == 0 else { throw CommandFailed(description: "cannot listen on \(path)") }
+        guard bound == 0, listen(listener, 1) == 0 else { throw FixtureFailure("cannot listen on \(path)") }
         Thread.detachNewThread { [self] in serve() }
     }
 
@@ -206,7 +207,7 @@ final class FakeQMPServer: @unchecked Sendable {  // `received` is read only aft
 
     /// Waits (at most 10 s) for the client to hang up and returns what it sent.
     func finish() throws -> [[String: Any]] {
-        guard done.wait(timeout: .now() + 10) == .success else { throw CommandFailed(description: "the client did not hang up") }
+        guard done.wait(timeout: .now() + 10) == .success else { throw FixtureFailure("the client did not hang up") }
         close(listener)
         return received
     }

@@ -1,44 +1,6 @@
 import Foundation
 import QEMU
-
-/// A temporary directory removed when the value is released (also when a test fails).
-final class TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        // Short, so unix socket paths inside stay below the 107-byte limit.
-        var template = Array("/tmp/kl-\(UInt32.random(in: 0...UInt32.max))-XXXXXX".utf8CString)
-        guard let created = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        path = String(cString: created)
-    }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-struct CommandFailed: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// Runs a program to build a fixture; throws when it fails.
-func runTool(_ executable: String, _ arguments: [String]) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardOutput = FileHandle.nullDevice
-    let errors = Pipe()
-    process.standardError = errors
-    try process.run()
-    let message = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CommandFailed(description: "\(executable) \(arguments) failed: \(String(decoding: message, as: UTF8.self))")
-    }
-}
-
-let qemuBinary = "/usr/bin/qemu-system-x86_64"
-let qemuImg = "/usr/bin/qemu-img"
+import TestSupport
 
 /// A real QEMU started from a ``QEMUConfiguration`` with no disk and paused (`-S`),
 /// killed when released.
@@ -66,7 +28,7 @@ final class RunningQEMU {
             try await Task.sleep(for: .milliseconds(50))
         }
         guard FileManager.default.fileExists(atPath: socketPath) else {
-            throw CommandFailed(description: "QEMU did not create \(socketPath)")
+            throw FixtureFailure("QEMU did not create \(socketPath)")
         }
     }
 

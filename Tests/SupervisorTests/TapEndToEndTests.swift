@@ -1,22 +1,22 @@
 import Foundation
+import TestSupport
 import Testing
 import NetworkTypes
 import QEMU
 import Supervisor
 
-private let isRoot = getuid() == 0
 
 /// Opens a new, non-persistent tap device (it disappears when the descriptor closes).
 private func openTap(named name: String) throws -> Int32 {
     let fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
-    guard fd >= 0 else { throw TestFailure(description: "cannot open /dev/net/tun: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw FixtureFailure("cannot open /dev/net/tun: \(String(cString: strerror(errno)))") }
     var request = ifreq()
     withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { $0.copyBytes(from: Array(name.utf8)) }
     request.ifr_ifru.ifru_flags = Int16(0x0002 | 0x1000)  // IFF_TAP | IFF_NO_PI
     guard ioctl(fd, 0x4004_54CA, &request) == 0 else {  // TUNSETIFF = _IOW('T', 202, int)
         let reason = String(cString: strerror(errno))
         close(fd)
-        throw TestFailure(description: "TUNSETIFF \(name) failed: \(reason)")
+        throw FixtureFailure("TUNSETIFF \(name) failed: \(reason)")
     }
     return fd
 }
@@ -65,7 +65,7 @@ private func openTap(named name: String) throws -> Int32 {
         let network = try await client.execute("human-monitor-command", arguments: ["command-line": .string("info network")])
         client.close()
 
-        guard case let .array(entries) = filters else { throw TestFailure(description: "unexpected \(filters)") }
+        guard case let .array(entries) = filters else { throw FixtureFailure("unexpected \(filters)") }
         #expect(Set(entries.compactMap { $0["main-mac"]?.stringValue }) == Set(macs.map(\.description)))
         let lines = (network.stringValue ?? "").split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         let pairs = zip(lines, lines.dropFirst()).filter { $0.0.contains("type=nic") }.map { nic, backend in

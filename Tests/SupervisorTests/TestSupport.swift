@@ -4,25 +4,7 @@ import Testing
 import Synchronization
 import QEMU
 import Supervisor
-
-/// A temporary directory removed when the value is released (also when a test fails).
-final class TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/ks-\(UInt32.random(in: 0...UInt32.max))-XXXXXX".utf8CString)
-        guard let created = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        path = String(cString: created)
-    }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-}
+import TestSupport
 
 /// A pipe whose write end is handed to a child and whose read end the test reads
 /// line by line. Both ends are close-on-exec in this process.
@@ -37,7 +19,7 @@ final class LinePipe: @unchecked Sendable {
 
     init() throws {
         var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { throw TestFailure(description: "pipe failed") }
+        guard pipe(&ends) == 0 else { throw FixtureFailure("pipe failed") }
         for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         readEnd = ends[0]
         writeEnd = ends[1]
@@ -126,8 +108,6 @@ func makeStopStream() -> (AsyncStream<StopRequest>, AsyncStream<StopRequest>.Con
     AsyncStream.makeStream(of: StopRequest.self)
 }
 
-let qemuBinary = "/usr/bin/qemu-system-x86_64"
-
 /// Arguments for a real QEMU with no disk, paused (`-S`): `system_powerdown`
 /// does nothing there, so it only stops when told to quit or killed.
 func pausedQEMUArguments(socketPath: String) throws -> [String] {
@@ -145,7 +125,7 @@ func waitForFile(_ path: String) async throws {
     for _ in 0..<200 where !FileManager.default.fileExists(atPath: path) {
         try await Task.sleep(for: .milliseconds(50))
     }
-    guard FileManager.default.fileExists(atPath: path) else { throw TestFailure(description: "\(path) never appeared") }
+    guard FileManager.default.fileExists(atPath: path) else { throw FixtureFailure("\(path) never appeared") }
 }
 
 /// /dev/null, opened close-on-exec, closed when released.
@@ -165,7 +145,7 @@ func helperPath() throws -> String {
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         directory = directory.deletingLastPathComponent()
     }
-    throw TestFailure(description: "SupervisorTestHelper not found near \(executable)")
+    throw FixtureFailure("SupervisorTestHelper not found near \(executable)")
 }
 
 /// The helper running as a separate process, its stdout readable by line.
@@ -197,8 +177,8 @@ final class HelperProcess {
             switch await lines.read(timeout: deadline.timeIntervalSinceNow) {
             case .line(let line) where line.hasPrefix(prefix): return line
             case .line: continue
-            case .endOfFile: throw TestFailure(description: "helper ended without a '\(prefix)' line")
-            case .timedOut: throw TestFailure(description: "no '\(prefix)' line from the helper within \(timeout) s")
+            case .endOfFile: throw FixtureFailure("helper ended without a '\(prefix)' line")
+            case .timedOut: throw FixtureFailure("no '\(prefix)' line from the helper within \(timeout) s")
             }
         }
     }

@@ -64,13 +64,7 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
     ///   list order); interface indexes follow it.
     public init(_ interfaces: [Interface], creationOrder: [String]? = nil,
                 resolvConf: String = "nameserver 192.0.2.53\nsearch example.test corp.example.test\n") throws {
-        container = try TestNamespace(prefix: "kl-ct")
-        do {
-            peer = try TestNamespace(prefix: "kl-net")
-        } catch {
-            container.destroy()
-            throw error
-        }
+        (container, peer) = try TestNamespace.pair("kl-ct", "kl-net")
         self.interfaces = interfaces
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvm-launch-test-\(container.name)")
         do {
@@ -83,7 +77,7 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
             try resolvConf.write(toFile: "/etc/netns/\(container.name)/resolv.conf", atomically: true, encoding: .utf8)
             for name in order {
                 let position = interfaces.firstIndex { $0.name == name }!
-                try run(["ip", "-n", peer.name, "link", "add", "p\(position)", "type", "veth", "peer", "name", name, "netns", container.name])
+                try peer.addVeth("p\(position)", peer: container, peerName: name)
             }
             for (position, interface) in interfaces.enumerated() {
                 let peerLink = "p\(position)"

@@ -11,90 +11,6 @@ public let isRoot = getuid() == 0
 /// The reason shown when a root-only test is skipped.
 public let needsRootReason: Comment = "needs root: creates network namespaces and links (CI runs as root)"
 
-/// Result of a finished process.
-public struct ProcessResult: Sendable {
-    public var status: Int32
-    public var stdout: String
-    public var stderr: String
-}
-
-/// An error from a fixture command, with its output.
-public struct CommandFailed: Error, CustomStringConvertible {
-    public var command: [String]
-    public var result: ProcessResult
-    public var description: String {
-        "`\(command.joined(separator: " "))` exited \(result.status): \(result.stderr)\(result.stdout)"
-    }
-}
-
-/// A fixture command that did not finish within its deadline; it was killed.
-public struct CommandTimedOut: Error, CustomStringConvertible {
-    public var command: [String]
-    public var seconds: TimeInterval
-    public var stdout: String
-    public var stderr: String
-    public var description: String {
-        "`\(command.joined(separator: " "))` did not finish within \(seconds) s and was killed; output so far: \(stderr)\(stdout)"
-    }
-}
-
-/// Runs a program (no shell) and collects its output. Bounded: a program still running after
-/// `timeout` seconds is killed and ``CommandTimedOut`` thrown, so a hang fails the test.
-@discardableResult
-public func run(_ arguments: [String], environment: [String: String]? = nil, check: Bool = true,
-                timeout: TimeInterval = 120) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : "/usr/bin/env")
-    process.arguments = arguments[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
-    if let environment { process.environment = environment }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    let finished = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in finished.signal() }
-    try process.run()
-    // Drain both pipes on their own threads so a chatty child cannot block on a full pipe.
-    let outData = ErrorCollector(out.fileHandleForReading)
-    let errData = ErrorCollector(err.fileHandleForReading)
-    if finished.wait(timeout: .now() + timeout) == .timedOut {
-        kill(process.processIdentifier, SIGKILL)
-        if finished.wait(timeout: .now() + 10) == .success { process.waitUntilExit() }
-        throw CommandTimedOut(command: arguments, seconds: timeout,
-                              stdout: String(decoding: outData.wait(timeout: 2) ?? Data(), as: UTF8.self),
-                              stderr: String(decoding: errData.wait(timeout: 2) ?? Data(), as: UTF8.self))
-    }
-    // The child is gone; without this, Foundation keeps the Process and its pipes (two descriptors per
-    // call) alive when only a termination handler was used, and the test process runs out of them.
-    process.waitUntilExit()
-    // A background child of the program may keep the pipes open: bounded too, and said.
-    guard let stdout = outData.wait(timeout: 10), let stderr = errData.wait(timeout: 10) else {
-        throw FixtureFailure("`\(arguments.joined(separator: " "))` exited but something it started kept its output open for 10 s")
-    }
-    let result = ProcessResult(status: process.terminationStatus,
-                               stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
-    if check && result.status != 0 { throw CommandFailed(command: arguments, result: result) }
-    return result
-}
-
-/// Drains a pipe on a background thread.
-final class ErrorCollector: @unchecked Sendable {  // written once by the thread, read after the semaphore
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
-    init(_ handle: FileHandle) {
-        Thread.detachNewThread { [self] in
-            data = handle.readDataToEndOfFile()
-            done.signal()
-        }
-    }
-    /// Everything read, once the writer closed the pipe; nil when it did not within `timeout`.
-    func wait(timeout: TimeInterval) -> Data? {
-        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-        done.signal()  // later calls return at once
-        return data
-    }
-}
-
 /// Where SwiftPM put the built products (`.build/debug`): the directory of the running test binary.
 public var productsDirectory: URL {
     URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -132,6 +48,11 @@ public final class TestNamespace: Sendable {
         }
     }
 
+    /// A namespace made elsewhere (by name), for ``exec(_:environment:check:)`` and ``destroy()``.
+    public init(existing name: String) {
+        self.name = name
+    }
+
     /// Runs a command inside the namespace.
     @discardableResult
     public func exec(_ arguments: [String], environment: [String: String]? = nil, check: Bool = true) throws -> ProcessResult {
@@ -144,8 +65,60 @@ public final class TestNamespace: Sendable {
         try exec(["ip"] + arguments.split(separator: " ").map(String.init))
     }
 
-    /// Deletes the namespace and every link in it.
+    /// Two namespaces (`first`- and `second`-prefixed); when the second cannot be made the first goes.
+    public static func pair(_ first: String, _ second: String) throws -> (TestNamespace, TestNamespace) {
+        let one = try TestNamespace(prefix: first)
+        do {
+            return (one, try TestNamespace(prefix: second))
+        } catch {
+            one.destroy()
+            throw error
+        }
+    }
+
+    /// A veth pair: `name` here, `peerName` in `peer` (with `peerMAC` when given).
+    public func addVeth(_ name: String, peer: TestNamespace, peerName: String, peerMAC: String? = nil) throws {
+        try run(["ip", "-n", self.name, "link", "add", name, "type", "veth", "peer", "name", peerName, "netns", peer.name]
+                + (peerMAC.map { ["address", $0] } ?? []))
+    }
+
+    /// Kills whatever still runs in the namespace (a client that daemonised), then deletes it and every
+    /// link in it.
     public func destroy() {
+        let pids = (try? run(["ip", "netns", "pids", name], check: false))?.stdout ?? ""
+        for pid in pids.split(whereSeparator: \.isNewline).compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
         _ = try? run(["ip", "netns", "del", name], check: false)
     }
+}
+
+/// Polls `condition` every 50 ms until it holds or `seconds` pass; returns whether it held. For
+/// conditions nothing signals (a log line, a file, a port); never a timed assertion.
+public func eventually(within seconds: Double = 15, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}
+
+/// QEMU and its image tool, as Debian installs them.
+public let qemuBinary = "/usr/bin/qemu-system-x86_64"
+public let qemuImg = "/usr/bin/qemu-img"
+
+/// A fuzz mutation of `input`: for each step, by `kinds[step]`, flip a byte, set it, insert one, remove
+/// one, or cut the input there; `positions` and `values` (one per step) say where and what.
+public func mutateBytes(_ input: [UInt8], kinds: [Int], positions: [Int], values: [UInt8]) -> [UInt8] {
+    var bytes = input
+    for (step, kind) in kinds.enumerated() {
+        let position = bytes.isEmpty ? 0 : positions[step] % bytes.count
+        switch kind {
+        case 0 where !bytes.isEmpty: bytes[position] ^= max(values[step], 1)
+        case 1 where !bytes.isEmpty: bytes[position] = values[step]
+        case 2: bytes.insert(values[step], at: position)
+        case 3 where !bytes.isEmpty: bytes.remove(at: position)
+        default: bytes = Array(bytes.prefix(position))
+        }
+    }
+    return bytes
 }

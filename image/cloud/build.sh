@@ -23,6 +23,8 @@ die() {
 	echo "image/cloud/build.sh: $*" >&2
 	exit 1
 }
+# shellcheck source=image/disk.sh
+source "$here/../disk.sh"
 
 "$repo/scripts/deps.sh" "$here/host-packages.txt"
 
@@ -33,7 +35,7 @@ inputs() {
 	echo "mirror $mirror"
 	packages
 	apt-cache policy linux-image-cloud-amd64 cloud-init netplan.io 2>/dev/null | awk '/Candidate:/ { print $2 }'
-	(cd "$here" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+	(cd "$here" && find . ../disk.sh -type f -print0 | sort -z | xargs -0 sha256sum)
 	[[ -n $extra_list ]] && sha256sum "$extra_list"
 	true
 }
@@ -88,30 +90,11 @@ initrd=$(find "$root/boot" -name 'initrd.img-*' | sort | tail -n 1)
 [[ -f $kernel && -f $initrd ]] || die "the root has no kernel or initrd in /boot"
 
 # --- disk: MBR + FAT boot partition (syslinux, kernel, initrd) + ext4 root -------------------------------
-cat >"$work/syslinux.cfg" <<'CFG'
-SERIAL 0 115200
-DEFAULT linux
-PROMPT 0
-TIMEOUT 0
-LABEL linux
-	KERNEL /vmlinuz
-	INITRD /initrd.img
-	APPEND root=/dev/vda2 ro console=ttyS0,115200 net.ifnames=0
-CFG
-payload_kib=$(( ($(stat -c %s "$kernel") + $(stat -c %s "$initrd")) / 1024 ))
-fat_sectors=$(( (payload_kib * 5 / 4 / 1024 + 8) * 2048 ))
-fat_start=2048
+fat=$work/fat.img
+boot_partition "$fat" "$kernel" "$initrd" "root=/dev/vda2 ro console=ttyS0,115200 net.ifnames=0" -n CLOUDBOOT
 root_start=$(( fat_start + fat_sectors ))
 root_mib=$(( $(du -sm "$root" | cut -f1) * 3 / 2 + 512 ))
 root_sectors=$(( root_mib * 2048 ))
-
-fat=$work/fat.img
-truncate -s $(( fat_sectors * 512 )) "$fat"
-mkfs.fat -F 16 -h "$fat_start" -n CLOUDBOOT "$fat" >/dev/null
-mcopy -i "$fat" "$kernel" ::/vmlinuz
-mcopy -i "$fat" "$initrd" ::/initrd.img
-mcopy -i "$fat" "$work/syslinux.cfg" ::/syslinux.cfg
-syslinux --install "$fat"
 
 ext=$work/root.img
 mkfs.ext4 -q -L cloudroot -d "$root" "$ext" "${root_mib}M"
@@ -123,11 +106,8 @@ label: dos
 start=$fat_start, size=$fat_sectors, type=6, bootable
 start=$root_start, size=$root_sectors, type=83
 PART
-dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
-dd if="$fat" of="$raw" bs=512 seek="$fat_start" conv=notrunc status=none
+bootable_disk "$raw" "$fat"
 dd if="$ext" of="$raw" bs=512 seek="$root_start" conv=notrunc,sparse status=none
-
-qemu-img convert -q -f raw -O qcow2 "$raw" "$work/image.qcow2"
-mv -f "$work/image.qcow2" "$image"
+to_qcow2 "$raw" "$image"
 echo "$key" >"$stamp"
 echo "image/cloud/build.sh: built $image ($(du -h "$image" | cut -f1) on disk, $(basename "$kernel")) in $((SECONDS - start)) s"

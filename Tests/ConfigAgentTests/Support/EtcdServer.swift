@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Logging
 
 @testable import ConfigAgent
@@ -25,7 +26,7 @@ struct TestCertificates: Sendable {
             clientKey: directory + "/client.key"
         )
         func openssl(_ arguments: [String]) throws {
-            let result = try runProgram("/usr/bin/openssl", arguments)
+            let result = try run(["/usr/bin/openssl"] + arguments, check: false)
             guard result.status == 0 else { throw TestHarnessError("openssl \(arguments.first ?? "") failed: \(result.stderr)") }
         }
         let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -33,7 +34,7 @@ struct TestCertificates: Sendable {
         // etcd's gateway dials its own gRPC port with the server certificate, so with
         // --client-cert-auth that certificate must be good for client auth too.
         for (name, usage, san) in [("server", "serverAuth,clientAuth", "subjectAltName=IP:127.0.0.1\n"), ("client", "clientAuth", "")] {
-            try write("\(san)extendedKeyUsage=\(usage)\n", to: "\(directory)/\(name).ext")
+            try writeFile("\(directory)/\(name).ext", "\(san)extendedKeyUsage=\(usage)\n")
             try openssl(["req"] + curve + ["-keyout", "\(directory)/\(name).key", "-out", "\(directory)/\(name).csr", "-subj", "/CN=\(name)"])
             try openssl([
                 "x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", certificates.caFile, "-CAkey", directory + "/ca.key",
@@ -136,7 +137,7 @@ actor EtcdServer {
         let deadline = ContinuousClock.now + .seconds(20)
         while true {
             guard process?.isRunning == true else {
-                throw TestHarnessError("etcd exited during start: \((try? read(directory + "/etcd.log")) ?? "")")
+                throw TestHarnessError("etcd exited during start: \((try? readFile(directory + "/etcd.log")) ?? "")")
             }
             // Any answer from etcd itself counts (with auth enabled it may be "user name is empty").
             var lastError = ""
@@ -189,11 +190,11 @@ actor EtcdServer {
     }
 
     /// Runs etcdctl (etcd-client package) against this server.
-    nonisolated func etcdctl(_ arguments: [String], user: String? = nil) throws -> ProgramResult {
+    nonisolated func etcdctl(_ arguments: [String], user: String? = nil) throws -> ProcessResult {
         var all = ["--endpoints", "\(tls == nil ? "http" : "https")://127.0.0.1:\(clientPort)"]
         if let tls { all += ["--cacert", tls.caFile, "--cert", tls.clientCertificate, "--key", tls.clientKey] }
         if let user { all += ["--user", user] }
-        let result = try runProgram("/usr/bin/etcdctl", all + arguments, environment: ["ETCDCTL_API": "3"])
+        let result = try run(["/usr/bin/etcdctl"] + all + arguments, environment: ["ETCDCTL_API": "3"], check: false)
         guard result.status == 0 else { throw TestHarnessError("etcdctl \(arguments.joined(separator: " ")) failed: \(result.stderr)") }
         return result
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import TestSupport
 
 @testable import ConfigAgent
 
@@ -21,26 +22,6 @@ func runConfigCommand(
         }
     }
     return (out, err)
-}
-
-/// Keeps every log line (message and metadata) so tests can check what was logged.
-struct CollectingLogHandler: LogHandler {
-    let sink: OutputCollector
-    var logLevel: Logger.Level = .trace
-    var metadata: Logger.Metadata = [:]
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        sink.append("\(event.level) \(event.message) \(metadata.merging(event.metadata ?? [:]) { $1 })")
-    }
-}
-
-func collectingLogger(_ sink: OutputCollector) -> Logger {
-    Logger(label: "test") { _ in CollectingLogHandler(sink: sink) }
 }
 
 /// A tree of `count` settings plus a GENERATION variable, every value marked with `generation`.

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ConfigAgent
@@ -7,8 +8,6 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-let isRoot = geteuid() == 0
 
 /// The committed fixtures folder.
 let fixtures = URL(fileURLWithPath: #filePath)
@@ -21,75 +20,6 @@ func fixture(_ relative: String) -> String { fixtures + "/" + relative }
 
 func fixtureText(_ relative: String) throws -> String {
     try String(contentsOfFile: fixture(relative), encoding: .utf8)
-}
-
-/// Creates a unique temporary directory; remove it with ``removeDirectory(_:)`` in a `defer`.
-func makeTemporaryDirectory() throws -> String {
-    let path = NSTemporaryDirectory() + "config-agent-test-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
-func removeDirectory(_ path: String) {
-    try? FileManager.default.removeItem(atPath: path)
-}
-
-/// A unique temporary directory, removed after `body` (also when it throws).
-func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws -> T {
-    let path = NSTemporaryDirectory() + "config-agent-test-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    do {
-        let result = try await body(path)
-        try? FileManager.default.removeItem(atPath: path)
-        return result
-    } catch {
-        try? FileManager.default.removeItem(atPath: path)
-        throw error
-    }
-}
-
-func write(_ text: String, to path: String) throws {
-    try FileManager.default.createDirectory(
-        atPath: (path as NSString).deletingLastPathComponent,
-        withIntermediateDirectories: true
-    )
-    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-}
-
-func read(_ path: String) throws -> String {
-    try String(contentsOfFile: path, encoding: .utf8)
-}
-
-/// Output of a finished helper program.
-struct ProgramResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs a program (tests use it to build fixtures: openssl, etcdctl, bash) and waits for it.
-func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil) throws -> ProgramResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    let stdin = Pipe()
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ProgramResult(
-        status: process.terminationStatus,
-        stdout: String(decoding: outData, as: UTF8.self),
-        stderr: String(decoding: errData, as: UTF8.self)
-    )
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
@@ -109,25 +39,6 @@ func freePort() throws -> Int {
     }
     guard bound else { throw POSIXError(.EADDRINUSE) }
     return Int(UInt16(bigEndian: address.sin_port))
-}
-
-/// Collects lines written by a command run in-process.
-final class OutputCollector: Sendable {
-    private let storage = Mutex<[String]>([])
-
-    func append(_ line: String) { storage.withLock { $0.append(line) } }
-    var lines: [String] { storage.withLock { $0 } }
-    var text: String { lines.joined(separator: "\n") }
-}
-
-/// Polls `condition` every 50 ms until it holds or `seconds` pass; returns whether it held.
-func eventually(within seconds: Double = 15, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return try await condition()
 }
 
 /// A unique etcd prefix for one test.
