@@ -193,8 +193,8 @@ struct ComputeNodeEndToEndTests {
                 "timeout", "120", "ssh", "-i", "\(directory)/id", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 "-o", "ConnectTimeout=60", "-o", "BatchMode=yes", "debian@\(Self.vmAddress)",
                 "sudo sha256sum /etc/nova/etcd/nova.conf /etc/neutron/etcd/neutron.conf /etc/neutron/etcd/openvswitch_agent.ini;"
-                    + " stat -c '%U:%G %a %n' /etc/nova/etcd/nova.conf; systemctl is-active nova-compute neutron-openvswitch-agent libvirtd;"
-                    + " ps -o args= -C nova-compute; ps -o args= -C neutron-openvswitch-agent;"
+                    + " stat -c '%U:%G %a %n' /etc/nova/etcd/nova.conf; systemctl is-active libvirtd neutron-openvswitch-agent nova-compute;"
+                    + " pgrep -a -f '^/usr/bin/python3 /usr/bin/(nova-compute|neutron-openvswitch-agent) ';"
                     + " sudo grep -c -e 'Connecting to libvirt: qemu:///system' /var/log/nova/nova-compute.log;"
                     + " sudo virsh -c qemu:///system version --daemon | grep -c 'Running against daemon'",
             ], check: false)
@@ -204,7 +204,9 @@ struct ComputeNodeEndToEndTests {
                 #expect(ssh.stdout.contains("\(digest)  \(path)"), "\(path) in the guest is what etcd rendered")
             }
             #expect(ssh.stdout.contains("root:nova 640 /etc/nova/etcd/nova.conf"))
-            #expect(ssh.stdout.contains("active\nactive\nactive\n"), "the services run: \(ssh.stdout)")
+            // nova-compute reports ready (Type=notify) only once the conductor answered, which this test has not.
+            #expect(ssh.stdout.contains("active\nactive\nactive\n") || ssh.stdout.contains("active\nactive\nactivating\n"),
+                    "libvirtd and the agent run, nova-compute runs or starts: \(ssh.stdout)")
             #expect(ssh.stdout.contains("--config-file=/etc/nova/etcd/nova.conf"), "nova-compute reads etcd's nova.conf")
             #expect(ssh.stdout.contains("--config-file=/etc/neutron/etcd/openvswitch_agent.ini"), "the agent reads etcd's files")
             #expect(!ssh.stdout.contains("\n0\n"), "nova-compute connected to the guest's libvirtd: \(ssh.stdout)")
