@@ -39,7 +39,7 @@ struct UserDataTests {
         #expect(files == [["path": "/etc/nova/etcd/nova.conf", "content": text, "owner": "root:nova", "permissions": "0640"]])
     }
 
-    @Test("from a real etcd: the reference's compute files, $MY_IP from the environment, secrets only in the file")
+    @Test("from a real etcd: the reference's compute files, $HOSTNAME from the environment, secrets only in the file")
     func fromEtcd() async throws {
         try await EtcdServer.with { server in
             let etcd = ["--endpoints", server.endpoint.url, "--prefix", "/userdata"]

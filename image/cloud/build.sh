@@ -106,6 +106,7 @@ printf '/dev/vda2 / ext4 errors=remount-ro 0 1\n' >"$root/etc/fstab"
 chroot "$root" systemctl enable serial-getty@ttyS0.service systemd-networkd.service >/dev/null 2>&1 || true
 chroot "$root" systemctl mask systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true
 rm -f "$root"/etc/ssh/ssh_host_*  # made per instance by cloud-init
+rm -rf "$root"/usr/share/locale/*  # messages in English only (85 MB in the compute image)
 
 kernel=$(find "$root/boot" -name 'vmlinuz-*' | sort | tail -n 1)
 initrd=$(find "$root/boot" -name 'initrd.img-*' | sort | tail -n 1)
