@@ -169,7 +169,7 @@ struct ComputeNodeEndToEndTests {
 
         // Seen from RabbitMQ: nova-compute's and the OVS agent's connections, from the VM, as etcd's user.
         var connections: [String] = []
-        let deadline = Date().addingTimeInterval(1500)
+        let deadline = Date().addingTimeInterval(1200)
         while Date() < deadline {
             let listed = try rabbit.ctl(["list_connections", "--no-table-headers", "--silent", "user", "peer_host", "client_properties"], check: false)
             connections = listed.stdout.split(separator: "\n").map(String.init)
