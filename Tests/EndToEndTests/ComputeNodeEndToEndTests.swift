@@ -63,6 +63,19 @@ struct ComputeNodeEndToEndTests {
                     environment: environment, check: check, timeout: timeout)
         }
 
+        /// Waits until the node has booted; fails with the server's last lines when it did not in time or exited.
+        func waitUntilRunning(timeout: TimeInterval) throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            var last = ""
+            while Date() < deadline {
+                let result = try ctl(["await_startup", "--timeout", "60"], timeout: 90, check: false)
+                if result.status == 0 { return }
+                last = result.stderr
+                if server.waitForExit(timeout: 2) != nil { break }
+            }
+            throw EndToEndTests.Failure("RabbitMQ did not start: \(last.suffix(400))\nserver:\n\(server.lines.suffix(20).joined(separator: "\n"))")
+        }
+
         /// Stops the node (rabbitmqctl stop, bounded), then kills whatever of ours is left: the Erlang VM by the
         /// pid in our pid file, the start script, epmd.
         func stop() {
@@ -135,8 +148,9 @@ struct ComputeNodeEndToEndTests {
         }
         try #require(loaded?.status == 0, "config load into etcd: \(loaded?.stderr ?? "")")
 
-        // RabbitMQ up, with the user etcd names (general/RABBIT_USERID) and the test's password.
-        try rabbit.ctl(["await_startup"], timeout: 300)
+        // RabbitMQ up (its node answers only once registered with epmd: ask again until then), with the user etcd
+        // names (general/RABBIT_USERID) and the test's password.
+        try rabbit.waitUntilRunning(timeout: 300)
         try rabbit.ctl(["add_user", "rabbit", password])
         try rabbit.ctl(["set_permissions", "-p", "/", "rabbit", ".*", ".*", ".*"])
 
