@@ -1007,7 +1007,8 @@ def bench_compute(h, results, table):
     """The compute node image (image/compute) booted by kvm-launch from etcd (user data made by
     `kvm-launch config user-data`), a real etcd and RabbitMQ in the network namespace: the time from the
     launcher's start to nova-compute's AMQP connection as RabbitMQ lists it, with the console's milestones
-    (first kernel line, cloud-init done, nova-compute started) to say what dominates. One run, under TCG (the
+    (first kernel line, cloud-init's files written; the rest is the services' start, nova-compute's mostly) to say
+    what dominates. One run, under TCG (the
     figure is for this project's machine, where KVM cannot run the guest)."""
     agent = os.path.join(RELEASE, "kvm-launch-config")
     for path in [COMPUTE_IMAGE, agent, "/usr/bin/etcd", f"{RABBIT_BIN}/rabbitmq-server"]:
@@ -1083,8 +1084,8 @@ def bench_compute(h, results, table):
         time.sleep(2)
     exited_early = launcher.poll()
     milestones = {}
-    for name, pattern in [("first kernel line", r"Linux version"), ("cloud-init done", r"Finished.*cloud-init\.service|cloud-init.*finished"),
-                          ("nova-compute started", r"Start(ed|ing).*nova-compute")]:
+    # systemd's status lines are coloured and cut ("cloud-init.servic…"); nova-compute's own start is not on the console.
+    for name, pattern in [("first kernel line", r"Linux version"), ("cloud-init wrote the files", r"Finished.*cloud-init\.servic")]:
         found = console.wait_for(pattern, time.monotonic())
         if found:
             milestones[name] = (found[0] - began) / 1e9
