@@ -44,10 +44,11 @@ demo: deps guest
 
 # Benchmarks (bench/README.md): the release build the image ships (static Swift standard library),
 # then every figure with its baseline, as a table.
-# BENCH_ARGS are passed to bench/bench.py (e.g. --only setup,dhcp or --quick).
-bench: deps guest
+# BENCH_ARGS are passed to bench/bench.py (e.g. --only setup,dhcp or --quick). The images are built first: their
+# sizes are figures too (both variants).
+bench: deps guest image
 	@scripts/deps.sh bench/packages.txt
-	for product in kvm-launch kvm-launch-config DHCPBench ConfigAgentBench; do \
+	for product in kvm-launch kvm-launch-config kvm-launch-libvirt DHCPBench ConfigAgentBench; do \
 		$(SWIFT) build -c release --static-swift-stdlib --product $$product || exit 1; done
 	bench/run.sh $(BENCH_ARGS)
 

@@ -24,10 +24,13 @@ let package = Package(
     name: "kvm-launch",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "kvm-launch", targets: ["KVMLauncher"]),
+        .executable(name: "kvm-launch", targets: ["KVMLaunchMain"]),
         // The config agent on its own, so the launcher never loads swift-nio, BoringSSL or AsyncHTTPClient:
         // `kvm-launch config …` execs it (it ships next to kvm-launch).
         .executable(name: "kvm-launch-config", targets: ["KVMLaunchConfig"]),
+        // The full launcher with VM_BACKEND=libvirt (links libvirt.so.0): only in the libvirt image variant;
+        // `kvm-launch` execs it when VM_BACKEND=libvirt, so the default launcher never links libvirt.
+        .executable(name: "kvm-launch-libvirt", targets: ["KVMLaunchLibvirt"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -128,7 +131,9 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: strict
         ),
-        .executableTarget(
+        // The launcher itself, as a library: `kvm-launch` (KVMLaunchMain) and `kvm-launch-libvirt`
+        // (KVMLaunchLibvirt, which adds the libvirt backend) are its two entry points.
+        .target(
             name: "KVMLauncher",
             dependencies: [
                 "NetworkTypes",
@@ -141,8 +146,6 @@ let package = Package(
                 "ContainerInstance",
                 "CloudInitSeed",
                 "CSupervisorShims",
-                "Libvirt",
-                "LibvirtBackend",
                 "IPv6Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -255,7 +258,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport", "InMemoryNetlink",
+            dependencies: ["NetAttach", "Netlink", "LaunchConfiguration", "TestSupport", "InMemoryNetlink", "IPv6Server", "NetworkTypes",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
@@ -315,5 +318,16 @@ let package = Package(
         ),
         .target(name: "ContainerInstance", exclude: ["README.md"], swiftSettings: strict),
         .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU"], swiftSettings: strict),
+        // `kvm-launch`: the launcher without libvirt (VM_BACKEND=libvirt execs `kvm-launch-libvirt`).
+        .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict),
+        // `kvm-launch-libvirt`: the launcher with the libvirt backend (the libvirt image variant).
+        .executableTarget(
+            name: "KVMLaunchLibvirt",
+            dependencies: [
+                "KVMLauncher", "Libvirt", "LibvirtBackend", "LaunchConfiguration", "NetAttach", "QEMU", "Supervisor",
+                "ContainerInstance", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -3,8 +3,9 @@
 
     bench/bench.py [--quick] [--only SECTION,...] [--runs N]
 
-Sections: setup, dhcp, boot, net, footprint, config (footprint runs inside net's macvtap boot); optional,
-only with --only: compute (the compute node image up to nova-compute's AMQP connection; make compute-image).
+Sections: setup, dhcp, boot, net, footprint, config, multiqueue, backends, image (footprint runs inside net's
+macvtap boot); optional, only with --only: compute (the compute node image up to nova-compute's AMQP connection;
+make compute-image).
 Every figure is the median of repeated runs with min and max; a ratio compares medians measured in
 the same run. Raw samples, logs and the table go to bench/results/<timestamp>/; the table is also
 printed. See bench/README.md for what each figure means. Nothing here passes or fails.
@@ -30,6 +31,9 @@ RELEASE = os.path.join(ROOT, ".build", "release")
 KVM_LAUNCH = os.path.join(RELEASE, "kvm-launch")
 GUEST = os.path.join(ROOT, "image", "out", "test-guest.qcow2")
 CLASSIC = os.path.join(BENCH, "classic-setup.sh")
+# The original container's own entrypoint (bbvainnotech/kvm, Apache-2.0), run from where it lies, never copied into
+# the project; on machines without vhost-net a temporary copy has `vhost=on` turned into `vhost=off` (see startvm_script).
+STARTVM = os.environ.get("STARTVM", os.path.normpath(os.path.join(ROOT, "..", "shared", "reference", "bbva-kvm", "startvm")))
 SNIFFER = os.path.join(BENCH, "dhcp_sniffer.py")
 QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
 IPERF3_ARGS = ["-fw_cfg", "name=opt/kvmlaunch/iperf3,string=1"]
@@ -79,13 +83,26 @@ class Table:
 
     def __init__(self):
         self.rows = []
+        self.headlines = []
 
-    def add(self, section, figure, stats, unit, comparison="", scale=1.0, digits=None):
+    def add(self, section, figure, stats, unit, comparison="", scale=1.0, digits=None, headline=False):
+        """`headline`: the row is also one of the README's (``summary()``, `bench/update-readme.py`)."""
+        if headline:
+            self.headlines.append(len(self.rows))
         if stats is None:
             self.rows.append((section, figure, "–", "–", "–", unit, "0", comparison or "not measured"))
             return
         self.rows.append((section, figure, number(stats["median"] * scale, digits), number(stats["min"] * scale, digits),
                           number(stats["max"] * scale, digits), unit, str(stats["n"]), comparison))
+
+    def summary(self):
+        """The README's table: the headline rows, median (min–max) and the same-run comparison."""
+        lines = ["| figure | kvm-launch, median (min–max) | baseline, same run |", "| --- | --- | --- |"]
+        for index in self.headlines:
+            section, figure, median, low, high, unit, runs, comparison = self.rows[index]
+            value = "not measured" if median == "–" else f"{median} {unit} ({low}–{high})".replace(" ()", "")
+            lines.append(f"| {section}: {figure} | {value} | {comparison} |")
+        return "\n".join(lines)
 
     def note(self, section, figure, text):
         self.rows.append((section, figure, "", "", "", "", "", text))
@@ -399,8 +416,12 @@ def setup_once(h, stub, implementation, mode, interfaces, check_restore=False):
         argv = ["ip", "netns", "exec", ct, KVM_LAUNCH]
     elif implementation == "classic":
         argv = ["ip", "netns", "exec", ct, "bash", CLASSIC, mode, os.path.join(run_dir, "classic")]
+    elif implementation == "startvm":
+        argv = ["ip", "netns", "exec", ct, "bash", startvm_script(h)]
+        environment.update(startvm_environment(run_dir, mode))
     else:  # the floor: the same spawn path straight into the stub
         argv = ["ip", "netns", "exec", ct, stub]
+    nodes_before = startvm_nodes() if implementation == "startvm" else None
     before = link_state(h, ct) if check_restore else None
     with open(os.path.join(run_dir, "log"), "w") as output:
         start = time.time_ns()
@@ -411,10 +432,12 @@ def setup_once(h, stub, implementation, mode, interfaces, check_restore=False):
             process.kill()
             raise BenchFailure(f"{implementation} {mode} with {interfaces} interfaces did not finish in 120 s; see {run_dir}/log")
         end = time.time_ns()
+    if nodes_before is not None:
+        remove_startvm_nodes(nodes_before)
     stamp = read_mark(mark, time.monotonic() + 1)
     if status != 0 or stamp is None:
         raise BenchFailure(f"{implementation} {mode} with {interfaces} interfaces failed (exit {status}); see {run_dir}/log")
-    expected = interfaces if implementation == "kvm-launch" or mode == "macvtap" and implementation == "classic" else 0
+    expected = interfaces if implementation == "kvm-launch" or mode == "macvtap" and implementation in ("classic", "startvm") else 0
     if stamp[2] < expected:
         raise BenchFailure(f"{implementation} {mode}: QEMU got {stamp[2]} descriptors for {interfaces} interfaces")
     if check_restore and implementation == "kvm-launch":
@@ -426,16 +449,52 @@ def setup_once(h, stub, implementation, mode, interfaces, check_restore=False):
     return (stamp[0] - start) / 1e6, (end - stamp[0]) / 1e6 if implementation == "kvm-launch" else None
 
 
+def startvm_script(h):
+    """The original `startvm`: its own path, or (no /dev/vhost-net here) a temporary copy with vhost=off."""
+    if os.path.exists("/dev/vhost-net"):
+        return STARTVM
+    path = h.path("tmp", "startvm-vhost-off")
+    if not os.path.exists(path):
+        with open(STARTVM) as original, open(path, "w") as patched:
+            patched.write(original.read().replace("vhost=on", "vhost=off"))
+    return path
+
+
+def startvm_environment(run_dir, mode):
+    """startvm's own settings, pointed at this run: dnsmasq's files in the run directory (its defaults are the
+    machine's /run and /var/lib/misc), qemu's bridge.conf there too."""
+    return {"AUTO_ATTACH": "yes", "USE_NET_BRIDGES": "yes" if mode == "bridge" else "no", "DEBUG": "no",
+            "DNSMASQ": shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "QEMU_CONF_DIR": run_dir,
+            "DNSMASQ_OPTS": f"--conf-file=/dev/null --user=root --pid-file={run_dir}/dnsmasq.pid --dhcp-leasefile={run_dir}/leases"}
+
+
+def startvm_nodes():
+    """The /dev/macvtap… device nodes startvm makes (in the machine's /dev: it was written for a container's)."""
+    return {name for name in os.listdir("/dev") if re.fullmatch(r"macvtap[0-9a-f]{6}", name)}
+
+
+def remove_startvm_nodes(before):
+    for name in startvm_nodes() - before:
+        try:
+            os.unlink(os.path.join("/dev", name))
+        except FileNotFoundError:
+            pass
+
+
 def bench_setup(h, stub, runs, sizes, results, table):
     modes = ["macvtap", "bridge"]
     samples = {}
     floor = []
+    anchor = os.path.exists(STARTVM)
+    if not anchor:
+        log(f"setup latency: no original startvm at {STARTVM} (set STARTVM): measured without it")
     for run in range(runs):
         log(f"setup latency: round {run + 1}/{runs}")
         floor.append(setup_once(h, stub, "floor", "macvtap", 1)[0])
         for interfaces in sizes:
             for mode in modes:
-                order = ["kvm-launch", "classic"] if run % 2 == 0 else ["classic", "kvm-launch"]
+                order = ["kvm-launch", "classic"] + (["startvm"] if anchor else [])
+                order = order if run % 2 == 0 else list(reversed(order))
                 for implementation in order:
                     setup, teardown = setup_once(h, stub, implementation, mode, interfaces, check_restore=run == 0)
                     samples.setdefault((implementation, mode, interfaces), []).append(setup)
@@ -448,10 +507,22 @@ def bench_setup(h, stub, runs, sizes, results, table):
         for interfaces in sizes:
             ours = summary(samples[("kvm-launch", mode, interfaces)])
             classic = summary(samples[("classic", mode, interfaces)])
-            table.add(section, f"kvm-launch, {mode}, {interfaces} interface{'s' if interfaces > 1 else ''}", ours, "ms",
+            table.add(section, f"kvm-launch, {mode}, {interfaces} interface{'s' if interfaces > 1 else ''}", ours, "ms", headline=mode == "macvtap", comparison=
                       f"classic script {number(classic['median'])} ms (min {number(classic['min'])}, max {number(classic['max'])}): "
                       f"kvm-launch takes {times(ratio(ours, classic))} of it")
-        for implementation in ["kvm-launch", "classic"]:
+        for interfaces in sizes:
+            ours = summary(samples[("kvm-launch", mode, interfaces)])
+            original = summary(samples.get(("startvm", mode, interfaces), []))
+            if original is None:
+                table.note(section, f"original startvm (bbvainnotech/kvm), {mode}, {interfaces} interface{'s' if interfaces > 1 else ''}",
+                           f"not measured: no startvm at {STARTVM}")
+                continue
+            table.add(section, f"original startvm (bbvainnotech/kvm{', vhost=off' if not os.path.exists('/dev/vhost-net') else ''}), "
+                      f"{mode}, {interfaces} interface{'s' if interfaces > 1 else ''}", original, "ms", headline=mode == "macvtap", comparison=
+                      f"kvm-launch {number(ours['median'])} ms: kvm-launch takes {times(ratio(ours, original))} of it; "
+                      f"above the spawn floor {number(ours['median'] - statistics.median(floor))} vs "
+                      f"{number(original['median'] - statistics.median(floor))} ms")
+        for implementation in ["kvm-launch", "classic"] + (["startvm"] if anchor else []):
             medians = [(n, statistics.median(samples[(implementation, mode, n)])) for n in sizes]
             slope, intercept = least_squares_slope(medians)
             per_run = [least_squares_slope([(n, samples[(implementation, mode, n)][r]) for n in sizes])[0] for r in range(runs)]
@@ -469,7 +540,7 @@ def bench_setup(h, stub, runs, sizes, results, table):
         for interfaces in [sizes[0], sizes[-1]]:
             table.add("teardown (QEMU exit → container restored, kvm-launch exits)",
                       f"kvm-launch, {mode}, {interfaces} interface{'s' if interfaces > 1 else ''}",
-                      summary(samples[("teardown", mode, interfaces)]), "ms", "the classic script restores nothing")
+                      summary(samples[("teardown", mode, interfaces)]), "ms", "the classic script restores nothing", headline=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,7 +684,7 @@ class GuestSession:
     """kvm-launch as PID 1 of a PID namespace in a container namespace, booting the test guest
     (like make demo), with every moment of interest stamped."""
 
-    def __init__(self, h, stub, mode="macvtap", accel="tcg", qemu_args=(), sniff=True, ping=True):
+    def __init__(self, h, stub, mode="macvtap", accel="tcg", qemu_args=(), sniff=True, ping=True, extra_env=None):
         self.h = h
         self.ct, self.net = make_container(h, 1)
         self.run_dir = h.path("guest", h.unique("run"))
@@ -633,6 +704,7 @@ class GuestSession:
             "USE_NET_BRIDGES": "yes" if mode == "bridge" else "no", "VM_IMAGE": overlay(h), "VM_ACCEL": accel,
             "LAUNCHER": stub, "KLB_MARK": self.mark, "KLB_STUB": f"exec:{QEMU}", "VM_SHUTDOWN_TIMEOUT": "20"})
         environment.pop("DNS_SERVERS")
+        environment.update(extra_env or {})
         self.stderr = open(os.path.join(self.run_dir, "launcher.log"), "w")
         self.qmp_ready = None
         self.start = time.time_ns()
@@ -746,7 +818,7 @@ def bench_boot(h, stub, runs, results, table):
         results["boot"][accel] = phases
         name = accel.upper()
         total = summary(phases["total"])
-        table.add(section, f"{name}: start → first ping reply at the peer", total, "s", scale=1e-3)
+        table.add(section, f"{name}: start → first ping reply at the peer", total, "s", scale=1e-3, headline=True)
         for key, label in [("launcher", "launcher: start → QEMU exec"), ("qemu", "QEMU start: exec → QMP socket up"),
                            ("guest", "guest boot: QMP up → first DHCPDISCOVER"), ("dhcp", "DHCP: DISCOVER → ACK sent"),
                            ("server", "of which kvm-launch's DHCP server (DISCOVER→OFFER + REQUEST→ACK)"),
@@ -764,11 +836,13 @@ def bench_boot(h, stub, runs, results, table):
 # 4. Throughput and latency guest ↔ peer; 5. footprint while the VM idles
 
 
-def iperf3(h, namespace, address, port, seconds, reverse):
+def iperf3(h, namespace, address, port, seconds, reverse, streams=1):
     """Mbit/s received in one iperf3 TCP test. Between tests the iperf3 server re-opens its
     listening socket (slowly, under TCG), so a test that could not start — refused, or reset by
     slirp, which accepts for the guest before the guest listens — is retried a few times."""
     argv = ["ip", "netns", "exec", namespace, "iperf3", "-c", address, "-p", str(port), "-t", str(seconds), "-J"]
+    if streams > 1:
+        argv += ["-P", str(streams)]
     deadline = time.monotonic() + 60
     while True:
         result = h.run(argv + (["-R"] if reverse else []), check=False, timeout=seconds + 30)
@@ -819,6 +893,55 @@ def measure_link(h, namespace, address, port, runs, seconds, pings):
         figures["guest → peer"].append(iperf3(h, namespace, address, port, seconds, reverse=True))
     figures["rtt"] = ping_samples(h, namespace, address, pings) if pings else []
     return figures
+
+
+def qemu_vcpu_threads(session):
+    """QEMU's TCG vCPU threads ("CPU n/TCG" with multi-threaded TCG, one "ALL CPUs/TCG" without)."""
+    launcher = session.launcher_pid()
+    qemu = find_descendant(launcher, "qemu-system-x86", time.monotonic() + 5) if launcher else None
+    names = []
+    for task in os.listdir(f"/proc/{qemu}/task") if qemu else []:
+        try:
+            with open(f"/proc/{qemu}/task/{task}/comm") as comm:
+                names.append(comm.read().strip())
+        except FileNotFoundError:
+            continue
+    return sorted(name for name in names if "TCG" in name or "KVM" in name)
+
+
+def bench_multiqueue(h, stub, runs, seconds, results, table):
+    """VM_NET_QUEUES: TCP both ways with 4 parallel streams, 2 vCPUs, single queue against two
+    queues, macvtap, in the same run (sessions interleaved per run)."""
+    samples = {}
+    threads = {}
+    for run in range(runs):
+        for queues in ([1, 2] if run % 2 == 0 else [2, 1]):
+            log(f"multiqueue: run {run + 1}/{runs}, VM_NET_QUEUES={queues}, VM_CPUS=2, macvtap, 4 streams")
+            # `-name debug-threads=on` (merged with kvm-launch's -name) names QEMU's vCPU threads, which shows whether
+            # TCG runs multi-threaded: `-accel tcg,thread=multi` cannot be given next to kvm-launch's `-machine accel=`,
+            # and multi-threaded TCG is QEMU's default for an x86 guest on an x86 host.
+            session = GuestSession(h, stub, mode="macvtap", qemu_args=IPERF3_ARGS + ["-name", "debug-threads=on"], sniff=False, ping=False,
+                                   extra_env={"VM_CPUS": "2", "VM_NET_QUEUES": str(queues), "VM_MEMORY": "512M"})
+            try:
+                session.wait_console("KVMLAUNCH-IPERF3", 300)
+                session.wait_console("KVMLAUNCH-READY", 120)
+                threads[queues] = qemu_vcpu_threads(session)
+                wait_for_iperf3(h, session.net, guest_address(0), 5201)
+                for reverse, label in [(False, "peer → guest"), (True, "guest → peer")]:
+                    samples.setdefault((queues, label), []).append(
+                        iperf3(h, session.net, guest_address(0), 5201, seconds, reverse, streams=4))
+            finally:
+                session.stop()
+    results["multiqueue"] = {"samples_mbit": {f"{q} {label}": v for (q, label), v in samples.items()},
+                             "vcpu_threads": {str(q): v for q, v in threads.items()}}
+    section = "multiqueue virtio-net (VM_CPUS=2, macvtap, TCG, 4 TCP streams)"
+    mttcg = all(len(v) >= 2 for v in threads.values())
+    for label in ["peer → guest", "guest → peer"]:
+        single, multi = summary(samples.get((1, label), [])), summary(samples.get((2, label), []))
+        table.add(section, f"{label}, VM_NET_QUEUES=1", single, "Mbit/s")
+        table.add(section, f"{label}, VM_NET_QUEUES=2", multi, "Mbit/s",
+                  f"{times(ratio(multi, single))} of single queue; QEMU vCPU threads: {', '.join(threads.get(2, [])) or '?'}"
+                  + ("" if mttcg else " (not multi-threaded TCG: one thread runs both vCPUs)"))
 
 
 def cpu_and_switches(pid):
@@ -951,6 +1074,101 @@ def report_footprint(results, table):
 
 
 # ---------------------------------------------------------------------------------------------
+# 7. VM_BACKEND=qemu against VM_BACKEND=libvirt (issue 13), and the images' sizes
+
+
+def qemu_running(launcher, disk):
+    """Whether the VM's QEMU runs under the launcher: a qemu-system descendant that opens the disk (the direct
+    path names it as /dev/fdset/N, libvirt by its path). libvirtd daemonizes QEMU, which is re-parented to
+    kvm-launch (the subreaper); the QEMU libvirtd runs first to probe capabilities names no disk."""
+    for pid in descendants(launcher):
+        if not (process_name(pid) or "").startswith("qemu-system"):
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                words = cmdline.read()
+        except OSError:
+            continue
+        if disk.encode() in words or b"/dev/fdset/" in words:
+            return True
+    return False
+
+
+def backend_once(h, backend):
+    """kvm-launch with VM_BACKEND=`backend` booting the test guest in a fresh container namespace (TCG):
+    (start → a QEMU process running the disk, start → first ping reply on the container's address), seconds."""
+    ct, net = make_container(h, 1)
+    run_dir = h.path("backends", h.unique("run"))
+    os.makedirs(run_dir, exist_ok=True)
+    disk = overlay(h)
+    environment = base_environment(os.path.join(run_dir, "run"), {"VM_ACCEL": "tcg", "VM_IMAGE": disk, "VM_BACKEND": backend})
+    environment.pop("DNS_SERVERS")
+    with open(os.path.join(run_dir, "launcher.log"), "w") as output:
+        start = time.monotonic()
+        process = h.spawn(["ip", "netns", "exec", ct, KVM_LAUNCH], env=environment, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        qemu = ping = None
+        deadline = start + 300
+        try:
+            while time.monotonic() < deadline and process.poll() is None:
+                if qemu is None and qemu_running(process.pid, disk):
+                    qemu = time.monotonic() - start
+                # The container's own address answers until kvm-launch moves it: count a reply only once QEMU runs.
+                if qemu is not None and h.run(["ip", "netns", "exec", net, "ping", "-c", "1", "-W", "0.1", "-q", guest_address(0)],
+                                              check=False).returncode == 0:
+                    ping = time.monotonic() - start
+                    break
+                if qemu is None:
+                    time.sleep(0.01)
+        finally:
+            h.stop(process, timeout=60)
+    h.delete_container(ct, net)
+    if qemu is None or ping is None:
+        raise BenchFailure(f"VM_BACKEND={backend}: {'no QEMU process' if qemu is None else 'no ping reply'} within 300 s; see {run_dir}/launcher.log")
+    return qemu, ping
+
+
+def bench_backends(h, runs, results, table):
+    section = "VM_BACKEND=qemu and VM_BACKEND=libvirt (test guest, TCG, interleaved in the same run)"
+    samples = {"qemu": {"qemu": [], "ping": []}, "libvirt": {"qemu": [], "ping": []}}
+    for run in range(runs):
+        for backend in (["qemu", "libvirt"] if run % 2 == 0 else ["libvirt", "qemu"]):
+            log(f"backends: {backend} run {run + 1}/{runs}")
+            qemu, ping = backend_once(h, backend)
+            samples[backend]["qemu"].append(qemu)
+            samples[backend]["ping"].append(ping)
+    results["backends"] = samples
+    for key, label in [("qemu", "start → QEMU process running"), ("ping", "start → first ping reply from the guest")]:
+        direct, libvirt = summary(samples["qemu"][key]), summary(samples["libvirt"][key])
+        table.add(section, f"libvirt: {label}", libvirt, "s", headline=True, comparison=
+                  f"qemu (direct) {number(direct['median'])} s (min {number(direct['min'])}, max {number(direct['max'])}): "
+                  f"libvirt adds {number(libvirt['median'] - direct['median'])} s")
+        table.add(section, f"qemu (direct): {label}", direct, "s")
+
+
+def bench_image(results, table):
+    section = "container images (make image: podman, uncompressed)"
+    script = os.path.join(ROOT, "docker", "image-size.sh")
+    tags = [os.environ.get("IMAGE", "localhost/kvm-launch:latest"), os.environ.get("LIBVIRT_IMAGE", "localhost/kvm-launch:libvirt")]
+    result = subprocess.run([script, "--json"] + tags, capture_output=True, text=True, timeout=120)
+    sizes = json.loads(result.stdout) if result.returncode == 0 and result.stdout.strip() else {}
+    results["image"] = sizes
+    if len(sizes) < 2:
+        raise BenchFailure(f"the images are missing (make image builds both): {result.stderr.strip()[:200]}")
+    (default, parts), (_, libvirt) = list(sizes.items())[:2]
+    mb = lambda value: {"median": value / 1e6, "min": value / 1e6, "max": value / 1e6, "n": 1}
+    table.add(section, "default image (VM_BACKEND=qemu): total", mb(parts["total"]), "MB", digits=1, headline=True, comparison=
+              f"target ≤ 150 MB (issue 15); before the variants: 385 MB with libvirt in every image")
+    for part, value in parts.items():
+        if part != "total" and value >= 100_000:
+            table.add(section, f"default image: {part}", mb(value), "MB")
+    table.add(section, "libvirt image (kvm-launch:libvirt): total", mb(libvirt["total"]), "MB", digits=1, headline=True, comparison=
+              f"the default image + {number((libvirt['total'] - parts['total']) / 1e6)} MB")
+    for part, value in libvirt.items():
+        if part != "total" and value >= 100_000 and parts.get(part) != value:
+            table.add(section, f"libvirt image: {part}", mb(value), "MB")
+
+
+# ---------------------------------------------------------------------------------------------
 # 6. Config agent (bench/ConfigAgentBench)
 
 
@@ -972,7 +1190,7 @@ def bench_config(runs, results, table):
     render = next((v for k, v in figures.items() if k.startswith("read + render")), None)
     render_name = next((k for k in figures if k.startswith("read + render")), "read + render")
     section = "config agent, 10,000 keys, real etcd"
-    table.add(section, "load: the whole tree in one transaction", load, "s",
+    table.add(section, "load: the whole tree in one transaction", load, "s", headline=True, comparison=
               f"one PUT per key: {number(baseline['median'])} s; load takes {times(ratio(load, baseline))} of it" if baseline else "")
     table.add(section, render_name, render, "s")
 
@@ -1108,8 +1326,9 @@ def bench_compute(h, results, table):
 def main():
     parser = argparse.ArgumentParser(description="kvm-launch benchmarks (see bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter waits: to check the harness, not for numbers")
-    parser.add_argument("--only", default="setup,dhcp,boot,net,footprint,config", help="comma-separated sections")
+    parser.add_argument("--only", default="setup,dhcp,boot,net,footprint,config,multiqueue,backends,image", help="comma-separated sections")
     parser.add_argument("--runs", type=int, help="runs per point (default 5, --quick 2)")
+    parser.add_argument("--sizes", help="interface counts of the setup section, comma-separated (default 1,4,16,64; --quick 1,4,16)")
     parser.add_argument("--stub", default=os.path.join(BENCH, "results", "bin", "qemu-stub"), help="the compiled qemu-stub")
     options = parser.parse_args()
     if os.geteuid() != 0:
@@ -1147,8 +1366,8 @@ def main():
 
     try:
         if "setup" in sections:
-            attempt("setup", lambda: bench_setup(h, options.stub, runs, [1, 4, 16, 64] if not options.quick else [1, 4, 16],
-                                                 results, table))
+            sizes = [int(n) for n in options.sizes.split(",")] if options.sizes else [1, 4, 16, 64] if not options.quick else [1, 4, 16]
+            attempt("setup", lambda: bench_setup(h, options.stub, runs, sizes, results, table))
         if "dhcp" in sections:
             attempt("dhcp", lambda: bench_dhcp(h, options.stub, 20 if not options.quick else 3, results, table))
         if "boot" in sections:
@@ -1157,8 +1376,15 @@ def main():
             attempt("net", lambda: bench_net(h, options.stub, 3 if not options.quick else 1, 2, 50,
                                              (60 if not options.quick else 20) if "footprint" in sections else 0, results, table))
             report_footprint(results, table)
+        if "multiqueue" in sections:
+            attempt("multiqueue", lambda: bench_multiqueue(h, options.stub, 2 if not options.quick else 1, 5 if not options.quick else 2,
+                                                           results, table))
         if "config" in sections:
             attempt("config", lambda: bench_config(runs, results, table))
+        if "backends" in sections:
+            attempt("backends", lambda: bench_backends(h, 3 if not options.quick else 1, results, table))
+        if "image" in sections:
+            attempt("image", lambda: bench_image(results, table))
         if "compute" in sections:  # optional, not in the default list: minutes under TCG
             attempt("compute", lambda: bench_compute(h, results, table))
     except KeyboardInterrupt:
@@ -1179,6 +1405,10 @@ def main():
     text = header + "\n\n" + table.markdown() + "\n"
     with open(os.path.join(directory, "table.md"), "w") as output:
         output.write(text)
+    # The README's table (bench/update-readme.py puts it there): the headline rows.
+    with open(os.path.join(directory, "readme.md"), "w") as output:
+        output.write(header + "\n\n" + table.summary() + "\n")
+    shutil.copy(os.path.join(directory, "readme.md"), os.path.join(BENCH, "results", "latest-readme.md"))
     shutil.copy(os.path.join(directory, "table.md"), os.path.join(BENCH, "results", "latest.md"))
     print(text)
     log(f"raw samples and logs: {directory}")

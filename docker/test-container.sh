@@ -17,14 +17,20 @@
 #   compute    the compute-node pod: etcd (in a container), `config load`, the manifest's init container
 #              command renders the files into cloud-init user data, the launcher boots the VM with general/
 #              from etcd and that user data in its seed
+#   shared-run two containers started together with one host folder as /run (`-v DIR:/run`): stopping
+#              one powers off only its VM, the other keeps answering ping and `kvm-launch status`
+#   libvirt    VM_BACKEND=libvirt from the libvirt variant (LIBVIRT_IMAGE): virsh in the container, status, stop;
+#              the default image has no libvirt and refuses VM_BACKEND=libvirt with one line (image checks)
 #
 # Uses only the networks, links and namespaces it creates (subnets 10.213.X.0/24) and removes them, its
 # containers and its files on any exit. Needs root and podman; fails (never skips) when podman cannot run.
-# env: IMAGE (default localhost/kvm-launch:latest), READY_TIMEOUT (s, default 180)
+# env: IMAGE (default localhost/kvm-launch:latest), LIBVIRT_IMAGE (default localhost/kvm-launch:libvirt),
+#      READY_TIMEOUT (s, default 180)
 set -uo pipefail
 # shellcheck source=docker/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IMAGE=${IMAGE:-localhost/kvm-launch:latest}
+LIBVIRT_IMAGE=${LIBVIRT_IMAGE:-localhost/kvm-launch:libvirt}
 READY_TIMEOUT=${READY_TIMEOUT:-180}
 STOP_TIMEOUT=30   # VM_SHUTDOWN_TIMEOUT (20 s) + QEMU quit (5 s) + margin: README's --stop-timeout
 guest=$repo/image/out/test-guest.qcow2
@@ -64,6 +70,7 @@ abort() { # a precondition failed: no point in going on
 need_podman
 [[ -s $guest ]] || abort "no test guest at $guest: run 'make guest' (image/build.sh)"
 podman image exists "$IMAGE" || abort "no image $IMAGE: run 'make image' first"
+podman image exists "$LIBVIRT_IMAGE" || abort "no image $LIBVIRT_IMAGE: run 'make image' first (it builds both variants)"
 work=$(mktemp -d /tmp/kvm-launch-container-test.XXXXXX)
 id=$$
 containers=() networks=() links=() namespaces=()
@@ -168,6 +175,24 @@ check "image: label org.opencontainers.image.version is $version" \
 mapfile -t runtime_packages < <(awk 'NF && $1 !~ /^#/ { print $1 }' "$here/packages-runtime.txt")
 check "image: every package of docker/packages-runtime.txt is installed (${runtime_packages[*]})" \
 	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint dpkg-query "$IMAGE" -W "${runtime_packages[@]}"
+mapfile -t libvirt_packages < <(awk 'NF && $1 !~ /^#/ { print $1 }' "$here/packages-libvirt.txt")
+check "image: none of docker/packages-libvirt.txt is in the default image" \
+	not quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint sh "$IMAGE" -c \
+	'for p in "$@"; do dpkg-query -W -f "\${Status}\n" "$p" 2>/dev/null | grep -q "ok installed" && exit 0; done; exit 1' _ "${libvirt_packages[@]}"
+check "image: the default image's kvm-launch does not link libvirt (ldd)" \
+	not grep -q libvirt <(podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint ldd "$IMAGE" /usr/local/bin/kvm-launch 2>&1)
+podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" -e AUTO_ATTACH=yes -e VM_BACKEND=libvirt "$IMAGE" --dry-run >"$work/novirt.out" 2>&1
+code=$?
+grep -v '^time=' "$work/novirt.out" >"$work/novirt.lines" # (podman's own messages start with time=)
+check "image: VM_BACKEND=libvirt in the default image exits non-zero (exit status $code)" test "$code" -ne 0
+check "image: ... with one line naming the libvirt variant" \
+	test "$(grep -c '^Error: VM_BACKEND=libvirt needs the libvirt image variant' "$work/novirt.lines")/$(wc -l <"$work/novirt.lines")" = 1/1 ||
+	sed 's/^/    /' "$work/novirt.lines"
+check "image: $LIBVIRT_IMAGE has every package of docker/packages-runtime.txt and packages-libvirt.txt" \
+	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint dpkg-query "$LIBVIRT_IMAGE" -W "${runtime_packages[@]}" "${libvirt_packages[@]}"
+check "image: $LIBVIRT_IMAGE's kvm-launch is the build with the libvirt backend (links libvirt, kvm-launch-libvirt is the same file)" \
+	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint sh "$LIBVIRT_IMAGE" -c \
+	'ldd /usr/local/bin/kvm-launch | grep -q libvirt.so.0 && test /usr/local/bin/kvm-launch -ef /usr/local/bin/kvm-launch-libvirt'
 
 # --- config ----------------------------------------------------------------------------------------------
 echo "# a wrong AUTO_ATTACH"
@@ -457,12 +482,12 @@ fi
 # VM_BACKEND=libvirt: the same VM run by the private libvirtd kvm-launch starts in the container; virsh in
 # the container works without arguments (the image sets LIBVIRT_DEFAULT_URI); podman stop powers it off.
 libvirt_section() {
-	echo "# VM_BACKEND=libvirt on network $net_a"
+	echo "# VM_BACKEND=libvirt on network $net_a, image $LIBVIRT_IMAGE"
 	local c=kl-dk-$id-lv ip mac ready
 	containers+=("$c")
 	disk lv
 	podman run -d --name "$c" --network "$net_a" "${run_common[@]}" "${disk_args[@]}" -e AUTO_ATTACH=yes \
-		-e VM_BACKEND=libvirt "$IMAGE" >/dev/null 2>>"$work/podman.err"
+		-e VM_BACKEND=libvirt "$LIBVIRT_IMAGE" >/dev/null 2>>"$work/podman.err"
 	ip=$(container_net "$c" "$net_a" IPAddress) mac=$(container_net "$c" "$net_a" MacAddress)
 	if ready=$(wait_ready "$c"); then
 		ok "libvirt: the guest is up (KVMLAUNCH-READY) $ready s after the container started"
@@ -482,5 +507,52 @@ libvirt_section() {
 	fi
 }
 libvirt_section
+
+# --- shared-run (helper ipv6gw's section) -------------------------------------------------------------------
+# Issue 11 item 1 with the real runtime: the old container's documented `-v /var/run:/var/run` shares the
+# host's /run between containers. Two containers of the image, started at the same moment with one host
+# folder as /run: both VMs are reachable; `podman stop` of the first powers off that VM (exit 0) and the
+# second still answers ping and `kvm-launch status`; then it stops the same way.
+shared_run_section() {
+	echo "# two containers sharing one host folder as /run, on network $net_b"
+	local shared=$work/shared-run first=kl-dk-$id-sr1 second=kl-dk-$id-sr2 c ready ip1 ip2 mac1 mac2
+	mkdir -p "$shared"
+	containers+=("$first" "$second")
+	disk sr1
+	local disk1=("${disk_args[@]}")
+	disk sr2
+	local disk2=("${disk_args[@]}")
+	podman run -d --name "$first" --network "$net_b" "${run_common[@]}" "${disk1[@]}" -v "$shared:/run" \
+		-e AUTO_ATTACH=yes "$IMAGE" >/dev/null 2>>"$work/podman.err" &
+	podman run -d --name "$second" --network "$net_b" "${run_common[@]}" "${disk2[@]}" -v "$shared:/run" \
+		-e AUTO_ATTACH=yes "$IMAGE" >/dev/null 2>>"$work/podman.err" &
+	wait
+	ip1=$(container_net "$first" "$net_b" IPAddress) mac1=$(container_net "$first" "$net_b" MacAddress)
+	ip2=$(container_net "$second" "$net_b" IPAddress) mac2=$(container_net "$second" "$net_b" MacAddress)
+	for c in "$first" "$second"; do
+		if ready=$(wait_ready "$c"); then
+			ok "shared-run: $c's guest is up (KVMLAUNCH-READY) $ready s after the start"
+		else
+			not_ok "shared-run: $c's guest did not reach KVMLAUNCH-READY within $READY_TIMEOUT s"
+			show_logs "$c"
+			return
+		fi
+	done
+	check "shared-run: the first guest has its container's $ip1 and MAC $mac1" grep -q " addr=$ip1/24 " <(nic_line "$first" "$mac1")
+	check "shared-run: the second guest has its container's $ip2 and MAC $mac2" grep -q " addr=$ip2/24 " <(nic_line "$second" "$mac2")
+	check "shared-run: the host pings the first VM ($ip1)" quietly ping -c 2 -i 0.3 -W 2 -q "$ip1"
+	check "shared-run: the host pings the second VM ($ip2)" quietly ping -c 2 -i 0.3 -W 2 -q "$ip2"
+	check "shared-run: each launcher made its own run directory in the shared folder" \
+		test "$(find "$shared/kvm-launch" -mindepth 1 -maxdepth 1 -name 'vm-*' | wc -l)" = 2
+	stop_gracefully "$first"
+	check "shared-run: the second VM still answers ping after the first one's stop" quietly ping -c 2 -i 0.3 -W 2 -q "$ip2"
+	check "shared-run: kvm-launch status in the second container: VM running" \
+		grep -qx "VM running" <(podman exec "$second" kvm-launch status 2>/dev/null)
+	check "shared-run: the second guest never powered off" not grep -q '^KVMLAUNCH-POWEROFF' <(logs "$second")
+	stop_gracefully "$second"
+	check "shared-run: both run directories are gone from the shared folder" \
+		test "$(find "$shared/kvm-launch" -mindepth 1 -maxdepth 1 -name 'vm-*' | wc -l)" = 0
+}
+shared_run_section
 
 finish

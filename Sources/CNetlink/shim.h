@@ -14,6 +14,8 @@
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/vlan.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/link/inet6.h>
+#include <linux/if_link.h>
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <linux/rtnetlink.h>

@@ -120,6 +120,30 @@ public struct NetworkConfig: Sendable, Equatable {
     }
 }
 
+extension NetworkConfig.Interface {
+    /// Adds the VM's IPv6 configuration (what its Router Advertisements and DHCPv6 answers say, as
+    /// static settings): the addresses with their prefix lengths (the on-link prefix comes with each),
+    /// a default route through `router` (the gateway's link-local address, always on the link) or,
+    /// when no link-local router is known, through `gateway` (the container's global gateway:
+    /// `on-link` when no prefix of these addresses holds it, as with a `/128`), and the IPv6 name
+    /// servers and search domains after the ones already there, without repeats.
+    public mutating func addIPv6(addresses: [IPv6Interface], router: IPv6Address?, gateway: IPv6Address?,
+                                 nameServers: [IPv6Address], searchDomains: [String]) {
+        guard !addresses.isEmpty else { return }
+        for address in addresses where !self.addresses.contains(address.description) {
+            self.addresses.append(address.description)
+        }
+        if let router, router.isLinkLocal {
+            routes.append(NetworkConfig.Route(destination: "::/0", gateway: router.description))
+        } else if let gateway, gateway.isGlobalUnicast {
+            let onLink = !addresses.contains { $0.prefixLength < 128 && $0.contains(gateway) }
+            routes.append(NetworkConfig.Route(destination: "::/0", gateway: gateway.description, onLink: onLink))
+        }
+        for server in nameServers.map(\.description) where !self.nameServers.contains(server) { self.nameServers.append(server) }
+        for domain in searchDomains where !self.searchDomains.contains(domain) { self.searchDomains.append(domain) }
+    }
+}
+
 extension Array {
     var nilIfEmpty: Self? { isEmpty ? nil : self }
 }

@@ -161,11 +161,14 @@ extension ConfigCommand {
 
     struct Env: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the general/ variables as shell export lines (eval-safe) or JSON.",
+            abstract: "Print the general/ variables (with a role's own ROLE/NAME ones winning) as shell export lines (eval-safe) or JSON.",
             discussion: "Values are single-quoted verbatim: eval \"$(kvm-launch config env)\" sets them exactly."
         )
 
         @OptionGroup var etcd: EtcdOptions
+
+        @Option(help: ArgumentHelp("Add this role's ROLE/NAME variables, which win over general/ (env ETCD_ROLE): controller or compute.", valueName: "role"))
+        var role: String?
 
         @Flag(help: "Print a JSON object instead of export lines.")
         var json = false
@@ -173,8 +176,9 @@ extension ConfigCommand {
         func run() async throws {
             let context = CommandContext.current
             let settings = try etcd.settings(context.environment)
+            let role = try ConfigRole.named(role ?? context.environment["ETCD_ROLE"])
             let general = try await EtcdClient.withClient(settings: settings) { client in
-                try await ConfigStore(client: client).readGeneral().variables
+                try await ConfigStore(client: client).readEnvironment(role: role).variables
             }
             if json {
                 context.out(EnvironmentExport.json(general))

@@ -3,6 +3,13 @@ public enum ConfigRole: String, Sendable, Hashable, CaseIterable, Comparable {
     case controller
     case compute
 
+    /// The role a setting names (`ETCD_ROLE`, `--role`); nil for nil or blank.
+    public static func named(_ text: String?) throws(ConfigRoleError) -> ConfigRole? {
+        guard let text = text?.trimmedWhitespace, !text.isEmpty else { return nil }
+        guard let role = ConfigRole(rawValue: text) else { throw ConfigRoleError(value: text) }
+        return role
+    }
+
     public static func < (lhs: ConfigRole, rhs: ConfigRole) -> Bool {
         lhs.rawValue < rhs.rawValue
     }
@@ -65,10 +72,13 @@ public struct SettingKey: Sendable, Hashable, CustomStringConvertible {
 /// A validated key of the configuration data model.
 ///
 /// - `general/NAME`: an environment variable shared by every service.
+/// - `ROLE/NAME` (two parts, NAME in capitals): an environment variable of one role (the
+///   launcher's with `ETCD_ROLE=ROLE`), which wins over `general/NAME`, e.g. `compute/CLOUD_INIT_USER_DATA`.
 /// - `ROLE/SERVICE/FILE/SECTION/KEY`: a setting of one INI file;
 ///   `ROLE/SERVICE/FILE/KEY` (four parts) is a key before any section header.
 public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     case general(String)
+    case roleVariable(ConfigRole, String)
     case setting(SettingKey)
 
     /// Parses a key of the data model (the part of a line before its first `=`).
@@ -81,6 +91,13 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
             return
         }
         guard let role = ConfigRole(rawValue: parts[0]) else { throw .outsideTree(raw) }
+        if parts.count == 2 {
+            // Capitals only: `compute/nova` is a setting path cut short, not a variable.
+            guard ConfigKey.isEnvironmentName(parts[1]), !parts[1].unicodeScalars.contains(where: { ("a"..."z").contains($0) })
+            else { throw .badRoleVariableName(raw) }
+            self = .roleVariable(role, parts[1])
+            return
+        }
         guard parts.count == 4 || parts.count == 5 else { throw .badSettingShape(raw) }
         try ConfigKey.checkPathName(parts[1], what: "service", in: raw)
         try ConfigKey.checkPathName(parts[2], what: "file", in: raw)
@@ -106,6 +123,7 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var path: String {
         switch self {
         case .general(let name): "general/\(name)"
+        case .roleVariable(let role, let name): "\(role.rawValue)/\(name)"
         case .setting(let setting): setting.path
         }
     }
@@ -113,7 +131,7 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The last path component: the variable or INI key name (used for redaction).
     public var name: String {
         switch self {
-        case .general(let name): name
+        case .general(let name), .roleVariable(_, let name): name
         case .setting(let setting): setting.key
         }
     }
@@ -149,10 +167,19 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 }
 
+/// `ETCD_ROLE` (or `--role`) names no role.
+public struct ConfigRoleError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var value: String
+    public var description: String {
+        "ETCD_ROLE='\(value)' is not a role; use controller or compute (its ROLE/NAME variables in etcd win over general/), or leave it unset"
+    }
+}
+
 /// Why a key does not fit the data model.
 public enum ConfigKeyError: Error, Sendable, Hashable, CustomStringConvertible {
     case leadingSlash(String)
     case badGeneralName(String)
+    case badRoleVariableName(String)
     case badSettingShape(String)
     case badPathName(String, what: String)
     case badSection(String)
@@ -166,8 +193,10 @@ public enum ConfigKeyError: Error, Sendable, Hashable, CustomStringConvertible {
             "key '\(key)' starts with '/'; write it without the leading slash (general/…, controller/…, compute/…)"
         case .badGeneralName(let key):
             "key '\(key)' is not general/NAME with NAME made of letters, digits and '_' (not starting with a digit)"
+        case .badRoleVariableName(let key):
+            "key '\(key)' is neither ROLE/NAME (a role's variable: NAME in capitals, digits and '_', not starting with a digit) nor ROLE/SERVICE/FILE/SECTION/KEY"
         case .badSettingShape(let key):
-            "key '\(key)' is not ROLE/SERVICE/FILE/SECTION/KEY (or ROLE/SERVICE/FILE/KEY for a key before any section)"
+            "key '\(key)' is not ROLE/SERVICE/FILE/SECTION/KEY (or ROLE/SERVICE/FILE/KEY for a key before any section, ROLE/NAME for a role's variable)"
         case .badPathName(let key, let what):
             "key '\(key)' has an empty or unusable \(what) name (no '.', '..' or surrounding spaces)"
         case .badSection(let key):

@@ -104,6 +104,22 @@ public struct ConfigStore: Sendable {
         return (snapshot.revision, decode(snapshot).tree.general)
     }
 
+    /// Reads the environment of `role`: `general/` and the role's `ROLE/NAME` variables, which win,
+    /// both at one revision (the role's settings are not read). `role` nil: `general/` only.
+    public func readEnvironment(role: ConfigRole?) async throws -> (revision: Int64, variables: [String: String]) {
+        let general = try await client.range(.prefix(prefix + "/general/"))
+        guard let role else { return (general.revision, decode(general).tree.general) }
+        // The role's keys at the same revision; only its two-part keys are variables.
+        let roleKeys = try await client.range(.prefix(prefix + "/" + role.rawValue + "/"), revision: general.revision)
+        let variables = roleKeys.keyValues.filter { keyValue in
+            guard let key = keyValue.keyString else { return false }
+            return !key.dropFirst(prefix.count + role.rawValue.count + 2).contains("/")
+        }
+        var tree = decode(general).tree
+        for (key, value) in decode(EtcdSnapshot(revision: roleKeys.revision, keyValues: variables)).tree.values { tree[key] = value }
+        return (general.revision, tree.environment(role: role))
+    }
+
     /// Turns raw key-values under the prefix into a tree, setting aside what does not fit.
     public func decode(_ snapshot: EtcdSnapshot) -> Snapshot {
         var tree = ConfigTree()

@@ -41,6 +41,21 @@ public struct ConfigTree: Sendable, Hashable {
         return result
     }
 
+    /// The variables of `role` (`ROLE/NAME`) by name.
+    public func variables(of role: ConfigRole) -> [String: String] {
+        var result: [String: String] = [:]
+        for (key, value) in values {
+            if case .roleVariable(role, let name) = key { result[name] = value }
+        }
+        return result
+    }
+
+    /// The environment of `role`: `general/` with the role's own variables winning; `general/` alone for nil.
+    public func environment(role: ConfigRole?) -> [String: String] {
+        guard let role else { return general }
+        return general.merging(variables(of: role)) { _, roleValue in roleValue }
+    }
+
     /// Every file with at least one setting, sorted.
     public var files: [ConfigFileID] {
         var seen = Set<ConfigFileID>()
@@ -78,13 +93,17 @@ public struct ConfigTree: Sendable, Hashable {
         public var general = 0
         public var settings: [ConfigRole: Int] = [:]
         public var files: [ConfigRole: Int] = [:]
+        /// `ROLE/NAME` variables per role.
+        public var variables: [ConfigRole: Int] = [:]
 
-        public var total: Int { general + settings.values.reduce(0, +) }
+        public var total: Int { general + settings.values.reduce(0, +) + variables.values.reduce(0, +) }
 
         public var description: String {
             var parts = ["general: \(general) variables"]
             for role in ConfigRole.allCases {
-                parts.append("\(role.rawValue): \(settings[role, default: 0]) settings in \(files[role, default: 0]) files")
+                let own = variables[role, default: 0]
+                parts.append("\(role.rawValue): \(settings[role, default: 0]) settings in \(files[role, default: 0]) files"
+                             + (own == 0 ? "" : " and \(own) variables"))
             }
             return parts.joined(separator: ", ")
         }
@@ -96,6 +115,7 @@ public struct ConfigTree: Sendable, Hashable {
         for key in values.keys {
             switch key {
             case .general: counts.general += 1
+            case .roleVariable(let role, _): counts.variables[role, default: 0] += 1
             case .setting(let setting):
                 counts.settings[setting.file.role, default: 0] += 1
                 files.insert(setting.file)

@@ -1,7 +1,8 @@
 import Logging
 
 /// The environment the launcher configures itself from: the container's
-/// environment merged with etcd's `general/` variables.
+/// environment merged with etcd's `general/` variables and, with `ETCD_ROLE`,
+/// that role's `ROLE/NAME` variables (which win over `general/`).
 ///
 /// When the container environment has no `ETCD_ENDPOINTS` (see
 /// ``EtcdSettings/fromEnvironment(_:)``) it is returned unchanged and etcd is not
@@ -17,8 +18,9 @@ public func launcherEnvironment(
     logger: Logger = Logger(label: "kvm-launch.config")
 ) async throws -> [String: String] {
     guard let settings = try EtcdSettings.fromEnvironment(container) else { return container }
+    let role = try ConfigRole.named(container["ETCD_ROLE"])
     let general = try await EtcdClient.withClient(settings: settings, logger: logger) { client in
-        try await ConfigStore(client: client, logger: logger).readGeneral().variables
+        try await ConfigStore(client: client, logger: logger).readEnvironment(role: role).variables
     }
     let overridden = general.keys.filter { container[$0] != nil }.sorted()
     let added = general.keys.filter { container[$0] == nil }.sorted()

@@ -111,9 +111,31 @@ public final class RunDirectory: @unchecked Sendable {  // immutable after init;
         baseDescriptor = -1
     }
 
+    /// The one regular file a launcher writes here: the cloud-init seed disk with `VM_BACKEND=libvirt`.
+    public static let seedFileName = "cloud-init-seed.iso"
+
+    /// Writes `contents` into a new file `name` of this directory, read-only for its owner: created
+    /// exclusively (an existing entry, a symbolic link included, is an error) relative to the
+    /// directory's own descriptor, so never through a link. ``remove()`` deletes it. Returns its path.
+    public func createFile(named name: String, contents: [UInt8]) throws(RunDirectoryError) -> String {
+        let full = path + "/" + name
+        guard !name.contains("/"), name != ".", name != ".." else { throw .system(operation: "write", path: full, errno: EINVAL) }
+        let fd = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o400)
+        guard fd >= 0 else { throw .system(operation: "create", path: full, errno: errno) }
+        defer { close(fd) }
+        var written = 0
+        while written < contents.count {
+            let count = contents[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw .system(operation: "write", path: full, errno: count < 0 ? errno : EIO) }
+            written += count
+        }
+        return full
+    }
+
     /// Removes the directories under `base` that launchers which are gone left behind (a launcher
     /// killed with SIGKILL): a `vm-…` directory of this user whose lock can be taken, holding
-    /// nothing but `kltap…` device nodes. A directory another launcher holds is never touched,
+    /// nothing but `kltap…` device nodes and the seed file (``seedFileName``). A directory another launcher holds is never touched,
     /// whichever container it runs in. Returns the names removed.
     public static func removeAbandoned(in base: String) -> [String] {
         let baseFD = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -229,14 +251,14 @@ public final class RunDirectory: @unchecked Sendable {  // immutable after init;
     }
 
     /// Removes the entries of a directory; with `onlyDeviceNodes`, removes nothing and returns
-    /// false when anything but `kltap…` non-directories is there.
+    /// false when anything but `kltap…` non-directories and the seed file is there.
     @discardableResult
     static func removeEntries(of directoryFD: Int32, onlyDeviceNodes: Bool) -> Bool {
         let names = entries(of: directoryFD)
         if onlyDeviceNodes {
             for entry in names {
                 var info = stat()
-                guard entry.hasPrefix("kltap"), fstatat(directoryFD, entry, &info, AT_SYMLINK_NOFOLLOW) == 0,
+                guard entry.hasPrefix("kltap") || entry == seedFileName, fstatat(directoryFD, entry, &info, AT_SYMLINK_NOFOLLOW) == 0,
                       (info.st_mode & S_IFMT) != S_IFDIR else { return false }
             }
         }

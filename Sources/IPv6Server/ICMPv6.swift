@@ -4,12 +4,17 @@ import NetworkTypes
 public enum ICMPv6Type {
     public static let routerSolicitation: UInt8 = 133
     public static let routerAdvertisement: UInt8 = 134
+    public static let neighborSolicitation: UInt8 = 135
+    public static let neighborAdvertisement: UInt8 = 136
+    public static let echoRequest: UInt8 = 128
+    public static let echoReply: UInt8 = 129
 }
 
 /// One Neighbor Discovery option: type and the data after the two-byte header; its wire length
 /// is a multiple of eight bytes (RFC 4861 section 4.6).
 public struct NDOption: Sendable, Equatable {
     public static let sourceLinkLayerAddress: UInt8 = 1
+    public static let targetLinkLayerAddress: UInt8 = 2
     public static let prefixInformation: UInt8 = 3
     public static let mtu: UInt8 = 5
 

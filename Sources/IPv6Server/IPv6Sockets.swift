@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Foundation
 import NetworkTypes
 
 /// The thin OS layer of the IPv6 responder: one AF_PACKET socket that receives the interface's
@@ -16,6 +17,7 @@ struct IPv6Sockets: ~Copyable {
     let interfaceMAC: MACAddress
 
     static let ethertypeIPv6: UInt16 = 0x86DD
+    static let ethertypeAll: UInt16 = 0x0003
     /// <linux/if_packet.h>, which the Glibc module does not export.
     static let solPacket: Int32 = 263
     static let packetAddMembership: Int32 = 1
@@ -27,7 +29,12 @@ struct IPv6Sockets: ~Copyable {
     static let statusChecksumNotReady: UInt32 = 1 << 3
     static let statusChecksumValid: UInt32 = 1 << 7
 
-    init(interfaceName name: String) throws(IPv6ServerError) {
+    /// - Parameter groups: multicast groups the device must pass up (the responder's: all DHCPv6
+    ///   servers and all routers; the gateway probe needs none, its answers are unicast).
+    /// - Parameter everyProtocol: bind for every protocol (ETH_P_ALL), so frames are seen even on a
+    ///   bridge port, whose bridge takes them before protocol-bound sockets (only IPv6 ones are parsed).
+    init(interfaceName name: String, groups: [IPv6Address] = [.allDHCPServersAndRelays, .allRouters],
+         everyProtocol: Bool = false) throws(IPv6ServerError) {
         guard !name.isEmpty, name.utf8.count < Int(IFNAMSIZ) else { throw .interfaceNotFound(name) }
         let index = if_nametoindex(name)
         guard index != 0 else { throw .interfaceNotFound(name) }
@@ -45,7 +52,7 @@ struct IPv6Sockets: ~Copyable {
         let packet = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard packet >= 0 else { throw fail("socket(AF_PACKET, SOCK_RAW)") }
         opened.append(packet)
-        let address = Self.linkLayerAddress(interfaceIndex: Int32(index), destination: [])
+        let address = Self.linkLayerAddress(interfaceIndex: Int32(index), destination: [], protocol: everyProtocol ? Self.ethertypeAll : Self.ethertypeIPv6)
         let bound = address.withUnsafeBytes {
             bind(packet, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
         }
@@ -59,7 +66,7 @@ struct IPv6Sockets: ~Copyable {
         let mac = withUnsafeBytes(of: request.ifr_ifru.ifru_hwaddr.sa_data) { MACAddress(Array($0.prefix(6))) }
 
         // The device must pass these group addresses up even when it filters multicast (macvlan does).
-        for group in [IPv6Address.allDHCPServersAndRelays, IPv6Address.allRouters] {
+        for group in groups {
             var membership: [UInt8] = []
             withUnsafeBytes(of: Int32(index)) { membership += $0 }
             withUnsafeBytes(of: Self.packetMRMulticast) { membership += $0 }
@@ -93,6 +100,15 @@ struct IPv6Sockets: ~Copyable {
         close(packet)
         close(wakeup)
         close(wakeupWriter)
+    }
+
+    /// Closes the descriptors on a thread of their own and returns at once: closing a packet socket
+    /// hooked to a protocol waits for an RCU grace period (~13 ms here), which the launcher's start
+    /// need not wait for (the gateway probe's socket).
+    consuming func closeInBackground() {
+        let descriptors = [packet, wakeup, wakeupWriter]
+        discard self
+        Thread { for descriptor in descriptors { close(descriptor) } }.start()
     }
 
     func signalStop() {
@@ -177,11 +193,11 @@ struct IPv6Sockets: ~Copyable {
         guard sent == frame.count else { throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno) }
     }
 
-    /// A `struct sockaddr_ll` for ETH_P_IPV6: family, protocol, ifindex, hatype, pkttype, halen, addr[8].
-    static func linkLayerAddress(interfaceIndex: Int32, destination: [UInt8]) -> [UInt8] {
+    /// A `struct sockaddr_ll` for ETH_P_IPV6 (or `protocol`): family, protocol, ifindex, hatype, pkttype, halen, addr[8].
+    static func linkLayerAddress(interfaceIndex: Int32, destination: [UInt8], protocol: UInt16 = ethertypeIPv6) -> [UInt8] {
         var bytes: [UInt8] = []
         withUnsafeBytes(of: UInt16(AF_PACKET)) { bytes += $0 }
-        withUnsafeBytes(of: ethertypeIPv6.bigEndian) { bytes += $0 }
+        withUnsafeBytes(of: `protocol`.bigEndian) { bytes += $0 }
         withUnsafeBytes(of: interfaceIndex) { bytes += $0 }
         bytes += [0, 0, 0, UInt8(destination.count)]
         bytes += destination + Array(repeating: 0, count: 8 - destination.count)

@@ -27,20 +27,15 @@ struct ConfigAgentCommand: ParsableCommand {
 ///
 /// - `kvm-launch config ARGS…` replaces this process with it (``exec(_:)``), ARGS unchanged.
 /// - With `ETCD_ENDPOINTS` set, the launcher runs `kvm-launch-config env --json` as a child and
-///   takes etcd's `general/` variables from its answer (``launcherEnvironment(container:)``).
+///   takes etcd's `general/` variables (and with `ETCD_ROLE` that role's `ROLE/NAME` ones, which
+///   win) from its answer (``launcherEnvironment(container:)``).
 /// Neither goes through a shell.
 enum ConfigAgentProgram {
     /// The executable's file name.
     static let name = "kvm-launch-config"
 
     /// `kvm-launch-config` in the directory of the running `kvm-launch` (symbolic links resolved).
-    static var path: String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let own = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-        let directory = own.lastIndex(of: "/").map { String(own[..<$0]) } ?? "."
-        return (directory.isEmpty ? "" : directory) + "/" + name
-    }
+    static var path: String { SiblingExecutable.path(name) }
 
     /// Replaces this process with `kvm-launch-config ARGUMENTS…`; returns only by exiting with a
     /// one-line error when it cannot be started.
@@ -74,8 +69,9 @@ enum ConfigAgentProgram {
         }
         let added = general.keys.filter { container[$0] == nil }.sorted()
         let kept = general.keys.filter { container[$0] != nil }.sorted()
+        let role = (container["ETCD_ROLE"] ?? "").trimmingCharacters(in: .whitespaces)
         FileHandle.standardError.write(Data(
-            ("kvm-launch: settings from etcd general/: added \(added.isEmpty ? "none" : added.joined(separator: ","))"
+            ("kvm-launch: settings from etcd general/\(role.isEmpty ? "" : " and \(role)/"): added \(added.isEmpty ? "none" : added.joined(separator: ","))"
                 + "; kept from the container: \(kept.isEmpty ? "none" : kept.joined(separator: ","))\n").utf8))
         return general.merging(container) { _, containerValue in containerValue }
     }

@@ -6,36 +6,48 @@ import NetworkTypes
 import QEMU
 import Supervisor
 
-/// Which descriptor number each NIC's tap (and vhost-net) has in QEMU, decided once before anything
-/// changes: `--dry-run` prints the same `fd=`/`vhostfd=` numbers the launch passes.
+/// Which descriptor numbers each NIC's tap queues (and vhost-net) have in QEMU, decided once before
+/// anything changes: `--dry-run` prints the same `fd=`/`fds=`/`vhostfds=` numbers the launch passes.
 ///
-/// NIC *n* (0-based) gets its tap on descriptor `3 + 2n` and, with vhost-net, its vhost descriptor
-/// on `4 + 2n`.
+/// Each NIC takes a block of `2 × queues` numbers from 3 on: NIC *n* (0-based) has its queues' taps
+/// on `3 + 2qn … 3 + 2qn + q − 1` and, with vhost-net, their vhost descriptors on the next *q*.
+/// With one queue that is today's layout: tap `3 + 2n`, vhost `4 + 2n`. The disk's descriptors
+/// follow at ``next``.
 struct DescriptorLayout: Equatable {
     /// The child-side descriptor numbers of one NIC.
     struct NIC: Equatable {
-        var tap: Int32
-        var vhost: Int32?
+        /// One per queue.
+        var taps: [Int32]
+        /// One per queue with vhost-net; empty without.
+        var vhosts: [Int32]
     }
 
     var nics: [NIC]
     /// Whether vhost-net descriptors are part of the layout (decided from `/dev/vhost-net` at planning).
     var vhost: Bool
+    /// The first descriptor number after the NICs' blocks.
+    var next: Int32
 
-    init(nics count: Int, vhost: Bool) {
+    init(nics count: Int, queues: Int = 1, vhost: Bool) {
         self.vhost = vhost
+        let queues = max(queues, 1)
         nics = (0..<count).map { position in
-            let tap = Int32(3 + 2 * position)
-            return NIC(tap: tap, vhost: vhost ? tap + 1 : nil)
+            let first = Int32(3 + 2 * queues * position)
+            let taps = (0..<queues).map { first + Int32($0) }
+            return NIC(taps: taps, vhosts: vhost ? taps.map { $0 + Int32(queues) } : [])
         }
+        next = Int32(3 + 2 * queues * count)
     }
 
     /// QEMU's NICs, in order, with these descriptors: each with the interface's original MAC and
-    /// its MTU as virtio `host_mtu` (the guest has it without DHCP).
+    /// its MTU as virtio `host_mtu` (the guest has it without DHCP); several queues make a
+    /// multiqueue NIC (`fds=`, `mq=on`).
     func cards(for interfaces: [InterfacePlan]) -> [NetworkInterfaceCard] {
         zip(interfaces, nics).map { interface, nic in
-            NetworkInterfaceCard(mac: interface.guestMAC, backend: .tapFileDescriptor(nic.tap, vhost: nic.vhost.map { .fileDescriptor($0) } ?? .off),
-                                 hostMTU: interface.mtu)
+            let backend: NetworkInterfaceCard.Backend = nic.taps.count == 1
+                ? .tapFileDescriptor(nic.taps[0], vhost: nic.vhosts.first.map { .fileDescriptor($0) } ?? .off)
+                : .tapQueueDescriptors(nic.taps, vhost: nic.vhosts)
+            return NetworkInterfaceCard(mac: interface.guestMAC, backend: backend, hostMTU: interface.mtu)
         }
     }
 
@@ -46,12 +58,19 @@ struct DescriptorLayout: Equatable {
         }
         var mappings: [FileDescriptorMapping] = []
         for (attachment, nic) in zip(attachments, nics) {
-            mappings.append(FileDescriptorMapping(parent: attachment.descriptor.rawValue, child: nic.tap))
-            if let child = nic.vhost {
-                guard let vhost = attachment.vhostDescriptor else {
-                    throw .layoutMismatch("/dev/vhost-net opened while planning but not for \(attachment.plan.name)")
+            guard attachment.descriptors.count == nic.taps.count else {
+                throw .layoutMismatch("\(attachment.plan.name) has \(attachment.descriptors.count) queue descriptor(s) for \(nic.taps.count) planned")
+            }
+            for (parent, child) in zip(attachment.descriptors, nic.taps) {
+                mappings.append(FileDescriptorMapping(parent: parent.rawValue, child: child))
+            }
+            if !nic.vhosts.isEmpty {
+                guard attachment.vhostDescriptors.count == nic.vhosts.count else {
+                    throw .layoutMismatch("/dev/vhost-net opened while planning but not for every queue of \(attachment.plan.name)")
                 }
-                mappings.append(FileDescriptorMapping(parent: vhost.rawValue, child: child))
+                for (parent, child) in zip(attachment.vhostDescriptors, nic.vhosts) {
+                    mappings.append(FileDescriptorMapping(parent: parent.rawValue, child: child))
+                }
             }
         }
         return mappings

@@ -11,8 +11,8 @@ import Glibc
 #endif
 
 /// `kvm-launch`: the container entrypoint. With no subcommand it launches the VM; its flags
-/// inspect instead of launching; everything it does not recognise is for QEMU.
-@main
+/// inspect instead of launching; everything it does not recognise is for QEMU. Started by
+/// ``Launcher/main(libvirt:)`` (the `kvm-launch` and `kvm-launch-libvirt` executables).
 struct KVMLaunch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvm-launch",
@@ -52,11 +52,18 @@ struct KVMLaunch: AsyncParsableCommand {
     /// Parses kvm-launch's own leading flags with ArgumentParser and hands the rest, untouched, to QEMU.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // `--version` alone (probes, scripts) is answered before anything else: no parser, no environment.
+        if arguments == ["--version"] {
+            print(KVMLaunchVersion.current)
+            return
+        }
         // `kvm-launch config …` is the config agent, a program of its own: everything after
         // `config` goes to it untouched, none of kvm-launch's flags apply.
         if arguments.first == ConfigAgentCommand.configuration.commandName {
             ConfigAgentProgram.exec(Array(arguments.dropFirst()))
         }
+        // VM_BACKEND=libvirt in `kvm-launch`: `kvm-launch-libvirt` takes over (same PID), before anything.
+        LibvirtVariant.execIfRequested(arguments: arguments, environment: ProcessInfo.processInfo.environment)
         let isSubcommand = arguments.first.map { name in
             configuration.subcommands.contains { $0.configuration.commandName == name || "\($0)".lowercased() == name }
         } ?? false
@@ -86,6 +93,10 @@ struct KVMLaunch: AsyncParsableCommand {
             return
         }
         let configuration = try LaunchCheck.configuration(environment: environment, arguments: qemuArguments)
+        // VM_BACKEND=libvirt from etcd's general/: the libvirt variant starts over (nothing changed yet).
+        if configuration.backend == .libvirt && LibvirtVariant.provider == nil {
+            LibvirtVariant.exec(arguments: Array(CommandLine.arguments.dropFirst()))
+        }
         let logger = Self.makeLogger(debug: configuration.debug)
         let debugShell = qemuArguments.first == "bash"
         var launchConfiguration = configuration
@@ -134,8 +145,10 @@ struct Status: AsyncParsableCommand {
 
     mutating func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        if socket == nil, environment["VM_BACKEND"]?.lowercased() == "libvirt" {
-            if !LibvirtStatus.check(runDirectory: Launch.runDirectory(environment)) { throw ExitCode(1) }
+        if socket == nil, LibvirtVariant.requested(environment) {
+            // (`kvm-launch` has exec'd `kvm-launch-libvirt` by now, which has the provider.)
+            guard let provider = LibvirtVariant.provider else { LibvirtVariant.exec(arguments: ["status"]) }
+            if !provider.status(runDirectory: Launch.runDirectory(environment)) { throw ExitCode(1) }
             return
         }
         let path = socket ?? Launch.qmpSocketPath
@@ -156,10 +169,10 @@ enum KVMLaunchVersion {
 }
 
 /// A failure that has already been explained in one line; exits non-zero.
-struct LaunchFailure: Error, CustomStringConvertible {
-    var description: String
+package struct LaunchFailure: Error, CustomStringConvertible {
+    package var description: String
     /// One line, whatever it quotes: control characters in echoed values are escaped.
-    init(_ description: String) { self.description = LaunchConfiguration.escaped(description, backslashes: false) }
+    package init(_ description: String) { self.description = LaunchConfiguration.escaped(description, backslashes: false) }
 }
 
 enum LaunchCheck {

@@ -63,7 +63,7 @@ struct Launch {
         /// The cloud-init seed, built in memory (nil when `CLOUD_INIT` asks for none).
         var seed: SeedPreparation? = nil
         /// `VM_BACKEND=libvirt`: the daemons and the domain (nil for the direct path).
-        var libvirt: LibvirtLaunchPreparation?
+        var libvirt: (any PreparedLibvirtDomain)?
     }
 
     func prepare(socket: NetlinkSocket) throws -> Preparation {
@@ -94,12 +94,17 @@ struct Launch {
         let recovery = RecoveryPlan(inventory)
         let clean = recovery.applied(to: inventory)
         let decisions = try InterfaceSelection.decide(clean, selection: configuration.selection)
-        let planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: containerHostname)
+        var planner = AttachPlanner(configuration: configuration, resolver: Self.readResolver(), hostname: containerHostname)
+        let selectedLinks = InterfaceSelection.selected(decisions)
+        if configuration.dhcpEnabled {
+            // A global IPv6 gateway (Docker's): its link-local address, asked on the link before any change.
+            planner.ipv6Gateways = learnIPv6Gateways(IPv6LeasePlan.gatewayQuestions(selected: selectedLinks, planned: clean, current: inventory))
+        }
         var generator = SystemRandomNumberGenerator()
-        let plan = try planner.plan(selected: InterfaceSelection.selected(decisions), inventory: clean, using: &generator)
+        let plan = try planner.plan(selected: selectedLinks, inventory: clean, using: &generator)
         try Self.checkLeases(plan)
 
-        let descriptors = DescriptorLayout(nics: plan.interfaces.count, vhost: TapDevices.vhostNetUsable())
+        let descriptors = DescriptorLayout(nics: plan.interfaces.count, queues: configuration.netQueues, vhost: TapDevices.vhostNetUsable())
         var legacy = LegacyOptions(cpu: configuration.legacy.cpuOptions, block: configuration.legacy.blockOptions,
                                    video: configuration.legacy.videoOptions)
         if !configuration.legacy.kvmOptions.isEmpty { legacy.base = configuration.legacy.kvmOptions }
@@ -108,21 +113,42 @@ struct Launch {
         let diskDescriptors = disk?.descriptors.count ?? 0
         var qemu = QEMUConfiguration(
             accelerator: acceleration.accelerator, memoryMiB: configuration.memoryMiB, vcpus: configuration.cpus,
-            disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: Int32(3 + 2 * plan.interfaces.count)) },
+            disk: disk.map { DiskImage(layers: $0.image.layers, firstDescriptor: descriptors.next) },
             nics: descriptors.cards(for: plan.interfaces),
             graphics: configuration.graphics ? .legacyVGA : .none,
             qmpSocketPath: qmpSocketPath, name: configuration.hostname ?? containerHostname, legacy: legacy,
             extraArguments: configuration.extraArguments)
         // The seed's descriptor follows the NICs' and the disk's.
-        if seed != nil { qemu.seedDescriptor = Int32(3 + 2 * plan.interfaces.count + diskDescriptors) }
+        if seed != nil { qemu.seedDescriptor = descriptors.next + Int32(diskDescriptors) }
         _ = try qemu.arguments()  // validates
-        if seed != nil && configuration.backend == .libvirt {
-            throw LaunchFailure("CLOUD_INIT: a cloud-init seed is not available with VM_BACKEND=libvirt yet; use VM_BACKEND=qemu, or set CLOUD_INIT=no")
-        }
-        let libvirt = configuration.backend == .libvirt ? try prepareLibvirt(qemu: qemu, qemuBinary: qemuBinary, plan: plan) : nil
+        let libvirt = configuration.backend == .libvirt
+            ? try prepareLibvirt(LibvirtRequest(configuration: configuration, environment: environment, runDirectoryBase: runDirectoryBase,
+                                                qemu: qemu, qemuBinary: qemuBinary, plan: plan, seedImage: seed?.image))
+            : nil
         return Preparation(qemuBinary: qemuBinary, plan: plan, qemu: qemu, descriptors: descriptors,
                            inventory: inventory, recovery: recovery, accelerationWarning: acceleration.warning,
                            disk: disk, warnings: warnings, seed: seed, libvirt: libvirt)
+    }
+
+    /// Asks each global IPv6 gateway for its link-local address (``GatewayProbe``: one interface at
+    /// a time, at most 2 × 2.1 s each when the gateway does not answer). A gateway that does not
+    /// answer is not an error: the VM then gets its IPv6 addresses without a default route, and the
+    /// plan's warning says why.
+    func learnIPv6Gateways(_ questions: [IPv6GatewayQuestion]) -> [Int32: IPv6GatewayAnswer] {
+        var answers: [Int32: IPv6GatewayAnswer] = [:]
+        for question in questions {
+            let started = ContinuousClock.now
+            do throws(GatewayDiscoveryError) {
+                let found = try GatewayProbe.discover(gateway: question.gateway, interfaceName: question.interfaceName,
+                                                      localLinkLocal: question.localLinkLocal)
+                let took = (ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds], fractionalPart: .show(length: 1)))
+                logger.info("\(question.interfaceName): the IPv6 gateway \(question.gateway) is \(found) on the link (learned in \(took)): the VM's default router")
+                answers[question.interfaceIndex] = .learned(found.address)
+            } catch {
+                answers[question.interfaceIndex] = .unknown("\(error)")
+            }
+        }
+        return answers
     }
 
     /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's
@@ -159,12 +185,16 @@ struct Launch {
 
         if case .dryRun(let json) = mode {
             let seedLines = preparation.seed?.reportLines()
-            let domainXML = preparation.libvirt?.definition.xml()
+            let domainXML = preparation.libvirt?.domainXML
             if json {
                 print(PlanReport.json(preparation.plan, qemuArguments: domainXML == nil ? command : nil, recovery: preparation.recovery,
                                       libvirtDomainXML: domainXML, cloudInit: seedLines))
             } else if let domainXML {
                 print(PlanReport.text(preparation.plan, recovery: preparation.recovery))
+                if let seedLines {
+                    print("\ncloud-init seed (a read-only raw NoCloud disk, label cidata, written at start into this launcher's run directory):")
+                    for line in seedLines { print("  \(line)") }
+                }
                 print("\nlibvirt domain (VM_BACKEND=libvirt):")
                 print(domainXML, terminator: "")
             } else {
@@ -225,9 +255,12 @@ struct Launch {
         }
 
         // The seed: an anonymous memory file, read-only, at the descriptor the command line names.
+        // (VM_BACKEND=libvirt: the backend writes it into this launcher's run directory instead.)
         if let seed = preparation.seed, let child = preparation.qemu.seedDescriptor {
-            let descriptor = try seed.readOnlyDescriptor()
-            diskMappings.append(FileDescriptorMapping(parent: descriptor, child: child))
+            if preparation.libvirt == nil {
+                let descriptor = try seed.readOnlyDescriptor()
+                diskMappings.append(FileDescriptorMapping(parent: descriptor, child: child))
+            }
             logger.info("cloud-init seed: \(seed.seed.redactedSummary().split(separator: "\n").joined(separator: "; "))")
         }
 
@@ -236,10 +269,12 @@ struct Launch {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
                 try await Self.withDHCPResponders(attachments, logger: logger) {
                     if let libvirt = preparation.libvirt {
-                        return try await Self.runLibvirt(
-                            libvirt, attachments: attachments,
+                        return try await libvirt.run(LibvirtRunContext(
+                            attachments: attachments,
                             policy: ShutdownPolicy(powerdownTimeout: .seconds(configuration.shutdownTimeoutSeconds)),
-                            stops: stops, environment: environment, logger: logger)
+                            stops: stops, environment: environment, ownDirectory: runDirectory.path,
+                            writeFile: { name, contents in try runDirectory.createFile(named: name, contents: contents) },
+                            logger: logger))
                     }
                     let mappings = try preparation.descriptors.mappings(for: attachments) + diskMappings
                     logger.info("starting \(command.joined(separator: " "))")

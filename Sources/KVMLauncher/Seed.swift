@@ -83,27 +83,36 @@ struct SeedPreparation {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// `network-config` from the plan: what the DHCP answer says, as static configuration per NIC.
+    /// `network-config` from the plan: what the DHCP answer and the IPv6 responder say, as static
+    /// configuration per NIC.
     static func networkConfig(_ plan: AttachPlan) -> NetworkConfig {
         NetworkConfig(interfaces: plan.interfaces.map { interface in
             var nic = NetworkConfig.Interface(id: interface.name, mac: interface.guestMAC, mtu: interface.mtu)
-            guard let lease = interface.lease else { return nic }
-            nic.addresses = [lease.address.description]
-            if let router = lease.router {
-                nic.routes.append(.init(destination: "0.0.0.0/0", gateway: router.description))
+            if let lease = interface.lease { addIPv4(lease, to: &nic) }
+            if let ipv6 = interface.ipv6, ipv6.served {
+                nic.addIPv6(addresses: ipv6.movedAddresses, router: ipv6.router, gateway: ipv6.gateway,
+                            nameServers: ipv6.dnsServers, searchDomains: ipv6.searchDomains)
             }
-            for route in lease.staticRoutes {
-                let gateway = route.gateway.flatMap { $0.isUnspecified ? nil : $0 }
-                nic.routes.append(.init(
-                    destination: route.destination.description,
-                    gateway: gateway?.description,
-                    onLink: gateway.map { lease.address.prefixLength == 32 || !lease.address.contains($0) } ?? false,
-                    metric: route.metric == 0 ? nil : route.metric))
-            }
-            nic.nameServers = lease.dnsServers.map(\.description)
-            nic.searchDomains = lease.searchDomains
             return nic
         })
+    }
+
+    /// The DHCPv4 answer's address, routes, name servers and search list.
+    static func addIPv4(_ lease: PlannedLease, to nic: inout NetworkConfig.Interface) {
+        nic.addresses = [lease.address.description]
+        if let router = lease.router {
+            nic.routes.append(.init(destination: "0.0.0.0/0", gateway: router.description))
+        }
+        for route in lease.staticRoutes {
+            let gateway = route.gateway.flatMap { $0.isUnspecified ? nil : $0 }
+            nic.routes.append(.init(
+                destination: route.destination.description,
+                gateway: gateway?.description,
+                onLink: gateway.map { lease.address.prefixLength == 32 || !lease.address.contains($0) } ?? false,
+                metric: route.metric == 0 ? nil : route.metric))
+        }
+        nic.nameServers = lease.dnsServers.map(\.description)
+        nic.searchDomains = lease.searchDomains
     }
 
     /// What `--dry-run` shows: the redacted summary, then network-config as written.

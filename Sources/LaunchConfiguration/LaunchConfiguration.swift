@@ -86,6 +86,16 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     public var memoryMiB = 1024
     /// `VM_CPUS`.
     public var cpus = 1
+    /// `VM_NET_QUEUES`: queue pairs per virtio-net NIC (one tap/macvtap descriptor per queue). nil
+    /// means the default, ``netQueues``: the vCPU count capped at ``defaultNetQueuesCap``.
+    public var netQueuesSetting: Int?
+    /// Queue pairs each NIC gets: `VM_NET_QUEUES`, else the vCPU count capped at 8. 1 is the
+    /// single-queue layout (one `fd=` per NIC).
+    public var netQueues: Int { netQueuesSetting ?? min(max(cpus, 1), Self.defaultNetQueuesCap) }
+    /// The default's cap: more queue pairs than this rarely help a tap backend.
+    public static let defaultNetQueuesCap = 8
+    /// What `VM_NET_QUEUES` accepts.
+    public static let netQueuesRange = 1...16
     public var acceleration: Acceleration = .auto
     /// `VM_BACKEND`: `qemu` (default) or `libvirt`.
     public var backend: Backend = .qemu
@@ -246,6 +256,10 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
             }
         }
         if let count = reader.integer("VM_CPUS", range: 1...255, hint: "a number of vCPUs from 1 to 255") { cpus = count }
+        if let queues = reader.integer("VM_NET_QUEUES", range: Self.netQueuesRange,
+                                       hint: "a number of queue pairs per NIC from 1 to \(Self.netQueuesRange.upperBound) (1: single queue)") {
+            netQueuesSetting = queues
+        }
         if let seconds = reader.integer("VM_SHUTDOWN_TIMEOUT", range: 0...3600, hint: "seconds from 0 to 3600") { shutdownTimeoutSeconds = seconds }
         if let accel = reader.string("VM_ACCEL"), !accel.isEmpty {
             if let value = Acceleration(rawValue: accel.lowercased()) { acceleration = value } else {

@@ -10,11 +10,16 @@ public struct DomainNIC: Sendable, Equatable {
     public var mac: MACAddress
     /// The interface's MTU; passed to the guest as virtio-net's `host_mtu`.
     public var mtu: Int
+    /// Queue pairs (`VM_NET_QUEUES`): above one, `<driver queues='N'/>`; libvirt then opens the
+    /// macvtap once per queue with `IFF_MULTI_QUEUE` (also for a `managed='no'` target) and gives
+    /// the device `mq=on` with enough vectors.
+    public var queues: Int
 
-    public init(targetDevice: String, mac: MACAddress, mtu: Int) {
+    public init(targetDevice: String, mac: MACAddress, mtu: Int, queues: Int = 1) {
         self.targetDevice = targetDevice
         self.mac = mac
         self.mtu = mtu
+        self.queues = queues
     }
 }
 
@@ -45,8 +50,9 @@ public enum DomainXMLError: Error, Equatable, CustomStringConvertible, Sendable 
 /// The domain is what the direct path runs, in libvirt's words: the machine type, memory, vCPUs,
 /// `type='kvm'` only when the accelerator decision was KVM (else `type='qemu'`, TCG), the disk with
 /// its format stated, one virtio NIC per attached interface in order (`<interface type='ethernet'>`
-/// on the macvtap kvm-launch made, original MAC, `<mtu>` as `host_mtu`), the serial console, a
-/// balloon, and the container's CMD words verbatim in `<qemu:commandline>`.
+/// on the macvtap kvm-launch made, original MAC, `<mtu>` as `host_mtu`), the cloud-init seed as a read-only
+/// raw disk when there is one, the serial console, a balloon, and the container's CMD words verbatim in
+/// `<qemu:commandline>`.
 public struct DomainDefinition: Sendable, Equatable {
     public static let qemuNamespace = "http://libvirt.org/schemas/domain/qemu/1.0"
 
@@ -65,6 +71,9 @@ public struct DomainDefinition: Sendable, Equatable {
     public var videoModel: String?
     /// The container's CMD, passed to QEMU verbatim.
     public var extraArguments: [String]
+    /// The cloud-init NoCloud seed disk (ISO 9660, label `cidata`): a file given to the guest as a
+    /// read-only raw virtio disk after the boot disk, as the direct path does; nil for none.
+    public var seedImagePath: String?
 
     public init(name: String, emulator: String, accelerator: Accelerator, machine: String = "q35", memoryMiB: Int, vcpus: Int,
                 cpuModel: String? = nil, disk: DiskImage?, nics: [DomainNIC], videoModel: String? = nil, extraArguments: [String] = []) {
@@ -137,12 +146,21 @@ public struct DomainDefinition: Sendable, Equatable {
             add(3, "<target dev='vda' bus='virtio'/>")
             add(2, "</disk>")
         }
+        if let seedImagePath {
+            add(2, "<disk type='file' device='disk'>")
+            add(3, "<driver name='qemu' type='raw'/>")
+            add(3, "<source file='\(escape(seedImagePath))'/>")
+            add(3, "<target dev='vdb' bus='virtio'/>")
+            add(3, "<readonly/>")
+            add(2, "</disk>")
+        }
         add(2, "<controller type='usb' model='none'/>")
         for nic in nics {
             add(2, "<interface type='ethernet'>")
             add(3, "<mac address='\(nic.mac)'/>")
             add(3, "<target dev='\(escape(nic.targetDevice))' managed='no'/>")
             add(3, "<model type='virtio'/>")
+            if nic.queues > 1 { add(3, "<driver queues='\(nic.queues)'/>") }
             add(3, "<mtu size='\(nic.mtu)'/>")
             add(2, "</interface>")
         }

@@ -64,6 +64,9 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
     /// The container interface's link-local address from the original MAC, swapped for one from
     /// ``containerMAC`` while the VM runs (the VM makes the original itself); nil when it has none.
     public var linkLocalSwap: LinkLocalSwap? = nil
+    /// Queue pairs of the VM's NIC (`VM_NET_QUEUES`): the macvtap or tap is opened once per queue
+    /// (`IFF_MULTI_QUEUE` above 1), and vhost-net once per queue.
+    public var queues: Int = 1
 
     /// The identity written into the interface's alias before anything else changes.
     public var identity: RecordedIdentity {
@@ -88,6 +91,9 @@ public struct PlannedIPv6: Sendable, Equatable, Codable {
     public var served: Bool
     /// The Router Advertisements' source: the link-local IPv6 gateway; nil: no IPv6 default route for the VM.
     public var router: IPv6Address?
+    /// The container's IPv6 default gateway as its route names it (global or link-local); nil: none.
+    /// cloud-init's static configuration can use a global one directly when ``router`` is unknown.
+    public var gateway: IPv6Address? = nil
     /// DHCPv6 option 23.
     public var dnsServers: [IPv6Address]
     /// DHCPv6 option 24.
@@ -150,6 +156,9 @@ public struct AttachPlanner {
     public var resolver: ResolverConfiguration
     /// The container's host name, the VM's default.
     public var hostname: String?
+    /// Global IPv6 gateways' link-local addresses learned on the link, by interface index (see
+    /// ``IPv6LeasePlan/gatewayQuestions(selected:planned:current:)``); empty: none learned.
+    public var ipv6Gateways: [Int32: IPv6GatewayAnswer] = [:]
 
     public init(configuration: LaunchConfiguration, resolver: ResolverConfiguration, hostname: String?) {
         self.configuration = configuration
@@ -186,6 +195,7 @@ public struct AttachPlanner {
                 vmLinkName: LinkMarker.tapName(for: link.index), bridgeName: bridgeMode ? LinkMarker.bridgeName(for: link.index) : nil,
                 containerSideName: bridgeMode ? LinkMarker.bridgeName(for: link.index) : LinkMarker.containerSideName(for: link.index),
                 containerSideAddress: containerSide, lease: nil)
+            plan.queues = configuration.netQueues
             if configuration.dhcpEnabled, let guestAddress {
                 let dns = resolvers(relayAddress: plan.containerSideAddress.address)
                 plan.lease = lease(for: plan, guestAddress: guestAddress, dns: dns.nameServers)
@@ -211,7 +221,8 @@ public struct AttachPlanner {
     /// container interface's link-local address.
     func planIPv6(_ plan: inout InterfacePlan, link: LinkRecord, inventory: Inventory, warnings: inout [String]) {
         let v6 = IPv6LeasePlan.plan(link: link, guestMAC: plan.guestMAC, inventory: inventory, selected: configuration.selectedNetworkIPv6,
-                                    dnsServers: resolver.ipv6NameServers, searchDomains: resolver.searchDomains)
+                                    dnsServers: resolver.ipv6NameServers, searchDomains: resolver.searchDomains,
+                                    gateway: ipv6Gateways[link.index])
         warnings += v6.warnings
         if let lease = v6.lease {
             // Checked here, before any change: a lease the responder would refuse leaves the addresses
@@ -219,6 +230,7 @@ public struct AttachPlanner {
             do {
                 try lease.validate()
                 plan.ipv6 = PlannedIPv6(movedAddresses: lease.addresses, movedFlags: v6.movedAddresses.map(\.flags), served: configuration.dhcpEnabled, router: lease.router,
+                                        gateway: IPv6LeasePlan.defaultGateway(of: link, in: inventory),
                                         dnsServers: lease.dnsServers, searchDomains: lease.searchDomains, mtu: lease.mtu)
             } catch {
                 warnings.append("\(link.name): its IPv6 addresses stay on the container, the VM gets no IPv6 there: \(error)")

@@ -123,10 +123,22 @@ public struct UndoProblem: Error, Sendable, Equatable, CustomStringConvertible {
 /// What the VM gets for one interface once it is attached.
 public struct Attachment: Sendable {
     public var plan: InterfacePlan
-    /// The macvtap device node or the tap, opened read-write: QEMU's `-netdev tap,fd=`.
-    public var descriptor: FileDescriptor
-    /// `/dev/vhost-net`, when it opened.
-    public var vhostDescriptor: FileDescriptor?
+    /// The macvtap device node or the tap, opened read-write once per queue (``InterfacePlan/queues``):
+    /// QEMU's `-netdev tap,fd=` (one queue) or `fds=` (several).
+    public var descriptors: [FileDescriptor]
+    /// `/dev/vhost-net` once per queue, when it opened; empty otherwise.
+    public var vhostDescriptors: [FileDescriptor]
+
+    public init(plan: InterfacePlan, descriptors: [FileDescriptor], vhostDescriptors: [FileDescriptor]) {
+        self.plan = plan
+        self.descriptors = descriptors
+        self.vhostDescriptors = vhostDescriptors
+    }
+
+    /// The first queue's descriptor (the only one with a single queue).
+    public var descriptor: FileDescriptor { descriptors[0] }
+    /// The first queue's `/dev/vhost-net`, when it opened.
+    public var vhostDescriptor: FileDescriptor? { vhostDescriptors.first }
 }
 
 /// Attaching one interface failed; everything already done was undone (or ``rollbackProblems`` says what not).
@@ -351,7 +363,7 @@ public final class Attacher {
         }
         var vmLink: LinkRecord?
         var bridge: LinkRecord?
-        var descriptor: FileDescriptor?
+        var descriptors: [FileDescriptor] = []
         for step in Self.steps(for: plan) {
             try run(step) { () throws(AttachCause) in
                 switch step {
@@ -410,17 +422,17 @@ public final class Attacher {
                 case .openMacvtapDevice(let name):
                     guard let vmLink else { throw .vanished(link: name) }
                     let node = "\(nodeDirectory)/\(name)"
-                    let opened = try viaDevice(devices.openMacvtap(name: name, index: vmLink.index, nodePath: node))
-                    journal.append(.closeDescriptor(opened, nodePath: node))
-                    descriptor = opened
+                    let opened = try viaDevice(devices.openMacvtap(name: name, index: vmLink.index, nodePath: node, queues: plan.queues))
+                    for queue in opened { journal.append(.closeDescriptor(queue, nodePath: node)) }
+                    descriptors = opened
                 case .addPort(_, let bridgeName):
                     guard let bridge else { throw .vanished(link: bridgeName) }
                     try viaNetlink(netlink.changeLink(index: plan.index, masterIndex: bridge.index))
                     journal.append(.releaseFromBridge(index: plan.index))
                 case .createTap(let name):
-                    let opened = try viaDevice(devices.openTap(named: name))
-                    journal.append(.closeDescriptor(opened, nodePath: nil))
-                    descriptor = opened
+                    let opened = try viaDevice(devices.openTap(named: name, queues: plan.queues))
+                    for queue in opened { journal.append(.closeDescriptor(queue, nodePath: nil)) }
+                    descriptors = opened
                 case .addTapToBridge(let tapName, let bridgeName):
                     guard let bridge else { throw .vanished(link: bridgeName) }
                     let tap = try lookUp(tapName)
@@ -430,11 +442,20 @@ public final class Attacher {
                 }
             }
         }
-        guard let descriptor else { throw StepFailure(step: Self.steps(for: plan).last!, cause: .vanished(link: plan.vmLinkName)) }
-        let vhost = devices.openVhostNet()
-        if let vhost { journal.append(.closeDescriptor(vhost, nodePath: nil)) }
+        guard !descriptors.isEmpty else { throw StepFailure(step: Self.steps(for: plan).last!, cause: .vanished(link: plan.vmLinkName)) }
+        // vhost-net once per queue, or not at all (QEMU takes one per queue or none).
+        var vhost: [FileDescriptor] = []
+        for _ in descriptors {
+            guard let opened = devices.openVhostNet() else { break }
+            vhost.append(opened)
+        }
+        if vhost.count != descriptors.count {
+            for opened in vhost { try? devices.close(opened, nodePath: nil) }
+            vhost = []
+        }
+        for opened in vhost { journal.append(.closeDescriptor(opened, nodePath: nil)) }
         logger.info("attached \(plan.name): VM MAC \(plan.guestMAC)\(plan.guestAddress.map { ", VM address \($0)" } ?? ""), \(plan.mode.rawValue) \(plan.vmLinkName), container side \(plan.containerSideName) \(plan.containerSideAddress)")
-        return Attachment(plan: plan, descriptor: descriptor, vhostDescriptor: vhost)
+        return Attachment(plan: plan, descriptors: descriptors, vhostDescriptors: vhost)
     }
 
     private func lookUp(_ name: String) throws(AttachCause) -> LinkRecord {

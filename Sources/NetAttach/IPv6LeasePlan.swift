@@ -16,11 +16,11 @@ public struct IPv6LeasePlan: Sendable, Equatable {
     ///   `selected` (an IPv6 `SELECTED_NETWORK`) those inside it; link-local addresses stay.
     /// - The router is the IPv6 default route's gateway through the link when it is link-local
     ///   (Calico); when it is global (Docker) the gateway's link-local address must be given as
-    ///   `gatewayLinkLocal` (learned on the link), else the VM gets prefixes but no default route,
-    ///   and a warning says so.
+    ///   `gateway` (learned on the link, see ``gatewayQuestions(selected:planned:current:)``), else
+    ///   the VM gets prefixes but no default route, and a warning says so (with the answer's reason).
     public static func plan(
         link: LinkRecord, guestMAC: MACAddress, inventory: Inventory, selected: IPv6Interface?,
-        dnsServers: [IPv6Address], searchDomains: [String], gatewayLinkLocal: IPv6Address? = nil
+        dnsServers: [IPv6Address], searchDomains: [String], gateway answer: IPv6GatewayAnswer? = nil
     ) -> IPv6LeasePlan {
         var warnings: [String] = []
         let records = inventory.addresses(on: link.index).filter { $0.family == .inet6 }
@@ -39,16 +39,16 @@ public struct IPv6LeasePlan: Sendable, Equatable {
         }
         guard !chosen.isEmpty else { return IPv6LeasePlan(lease: nil, movedAddresses: [], warnings: warnings) }
 
-        let gateway = inventory.routes(through: link.index, family: .inet6)
-            .first { $0.isDefault && $0.gateway != nil }?.gateway.flatMap { IPv6Address($0) }
         var router: IPv6Address?
-        if let gateway {
+        if let gateway = defaultGateway(of: link, in: inventory) {
             if gateway.isLinkLocal {
                 router = gateway
-            } else if let gatewayLinkLocal, gatewayLinkLocal.isLinkLocal {
-                router = gatewayLinkLocal
+            } else if case .learned(let linkLocal) = answer, linkLocal.isLinkLocal {
+                router = linkLocal
             } else {
-                warnings.append("\(link.name): the IPv6 gateway \(gateway) is not link-local and its link-local address is unknown; the VM gets its IPv6 addresses but no IPv6 default route")
+                let reason: String
+                if case .unknown(let why) = answer { reason = why } else { reason = "the IPv6 gateway \(gateway) is not link-local and its link-local address is unknown" }
+                warnings.append("\(link.name): \(reason); the VM gets its IPv6 addresses but no IPv6 default route")
             }
         }
         let usableServers = dnsServers.filter { !$0.isLoopback && !$0.isUnspecified && !$0.isMulticast }
@@ -56,6 +56,59 @@ public struct IPv6LeasePlan: Sendable, Equatable {
                               searchDomains: searchDomains, router: router, mtu: link.mtu >= 1280 ? link.mtu : nil)
         return IPv6LeasePlan(lease: lease, movedAddresses: chosen.map(\.0), warnings: warnings)
     }
+}
+
+extension IPv6LeasePlan {
+    /// The gateway of the IPv6 default route through `link`, if any.
+    static func defaultGateway(of link: LinkRecord, in inventory: Inventory) -> IPv6Address? {
+        inventory.routes(through: link.index, family: .inet6)
+            .first { $0.isDefault && $0.gateway != nil }?.gateway.flatMap { IPv6Address($0) }
+    }
+
+    /// The selected links whose IPv6 default gateway is a global address and that have global
+    /// addresses for the VM: their gateway's link-local address must be learned on the link (the
+    /// one network exchange before the first change) for the VM to get a default route.
+    ///
+    /// - Parameters:
+    ///   - planned: the inventory the plan is made from (a killed launcher's leftovers restored).
+    ///   - current: the namespace as it is now, where the probe asks from: the link's link-local
+    ///     address there (nil when it has none).
+    public static func gatewayQuestions(selected: [LinkRecord], planned: Inventory, current: Inventory) -> [IPv6GatewayQuestion] {
+        selected.compactMap { link in
+            guard let gateway = defaultGateway(of: link, in: planned), gateway.isGlobalUnicast,
+                  planned.addresses(on: link.index).contains(where: { $0.family == .inet6 && IPv6Address($0.address)?.isGlobalUnicast == true })
+            else { return nil }
+            let linkLocal = current.addresses(on: link.index)
+                .compactMap { $0.family == .inet6 ? IPv6Address($0.address) : nil }
+                .first { $0.isLinkLocal }
+            return IPv6GatewayQuestion(interfaceIndex: link.index, interfaceName: link.name, gateway: gateway, localLinkLocal: linkLocal)
+        }
+    }
+}
+
+/// A global IPv6 gateway whose link-local address is to be learned on `interfaceName`'s link.
+public struct IPv6GatewayQuestion: Sendable, Equatable {
+    public var interfaceIndex: Int32
+    public var interfaceName: String
+    /// The global gateway address of the default route.
+    public var gateway: IPv6Address
+    /// The probe's source: the link's own link-local address now (nil: none).
+    public var localLinkLocal: IPv6Address?
+
+    public init(interfaceIndex: Int32, interfaceName: String, gateway: IPv6Address, localLinkLocal: IPv6Address?) {
+        self.interfaceIndex = interfaceIndex
+        self.interfaceName = interfaceName
+        self.gateway = gateway
+        self.localLinkLocal = localLinkLocal
+    }
+}
+
+/// What was learned about a global IPv6 gateway, per interface, for ``AttachPlanner``.
+public enum IPv6GatewayAnswer: Sendable, Equatable {
+    /// Its link-local address on the link: the Router Advertisements' source, the VM's next hop.
+    case learned(IPv6Address)
+    /// Unknown, and why (said in the plan's warning).
+    case unknown(String)
 }
 
 /// Issue 10 item 14: while the VM runs, the container interface must not keep the link-local

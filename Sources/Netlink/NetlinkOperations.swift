@@ -108,10 +108,12 @@ extension NetlinkOperations {
 /// The character devices the attacher opens: TAP devices (which are links while open) and
 /// macvtap device nodes. ``SystemTapDevices`` is the real one; unit tests model it in memory.
 public protocol TapDeviceOperations: AnyObject {
-    /// Creates a TAP link named `name`; the link lives while the descriptor is open.
-    func openTap(named name: String) throws(TapDevices.Error) -> FileDescriptor
-    /// Makes a private device node for the macvtap `name` (index `index`) at `nodePath` and opens it.
-    func openMacvtap(name: String, index: Int32, nodePath: String) throws(TapDevices.Error) -> FileDescriptor
+    /// Creates a TAP link named `name` with `queues` queues (one descriptor each, `IFF_MULTI_QUEUE`
+    /// above one); the link lives while a descriptor is open. All or none: nothing stays open on failure.
+    func openTap(named name: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor]
+    /// Makes a private device node for the macvtap `name` (index `index`) at `nodePath` and opens it
+    /// once per queue (`IFF_MULTI_QUEUE` above one). All or none.
+    func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor]
     /// `/dev/vhost-net`, when it exists and opens.
     func openVhostNet() -> FileDescriptor?
     /// Closes a descriptor this returned, and removes its device node when it has one.

@@ -157,9 +157,28 @@ public final class NetlinkSocket: NetlinkOperations {
             try check(rtnl_link_macvlan_set_mode(link, UInt32(MACVLAN_MODE_BRIDGE.rawValue)), "set bridge mode on \(name)")
         }
         if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
-        if up { rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue)) }
+        // A macvtap passes up only the multicast groups on its own list, which QEMU never fills in
+        // with the guest's: IPv6 Neighbor Solicitations for the VM's addresses (to their
+        // solicited-node groups) would never reach it. All multicast goes to the VM, as on a NIC.
+        let flags = (up ? UInt32(IFF_UP.rawValue) : 0) | (kind == .macvtap ? UInt32(IFF_ALLMULTI.rawValue) : 0)
+        if flags != 0 { rtnl_link_set_flags(link, flags) }
         if group != 0 { rtnl_link_set_group(link, group) }
         try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add \(kind.rawValue) \(name) on link #\(parentIndex)")
+        if kind == .macvtap { stopIPv6AddressGeneration(name: name) }
+    }
+
+    /// A macvtap carries the guest's MAC, so the kernel would give its container side the guest's own
+    /// EUI-64 link-local address and send Router Solicitations and MLD reports from it in the VM's name.
+    /// It is the VM's port, not an interface of the container: no IPv6 address is generated on it. The
+    /// kernel takes the mode only on an existing link (not in the creating request), and before it is
+    /// up. Best effort: a kernel without IPv6 refuses it, and then there is nothing to stop.
+    private func stopIPv6AddressGeneration(name: String) {
+        guard let original = rtnl_link_alloc(), let request = rtnl_link_alloc() else { return }
+        defer { rtnl_link_put(original); rtnl_link_put(request) }
+        rtnl_link_set_name(original, name)
+        rtnl_link_set_name(request, name)
+        guard rtnl_link_inet6_set_addr_gen_mode(request, UInt8(IN6_ADDR_GEN_MODE_NONE.rawValue)) == 0 else { return }
+        _ = rtnl_link_change(handle, original, request, 0)
     }
 
     /// Creates a Linux bridge.

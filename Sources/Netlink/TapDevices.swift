@@ -27,29 +27,50 @@ public enum TapDevices {
     static let flagTap: Int16 = 0x0002              // IFF_TAP
     static let flagNoPacketInfo: Int16 = 0x1000     // IFF_NO_PI
     static let flagVnetHeader: Int16 = 0x4000       // IFF_VNET_HDR
+    static let flagMultiQueue: Int16 = 0x0100       // IFF_MULTI_QUEUE
 
     /// Creates a TAP link named `name` (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) and returns its descriptor.
     /// The link lives while the descriptor (or a copy of it, e.g. in QEMU) is open.
     public static func openTap(named name: String, path: String = "/dev/net/tun") throws(Error) -> FileDescriptor {
-        let descriptor: FileDescriptor
-        do {
-            descriptor = try FileDescriptor.open(path, .readWrite, options: [.closeOnExec, .nonBlocking])
-        } catch {
-            throw Error(operation: "open \(path) (does the container have /dev/net/tun? run it --privileged)", errno: error as? Errno ?? .ioError)
+        try openTap(named: name, queues: 1, path: path)[0]
+    }
+
+    /// Creates a TAP link named `name` with `queues` queues: one descriptor per queue, each attached
+    /// with `TUNSETIFF` on the same name (`IFF_MULTI_QUEUE` when more than one). The link lives while
+    /// any of them is open. On failure the ones already open are closed (the link goes with them).
+    public static func openTap(named name: String, queues: Int, path: String = "/dev/net/tun") throws(Error) -> [FileDescriptor] {
+        var flags = flagTap | flagNoPacketInfo | flagVnetHeader
+        if queues > 1 { flags |= flagMultiQueue }
+        var opened: [FileDescriptor] = []
+        for queue in 0..<max(queues, 1) {
+            let descriptor: FileDescriptor
+            do {
+                descriptor = try FileDescriptor.open(path, .readWrite, options: [.closeOnExec, .nonBlocking])
+            } catch {
+                for earlier in opened { try? earlier.close() }
+                throw Error(operation: "open \(path) (does the container have /dev/net/tun? run it --privileged)", errno: error as? Errno ?? .ioError)
+            }
+            do {
+                try setInterface(descriptor, name: name, flags: flags)
+            } catch {
+                try? descriptor.close()
+                for earlier in opened { try? earlier.close() }
+                throw Error(operation: queues > 1 ? "create tap \(name) (queue \(queue + 1) of \(queues))" : "create tap \(name)", errno: error)
+            }
+            opened.append(descriptor)
         }
-        // struct ifreq: 16 bytes of name, then a union whose first member here is short ifr_flags.
+        return opened
+    }
+
+    /// `TUNSETIFF` on an open tun/tap or macvtap descriptor. struct ifreq: 16 bytes of name, then a
+    /// union whose first member here is short ifr_flags.
+    static func setInterface(_ descriptor: FileDescriptor, name: String, flags: Int16) throws(Errno) {
         var request = [UInt8](repeating: 0, count: 40)
         for (offset, byte) in name.utf8.prefix(15).enumerated() { request[offset] = byte }
-        let flags = flagTap | flagNoPacketInfo | flagVnetHeader
         request[16] = UInt8(truncatingIfNeeded: flags)
         request[17] = UInt8(truncatingIfNeeded: flags >> 8)
         let result = request.withUnsafeMutableBytes { cnetlink_ioctl_pointer(descriptor.rawValue, tunSetInterface, $0.baseAddress) }
-        if result < 0 {
-            let code = Errno(rawValue: errno)
-            try? descriptor.close()
-            throw Error(operation: "create tap \(name)", errno: code)
-        }
-        return descriptor
+        if result < 0 { throw Errno(rawValue: errno) }
     }
 
     /// Reads `major:minor` of a macvtap's character device from sysfs
@@ -80,17 +101,40 @@ public enum TapDevices {
     /// `mknod` never replaces an entry), opens it without following links, and removes the node
     /// again: the descriptor is all QEMU needs, so nothing is left in the run directory.
     public static func openMacvtap(name: String, index: Int32, nodePath: String, sysfs: String = "/sys/class/net") throws(Error) -> FileDescriptor {
+        try openMacvtap(name: name, index: index, nodePath: nodePath, queues: 1, sysfs: sysfs)[0]
+    }
+
+    /// The same with `queues` queues: the node is opened once per queue (each open of a macvtap's
+    /// device is a queue of its own) and, above one, each descriptor is marked `IFF_MULTI_QUEUE`
+    /// with `TUNSETIFF`. On failure the ones already open are closed.
+    public static func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int, sysfs: String = "/sys/class/net") throws(Error) -> [FileDescriptor] {
         let number = try macvtapDeviceNumber(name: name, index: index, sysfs: sysfs)
         let device = makeDevice(major: number.major, minor: number.minor)
         guard mknod(nodePath, S_IFCHR | 0o600, device) == 0 else {
             throw Error(operation: "mknod \(nodePath) \(number.major):\(number.minor)", errno: Errno(rawValue: errno))
         }
         defer { unlink(nodePath) }
-        do {
-            return try FileDescriptor.open(nodePath, .readWrite, options: [.closeOnExec, .nonBlocking, .noFollow])
-        } catch {
-            throw Error(operation: "open \(nodePath)", errno: error as? Errno ?? .ioError)
+        var opened: [FileDescriptor] = []
+        for queue in 0..<max(queues, 1) {
+            let descriptor: FileDescriptor
+            do {
+                descriptor = try FileDescriptor.open(nodePath, .readWrite, options: [.closeOnExec, .nonBlocking, .noFollow])
+            } catch {
+                for earlier in opened { try? earlier.close() }
+                throw Error(operation: "open \(nodePath)" + (queues > 1 ? " (queue \(queue + 1) of \(queues))" : ""), errno: error as? Errno ?? .ioError)
+            }
+            if queues > 1 {
+                do {
+                    try setInterface(descriptor, name: "", flags: flagTap | flagNoPacketInfo | flagVnetHeader | flagMultiQueue)
+                } catch {
+                    try? descriptor.close()
+                    for earlier in opened { try? earlier.close() }
+                    throw Error(operation: "set IFF_MULTI_QUEUE on \(nodePath) (queue \(queue + 1) of \(queues))", errno: error)
+                }
+            }
+            opened.append(descriptor)
         }
+        return opened
     }
 
     /// Whether `/dev/vhost-net` opens here (opened and closed at once; nothing changes).
@@ -117,12 +161,12 @@ public enum TapDevices {
 public final class SystemTapDevices: TapDeviceOperations {
     public init() {}
 
-    public func openTap(named name: String) throws(TapDevices.Error) -> FileDescriptor {
-        try TapDevices.openTap(named: name)
+    public func openTap(named name: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
+        try TapDevices.openTap(named: name, queues: queues)
     }
 
-    public func openMacvtap(name: String, index: Int32, nodePath: String) throws(TapDevices.Error) -> FileDescriptor {
-        try TapDevices.openMacvtap(name: name, index: index, nodePath: nodePath)
+    public func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
+        try TapDevices.openMacvtap(name: name, index: index, nodePath: nodePath, queues: queues)
     }
 
     public func openVhostNet() -> FileDescriptor? { TapDevices.openVhostNet() }

@@ -129,7 +129,8 @@ public struct QEMUConfiguration: Sendable, Equatable {
 
         for (index, nic) in nics.enumerated() {
             args += ["-netdev", nic.netdevOption(id: "net\(index)")]
-            args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)" + (nic.hostMTU.map { ",host_mtu=\($0)" } ?? "")]
+            args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)" + (nic.hostMTU.map { ",host_mtu=\($0)" } ?? "")
+                + (nic.queueCount > 1 ? ",mq=on,vectors=\(2 * nic.queueCount + 2)" : "")]
         }
         args += legacy.network
 
@@ -162,9 +163,12 @@ public struct QEMUConfiguration: Sendable, Equatable {
     /// The launcher must make exactly these numbers available to QEMU.
     public var childFileDescriptors: [Int32] {
         nics.flatMap { nic -> [Int32] in
-            guard case let .tapFileDescriptor(fd, vhost) = nic.backend else { return [] }
-            if case let .fileDescriptor(vhostFD) = vhost { return [fd, vhostFD] }
-            return [fd]
+            switch nic.backend {
+            case let .tapFileDescriptor(fd, .fileDescriptor(vhostFD)): return [fd, vhostFD]
+            case let .tapFileDescriptor(fd, _): return [fd]
+            case let .tapQueueDescriptors(fds, vhost): return fds + vhost
+            case .tapDevice: return []
+            }
         } + (legacy.block == nil ? disk?.childDescriptors ?? [] : []) + (seedDescriptor.map { [$0] } ?? [])
     }
 
@@ -197,6 +201,9 @@ public struct QEMUConfiguration: Sendable, Equatable {
         }
         for nic in nics {
             if let mtu = nic.hostMTU, !NetworkInterfaceCard.hostMTURange.contains(mtu) { throw .invalidHostMTU(mtu) }
+            if case let .tapQueueDescriptors(fds, vhost) = nic.backend, fds.isEmpty || !(vhost.isEmpty || vhost.count == fds.count) {
+                throw .invalidQueueDescriptors(taps: fds.count, vhost: vhost.count)
+            }
             if case let .tapDevice(name, _) = nic.backend, name.isEmpty || name.contains(",") || name.count > 15 {
                 throw .invalidTapName(name)
             }
@@ -222,6 +229,10 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
         /// A tap device QEMU opens by name, with no helper scripts:
         /// `-netdev tap,ifname=TAP,script=no,downscript=no[,vhost=on]`.
         case tapDevice(String, vhost: Bool)
+        /// A multiqueue tap or macvtap: one open descriptor per queue (`IFF_MULTI_QUEUE`), at these
+        /// numbers in QEMU, and with vhost-net one open `/dev/vhost-net` per queue (empty: vhost off):
+        /// `-netdev tap,fds=A:B[,vhost=on,vhostfds=C:D]`.
+        case tapQueueDescriptors([Int32], vhost: [Int32])
     }
 
     /// The guest's MAC (the container interface's original MAC).
@@ -244,6 +255,14 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
         self.hostMTU = hostMTU
     }
 
+    /// Queue pairs of the NIC: the number of descriptors of a multiqueue tap, else 1. Above 1 the
+    /// device gets `mq=on` and `vectors=2×queues+2` (one MSI-X vector per virtqueue, one for the
+    /// control queue, one for configuration changes).
+    public var queueCount: Int {
+        if case let .tapQueueDescriptors(fds, _) = backend { return max(fds.count, 1) }
+        return 1
+    }
+
     func netdevOption(id: String) -> String {
         switch backend {
         case let .tapFileDescriptor(fd, vhost):
@@ -256,6 +275,10 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
             return option
         case let .tapDevice(name, vhost):
             return "tap,id=\(id),ifname=\(name),script=no,downscript=no" + (vhost ? ",vhost=on" : "")
+        case let .tapQueueDescriptors(fds, vhost):
+            // QEMU takes the queue count from fds= (queues= is refused next to it).
+            let list = { (numbers: [Int32]) in numbers.map(String.init).joined(separator: ":") }
+            return "tap,id=\(id),fds=\(list(fds))" + (vhost.isEmpty ? "" : ",vhost=on,vhostfds=\(list(vhost))")
         }
     }
 }
@@ -299,6 +322,8 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
     case socketPathTooLong(String)
     case tooManyNICs(count: Int, slots: Int, machine: String)
     case invalidHostMTU(Int)
+    /// A multiqueue NIC without descriptors, or with vhost descriptors that are not one per queue.
+    case invalidQueueDescriptors(taps: Int, vhost: Int)
 
     public var description: String {
         switch self {
@@ -310,6 +335,7 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .invalidTapName(name): "tap device name '\(name)' is not a valid interface name: use 1-15 characters without commas"
         case let .socketPathTooLong(path): "the QMP socket path '\(path)' is \(path.utf8.count) bytes, more than a unix socket path may have (107): choose a shorter path"
         case let .tooManyNICs(count, slots, machine): "\(count) interfaces would need \(count) NICs but the \(machine) machine has \(slots) free PCI slots for them: attach fewer interfaces (ATTACH_IFACES with AUTO_ATTACH=no)"
+        case let .invalidQueueDescriptors(taps, vhost): "a multiqueue NIC has \(taps) tap descriptor(s) and \(vhost) vhost-net descriptor(s): give it at least one tap descriptor and either no vhost-net descriptor or one per queue"
         case let .invalidHostMTU(mtu): "MTU \(mtu) cannot be given to a virtio NIC: it must be between \(NetworkInterfaceCard.hostMTURange.lowerBound) and \(NetworkInterfaceCard.hostMTURange.upperBound)"
         }
     }

@@ -47,6 +47,50 @@ struct SeedContentTests {
         #expect((net1["routes"] as? [[String: Any]])?.first?["metric"] as? Int == 50)
     }
 
+    /// Issue 14 item 1: the VM's IPv6 addresses and default route in network-config, for each gateway kind.
+    @Test func ipv6AddressesAndTheDefaultRouteGoToNetworkConfig() throws {
+        let mac = MACAddress("52:54:00:12:34:56")!
+        // Docker --ipv6, dual stack: the gateway's learned link-local address is the next hop.
+        var docker = NetworkConfig.Interface(id: "eth0", mac: mac, mtu: 1500, addresses: ["172.18.0.2/16"],
+                                             routes: [.init(destination: "0.0.0.0/0", gateway: "172.18.0.1")],
+                                             nameServers: ["172.18.0.53"], searchDomains: ["example.test"])
+        docker.addIPv6(addresses: [IPv6Interface("fd00:d0c::2/64")!, IPv6Interface("2001:db8:d0c::2/64")!],
+                       router: IPv6Address("fe80::42:acff:fe12:1"), gateway: IPv6Address("fd00:d0c::1"),
+                       nameServers: [IPv6Address("fd00:d0c::53")!], searchDomains: ["example.test", "v6.example.test"])
+        // Its link-local address unknown: the global gateway itself, on the link through the prefix.
+        var unlearned = NetworkConfig.Interface(id: "eth1", mac: MACAddress("52:54:00:12:34:57")!)
+        unlearned.addIPv6(addresses: [IPv6Interface("fd00:d0d::2/64")!], router: nil, gateway: IPv6Address("fd00:d0d::1"),
+                          nameServers: [], searchDomains: [])
+        // A /128 (Calico-like) with a global gateway no prefix holds: on-link.
+        var host = NetworkConfig.Interface(id: "eth2", mac: MACAddress("52:54:00:12:34:58")!)
+        host.addIPv6(addresses: [IPv6Interface("fd00:ca1::7/128")!], router: nil, gateway: IPv6Address("fd00:ca1::1"),
+                     nameServers: [], searchDomains: [])
+        // No gateway at all: addresses only.
+        var isolated = NetworkConfig.Interface(id: "eth3", mac: MACAddress("52:54:00:12:34:59")!)
+        isolated.addIPv6(addresses: [IPv6Interface("fd00:150::2/64")!], router: nil, gateway: nil, nameServers: [], searchDomains: [])
+
+        let yaml = try NetworkConfig(interfaces: [docker, unlearned, host, isolated]).yaml()
+        let ethernets = try #require((try Yams.load(yaml: yaml) as? [String: Any])?["ethernets"] as? [String: [String: Any]])
+        let eth0 = try #require(ethernets["eth0"])
+        #expect(eth0["addresses"] as? [String] == ["172.18.0.2/16", "fd00:d0c::2/64", "2001:db8:d0c::2/64"])
+        let routes = try #require(eth0["routes"] as? [[String: Any]])
+        #expect(routes.count == 2)
+        #expect(routes[1]["to"] as? String == "::/0" && routes[1]["via"] as? String == "fe80::42:acff:fe12:1")
+        #expect(routes[1]["on-link"] == nil && routes[1]["scope"] == nil)
+        let servers = try #require(eth0["nameservers"] as? [String: [String]])
+        #expect(servers["addresses"] == ["172.18.0.53", "fd00:d0c::53"])
+        #expect(servers["search"] == ["example.test", "v6.example.test"], "search domains without repeats")
+        #expect(eth0["dhcp6"] as? Bool == false && eth0["accept-ra"] as? Bool == false, "static: the guest needs no RA or DHCPv6 client")
+
+        let eth1Routes = try #require(ethernets["eth1"]?["routes"] as? [[String: Any]])
+        #expect(eth1Routes.count == 1 && eth1Routes[0]["to"] as? String == "::/0" && eth1Routes[0]["via"] as? String == "fd00:d0d::1")
+        #expect(eth1Routes[0]["on-link"] == nil, "the /64 holds the gateway")
+        #expect(ethernets["eth1"]?["addresses"] as? [String] == ["fd00:d0d::2/64"], "an IPv6-only NIC")
+        let eth2Routes = try #require(ethernets["eth2"]?["routes"] as? [[String: Any]])
+        #expect(eth2Routes[0]["via"] as? String == "fd00:ca1::1" && eth2Routes[0]["on-link"] as? Bool == true)
+        #expect(ethernets["eth3"]?["routes"] == nil && ethernets["eth3"]?["addresses"] as? [String] == ["fd00:150::2/64"])
+    }
+
     @Test func keysAreMergedIntoACloudConfigWithoutLosingItsSettings() throws {
         let text = "#cloud-config\npackage_update: false\nssh_authorized_keys:\n  - ssh-rsa AAAAB3existing old@host\nruncmd:\n  - [touch, /tmp/x]\n"
         let rendered = try UserData(text: text, sshAuthorizedKeys: [key, "ssh-rsa AAAAB3existing old@host"]).render()

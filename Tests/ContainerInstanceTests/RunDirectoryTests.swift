@@ -87,6 +87,41 @@ private func exists(_ path: String) -> Bool {
         #expect(exists(target + "/kltap1"), "nothing is removed through a symbolic link")
     }
 
+    /// The seed file (VM_BACKEND=libvirt): written once, read-only, never through a link or over an entry,
+    /// removed with the directory; a killed launcher's directory holding it is cleaned up like one with nodes.
+    @Test func aFileIsWrittenExclusivelyAndGoesWithTheDirectory() throws {
+        let scratch = try Scratch()
+        let base = scratch.path + "/base"
+        let directory = try RunDirectory(base: base)
+        let path = try directory.createFile(named: RunDirectory.seedFileName, contents: Array("cidata".utf8))
+        #expect(path == directory.path + "/" + RunDirectory.seedFileName)
+        #expect(FileManager.default.contents(atPath: path) == Data("cidata".utf8))
+        #expect(mode(path) == 0o400)
+        #expect(throws: RunDirectoryError.self, "an existing entry is never reused") {
+            try directory.createFile(named: RunDirectory.seedFileName, contents: [1])
+        }
+        // A link planted under the name: refused, its target untouched.
+        let target = scratch.path + "/target"
+        FileManager.default.createFile(atPath: target, contents: Data("keep".utf8))
+        symlink(target, directory.path + "/planted")
+        #expect(throws: RunDirectoryError.self, "never through a symbolic link") {
+            try directory.createFile(named: "planted", contents: [1])
+        }
+        #expect(FileManager.default.contents(atPath: target) == Data("keep".utf8))
+        #expect(throws: RunDirectoryError.self) { try directory.createFile(named: "../escape", contents: [1]) }
+        #expect(!exists(directory.path + "/../escape"))
+        directory.remove()
+        #expect(!exists(path) && !exists(directory.path), "removed at teardown")
+
+        // A SIGKILLed launcher's directory with its seed and a node: abandoned, removed.
+        let dead = base + "/vm-00000000000000dd"
+        mkdir(dead, 0o700)
+        FileManager.default.createFile(atPath: dead + "/" + RunDirectory.seedFileName, contents: Data([1]))
+        FileManager.default.createFile(atPath: dead + "/kltap3", contents: nil)
+        #expect(RunDirectory.removeAbandoned(in: base) == ["vm-00000000000000dd"])
+        #expect(!exists(dead))
+    }
+
     @Test func aSymbolicLinkOnTheWayIsRefusedAndNothingIsMadeAtItsTarget() throws {
         let scratch = try Scratch()
         let target = scratch.path + "/target"

@@ -9,6 +9,7 @@ import Glibc
 /// A stock Debian 12 cloud guest (image/cloud/build.sh: debootstrap, Debian's cloud-init, no network
 /// configuration of its own) booted by kvm-launch with the NoCloud seed it builds: cloud-init in the
 /// guest applies the host name, the static addresses and routes (Calico's `/32` with an on-link
+/// gateway), its IPv6 address and default route (through the learned link-local address of a global
 /// gateway), the MTU and the SSH key, and the peer logs in with that key.
 @Suite(.serialized, .enabled(if: isRoot, "needs root: makes network namespaces and macvtaps, and runs QEMU"))
 struct CloudInitEndToEndTests {
@@ -18,8 +19,15 @@ struct CloudInitEndToEndTests {
         guard FileManager.default.fileExists(atPath: Self.cloudGuestImage) else {
             throw EndToEndTests.Failure("no cloud guest at \(Self.cloudGuestImage): run image/cloud/build.sh (make test does it first)")
         }
-        let fixture = try ContainerFixture([.calico(address: "10.88.0.7")])
+        // Calico's IPv4 shape plus a Docker-style IPv6 address whose gateway is global on the link.
+        var shape = ContainerFixture.Interface.calico(address: "10.88.0.7")
+        shape.addresses.append("fd00:6b73::7/64")
+        shape.peerAddresses.append("fd00:6b73::1/64")
+        shape.routes.append("default via fd00:6b73::1")
+        let fixture = try ContainerFixture([shape])
         defer { fixture.destroy() }
+        let peerLine = try fixture.peer.exec(["ip", "-6", "-o", "addr", "show", "dev", fixture.peerLink(of: "eth0") ?? "p0", "scope", "link"]).stdout
+        let peerLinkLocal = String(try #require(peerLine.split(separator: " ").dropFirst(3).first?.split(separator: "/").first))
         // A jumbo-ish MTU that only network-config (not a DHCP option the guest never asks for) can carry.
         try fixture.container.ip("link set eth0 mtu 1400")
         try fixture.peer.ip("link set \(fixture.peerLink(of: "eth0") ?? "p0") mtu 1400")
@@ -55,7 +63,8 @@ struct CloudInitEndToEndTests {
         let ssh = try fixture.peer.exec([
             "timeout", "90", "ssh", "-i", "\(directory)/id", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "ConnectTimeout=30", "-o", "BatchMode=yes", "debian@10.88.0.7",
-            "hostname; cat ~/.ssh/authorized_keys; ip -4 -o addr show dev eth0; ip -4 route show; cat /sys/class/net/eth0/mtu",
+            "hostname; cat ~/.ssh/authorized_keys; ip -4 -o addr show dev eth0; ip -4 route show;"
+                + " ip -6 -o addr show dev eth0 scope global; ip -6 route show default; cat /sys/class/net/eth0/mtu",
         ], check: false)
         #expect(ssh.status == 0, "ssh login with the seed's key: \(ssh.stderr)")
         let output = ssh.stdout
@@ -65,6 +74,13 @@ struct CloudInitEndToEndTests {
         #expect(output.contains("169.254.1.1 dev eth0 proto static scope link"), "the link-scope route to the gateway: \(output)")
         #expect(output.contains("default via 169.254.1.1 dev eth0 proto static onlink"), "the default route, on-link: \(output)")
         #expect(output.hasSuffix("1400\n"))
+        // IPv6 from network-config alone (no DHCPv6 client, RAs ignored): the address and the default
+        // route through the gateway's link-local address, which the launcher learned on the link.
+        #expect(output.contains("inet6 fd00:6b73::7/64"), "the static IPv6 address: \(output)")
+        #expect(output.contains("default via \(peerLinkLocal) dev eth0"), "the IPv6 default route via the gateway's link-local address: \(output)")
+        // The peer finds the VM by a Neighbor Solicitation to the address's solicited-node group,
+        // which a macvtap passes to the VM only because kvm-launch makes it take all multicast.
+        #expect(fixture.pingFromPeer("fd00:6b73::7", attempts: 5), "the peer reaches the VM over IPv6")
 
         vm.process.signal(SIGTERM)
         let status = vm.process.waitForExit(timeout: 180)

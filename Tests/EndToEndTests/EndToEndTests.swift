@@ -289,3 +289,38 @@ struct EndToEndTests {
         try expectRestored(fixture, before)
     }
 }
+
+/// `VM_NET_QUEUES`: a two-vCPU guest on a two-queue macvtap or bridge tap answers the peer and has two
+/// queue pairs on its NIC.
+@Suite(.serialized, .enabled(if: isRoot, "needs root: makes network namespaces, macvtaps and bridges, and runs QEMU"))
+struct MultiqueueEndToEndTests {
+    @Test(arguments: ["macvtap", "bridge"])
+    func twoQueuesOnTwoVCPUs(_ mode: String) throws {
+        try EndToEndTests.requireImage()
+        let fixture = try ContainerFixture(EndToEndTests.oneInterface)
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let vm = try EndToEndTests.VMRun(fixture, environment: [
+            "AUTO_ATTACH": "yes", "VM_CPUS": "2", "VM_NET_QUEUES": "2", "USE_NET_BRIDGES": mode == "bridge" ? "yes" : "no",
+        ])
+        defer { vm.stop() }
+        let nics = try vm.waitUntilReady(timeout: 180)
+        try #require(nics.count == 1)
+        #expect(fixture.pingFromPeer("10.88.0.2"), "the VM answers on the container's address")
+        #expect(vm.process.stderrLines.contains { $0.contains("fds=") && $0.contains("mq=on,vectors=6") },
+                "QEMU was started with two queue descriptors and a multiqueue device: \(vm.process.stderrLines.filter { $0.contains("starting") })")
+        if mode == "bridge" {
+            // The kernel's own view of the tap: IFF_MULTI_QUEUE with both queues attached.
+            let link = try fixture.container.exec(["ip", "-d", "link", "show", "type", "tun"])
+            #expect(link.stdout.contains("multi_queue") && link.stdout.contains("numqueues 2"), "\(link.stdout)")
+        }
+        // The guest's own view: two receive and two transmit queues on its NIC.
+        let mark = vm.process.lines.count
+        vm.process.send("echo MQ-$(ls /sys/class/net/eth0/queues | tr '\\n' ,)\n")
+        #expect(vm.process.waitFor("MQ-rx-0,rx-1,tx-0,tx-1,", after: mark, timeout: 60) != nil,
+                "console: \(vm.process.lines.suffix(5))")
+        vm.process.signal(SIGTERM)
+        #expect(vm.process.waitForExit(timeout: 90) == 0)
+        try EndToEndTests().expectRestored(fixture, before)
+    }
+}

@@ -355,7 +355,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     // MARK: - Devices
 
-    public func openTap(named name: String) throws(TapDevices.Error) -> FileDescriptor {
+    public func openTap(named name: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
         try enterDevice(.openTap(name))
         if name.isEmpty || name.utf8.count > 15 { throw TapDevices.Error(operation: "create tap \(name)", errno: .invalidArgument) }
         if state.links.contains(where: { $0.name == name }) { throw TapDevices.Error(operation: "create tap \(name)", errno: .resourceBusy) }
@@ -363,16 +363,17 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         state.nextIndex += 1
         state.links.append(LinkRecord(index: index, name: name, kind: .tun, mac: nextMAC(), mtu: 1500, isUp: false,
                                       hasCarrier: false, operationalState: "down"))
-        return newDescriptor(.tap(linkIndex: index))
+        // Every queue's descriptor holds the link; it goes when the last one closes.
+        return (0..<max(queues, 1)).map { _ in newDescriptor(.tap(linkIndex: index)) }
     }
 
-    public func openMacvtap(name: String, index: Int32, nodePath: String) throws(TapDevices.Error) -> FileDescriptor {
+    public func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
         try enterDevice(.openMacvtap(name))
         guard state.links.contains(where: { $0.index == index && $0.name == name && $0.kind == .macvtap }) else {
             throw TapDevices.Error(operation: "read /sys/class/net/\(name)/macvtap/tap\(index)/dev", errno: .noSuchFileOrDirectory)
         }
         state.nodes.insert(nodePath)
-        return newDescriptor(.macvtap(nodePath: nodePath))
+        return (0..<max(queues, 1)).map { _ in newDescriptor(.macvtap(nodePath: nodePath)) }
     }
 
     public func openVhostNet() -> FileDescriptor? {
@@ -402,7 +403,8 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     private func closeDescriptor(_ descriptor: Int32) throws {
         guard let device = state.descriptors.removeValue(forKey: descriptor) else { return }
-        if case .tap(let index?) = device { removeLink(index) }
+        // A (multiqueue) tap goes when the last descriptor of one of its queues closes.
+        if case .tap(let index?) = device, !state.descriptors.values.contains(.tap(linkIndex: index)) { removeLink(index) }
     }
 
     private func newDescriptor(_ device: OpenDevice) -> FileDescriptor {

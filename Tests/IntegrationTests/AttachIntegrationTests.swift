@@ -69,6 +69,39 @@ struct AttachIntegrationTests {
         #expect(try fixture.state() == before)
     }
 
+    /// VM_NET_QUEUES: each NIC takes a block of 2 × queues descriptors (taps, then vhost-net), the disk follows;
+    /// `--dry-run` shows the very numbers a launch passes.
+    @Test func dryRunShowsTheMultiqueueDescriptorLayout() throws {
+        let fixture = try ContainerFixture(Self.twoInterfaces)
+        defer { fixture.destroy() }
+        let vhost = FileManager.default.isReadableFile(atPath: "/dev/vhost-net")
+        for (queues, cpus) in [("3", "1"), (nil, "2"), ("1", "4")] as [(String?, String)] {
+            var extra = ["AUTO_ATTACH": "yes", "VM_CPUS": cpus]
+            if let queues { extra["VM_NET_QUEUES"] = queues }
+            let json = try fixture.container.exec([kvmLaunchBinary, "--dry-run", "--json"], environment: try Self.environment(fixture, extra)).stdout
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            let qemu = try #require(document["qemu"] as? [String])
+            let netdevs = qemu.indices.dropLast().filter { qemu[$0] == "-netdev" }.map { qemu[$0 + 1] }
+            let devices = qemu.indices.dropLast().filter { qemu[$0] == "-device" }.map { qemu[$0 + 1] }.filter { $0.hasPrefix("virtio-net-pci") }
+            let diskFD = qemu.indices.dropLast().filter { qemu[$0] == "-add-fd" }.map { qemu[$0 + 1] }.first
+            let count = Int(queues ?? cpus)!
+            let interfaces = try #require(document["interfaces"] as? [[String: Any]])
+            #expect(interfaces.map { $0["queues"] as? Int } == [count, count])
+            if count == 1 {
+                #expect(netdevs == ["tap,id=net0,fd=3" + (vhost ? ",vhost=on,vhostfd=4" : ""), "tap,id=net1,fd=5" + (vhost ? ",vhost=on,vhostfd=6" : "")])
+                #expect(devices.allSatisfy { !$0.contains("mq=on") })
+                #expect(diskFD == "fd=7,set=7")
+            } else {
+                func list(_ from: Int) -> String { (from..<from + count).map(String.init).joined(separator: ":") }
+                #expect(netdevs == [0, 1].map { nic in
+                    "tap,id=net\(nic),fds=\(list(3 + 2 * count * nic))" + (vhost ? ",vhost=on,vhostfds=\(list(3 + 2 * count * nic + count))" : "")
+                }, "VM_NET_QUEUES=\(queues ?? "default"), VM_CPUS=\(cpus)")
+                #expect(devices.allSatisfy { $0.hasSuffix(",mq=on,vectors=\(2 * count + 2)") }, "\(devices)")
+                #expect(diskFD == "fd=\(3 + 4 * count),set=\(3 + 4 * count)", "the disk follows the NICs' blocks")
+            }
+        }
+    }
+
     @Test func containerArgumentsReachQEMUVerbatimAfterOwnFlags() throws {
         let fixture = try ContainerFixture([Self.twoInterfaces[0]])
         defer { fixture.destroy() }

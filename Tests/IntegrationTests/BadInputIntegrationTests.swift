@@ -50,6 +50,7 @@ struct BadInputIntegrationTests {
             (["LAUNCHER": "/nonexistent/qemu-system-x86_64"], "does not exist (no such file)"),
             (["VM_IMAGE": "/dev/zero"], "is a character device"),
             (["VM_ACCEL": "tcg\u{1b}[2J"], #"VM_ACCEL="tcg\u{1b}[2J""#),
+            (["VM_NET_QUEUES": "17"], "VM_NET_QUEUES=\"17\" is not a number of queue pairs per NIC from 1 to 16"),
         ]
         for (extra, expected) in cases {
             try expectRefusedBeforeAnyChange(fixture, extra, expected: expected)

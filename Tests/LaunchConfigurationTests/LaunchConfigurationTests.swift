@@ -191,3 +191,36 @@ import NetworkTypes
         #expect(throws: ShellWords.Error.self) { try ShellWords.split("trailing\\") }
     }
 }
+
+/// `VM_NET_QUEUES`: queue pairs per NIC, by default the vCPU count capped at 8.
+@Suite struct NetQueuesConfigurationTests {
+    private func queues(_ environment: [String: String]) throws -> Int {
+        try LaunchConfiguration(environment: ["AUTO_ATTACH": "yes"].merging(environment) { $1 }).netQueues
+    }
+
+    @Test func defaultFollowsTheVCPUsUpToEight() throws {
+        #expect(try queues([:]) == 1, "one vCPU: today's single-queue layout")
+        #expect(try queues(["VM_CPUS": "2"]) == 2)
+        #expect(try queues(["VM_CPUS": "8"]) == 8)
+        #expect(try queues(["VM_CPUS": "64"]) == 8)
+    }
+
+    @Test func anExplicitValueWins() throws {
+        #expect(try queues(["VM_CPUS": "4", "VM_NET_QUEUES": "1"]) == 1)
+        #expect(try queues(["VM_CPUS": "1", "VM_NET_QUEUES": "4"]) == 4)
+        #expect(try queues(["VM_NET_QUEUES": " 16 "]) == 16)
+    }
+
+    @Test(arguments: ["0", "17", "-1", "two", "2.5", "1\nInjected: x"])
+    func badValuesAreOneLineNamingTheVariable(_ value: String) {
+        do {
+            _ = try LaunchConfiguration(environment: ["AUTO_ATTACH": "yes", "VM_NET_QUEUES": value])
+            Issue.record("VM_NET_QUEUES=\(value) was accepted")
+        } catch {
+            #expect(error.problems.map(\.variable) == ["VM_NET_QUEUES"])
+            #expect(error.description.contains("VM_NET_QUEUES"))
+            #expect(error.description.contains("1 to 16"))
+            #expect(!error.description.contains { $0.isNewline })
+        }
+    }
+}

@@ -49,6 +49,64 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: runDirectory), "nothing written")
     }
 
+    /// CLOUD_INIT with VM_BACKEND=libvirt: `--dry-run` shows the seed and its read-only raw disk, and writes nothing.
+    @Test(.enabled(if: isRoot, "needs root: makes network namespaces"))
+    func dryRunWithASeedShowsTheSeedDiskAndWritesNothing() throws {
+        let fixture = try ContainerFixture([ContainerFixture.Interface(name: "eth0", addresses: ["10.89.4.2/24"], peerAddress: "10.89.4.1/24", defaultRoute: true)])
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let disk = fixture.directory.appendingPathComponent("disk.qcow2").path
+        _ = try run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "64M"])
+        let runDirectory = fixture.directory.appendingPathComponent("run").path
+        let result = try fixture.container.exec([kvmLaunchBinary, "--dry-run"], environment: [
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "AUTO_ATTACH": "yes", "VM_BACKEND": "libvirt", "VM_ACCEL": "tcg", "VM_IMAGE": disk,
+            "KVM_LAUNCH_RUN_DIR": runDirectory, "CLOUD_INIT": "yes"], check: false)
+        #expect(result.status == 0, "a seed is accepted with VM_BACKEND=libvirt: \(result.stderr)")
+        #expect(result.stdout.contains("cloud-init seed"), "the seed is shown: \(result.stdout)")
+        #expect(result.stdout.contains("<driver name='qemu' type='raw'/>") && result.stdout.contains("<readonly/>")
+                && result.stdout.contains("cloud-init-seed.iso"), "the seed disk in the domain: \(result.stdout)")
+        #expect(try fixture.state() == before, "nothing changed")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory), "nothing written")
+    }
+
+    /// `kvm-launch` never links libvirt (the QEMU-only image has none); `kvm-launch-libvirt` does.
+    @Test func onlyTheLibvirtVariantLinksLibvirt() throws {
+        let launcher = try run(["ldd", kvmLaunchBinary])
+        #expect(!launcher.stdout.contains("libvirt"), "kvm-launch links: \(launcher.stdout)")
+        let variant = try run(["ldd", kvmLaunchLibvirtBinary])
+        #expect(variant.stdout.contains("libvirt.so.0"), "kvm-launch-libvirt links libvirt: \(variant.stdout)")
+    }
+
+    /// `kvm-launch` alone (the QEMU-only image) with VM_BACKEND=libvirt: one line naming the libvirt variant,
+    /// non-zero, before anything changes; `--version` still answers.
+    @Test(.enabled(if: isRoot, "needs root: makes network namespaces"))
+    func withoutTheLibvirtVariantItIsOneLineAndNothingChanges() throws {
+        let fixture = try ContainerFixture([ContainerFixture.Interface(name: "eth0", addresses: ["10.89.3.2/24"], peerAddress: "10.89.3.1/24", defaultRoute: true)])
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let alone = fixture.directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: alone, withIntermediateDirectories: true)
+        let launcher = alone.appendingPathComponent("kvm-launch").path
+        try FileManager.default.copyItem(atPath: kvmLaunchBinary, toPath: launcher)
+        let disk = fixture.directory.appendingPathComponent("disk.qcow2").path
+        _ = try run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "64M"])
+        let runDirectory = fixture.directory.appendingPathComponent("run").path
+        let environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "AUTO_ATTACH": "yes", "VM_BACKEND": "libvirt", "VM_ACCEL": "tcg",
+                           "VM_IMAGE": disk, "KVM_LAUNCH_RUN_DIR": runDirectory]
+        for arguments in [[], ["--dry-run"], ["status"]] {
+            let result = try fixture.container.exec([launcher] + arguments, environment: environment, check: false)
+            #expect(result.status != 0, "\(arguments): non-zero")
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("Error: VM_BACKEND=libvirt needs the libvirt image variant")
+                    && lines[0].contains("\(alone.path)/kvm-launch-libvirt"), "\(arguments): one line naming the variant: \(result.stderr)")
+            #expect(result.stdout.isEmpty, "\(arguments): nothing else said: \(result.stdout)")
+        }
+        #expect(try fixture.state() == before, "nothing changed")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory), "nothing written")
+        let version = try fixture.container.exec([launcher, "--version"], environment: environment, check: false)
+        #expect(version.status == 0 && !version.stdout.isEmpty, "--version stays with kvm-launch: \(version.stderr)")
+    }
+
     @Test(.enabled(if: isRoot, "needs root: makes network namespaces"))
     func bridgeModeIsRefusedBeforeAnyChange() throws {
         let fixture = try ContainerFixture([ContainerFixture.Interface(name: "eth0", addresses: ["10.89.2.2/24"], peerAddress: "10.89.2.1/24")])

@@ -37,6 +37,24 @@ import Testing
         try nodes(root, path).first?.stringValue
     }
 
+    /// CLOUD_INIT: the seed file is a second virtio disk after the boot disk, raw, read-only; none without one.
+    @Test func theSeedIsAReadOnlyRawDiskAfterTheBootDisk() throws {
+        var definition = try DomainDefinition(Self.configuration(), emulator: "/usr/bin/qemu-system-x86_64", nics: Self.nics)
+        #expect(try Self.nodes(Self.parse(definition), "devices/disk").count == 1, "no seed: only the boot disk")
+        definition.seedImagePath = "/run/kvm-launch/vm-0123456789abcdef/cloud-init-seed.iso"
+        let disks = try Self.nodes(Self.parse(definition), "devices/disk")
+        try #require(disks.count == 2)
+        let seed = disks[1]
+        #expect(seed.attribute(forName: "type")?.stringValue == "file")
+        #expect(seed.attribute(forName: "device")?.stringValue == "disk")
+        #expect(try Self.attribute(seed, "driver", "type") == "raw", "the format stated, never probed")
+        #expect(try Self.attribute(seed, "source", "file") == "/run/kvm-launch/vm-0123456789abcdef/cloud-init-seed.iso")
+        #expect(try Self.attribute(seed, "target", "dev") == "vdb")
+        #expect(try Self.attribute(seed, "target", "bus") == "virtio")
+        #expect(try Self.nodes(seed, "readonly").count == 1, "read-only")
+        #expect(try Self.attribute(disks[0], "target", "dev") == "vda", "the boot disk stays first")
+    }
+
     @Test func machineMemoryCPUsDiskAndAccelerator() throws {
         let definition = try DomainDefinition(Self.configuration(), emulator: "/usr/bin/qemu-system-x86_64", nics: Self.nics)
         let root = try Self.parse(definition)
@@ -74,6 +92,17 @@ import Testing
             #expect(try Self.attribute(interface, "model", "type") == "virtio")
             #expect(try Self.attribute(interface, "mtu", "size") == "\(expected.mtu)")
         }
+    }
+
+    /// VM_NET_QUEUES: libvirt opens a managed='no' macvtap once per queue when the driver names the queues.
+    @Test func queuesBecomeTheDriversQueueCount() throws {
+        let nics = [DomainNIC(targetDevice: "kltap0", mac: Self.mac0, mtu: 1500, queues: 2),
+                    DomainNIC(targetDevice: "kltap1", mac: Self.mac1, mtu: 1500, queues: 1)]
+        let root = try Self.parse(DomainDefinition(Self.configuration(), emulator: "/q", nics: nics))
+        let interfaces = try Self.nodes(root, "devices/interface")
+        try #require(interfaces.count == 2)
+        #expect(try Self.attribute(interfaces[0], "driver", "queues") == "2")
+        #expect(try Self.nodes(interfaces[1], "driver").isEmpty, "one queue: no driver element, as before")
     }
 
     @Test func commandWordsPassVerbatimInTheQEMUNamespace() throws {

@@ -136,12 +136,57 @@ struct LibvirtEndToEndTests {
                                                 environment: ["KVM_LAUNCH_RUN_DIR": vm.runDirectory, "VM_BACKEND": "libvirt"], check: false)
         #expect(status.status == 0 && status.stdout.contains("VM running"), "kvm-launch status asks libvirt: \(status.stdout)")
 
+        // kvm-launch replaced itself with kvm-launch-libvirt: the same process (PID 1 in a container).
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(vm.process.pid)/exe")) ?? ""
+        #expect(executable.hasSuffix("/kvm-launch-libvirt"), "the launcher's process runs kvm-launch-libvirt: \(executable)")
+
         vm.process.signal(SIGTERM)
         let exit = vm.process.waitForExit(timeout: 90)
         #expect(exit == 0, "SIGTERM powers the guest off and exits 0; stderr: \(vm.process.stderrLines.suffix(8))")
         #expect(vm.process.lines.contains { $0.contains("KVMLAUNCH-POWEROFF") }, "the guest shut itself down")
         #expect(vm.qemuProcesses().isEmpty, "no QEMU left")
         #expect(vm.daemonsAlive().isEmpty, "libvirtd and virtlogd are gone")
+        try expectRestored(fixture, before)
+    }
+
+    /// CLOUD_INIT with VM_BACKEND=libvirt: the seed is written once into this launcher's own run directory and
+    /// given to libvirt as a read-only raw disk; the guest reads the `cidata` volume from it; it goes at teardown.
+    @Test func theGuestSeesTheCloudInitSeedAndTheFileGoesAtTeardown() throws {
+        try Self.requireImage()
+        let fixture = try ContainerFixture(Self.oneInterface)
+        defer { fixture.destroy() }
+        let before = try fixture.state()
+        let vm = try Run(fixture, environment: ["CLOUD_INIT": "yes"])
+        defer { vm.cleanUp() }
+        try vm.waitUntilReady()
+
+        let seeds = ((try? FileManager.default.contentsOfDirectory(atPath: vm.runDirectory)) ?? [])
+            .filter { $0.hasPrefix("vm-") }
+            .map { "\(vm.runDirectory)/\($0)/cloud-init-seed.iso" }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        #expect(seeds.count == 1, "one seed file in this launcher's own directory: \(seeds)")
+        if let seed = seeds.first {
+            let attributes = try FileManager.default.attributesOfItem(atPath: seed)
+            #expect((attributes[.posixPermissions] as? Int) == 0o400, "read-only for its owner")
+            let xml = try vm.virsh(["dumpxml", "vm-\(fixture.container.name)"]).stdout
+            // The <disk> element naming the seed: raw, read-only, the second virtio disk.
+            let disk = xml.components(separatedBy: "<disk ").first { $0.contains("<source file='\(seed)'") }?
+                .components(separatedBy: "</disk>").first ?? ""
+            #expect(disk.contains("<driver name='qemu' type='raw'/>") && disk.contains("<readonly/>")
+                    && disk.contains("<target dev='vdb' bus='virtio'/>"), "the domain's seed disk is that file, raw, read-only: \(xml)")
+        }
+        // The ISO 9660 volume label (at byte 32808 of the disk) of each virtio disk, and whether it is read-only.
+        let mark = vm.process.lines.count
+        vm.process.send("for d in vda vdb; do echo seed-$d-$(cat /sys/block/$d/ro)-$(dd if=/dev/$d bs=1 skip=32808 count=6 2>/dev/null); done\n")
+        let line = vm.process.waitFor("-1-cidata", after: mark, timeout: 60)
+        #expect(line?.contains("seed-vdb-1-cidata") == true, "the guest sees the cidata volume on a read-only disk: \(vm.process.lines.suffix(6))")
+
+        vm.process.signal(SIGTERM)
+        #expect(vm.process.waitForExit(timeout: 90) == 0, "stderr: \(vm.process.stderrLines.suffix(8))")
+        #expect(seeds.allSatisfy { !FileManager.default.fileExists(atPath: $0) }, "the seed file is gone")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: vm.runDirectory)) ?? []).filter { $0.hasPrefix("vm-") }
+        #expect(left.isEmpty, "this launcher's run directory is removed: \(left)")
+        #expect(vm.qemuProcesses().isEmpty)
         try expectRestored(fixture, before)
     }
 

@@ -430,3 +430,48 @@ let modes: [LaunchConfiguration.NetworkMode] = [.macvtap, .bridge]
         }
     }
 }
+
+/// `VM_NET_QUEUES`: the macvtap or tap is opened once per queue; the journal closes every queue.
+@Suite struct MultiqueueAttachTests {
+    func queued(_ plan: AttachPlan, _ queues: Int) -> AttachPlan {
+        var plan = plan
+        for index in plan.interfaces.indices { plan.interfaces[index].queues = queues }
+        return plan
+    }
+
+    @Test(arguments: modes)
+    func everyQueueHasItsDescriptorAndTeardownClosesThemAll(_ mode: LaunchConfiguration.NetworkMode) throws {
+        let shape = ContainerShape.all[0]
+        let namespace = try shape.namespace()
+        let start = namespace.copy()
+        let plan = queued(try makeAttachPlan(for: namespace, shape: shape, mode: mode), 3)
+        let attacher = attacher(namespace)
+        let attachments = try attacher.apply(plan)
+        for attachment in attachments {
+            #expect(attachment.descriptors.count == 3)
+            #expect(Set(attachment.descriptors).count == 3, "three distinct descriptors")
+            #expect(attachment.descriptor == attachment.descriptors[0])
+        }
+        #expect(namespace.state.descriptors.count == 3 * plan.interfaces.count)
+        #expect(attacher.teardown().isEmpty)
+        expectPristine(namespace, like: start, "after teardown")
+    }
+
+    @Test(arguments: modes)
+    func aFailureAtAnyCallWithQueuesLeavesTheStart(_ mode: LaunchConfiguration.NetworkMode) throws {
+        let shape = ContainerShape.all[0]
+        let reference = try shape.namespace()
+        let plan = queued(try makeAttachPlan(for: reference, shape: shape, mode: mode), 2)
+        let before = reference.calls.count
+        _ = try attacher(reference).apply(plan)
+        let callCount = reference.calls.count - before
+        for failing in 1...callCount where reference.calls[before + failing - 1] != .openVhostNet {
+            let namespace = try shape.namespace()
+            let start = namespace.copy()
+            let offset = namespace.calls.count
+            namespace.failure = { number, call in number == offset + failing && call != .openVhostNet ? .ioError : nil }
+            #expect(throws: AttachError.self, "call \(failing)") { _ = try attacher(namespace).apply(plan) }
+            expectPristine(namespace, like: start, "failure at call \(failing): \(namespace.calls[offset + failing - 1])")
+        }
+    }
+}

@@ -35,9 +35,37 @@ import Testing
         #expect(unknown.lease?.router == nil)
         #expect(unknown.warnings.contains { $0.contains("no IPv6 default route") }, "\(unknown.warnings)")
         let known = IPv6LeasePlan.plan(link: Self.link, guestMAC: Self.mac, inventory: inventory, selected: nil, dnsServers: [], searchDomains: [],
-                                       gatewayLinkLocal: IPv6Address("fe80::42:acff:fe12:1"))
+                                       gateway: .learned(IPv6Address("fe80::42:acff:fe12:1")!))
         #expect(known.lease?.router == IPv6Address("fe80::42:acff:fe12:1"))
         #expect(known.lease?.addresses == [IPv6Interface("fd00:d0c::5/64")!])
+        #expect(known.warnings.isEmpty, "\(known.warnings)")
+        // Not learned: the probe's reason is the warning, the VM still gets its addresses.
+        let silent = IPv6LeasePlan.plan(link: Self.link, guestMAC: Self.mac, inventory: inventory, selected: nil, dnsServers: [], searchDomains: [],
+                                        gateway: .unknown("the IPv6 gateway fd00:d0c::1 did not answer a Neighbor Solicitation within 2.1 s"))
+        #expect(silent.lease?.router == nil && silent.lease?.addresses == [IPv6Interface("fd00:d0c::5/64")!])
+        #expect(silent.warnings == ["eth0: the IPv6 gateway fd00:d0c::1 did not answer a Neighbor Solicitation within 2.1 s; the VM gets its IPv6 addresses but no IPv6 default route"])
+        // A learned address that is not link-local can never be an RA's source.
+        let bogus = IPv6LeasePlan.plan(link: Self.link, guestMAC: Self.mac, inventory: inventory, selected: nil, dnsServers: [], searchDomains: [],
+                                       gateway: .learned(IPv6Address("fd00:d0c::1")!))
+        #expect(bogus.lease?.router == nil && !bogus.warnings.isEmpty)
+    }
+
+    @Test func onlyGlobalGatewaysOfLinksWithGlobalAddressesAreAskedAbout() throws {
+        let docker = Self.inventory(addresses: [("fd00:d0c::5", 64), ("fe80::5054:ff:feaa:bbcc", 64)], gateway: "fd00:d0c::1")
+        let questions = IPv6LeasePlan.gatewayQuestions(selected: [Self.link], planned: docker, current: docker)
+        #expect(questions == [IPv6GatewayQuestion(interfaceIndex: 2, interfaceName: "eth0", gateway: IPv6Address("fd00:d0c::1")!,
+                                                  localLinkLocal: IPv6Address("fe80::5054:ff:feaa:bbcc"))])
+        // The probe asks from the link-local address the link has now (a killed launcher's swap).
+        let swapped = Self.inventory(addresses: [("fe80::11:22ff:fe33:4455", 64)], gateway: nil)
+        #expect(IPv6LeasePlan.gatewayQuestions(selected: [Self.link], planned: docker, current: swapped).first?.localLinkLocal
+                == IPv6Address("fe80::11:22ff:fe33:4455"))
+        #expect(IPv6LeasePlan.gatewayQuestions(selected: [Self.link], planned: docker, current: Self.inventory(addresses: [], gateway: nil))
+                .first?.localLinkLocal == nil)
+        let calico = Self.inventory(addresses: [("fd00:ca1::5", 128)], gateway: "fe80::ecee:eeff:feee:eeee")
+        #expect(IPv6LeasePlan.gatewayQuestions(selected: [Self.link], planned: calico, current: calico).isEmpty, "a link-local gateway needs no question")
+        let noAddress = Self.inventory(addresses: [("fe80::5054:ff:feaa:bbcc", 64)], gateway: "fd00:d0c::1")
+        #expect(IPv6LeasePlan.gatewayQuestions(selected: [Self.link], planned: noAddress, current: noAddress).isEmpty, "no IPv6 for the VM, nothing to ask")
+        #expect(IPv6LeasePlan.gatewayQuestions(selected: [], planned: docker, current: docker).isEmpty, "only selected links")
     }
 
     @Test func selectedNetworkPicksTheIPv6Addresses() {

@@ -224,3 +224,50 @@ private func values(of option: String, in args: [String]) -> [String] {
     }
 
 }
+
+/// Multiqueue virtio-net (`VM_NET_QUEUES`): one tap descriptor per queue, vhost-net per queue.
+@Suite struct MultiqueueNICTests {
+    @Test func queuesBecomeFdsListAndMultiqueueDevice() throws {
+        var configuration = baseConfiguration()
+        configuration.nics = [
+            NetworkInterfaceCard(mac: mac0, backend: .tapQueueDescriptors([3, 4], vhost: [5, 6]), hostMTU: 1500),
+            NetworkInterfaceCard(mac: mac1, backend: .tapQueueDescriptors([7, 8, 9, 10], vhost: []), hostMTU: 9000),
+            NetworkInterfaceCard(mac: mac1, backend: .tapFileDescriptor(15, vhost: .off), hostMTU: 1500),
+        ]
+        let args = try configuration.arguments()
+        #expect(values(of: "-netdev", in: args) == [
+            "tap,id=net0,fds=3:4,vhost=on,vhostfds=5:6",
+            "tap,id=net1,fds=7:8:9:10",
+            "tap,id=net2,fd=15",
+        ])
+        // mq=on with one MSI-X vector per virtqueue (2 per queue pair) plus control and configuration.
+        #expect(values(of: "-device", in: args).filter { $0.hasPrefix("virtio-net-pci") } == [
+            "virtio-net-pci,netdev=net0,mac=\(mac0),host_mtu=1500,mq=on,vectors=6",
+            "virtio-net-pci,netdev=net1,mac=\(mac1),host_mtu=9000,mq=on,vectors=10",
+            "virtio-net-pci,netdev=net2,mac=\(mac1),host_mtu=1500",
+        ])
+        #expect(configuration.childFileDescriptors == [3, 4, 5, 6, 7, 8, 9, 10, 15] + (configuration.disk?.childDescriptors ?? []))
+    }
+
+    @Test func oneQueueListIsNotMultiqueue() throws {
+        var configuration = baseConfiguration()
+        configuration.nics = [NetworkInterfaceCard(mac: mac0, backend: .tapQueueDescriptors([3], vhost: []))]
+        let args = try configuration.arguments()
+        #expect(values(of: "-netdev", in: args) == ["tap,id=net0,fds=3"])
+        #expect(!values(of: "-device", in: args).contains { $0.contains("mq=on") })
+    }
+
+    @Test func queueDescriptorsMustBeConsistentAndUnique() {
+        var configuration = baseConfiguration()
+        configuration.nics = [NetworkInterfaceCard(mac: mac0, backend: .tapQueueDescriptors([], vhost: []))]
+        #expect(throws: QEMUConfigurationError.invalidQueueDescriptors(taps: 0, vhost: 0)) { try configuration.arguments() }
+        configuration.nics = [NetworkInterfaceCard(mac: mac0, backend: .tapQueueDescriptors([3, 4], vhost: [5]))]
+        #expect(throws: QEMUConfigurationError.invalidQueueDescriptors(taps: 2, vhost: 1)) { try configuration.arguments() }
+        configuration.nics = [
+            NetworkInterfaceCard(mac: mac0, backend: .tapQueueDescriptors([3, 4], vhost: [])),
+            NetworkInterfaceCard(mac: mac1, backend: .tapFileDescriptor(4, vhost: .off)),
+        ]
+        #expect(throws: QEMUConfigurationError.duplicateFileDescriptor(4)) { try configuration.arguments() }
+        #expect(!QEMUConfigurationError.invalidQueueDescriptors(taps: 2, vhost: 1).description.contains("\n"))
+    }
+}

@@ -152,6 +152,9 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
     /// The container's links, addresses and routes in a comparable form (what a user would check with
     /// `ip link`, `ip addr`, `ip route`), ignoring kernel-managed IPv6 link-local addresses' order.
     public func state() throws -> String {
+        // A link-local address the launcher just put back is tentative until the kernel's DAD work runs
+        // (at once with accept_dad=0, but on a loaded machine a snapshot can come first).
+        try waitForSettledAddresses()
         let links = try container.exec(["ip", "-o", "link", "show"]).stdout
             .split(separator: "\n").map { line -> String in
                 // Drop the per-run qdisc/state counters; keep name, flags, mtu, MAC, alias, master.

@@ -103,6 +103,9 @@ public var productsDirectory: URL {
 /// The built `kvm-launch` binary.
 public var kvmLaunchBinary: String { productsDirectory.appendingPathComponent("kvm-launch").path }
 
+/// The built `kvm-launch-libvirt` binary (the launcher with VM_BACKEND=libvirt, which `kvm-launch` execs).
+public var kvmLaunchLibvirtBinary: String { productsDirectory.appendingPathComponent("kvm-launch-libvirt").path }
+
 /// A short random suffix for names that must not clash between parallel tests.
 public func uniqueSuffix() -> String {
     String(UInt32.random(in: 0..<UInt32.max), radix: 36)
