@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SWIFT ?= swift
 
-.PHONY: all deps build guest test test-swift demo bench fuzz clean image test-container
+.PHONY: all deps build guest test test-swift demo bench fuzz clean image test-container compute-image
 
 all: build
 
@@ -21,13 +21,18 @@ guest: deps
 cloud-guest: deps
 	image/cloud/build.sh
 
+# The nova-compute host image (image/compute/README.md): the cloud guest plus nova-compute-kvm,
+# neutron-openvswitch-agent and Open vSwitch, configured from etcd through the NoCloud seed (cached).
+compute-image: deps
+	image/compute/build.sh
+
 # Everything: the guest's own smoke test, the Swift suites, and the container image run with podman.
 test: test-swift test-container
 
 # Unit tests need nothing; integration and end-to-end tests make network namespaces and run QEMU,
 # so they need root (CI is root). The guest image is built first. Suites run one after another:
 # booting guests under TCG on 2 cores next to timing-sensitive supervisor tests made both flaky.
-test-swift: deps guest cloud-guest
+test-swift: deps guest cloud-guest compute-image
 	image/smoke.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel

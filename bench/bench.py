@@ -4,7 +4,8 @@
     bench/bench.py [--quick] [--only SECTION,...] [--runs N]
 
 Sections: setup, dhcp, boot, net, footprint, config, multiqueue, backends, image (footprint runs inside net's
-macvtap boot).
+macvtap boot); optional, only with --only: compute (the compute node image up to nova-compute's AMQP connection;
+make compute-image).
 Every figure is the median of repeated runs with min and max; a ratio compares medians measured in
 the same run. Raw samples, logs and the table go to bench/results/<timestamp>/; the table is also
 printed. See bench/README.md for what each figure means. Nothing here passes or fails.
@@ -1207,6 +1208,116 @@ def machine():
             "qemu": qemu, "commit": commit, "stdlib": linkage, "load": os.getloadavg()[0], "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+# ---------------------------------------------------------------------------------------------
+# compute (optional, --only compute): container start -> nova-compute's AMQP connection open
+
+
+COMPUTE_IMAGE = os.path.join(ROOT, "image", "out", "compute-node.qcow2")
+RABBIT_BIN = "/usr/lib/rabbitmq/bin"
+
+
+def bench_compute(h, results, table):
+    """The compute node image (image/compute) booted by kvm-launch from etcd (user data made by
+    `kvm-launch config user-data`), a real etcd and RabbitMQ in the network namespace: the time from the
+    launcher's start to nova-compute's AMQP connection as RabbitMQ lists it, with the console's milestones
+    (first kernel line, cloud-init's files written; the rest is the services' start, nova-compute's mostly) to say
+    what dominates. One run, under TCG (the
+    figure is for this project's machine, where KVM cannot run the guest)."""
+    agent = os.path.join(RELEASE, "kvm-launch-config")
+    for path in [COMPUTE_IMAGE, agent, "/usr/bin/etcd", f"{RABBIT_BIN}/rabbitmq-server"]:
+        if not os.path.exists(path):
+            raise BenchFailure(f"{path} is missing (make compute-image; Debian's etcd-server and rabbitmq-server)")
+    ct, net = make_container(h, 1)
+    vm, node = guest_address(0), peer_address(0)
+    work = os.path.dirname(h.path("compute", "x"))
+    h.spawn(["ip", "netns", "exec", net, "etcd", "--name", "b", "--data-dir", f"{work}/etcd",
+             "--listen-client-urls", f"http://{node}:2379", "--advertise-client-urls", f"http://{node}:2379",
+             "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+             "--initial-cluster", "b=http://127.0.0.1:2380"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rabbit = {**os.environ, "HOME": work, "RABBITMQ_NODENAME": f"{h.tag}@localhost", "RABBITMQ_MNESIA_BASE": f"{work}/mnesia",
+              "RABBITMQ_LOG_BASE": f"{work}/log", "RABBITMQ_LOGS": "-", "RABBITMQ_CONF_ENV_FILE": f"{work}/env.conf",
+              "RABBITMQ_CONFIG_FILE": f"{work}/rabbitmq.conf", "RABBITMQ_ENABLED_PLUGINS_FILE": f"{work}/plugins",
+              "RABBITMQ_PID_FILE": f"{work}/beam.pid", "ERL_EPMD_ADDRESS": "127.0.0.1"}
+    for name in ["env.conf", "rabbitmq.conf"]:
+        open(f"{work}/{name}", "w").close()
+    h.spawn(["ip", "netns", "exec", net, "epmd"], env=rabbit, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h.spawn(["ip", "netns", "exec", net, f"{RABBIT_BIN}/rabbitmq-server"], env=rabbit,
+            stdout=open(f"{work}/rabbitmq.log", "w"), stderr=subprocess.STDOUT)
+
+    def ctl(*argv, timeout=120, check=True):
+        return h.run(["ip", "netns", "exec", net, f"{RABBIT_BIN}/rabbitmqctl", "-n", rabbit["RABBITMQ_NODENAME"], *argv],
+                     timeout=timeout, env=rabbit, check=check)
+
+    password = f"bench{os.getpid()}"
+    data = f"{work}/config"
+    reference = os.path.join(ROOT, "Tests", "ConfigAgentTests", "Fixtures", "reference")
+    for part in ["general", "nova"]:
+        shutil.copytree(os.path.join(reference, part), f"{data}/{part}")
+    os.makedirs(f"{data}/zz-bench")
+    with open(f"{data}/zz-bench/overrides", "w") as overrides:
+        url = "rabbit://$RABBIT_USERID:$RABBIT_PASSWORD@$RABBIT_HOSTNAME:5672/"
+        overrides.write(f"general/RABBIT_HOSTNAME={node}\ngeneral/RABBIT_PASSWORD={password}\ngeneral/SELECTED_NETWORK={vm}/24\n"
+                        "compute/nova/nova.conf/DEFAULT/my_ip=$MY_IP\ncompute/neutron/openvswitch_agent.ini/ovs/local_ip=$MY_IP\n"
+                        f"compute/nova/nova.conf/DEFAULT/transport_url={url}\ncompute/neutron/neutron.conf/DEFAULT/transport_url={url}\n"
+                        "compute/nova/nova.conf/libvirt/virt_type=qemu\ncompute/nova/nova.conf/libvirt/cpu_mode=none\n"
+                        "compute/nova/nova.conf/libvirt/connection_uri=qemu:///system\n")
+    etcd_env = {"PATH": os.environ["PATH"], "ETCD_ENDPOINTS": f"http://{node}:2379", "ETCD_TIMEOUT": "5"}
+    for attempt in range(30):
+        if h.run(["ip", "netns", "exec", net, agent, "load", "--legacy", data], env=etcd_env, check=attempt == 29).returncode == 0:
+            break
+        time.sleep(1)
+    for attempt in range(60):  # the node answers only once it is registered with epmd
+        if ctl("await_startup", "--timeout", "60", timeout=90, check=attempt == 59).returncode == 0:
+            break
+        time.sleep(2)
+    ctl("add_user", "rabbit", password)
+    ctl("set_permissions", "-p", "/", "rabbit", ".*", ".*", ".*")
+    h.run(["ip", "netns", "exec", ct, agent, "user-data", "--output", f"{work}/user-data",
+           "compute/nova/nova.conf=/etc/nova/etcd/nova.conf", "compute/neutron/neutron.conf=/etc/neutron/etcd/neutron.conf",
+           "compute/neutron/openvswitch_agent.ini=/etc/neutron/etcd/openvswitch_agent.ini"], env={**etcd_env, "MY_IP": vm})
+    disks = os.path.dirname(h.path("disks", "compute", "x"))
+    shutil.copy(COMPUTE_IMAGE, f"{disks}/compute-node.qcow2")
+    h.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "compute-node.qcow2", "-F", "qcow2", f"{disks}/disk.qcow2"])
+
+    env = base_environment(h.path("compute", "run"), {
+        "AUTO_ATTACH": "yes", "VM_IMAGE": f"{disks}/disk.qcow2", "VM_ACCEL": "tcg", "VM_MEMORY": "2048M",
+        "VM_CPUS": "2", "VM_HOSTNAME": "compute-bench", "VM_SHUTDOWN_TIMEOUT": "240", "CLOUD_INIT_USER_DATA": f"{work}/user-data",
+        "ETCD_ENDPOINTS": f"http://{node}:2379"})
+    began = time.time_ns()
+    launcher = h.spawn(["ip", "netns", "exec", ct, KVM_LAUNCH], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=open(f"{work}/kvm-launch.log", "w"))
+    console = LineReader(launcher.stdout, keep_to=f"{work}/console.log")
+    connected = None
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline and launcher.poll() is None:
+        listed = ctl("list_connections", "--no-table-headers", "--silent", "client_properties").stdout
+        if "nova-compute" in listed:
+            connected = time.time_ns()
+            break
+        time.sleep(2)
+    exited_early = launcher.poll()
+    milestones = {}
+    # systemd's status lines are coloured and cut ("cloud-init.servic…"); nova-compute's own start is not on the console.
+    for name, pattern in [("first kernel line", r"Linux version"), ("cloud-init wrote the files", r"Finished.*cloud-init\.servic")]:
+        found = console.wait_for(pattern, time.monotonic())
+        if found:
+            milestones[name] = (found[0] - began) / 1e9
+    launcher.send_signal(signal.SIGTERM)
+    try:
+        status = launcher.wait(timeout=420)
+    except subprocess.TimeoutExpired:
+        status = None
+    results["compute"] = {"amqp_s": None if connected is None else (connected - began) / 1e9, "milestones": milestones,
+                          "exit": status, "accelerator": env["VM_ACCEL"]}
+    if connected is None:
+        why = "within 30 min" if exited_early is None else f"before kvm-launch exited (status {exited_early})"
+        raise BenchFailure(f"no AMQP connection from nova-compute {why} (console: {work}/console.log, {work}/kvm-launch.log)")
+    seconds = (connected - began) / 1e9
+    table.add("compute", f"container start → nova-compute's AMQP connection open ({env['VM_ACCEL']})",
+              summary([seconds]), "s", ", ".join(f"{k} at {v:.0f} s" for k, v in milestones.items()), digits=0)
+    h.delete_container(ct, net)
+
+
 def main():
     parser = argparse.ArgumentParser(description="kvm-launch benchmarks (see bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter waits: to check the harness, not for numbers")
@@ -1269,6 +1380,8 @@ def main():
             attempt("backends", lambda: bench_backends(h, 3 if not options.quick else 1, results, table))
         if "image" in sections:
             attempt("image", lambda: bench_image(results, table))
+        if "compute" in sections:  # optional, not in the default list: minutes under TCG
+            attempt("compute", lambda: bench_compute(h, results, table))
     except KeyboardInterrupt:
         log("interrupted; cleaning up")
         return 130

@@ -15,7 +15,8 @@
 #   host-net   --net=host, AUTO_ATTACH=no, ATTACH_IFACES=<a veth the test made>: the VM takes that link
 #              only, a namespace behind it pings the VM; the link is restored after the stop
 #   compute    the compute-node pod: etcd (in a container), `config load`, the manifest's init container
-#              command renders the files, the manifest's launcher args boot the VM with general/ from etcd
+#              command renders the files into cloud-init user data, the launcher boots the VM with general/
+#              from etcd and that user data in its seed
 #   shared-run two containers started together with one host folder as /run (`-v DIR:/run`): stopping
 #              one powers off only its VM, the other keeps answering ping and `kvm-launch status`
 #   libvirt    VM_BACKEND=libvirt from the libvirt variant (LIBVIRT_IMAGE): virsh in the container, status, stop;
@@ -437,27 +438,38 @@ podman run --rm --network "$net_a" "${KVM_LAUNCH_ULIMITS[@]}" "${etcd_env[@]}" -
 	--entrypoint "${init_command[0]}" "$IMAGE" "${init_command[@]:1}" >"$work/render.log" 2>&1 || status=$?
 check "compute: the manifest's init container 'config' ran (exit status $status)" test "$status" -eq 0 ||
 	tail -n 5 "$work/render.log"
-check "compute: nova.conf rendered, \$NOVA_HOST from general/ expanded" \
-	grep -qx "host *= *compute-$id" "$work/config/nova/nova.conf"
+user_data=$work/config/user-data
+check "compute: the user data is #cloud-config" test "$(head -n 1 "$user_data" 2>/dev/null)" = "#cloud-config"
+guest_file() { # guest_file PATH: the content write_files gives PATH in the user data
+	"$pyyaml" - "$user_data" "$1" <<'PY'
+import sys, yaml
+for f in yaml.safe_load(open(sys.argv[1]))["write_files"]:
+    if f["path"] == sys.argv[2]:
+        sys.stdout.write(f["content"])
+PY
+}
+check "compute: nova.conf in the user data, \$NOVA_HOST from general/ expanded" \
+	grep -qx "host *= *compute-$id" <(guest_file /etc/nova/etcd/nova.conf)
 check "compute: nova.conf: \${RABBIT_PASSWORD} expanded, its = kept" \
-	grep -q "^transport_url *= *rabbit://nova:s3cret=@rabbitmq:5672/$" "$work/config/nova/nova.conf"
-check "compute: neutron/neutron.conf rendered" grep -q "^core_plugin *= *ml2$" "$work/config/neutron/neutron.conf"
-check "compute: neutron/plugins/ml2/openvswitch_agent.ini rendered" \
-	grep -q "^bridge_mappings *= *physnet1:br-ex$" "$work/config/neutron/plugins/ml2/openvswitch_agent.ini"
-check "compute: general/ written as an environment file" grep -q "VM_MEMORY='320M'" "$work/config/environment"
+	grep -q "^transport_url *= *rabbit://nova:s3cret=@rabbitmq:5672/$" <(guest_file /etc/nova/etcd/nova.conf)
+check "compute: neutron.conf in the user data" grep -q "^core_plugin *= *ml2$" <(guest_file /etc/neutron/etcd/neutron.conf)
+check "compute: openvswitch_agent.ini in the user data" \
+	grep -q "^bridge_mappings *= *physnet1:br-ex$" <(guest_file /etc/neutron/etcd/openvswitch_agent.ini)
+check "compute: the init step printed no secret" not grep -q s3cret "$work/render.log"
 mapfile -d '' -t vm_args < <(manifest_words "$here/k8s/compute-node.yaml" vm args)
 c=kl-dk-$id-compute
 containers+=("$c")
 disk compute
 podman run -d --name "$c" --network "$net_a" --privileged "${KVM_LAUNCH_ULIMITS[@]}" --stop-timeout "$STOP_TIMEOUT" \
-	"${disk_args[@]}" -v "$work/config:/config:ro" -e AUTO_ATTACH=yes "${etcd_env[@]}" "$IMAGE" "${vm_args[@]}" \
+	"${disk_args[@]}" -v "$work/config:/config:ro" -e AUTO_ATTACH=yes -e CLOUD_INIT_USER_DATA=/config/user-data "${etcd_env[@]}" \
+	"$IMAGE" "${vm_args[@]}" \
 	>/dev/null 2>>"$work/podman.err"
 if ready=$(wait_ready "$c"); then
 	ok "compute: the VM is up $ready s after the start, with the manifest's arguments (${vm_args[*]})"
 	check "compute: the launcher took VM_MEMORY=320M from etcd's general/ (QEMU -m 320)" \
 		grep -q 'starting /usr/bin/qemu-system-x86_64 .* -m 320 ' <(logs "$c")
-	check "compute: QEMU shares the rendered files with the guest (-virtfs local,path=/config)" \
-		grep -q 'starting /usr/bin/qemu-system-x86_64 .* -virtfs local,path=/config,mount_tag=openstack-config' <(logs "$c")
+	check "compute: QEMU gives the guest the NoCloud seed with the user data (a read-only drive)" \
+		grep -q 'starting /usr/bin/qemu-system-x86_64 .*-device virtio-blk-pci,drive=seed0' <(logs "$c")
 	check "compute: no secret value in the logs" not grep -q s3cret <(logs "$c")
 	stop_gracefully "$c"
 else

@@ -12,7 +12,7 @@ public struct ConfigCommand: AsyncParsableCommand {
             etcd is chosen with --endpoints or ETCD_ENDPOINTS; see the options of each subcommand.
             The etcd password is read from ETCD_PASSWORD only (never from the command line).
             """,
-        subcommands: [Load.self, Env.self, Render.self, Watch.self]
+        subcommands: [Load.self, Env.self, Render.self, Watch.self, UserData.self]
     )
 
     public init() {}
@@ -300,6 +300,54 @@ extension ConfigCommand {
                 )
                 try await watcher.run()
             }
+        }
+    }
+
+    struct UserData: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "user-data",
+            abstract: "Render files from etcd into cloud-init user data (write_files) for a guest configured by its seed.",
+            discussion: """
+                Each FILE is ROLE/SERVICE/FILE=GUESTPATH: the file rendered from etcd alone (as render does into a new
+                file) goes to GUESTPATH in the guest, owned by root, group SERVICE, mode 0640. The output is a
+                #cloud-config document for CLOUD_INIT_USER_DATA, replaced atomically (mode 0600 when new); it holds
+                passwords, so only its size is printed.
+                """
+        )
+
+        @OptionGroup var etcd: EtcdOptions
+        @OptionGroup var options: RenderOptions
+
+        @Option(help: ArgumentHelp("The user data file to write.", valueName: "file"))
+        var output: String
+
+        @Argument(help: ArgumentHelp("Files to carry, ROLE/SERVICE/FILE=GUESTPATH.", valueName: "file"))
+        var files: [String]
+
+        func targets() throws -> [CloudConfigFiles.Target] {
+            try files.map { argument throws(CloudConfigFilesError) in try CloudConfigFiles.Target(argument: argument) }
+        }
+
+        func validate() throws {
+            if files.isEmpty { throw ValidationError("give at least one ROLE/SERVICE/FILE=GUESTPATH") }
+            let targets = try targets()
+            _ = try CloudConfigFiles(files: targets.map { .init(path: $0.guestPath, content: "", owner: "") })
+        }
+
+        func run() async throws {
+            let context = CommandContext.current
+            let targets = try targets()
+            let settings = try etcd.settings(context.environment)
+            let snapshot = try await EtcdClient.withClient(settings: settings) { client in
+                try await ConfigStore(client: client).read()
+            }
+            let renderer = options.renderer(general: snapshot.tree.general, environment: context.environment)
+            let document = try CloudConfigFiles.render(targets, from: snapshot.tree, with: renderer)
+            try AtomicFile.write(document.userData, to: output, newFileMode: 0o600)
+            for file in document.files {
+                context.out("\(file.path): \(file.content.utf8.count) bytes, \(file.owner) \(file.permissions)")
+            }
+            context.out("user data -> \(output): \(document.files.count) files, \(document.userData.utf8.count) bytes (revision \(snapshot.revision))")
         }
     }
 }

@@ -1,8 +1,9 @@
 """Checks of docker/k8s/*.yaml that the API schemas cannot make: the launcher container is set up the way
 kvm-launch needs (privileged, /dev/kvm, the disk at /image, probes on `kvm-launch status`), the grace period
 covers kvm-launch's graceful shutdown, every reference (volume, ConfigMap, Service) resolves inside the
-manifest, files named by ETCD_CACERT/ETCD_CERT/ETCD_KEY are mounted, and what `kvm-launch config render`
-writes lands on a volume the launcher container shares.
+manifest, files named by ETCD_CACERT/ETCD_CERT/ETCD_KEY are mounted, what `kvm-launch config render`
+writes lands on a volume the launcher container shares, and the user data `kvm-launch config user-data` writes is
+on such a volume and named by the launcher's CLOUD_INIT_USER_DATA.
 
 Usage: python3 check-manifests.py MANIFEST...    Exit status 1 when any check fails.
 """
@@ -111,6 +112,12 @@ def check_file(path):
                     report.expect(all(any(m["name"] == mount["name"] for m in l.get("volumeMounts", []))
                                       for l in launchers), cwhere,
                                   f"renders into volume {mount['name']!r}, which the launcher container does not mount")
+            for output in re.findall(r"kvm-launch config user-data [^\n]*?--output\s+(\S+)", script):
+                mount = mounted(container, output)
+                report.expect(mount is not None, cwhere, f"writes user data to {output}, which is on no volume")
+                report.expect(all(env_value(l, "CLOUD_INIT_USER_DATA", config_maps) == output and mounted(l, output) is not None
+                                  and mounted(l, output)["name"] == (mount or {}).get("name") for l in launchers), cwhere,
+                              f"writes user data to {output}, but the launcher container's CLOUD_INIT_USER_DATA does not name it on the same volume")
 
         for container in launchers:
             cwhere = f"{where} container {container['name']}"
