@@ -5,27 +5,27 @@
 /// upper-case 8.3 names; the Joliet supplementary descriptor carries the real names (`meta-data`,
 /// `user-data`, `network-config`), which Linux and blkid use when present. The output depends only
 /// on the label and the files, byte for byte (no clock is read).
-public struct ISO9660Image: Sendable {
+package struct ISO9660Image: Sendable {
     /// One file in the root directory.
-    public struct File: Sendable, Equatable {
+    package struct File: Sendable, Equatable {
         /// The Joliet name (at most 64 characters, no `/`).
-        public var name: String
-        public var contents: [UInt8]
+        package var name: String
+        package var contents: [UInt8]
 
-        public init(name: String, contents: [UInt8]) {
+        package init(name: String, contents: [UInt8]) {
             self.name = name
             self.contents = contents
         }
     }
 
     /// Why an image cannot be built from these inputs.
-    public enum Error: Swift.Error, Equatable, CustomStringConvertible {
+    package enum Error: Swift.Error, Equatable, CustomStringConvertible {
         case badLabel(String)
         case badName(String)
         case duplicateName(String)
         case tooLarge(bytes: Int)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .badLabel(let label): return "volume label \"\(label)\" must be 1–16 ASCII letters, digits or _"
             case .badName(let name): return "file name \"\(name)\" must be 1–64 printable ASCII characters without / or ;"
@@ -37,16 +37,16 @@ public struct ISO9660Image: Sendable {
 
     static let sector = 2048
 
-    public var label: String
-    public var files: [File]
+    package var label: String
+    package var files: [File]
 
-    public init(label: String, files: [File]) {
+    package init(label: String, files: [File]) {
         self.label = label
         self.files = files
     }
 
     /// The image's bytes, a whole number of 2048-byte sectors.
-    public func bytes() throws(Error) -> [UInt8] {
+    package func bytes() throws(Error) -> [UInt8] {
         guard (1...16).contains(label.utf8.count),
               label.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || ($0 < 0x80 && Character(UnicodeScalar($0)).isLetter) || ($0 >= 0x30 && $0 <= 0x39) })
         else { throw .badLabel(label) }

@@ -4,20 +4,20 @@ import Yams
 /// cloud-init's `network-config`, version 2 (netplan's schema): every NIC matched by the VM's MAC,
 /// with static addresses, routes, name servers and MTU, so a guest is configured even when it never
 /// runs a DHCP client.
-public struct NetworkConfig: Sendable, Equatable {
+package struct NetworkConfig: Sendable, Equatable {
     /// One NIC of the VM.
-    public struct Interface: Sendable, Equatable {
+    package struct Interface: Sendable, Equatable {
         /// The key in `ethernets:` (the container interface's name, e.g. `eth0`).
-        public var id: String
-        public var mac: MACAddress
-        public var mtu: Int?
+        package var id: String
+        package var mac: MACAddress
+        package var mtu: Int?
         /// `ADDRESS/PREFIX`, IPv4 or IPv6.
-        public var addresses: [String]
-        public var routes: [Route]
-        public var nameServers: [String]
-        public var searchDomains: [String]
+        package var addresses: [String]
+        package var routes: [Route]
+        package var nameServers: [String]
+        package var searchDomains: [String]
 
-        public init(id: String, mac: MACAddress, mtu: Int? = nil, addresses: [String] = [], routes: [Route] = [],
+        package init(id: String, mac: MACAddress, mtu: Int? = nil, addresses: [String] = [], routes: [Route] = [],
                     nameServers: [String] = [], searchDomains: [String] = []) {
             self.id = id
             self.mac = mac
@@ -30,15 +30,15 @@ public struct NetworkConfig: Sendable, Equatable {
     }
 
     /// One route; without a gateway it is a link-scope route (`scope: link`).
-    public struct Route: Sendable, Equatable {
+    package struct Route: Sendable, Equatable {
         /// `NETWORK/PREFIX`; `0.0.0.0/0` or `::/0` for a default route.
-        public var destination: String
-        public var gateway: String?
+        package var destination: String
+        package var gateway: String?
         /// The gateway is outside every subnet of the NIC (e.g. Calico's 169.254.1.1): `on-link: true`.
-        public var onLink: Bool
-        public var metric: UInt32?
+        package var onLink: Bool
+        package var metric: UInt32?
 
-        public init(destination: String, gateway: String? = nil, onLink: Bool = false, metric: UInt32? = nil) {
+        package init(destination: String, gateway: String? = nil, onLink: Bool = false, metric: UInt32? = nil) {
             self.destination = destination
             self.gateway = gateway
             self.onLink = onLink
@@ -46,14 +46,14 @@ public struct NetworkConfig: Sendable, Equatable {
         }
     }
 
-    public var interfaces: [Interface]
+    package var interfaces: [Interface]
 
-    public init(interfaces: [Interface]) {
+    package init(interfaces: [Interface]) {
         self.interfaces = interfaces
     }
 
     /// The YAML text, keys in a stable order.
-    public func yaml() throws -> String {
+    package func yaml() throws -> String {
         var ethernets: [String: Ethernet] = [:]
         for interface in interfaces {
             let servers = interface.nameServers.isEmpty && interface.searchDomains.isEmpty
@@ -127,7 +127,7 @@ extension NetworkConfig.Interface {
     /// when no link-local router is known, through `gateway` (the container's global gateway:
     /// `on-link` when no prefix of these addresses holds it, as with a `/128`), and the IPv6 name
     /// servers and search domains after the ones already there, without repeats.
-    public mutating func addIPv6(addresses: [IPv6Interface], router: IPv6Address?, gateway: IPv6Address?,
+    package mutating func addIPv6(addresses: [IPv6Interface], router: IPv6Address?, gateway: IPv6Address?,
                                  nameServers: [IPv6Address], searchDomains: [String]) {
         guard !addresses.isEmpty else { return }
         for address in addresses where !self.addresses.contains(address.description) {

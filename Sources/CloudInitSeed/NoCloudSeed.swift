@@ -2,18 +2,18 @@
 /// small read-only ISO 9660 disk labelled `cidata`, built in memory (no tool, no shell).
 ///
 /// Pure: the inputs are values, the output bytes; writing the file is the launcher's business.
-public struct NoCloudSeed: Sendable, Equatable {
+package struct NoCloudSeed: Sendable, Equatable {
     /// The largest seed kvm-launch builds (the whole image): user data beyond it is an error.
-    public static let maximumBytes = 4 * 1024 * 1024
+    package static let maximumBytes = 4 * 1024 * 1024
 
     /// `instance-id`: cloud-init runs its per-instance modules (SSH host keys, users) again when it changes.
-    public var instanceID: String
+    package var instanceID: String
     /// `local-hostname`.
-    public var hostname: String?
-    public var userData: UserData
-    public var network: NetworkConfig
+    package var hostname: String?
+    package var userData: UserData
+    package var network: NetworkConfig
 
-    public init(instanceID: String, hostname: String?, userData: UserData, network: NetworkConfig) {
+    package init(instanceID: String, hostname: String?, userData: UserData, network: NetworkConfig) {
         self.instanceID = instanceID
         self.hostname = hostname
         self.userData = userData
@@ -21,13 +21,13 @@ public struct NoCloudSeed: Sendable, Equatable {
     }
 
     /// Why no seed can be built. Never repeats the user data.
-    public enum Problem: Error, Equatable, CustomStringConvertible {
+    package enum Problem: Error, Equatable, CustomStringConvertible {
         case userData(UserData.Problem)
         case tooLarge(bytes: Int)
         case badHostname
         case rendering(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .userData(let problem): return problem.description
             case .tooLarge(let bytes):
@@ -40,7 +40,7 @@ public struct NoCloudSeed: Sendable, Equatable {
 
     /// A stable instance id: the same for the same host name and disk (restarts of one container
     /// with its volume), new when the disk file is replaced. `disk` is the image's device and inode.
-    public static func instanceID(hostname: String?, disk: (device: UInt64, inode: UInt64)?) -> String {
+    package static func instanceID(hostname: String?, disk: (device: UInt64, inode: UInt64)?) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64
         func mix(_ bytes: some Sequence<UInt8>) {
             for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
@@ -56,7 +56,7 @@ public struct NoCloudSeed: Sendable, Equatable {
     }
 
     /// The three files, as written on the seed.
-    public func files() throws(Problem) -> [ISO9660Image.File] {
+    package func files() throws(Problem) -> [ISO9660Image.File] {
         if let hostname {
             guard (1...63).contains(hostname.utf8.count),
                   hostname.utf8.allSatisfy({ $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")) })
@@ -76,7 +76,7 @@ public struct NoCloudSeed: Sendable, Equatable {
     }
 
     /// The seed disk's bytes (ISO 9660, label `cidata`).
-    public func image() throws(Problem) -> [UInt8] {
+    package func image() throws(Problem) -> [UInt8] {
         let files = try files()
         let size = files.reduce(0) { $0 + $1.contents.count }
         guard size <= Self.maximumBytes else { throw .tooLarge(bytes: size) }
@@ -93,7 +93,7 @@ public struct NoCloudSeed: Sendable, Equatable {
 
     /// What `--dry-run` and logs show: the meta-data and network-config in full, the user data only
     /// as its size (it may hold secrets).
-    public func redactedSummary() -> String {
+    package func redactedSummary() -> String {
         let userBytes = (try? userData.render())?.utf8.count ?? 0
         var lines = ["instance-id: \(instanceID)"]
         if let hostname { lines.append("local-hostname: \(hostname)") }

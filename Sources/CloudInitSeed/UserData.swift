@@ -6,25 +6,25 @@ import Yams
 /// changes: `#cloud-config` (a YAML mapping; the keys are appended to its `ssh_authorized_keys`)
 /// and a `#!` script (with keys, the seed becomes a two-part MIME message: a cloud-config part
 /// with the keys, then the script). Comments in a cloud-config are not kept when keys are merged.
-public struct UserData: Sendable, Equatable {
+package struct UserData: Sendable, Equatable {
     /// The operator's user data as given (`CLOUD_INIT_USER_DATA`), or nil.
-    public var text: String?
+    package var text: String?
     /// Public keys for the default user (`SSH_AUTHORIZED_KEYS`), one per entry.
-    public var sshAuthorizedKeys: [String]
+    package var sshAuthorizedKeys: [String]
 
-    public init(text: String?, sshAuthorizedKeys: [String]) {
+    package init(text: String?, sshAuthorizedKeys: [String]) {
         self.text = text
         self.sshAuthorizedKeys = sshAuthorizedKeys
     }
 
     /// Why the user data cannot be used. Never repeats any of its content: it may hold secrets.
-    public enum Problem: Error, Equatable, CustomStringConvertible {
+    package enum Problem: Error, Equatable, CustomStringConvertible {
         case unsupportedFormat
         case notYAML(line: Int?)
         case notAMapping
         case badKey(line: Int)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .unsupportedFormat:
                 return "CLOUD_INIT_USER_DATA must start with #cloud-config (YAML) or #! (a script)"
@@ -46,7 +46,7 @@ public struct UserData: Sendable, Equatable {
 
     /// Splits `SSH_AUTHORIZED_KEYS` (one key per line; blank lines and `#` comments skipped) and checks
     /// each line's shape.
-    public static func parseKeys(_ text: String) throws(Problem) -> [String] {
+    package static func parseKeys(_ text: String) throws(Problem) -> [String] {
         var keys: [String] = []
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingWhitespace()
@@ -61,7 +61,7 @@ public struct UserData: Sendable, Equatable {
     }
 
     /// The `user-data` file's bytes.
-    public func render() throws(Problem) -> String {
+    package func render() throws(Problem) -> String {
         guard let text, !text.isEmpty else {
             return Self.cloudConfig(keys: sshAuthorizedKeys)
         }

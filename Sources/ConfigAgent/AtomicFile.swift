@@ -14,15 +14,15 @@ import Darwin
 /// partial one. A symbolic link (or anything but a regular file) at the target is
 /// refused: nothing is read or written through it, and no owner or mode is taken from
 /// what it points to.
-public enum AtomicFile {
+package enum AtomicFile {
     /// Mode of files render creates: read-write owner, read group (they hold passwords).
-    public static let defaultNewFileMode: mode_t = 0o640
+    package static let defaultNewFileMode: mode_t = 0o640
 
     /// The file's text, nil when it does not exist.
     ///
     /// Opened with `O_NOFOLLOW` (a symbolic link is refused) and without blocking, so a FIFO
     /// or device put at the path is refused too instead of hanging the agent.
-    public static func read(_ path: String) throws(AtomicFileError) -> String? {
+    package static func read(_ path: String) throws(AtomicFileError) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         if fd < 0 {
             let code = errno
@@ -50,7 +50,7 @@ public enum AtomicFile {
     }
 
     /// Replaces (or creates) `path` with `text`.
-    public static func write(_ text: String, to path: String, newFileMode: mode_t = defaultNewFileMode) throws(AtomicFileError) {
+    package static func write(_ text: String, to path: String, newFileMode: mode_t = defaultNewFileMode) throws(AtomicFileError) {
         let directory = parentDirectory(of: path)
         var existing = stat()
         let exists: Bool
@@ -149,7 +149,7 @@ private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) 
 }
 
 /// A file that cannot be read or replaced.
-public enum AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible {
     case failed(String, String, Int32)
     case notText(String)
     case noDirectory(String)
@@ -159,7 +159,7 @@ public enum AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible 
     /// Something other than a regular file (directory, FIFO, device, socket) at the path.
     case notRegularFile(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .failed(let path, let action, let code):
             "\(action) \(path): \(String(cString: strerror(code)))"

@@ -6,15 +6,15 @@ import Foundation
 /// The document is JSON after the `#cloud-config` line (JSON is YAML, which cloud-init and the launcher's
 /// user-data check read), so no file text needs YAML quoting. Each file is owned by `root`, group
 /// SERVICE (`nova`, `neutron`: the users the Debian packages make), mode `0640`: the files hold passwords.
-public struct CloudConfigFiles: Sendable, Hashable {
+package struct CloudConfigFiles: Sendable, Hashable {
     /// One file of `write_files`.
-    public struct File: Sendable, Hashable {
-        public var path: String
-        public var content: String
-        public var owner: String
-        public var permissions: String
+    package struct File: Sendable, Hashable {
+        package var path: String
+        package var content: String
+        package var owner: String
+        package var permissions: String
 
-        public init(path: String, content: String, owner: String, permissions: String = "0640") {
+        package init(path: String, content: String, owner: String, permissions: String = "0640") {
             self.path = path
             self.content = content
             self.owner = owner
@@ -23,13 +23,13 @@ public struct CloudConfigFiles: Sendable, Hashable {
     }
 
     /// Where one rendered etcd file goes in the guest: `ROLE/SERVICE/FILE=GUESTPATH`.
-    public struct Target: Sendable, Hashable, CustomStringConvertible {
-        public var file: ConfigFileID
-        public var guestPath: String
+    package struct Target: Sendable, Hashable, CustomStringConvertible {
+        package var file: ConfigFileID
+        package var guestPath: String
 
         /// Parses `ROLE/SERVICE/FILE=GUESTPATH`; the guest path is absolute, without `.`/`..` components,
         /// empty components or control characters.
-        public init(argument: String) throws(CloudConfigFilesError) {
+        package init(argument: String) throws(CloudConfigFilesError) {
             let parts = argument.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2 else { throw .missingGuestPath(argument) }
             do {
@@ -46,20 +46,20 @@ public struct CloudConfigFiles: Sendable, Hashable {
             guestPath = path
         }
 
-        public var description: String { "\(file)=\(guestPath)" }
+        package var description: String { "\(file)=\(guestPath)" }
     }
 
-    public var files: [File]
+    package var files: [File]
 
     /// Checks that no guest path is given twice.
-    public init(files: [File]) throws(CloudConfigFilesError) {
+    package init(files: [File]) throws(CloudConfigFilesError) {
         var seen = Set<String>()
         for file in files where !seen.insert(file.path).inserted { throw .duplicateGuestPath(file.path) }
         self.files = files
     }
 
     /// The user data: `#cloud-config`, then `{"write_files": [...]}` with sorted keys (stable bytes for stable text).
-    public var userData: String {
+    package var userData: String {
         let list: [[String: String]] = files.map {
             ["path": $0.path, "content": $0.content, "owner": $0.owner, "permissions": $0.permissions]
         }
@@ -70,7 +70,7 @@ public struct CloudConfigFiles: Sendable, Hashable {
     }
 
     /// Renders every target from `tree` (a new file each: the guest reads it after its packaged defaults).
-    public static func render(
+    package static func render(
         _ targets: [Target], from tree: ConfigTree, with renderer: ConfigRenderer
     ) throws -> CloudConfigFiles {
         let files = try targets.map { target in
@@ -82,13 +82,13 @@ public struct CloudConfigFiles: Sendable, Hashable {
 }
 
 /// A `ROLE/SERVICE/FILE=GUESTPATH` that cannot be used.
-public enum CloudConfigFilesError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum CloudConfigFilesError: Error, Sendable, Hashable, CustomStringConvertible {
     case missingGuestPath(String)
     case badFile(String, ConfigKeyError)
     case badGuestPath(String)
     case duplicateGuestPath(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .missingGuestPath(let argument):
             "\(argument): give the guest path too, ROLE/SERVICE/FILE=GUESTPATH (e.g. compute/nova/nova.conf=/etc/nova/etcd/nova.conf)"

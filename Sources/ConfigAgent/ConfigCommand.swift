@@ -4,8 +4,8 @@ import Logging
 
 /// `kvm-launch config …` (the `kvm-launch-config` executable): load, env, render and watch the
 /// etcd-backed configuration.
-public struct ConfigCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct ConfigCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "kvm-launch config",
         abstract: "Load the deployment's key=value configuration into etcd and render it into services' files.",
         discussion: """
@@ -15,7 +15,7 @@ public struct ConfigCommand: AsyncParsableCommand {
         subcommands: [Load.self, Env.self, Render.self, Watch.self, UserData.self]
     )
 
-    public init() {}
+    package init() {}
 }
 
 /// Where commands read their environment and write their output; tests replace it.

@@ -1,35 +1,35 @@
 /// The two kinds of node that run OpenStack services in the deployment.
-public enum ConfigRole: String, Sendable, Hashable, CaseIterable, Comparable {
+package enum ConfigRole: String, Sendable, Hashable, CaseIterable, Comparable {
     case controller
     case compute
 
     /// The role a setting names (`ETCD_ROLE`, `--role`); nil for nil or blank.
-    public static func named(_ text: String?) throws(ConfigRoleError) -> ConfigRole? {
+    package static func named(_ text: String?) throws(ConfigRoleError) -> ConfigRole? {
         guard let text = text?.trimmedWhitespace, !text.isEmpty else { return nil }
         guard let role = ConfigRole(rawValue: text) else { throw ConfigRoleError(value: text) }
         return role
     }
 
-    public static func < (lhs: ConfigRole, rhs: ConfigRole) -> Bool {
+    package static func < (lhs: ConfigRole, rhs: ConfigRole) -> Bool {
         lhs.rawValue < rhs.rawValue
     }
 }
 
 /// One INI file of one service for one role, e.g. `compute/nova/nova.conf`.
-public struct ConfigFileID: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var role: ConfigRole
-    public var service: String
+package struct ConfigFileID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    package var role: ConfigRole
+    package var service: String
     /// The file's name, also the name it is rendered under (`nova.conf`).
-    public var file: String
+    package var file: String
 
-    public init(role: ConfigRole, service: String, file: String) {
+    package init(role: ConfigRole, service: String, file: String) {
         self.role = role
         self.service = service
         self.file = file
     }
 
     /// Parses `ROLE/SERVICE/FILE`, the form the CLI takes (`compute/nova/nova.conf`).
-    public init(path: String) throws(ConfigKeyError) {
+    package init(path: String) throws(ConfigKeyError) {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 3 else { throw .badFilePath(path) }
         guard let role = ConfigRole(rawValue: parts[0]) else { throw .badFilePath(path) }
@@ -39,34 +39,34 @@ public struct ConfigFileID: Sendable, Hashable, Comparable, CustomStringConverti
     }
 
     /// `ROLE/SERVICE/FILE`.
-    public var path: String { "\(role.rawValue)/\(service)/\(file)" }
-    public var description: String { path }
+    package var path: String { "\(role.rawValue)/\(service)/\(file)" }
+    package var description: String { path }
 
-    public static func < (lhs: ConfigFileID, rhs: ConfigFileID) -> Bool {
+    package static func < (lhs: ConfigFileID, rhs: ConfigFileID) -> Bool {
         lhs.path.utf8.lexicographicallyPrecedes(rhs.path.utf8)
     }
 }
 
 /// One INI setting: a key in a section (or before any section) of one file.
-public struct SettingKey: Sendable, Hashable, CustomStringConvertible {
-    public var file: ConfigFileID
+package struct SettingKey: Sendable, Hashable, CustomStringConvertible {
+    package var file: ConfigFileID
     /// `nil` for keys before any section header (`ROLE/SERVICE/FILE/KEY`).
-    public var section: String?
-    public var key: String
+    package var section: String?
+    package var key: String
 
-    public init(file: ConfigFileID, section: String?, key: String) {
+    package init(file: ConfigFileID, section: String?, key: String) {
         self.file = file
         self.section = section
         self.key = key
     }
 
     /// The key's path in the data model, `ROLE/SERVICE/FILE[/SECTION]/KEY`.
-    public var path: String {
+    package var path: String {
         if let section { return "\(file.path)/\(section)/\(key)" }
         return "\(file.path)/\(key)"
     }
 
-    public var description: String { path }
+    package var description: String { path }
 }
 
 /// A validated key of the configuration data model.
@@ -76,13 +76,13 @@ public struct SettingKey: Sendable, Hashable, CustomStringConvertible {
 ///   launcher's with `ETCD_ROLE=ROLE`), which wins over `general/NAME`, e.g. `compute/CLOUD_INIT_USER_DATA`.
 /// - `ROLE/SERVICE/FILE/SECTION/KEY`: a setting of one INI file;
 ///   `ROLE/SERVICE/FILE/KEY` (four parts) is a key before any section header.
-public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+package enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     case general(String)
     case roleVariable(ConfigRole, String)
     case setting(SettingKey)
 
     /// Parses a key of the data model (the part of a line before its first `=`).
-    public init(path raw: String) throws(ConfigKeyError) {
+    package init(path raw: String) throws(ConfigKeyError) {
         let parts = raw.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         if parts[0].isEmpty { throw .leadingSlash(raw) }
         if parts[0] == "general" {
@@ -120,7 +120,7 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     /// The key's path relative to the etcd prefix.
-    public var path: String {
+    package var path: String {
         switch self {
         case .general(let name): "general/\(name)"
         case .roleVariable(let role, let name): "\(role.rawValue)/\(name)"
@@ -129,21 +129,21 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     /// The last path component: the variable or INI key name (used for redaction).
-    public var name: String {
+    package var name: String {
         switch self {
         case .general(let name), .roleVariable(_, let name): name
         case .setting(let setting): setting.key
         }
     }
 
-    public var description: String { path }
+    package var description: String { path }
 
-    public static func < (lhs: ConfigKey, rhs: ConfigKey) -> Bool {
+    package static func < (lhs: ConfigKey, rhs: ConfigKey) -> Bool {
         lhs.path.utf8.lexicographicallyPrecedes(rhs.path.utf8)
     }
 
     /// Whether `name` can be exported by a POSIX shell: `[A-Za-z_][A-Za-z0-9_]*`.
-    public static func isEnvironmentName(_ name: String) -> Bool {
+    package static func isEnvironmentName(_ name: String) -> Bool {
         guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
             return false
         }
@@ -168,15 +168,15 @@ public enum ConfigKey: Sendable, Hashable, Comparable, CustomStringConvertible {
 }
 
 /// `ETCD_ROLE` (or `--role`) names no role.
-public struct ConfigRoleError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var value: String
-    public var description: String {
+package struct ConfigRoleError: Error, Sendable, Hashable, CustomStringConvertible {
+    package var value: String
+    package var description: String {
         "ETCD_ROLE='\(value)' is not a role; use controller or compute (its ROLE/NAME variables in etcd win over general/), or leave it unset"
     }
 }
 
 /// Why a key does not fit the data model.
-public enum ConfigKeyError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum ConfigKeyError: Error, Sendable, Hashable, CustomStringConvertible {
     case leadingSlash(String)
     case badGeneralName(String)
     case badRoleVariableName(String)
@@ -187,7 +187,7 @@ public enum ConfigKeyError: Error, Sendable, Hashable, CustomStringConvertible {
     case badFilePath(String)
     case outsideTree(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .leadingSlash(let key):
             "key '\(key)' starts with '/'; write it without the leading slash (general/…, controller/…, compute/…)"

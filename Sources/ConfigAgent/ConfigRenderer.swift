@@ -5,15 +5,15 @@
 /// existing file (``INIDocument``). Only values from etcd are expanded: text
 /// already in the file (such as oslo.config's own `$state_path` references) is
 /// left alone.
-public struct ConfigRenderer: Sendable {
+package struct ConfigRenderer: Sendable {
     /// The names `$NAME` resolves against.
-    public var variables: [String: String]
-    public var unknownVariables: VariableSubstitution.UnknownPolicy
+    package var variables: [String: String]
+    package var unknownVariables: VariableSubstitution.UnknownPolicy
 
     /// Variables are the tree's `general/` variables with the container's
     /// environment taking precedence (``EnvironmentPrecedence``). Pass an empty
     /// environment to use etcd only.
-    public init(
+    package init(
         general: [String: String],
         environment: [String: String],
         unknownVariables: VariableSubstitution.UnknownPolicy = .fail
@@ -23,7 +23,7 @@ public struct ConfigRenderer: Sendable {
     }
 
     /// The file's text after merging `tree`'s settings into `existing` (nil: a new file).
-    public func render(_ file: ConfigFileID, from tree: ConfigTree, into existing: String?) throws(RenderError) -> String {
+    package func render(_ file: ConfigFileID, from tree: ConfigTree, into existing: String?) throws(RenderError) -> String {
         let settings = tree.settings(of: file)
         guard !settings.isEmpty else { throw .noSettings(file) }
         var document = INIDocument(existing ?? "")
@@ -44,7 +44,7 @@ public struct ConfigRenderer: Sendable {
     }
 
     /// What happened to a file on disk.
-    public enum Outcome: String, Sendable, Hashable {
+    package enum Outcome: String, Sendable, Hashable {
         case created
         case updated
         case unchanged
@@ -52,7 +52,7 @@ public struct ConfigRenderer: Sendable {
 
     /// Renders `file` into `directory/FILE`, replacing it atomically only if its text changes.
     @discardableResult
-    public func write(_ file: ConfigFileID, from tree: ConfigTree, into directory: String) throws -> Outcome {
+    package func write(_ file: ConfigFileID, from tree: ConfigTree, into directory: String) throws -> Outcome {
         let path = (directory.hasSuffix("/") ? directory : directory + "/") + file.file
         let existing = try AtomicFile.read(path)
         let text = try render(file, from: tree, into: existing)
@@ -63,7 +63,7 @@ public struct ConfigRenderer: Sendable {
 }
 
 /// A file that cannot be rendered.
-public enum RenderError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum RenderError: Error, Sendable, Hashable, CustomStringConvertible {
     /// etcd has no setting for the file (a typo in ROLE/SERVICE/FILE?).
     case noSettings(ConfigFileID)
     case variable(SettingKey, VariableError)
@@ -74,7 +74,7 @@ public enum RenderError: Error, Sendable, Hashable, CustomStringConvertible {
     case lineBreak(SettingKey)
 
     /// What is wrong with a secret value, without any of its text.
-    public enum SecretProblem: Sendable, Hashable {
+    package enum SecretProblem: Sendable, Hashable {
         case unknownVariable
         case malformedReference
 
@@ -86,7 +86,7 @@ public enum RenderError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .secretValue(let key, .unknownVariable):
             "\(key): the value refers to a variable that has no value (the value is not shown: the key holds a secret);"

@@ -4,13 +4,13 @@ import Logging
 ///
 /// Layout: `PREFIX/general/NAME` and `PREFIX/ROLE/SERVICE/FILE[/SECTION]/KEY`,
 /// values verbatim (UTF-8).
-public struct ConfigStore: Sendable {
-    public let client: EtcdClient
+package struct ConfigStore: Sendable {
+    package let client: EtcdClient
     /// The tree's root, e.g. `/openstack-k8s`.
-    public let prefix: String
+    package let prefix: String
     private let logger: Logger
 
-    public init(client: EtcdClient, prefix: String? = nil, logger: Logger = Logger(label: "kvm-launch.config")) throws {
+    package init(client: EtcdClient, prefix: String? = nil, logger: Logger = Logger(label: "kvm-launch.config")) throws {
         let prefix = prefix ?? client.settings.prefix
         try EtcdSettings.checkPrefix(prefix)
         self.client = client
@@ -19,26 +19,26 @@ public struct ConfigStore: Sendable {
     }
 
     /// Every key of the tree.
-    public var treeRange: EtcdKeyRange { .prefix(prefix + "/") }
+    package var treeRange: EtcdKeyRange { .prefix(prefix + "/") }
 
     /// The etcd key of a model key.
-    public func etcdKey(_ key: ConfigKey) -> [UInt8] {
+    package func etcdKey(_ key: ConfigKey) -> [UInt8] {
         Array((prefix + "/" + key.path).utf8)
     }
 
     // MARK: - Load
 
     /// What a load did.
-    public struct LoadReport: Sendable, Hashable, CustomStringConvertible {
+    package struct LoadReport: Sendable, Hashable, CustomStringConvertible {
         /// The revision at which the whole new tree became visible.
-        public var revision: Int64
-        public var counts: ConfigTree.Counts
+        package var revision: Int64
+        package var counts: ConfigTree.Counts
         /// Keys under the prefix that the new tree no longer has.
-        public var removed: Int64
+        package var removed: Int64
         /// Transactions tried (more than 1 when another writer changed the tree meanwhile).
-        public var attempts: Int
+        package var attempts: Int
 
-        public var description: String {
+        package var description: String {
             "loaded \(counts.total) keys (\(counts)); removed \(removed) stale keys; revision \(revision)"
         }
     }
@@ -50,7 +50,7 @@ public struct ConfigStore: Sendable {
     /// put every key of `tree`". If another writer got in between, it starts over
     /// (up to `attempts` times). Readers see the old tree or the new one, never a mix.
     @discardableResult
-    public func load(_ tree: ConfigTree, attempts: Int = 5) async throws -> LoadReport {
+    package func load(_ tree: ConfigTree, attempts: Int = 5) async throws -> LoadReport {
         for attempt in 1...max(1, attempts) {
             let current = try await client.range(treeRange, keysOnly: true)
             let operations = ConfigStore.operations(
@@ -73,7 +73,7 @@ public struct ConfigStore: Sendable {
     }
 
     /// The operations that turn a tree with `existing` keys into `tree`: deletes first, then puts, each sorted.
-    public static func operations(replacing existing: [[UInt8]], with tree: ConfigTree, prefix: String) -> [EtcdOperation] {
+    package static func operations(replacing existing: [[UInt8]], with tree: ConfigTree, prefix: String) -> [EtcdOperation] {
         let puts = tree.values
             .map { (key: Array((prefix + "/" + $0.key.path).utf8), value: Array($0.value.utf8)) }
             .sorted { $0.key.lexicographicallyPrecedes($1.key) }
@@ -85,28 +85,28 @@ public struct ConfigStore: Sendable {
     // MARK: - Read
 
     /// The tree as etcd holds it at one revision.
-    public struct Snapshot: Sendable, Hashable {
-        public var revision: Int64
-        public var tree: ConfigTree
+    package struct Snapshot: Sendable, Hashable {
+        package var revision: Int64
+        package var tree: ConfigTree
         /// Keys under the prefix that are not part of the data model (ignored).
-        public var ignoredKeys: [String]
+        package var ignoredKeys: [String]
     }
 
     /// Reads the whole tree at one revision.
-    public func read(revision: Int64? = nil) async throws -> Snapshot {
+    package func read(revision: Int64? = nil) async throws -> Snapshot {
         let snapshot = try await client.range(treeRange, revision: revision)
         return decode(snapshot)
     }
 
     /// Reads only the `general/` variables.
-    public func readGeneral() async throws -> (revision: Int64, variables: [String: String]) {
+    package func readGeneral() async throws -> (revision: Int64, variables: [String: String]) {
         let snapshot = try await client.range(.prefix(prefix + "/general/"))
         return (snapshot.revision, decode(snapshot).tree.general)
     }
 
     /// Reads the environment of `role`: `general/` and the role's `ROLE/NAME` variables, which win,
     /// both at one revision (the role's settings are not read). `role` nil: `general/` only.
-    public func readEnvironment(role: ConfigRole?) async throws -> (revision: Int64, variables: [String: String]) {
+    package func readEnvironment(role: ConfigRole?) async throws -> (revision: Int64, variables: [String: String]) {
         let general = try await client.range(.prefix(prefix + "/general/"))
         guard let role else { return (general.revision, decode(general).tree.general) }
         // The role's keys at the same revision; only its two-part keys are variables.
@@ -121,7 +121,7 @@ public struct ConfigStore: Sendable {
     }
 
     /// Turns raw key-values under the prefix into a tree, setting aside what does not fit.
-    public func decode(_ snapshot: EtcdSnapshot) -> Snapshot {
+    package func decode(_ snapshot: EtcdSnapshot) -> Snapshot {
         var tree = ConfigTree()
         var ignored: [String] = []
         let root = prefix + "/"
@@ -145,10 +145,10 @@ public struct ConfigStore: Sendable {
 }
 
 /// Failures of whole-tree operations.
-public enum ConfigStoreError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum ConfigStoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case concurrentWriters(prefix: String, attempts: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .concurrentWriters(let prefix, let attempts):
             "the tree under \(prefix) kept changing during \(attempts) load attempts; stop other writers and load again"

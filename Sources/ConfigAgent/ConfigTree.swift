@@ -1,12 +1,12 @@
 import Foundation
 
 /// One value of the tree in INI terms: its section (nil before any header), key and value.
-public struct INISetting: Sendable, Hashable {
-    public var section: String?
-    public var key: String
-    public var value: String
+package struct INISetting: Sendable, Hashable {
+    package var section: String?
+    package var key: String
+    package var value: String
 
-    public init(section: String?, key: String, value: String) {
+    package init(section: String?, key: String, value: String) {
         self.section = section
         self.key = key
         self.value = value
@@ -17,23 +17,23 @@ public struct INISetting: Sendable, Hashable {
 ///
 /// This is what a load writes under the etcd prefix (key `PREFIX/PATH`, value
 /// verbatim) and what render, env and watch read back.
-public struct ConfigTree: Sendable, Hashable {
+package struct ConfigTree: Sendable, Hashable {
     /// Every value by key.
-    public private(set) var values: [ConfigKey: String] = [:]
+    package private(set) var values: [ConfigKey: String] = [:]
 
-    public init() {}
+    package init() {}
 
-    public init(values: [ConfigKey: String]) {
+    package init(values: [ConfigKey: String]) {
         self.values = values
     }
 
-    public subscript(key: ConfigKey) -> String? {
+    package subscript(key: ConfigKey) -> String? {
         get { values[key] }
         set { values[key] = newValue }
     }
 
     /// The `general/` variables by name.
-    public var general: [String: String] {
+    package var general: [String: String] {
         var result: [String: String] = [:]
         for (key, value) in values {
             if case .general(let name) = key { result[name] = value }
@@ -42,7 +42,7 @@ public struct ConfigTree: Sendable, Hashable {
     }
 
     /// The variables of `role` (`ROLE/NAME`) by name.
-    public func variables(of role: ConfigRole) -> [String: String] {
+    package func variables(of role: ConfigRole) -> [String: String] {
         var result: [String: String] = [:]
         for (key, value) in values {
             if case .roleVariable(role, let name) = key { result[name] = value }
@@ -51,13 +51,13 @@ public struct ConfigTree: Sendable, Hashable {
     }
 
     /// The environment of `role`: `general/` with the role's own variables winning; `general/` alone for nil.
-    public func environment(role: ConfigRole?) -> [String: String] {
+    package func environment(role: ConfigRole?) -> [String: String] {
         guard let role else { return general }
         return general.merging(variables(of: role)) { _, roleValue in roleValue }
     }
 
     /// Every file with at least one setting, sorted.
-    public var files: [ConfigFileID] {
+    package var files: [ConfigFileID] {
         var seen = Set<ConfigFileID>()
         for key in values.keys {
             if case .setting(let setting) = key { seen.insert(setting.file) }
@@ -67,7 +67,7 @@ public struct ConfigTree: Sendable, Hashable {
 
     /// The settings of one file in the order render adds them: keys before any
     /// section first, then `[DEFAULT]`, then the other sections by name; keys by name.
-    public func settings(of file: ConfigFileID) -> [INISetting] {
+    package func settings(of file: ConfigFileID) -> [INISetting] {
         var result: [INISetting] = []
         for (key, value) in values {
             if case .setting(let setting) = key, setting.file == file {
@@ -89,16 +89,16 @@ public struct ConfigTree: Sendable, Hashable {
     }
 
     /// How many keys the tree holds: general variables and settings per role.
-    public struct Counts: Sendable, Hashable, CustomStringConvertible {
-        public var general = 0
-        public var settings: [ConfigRole: Int] = [:]
-        public var files: [ConfigRole: Int] = [:]
+    package struct Counts: Sendable, Hashable, CustomStringConvertible {
+        package var general = 0
+        package var settings: [ConfigRole: Int] = [:]
+        package var files: [ConfigRole: Int] = [:]
         /// `ROLE/NAME` variables per role.
-        public var variables: [ConfigRole: Int] = [:]
+        package var variables: [ConfigRole: Int] = [:]
 
-        public var total: Int { general + settings.values.reduce(0, +) + variables.values.reduce(0, +) }
+        package var total: Int { general + settings.values.reduce(0, +) + variables.values.reduce(0, +) }
 
-        public var description: String {
+        package var description: String {
             var parts = ["general: \(general) variables"]
             for role in ConfigRole.allCases {
                 let own = variables[role, default: 0]
@@ -109,7 +109,7 @@ public struct ConfigTree: Sendable, Hashable {
         }
     }
 
-    public var counts: Counts {
+    package var counts: Counts {
         var counts = Counts()
         var files = Set<ConfigFileID>()
         for key in values.keys {
@@ -130,10 +130,10 @@ public struct ConfigTree: Sendable, Hashable {
 
 extension ConfigTree {
     /// Everything that stops a load: every bad line of every file.
-    public struct InputErrors: Error, Sendable, Hashable, CustomStringConvertible {
-        public var errors: [ConfigInputError]
+    package struct InputErrors: Error, Sendable, Hashable, CustomStringConvertible {
+        package var errors: [ConfigInputError]
 
-        public var description: String {
+        package var description: String {
             let first = errors.first.map(\.description) ?? "no input"
             return errors.count == 1
                 ? "\(first); nothing was loaded"
@@ -143,7 +143,7 @@ extension ConfigTree {
 
     /// The files a load reads: regular files given directly, and every regular
     /// file below a given directory (recursively, sorted by path, hidden names skipped).
-    public static func inputFiles(_ paths: [String]) throws(InputErrors) -> [String] {
+    package static func inputFiles(_ paths: [String]) throws(InputErrors) -> [String] {
         var files: [String] = []
         var errors: [ConfigInputError] = []
         let manager = FileManager.default
@@ -184,7 +184,7 @@ extension ConfigTree {
     ///
     /// Later lines win over earlier ones for the same key (files in the order of
     /// ``inputFiles(_:)``); a different earlier value gives an ``ConfigNotice/overridden(_:key:previous:)`` notice.
-    public static func read(
+    package static func read(
         paths: [String],
         options: KeyValueFile.Options = KeyValueFile.Options()
     ) throws(InputErrors) -> (tree: ConfigTree, notices: [ConfigNotice]) {
@@ -211,7 +211,7 @@ extension ConfigTree {
     }
 
     /// Combines parsed files in order (later wins), reporting overridden values.
-    public static func merge(_ parsedFiles: [KeyValueFile.Parsed]) -> (tree: ConfigTree, notices: [ConfigNotice]) {
+    package static func merge(_ parsedFiles: [KeyValueFile.Parsed]) -> (tree: ConfigTree, notices: [ConfigNotice]) {
         var tree = ConfigTree()
         var origin: [ConfigKey: SourceLocation] = [:]
         var notices: [ConfigNotice] = []

@@ -1,17 +1,17 @@
 import Logging
 
 /// A file to keep rendered: which one, and the directory it lives in.
-public struct RenderTarget: Sendable, Hashable, CustomStringConvertible {
-    public var file: ConfigFileID
-    public var directory: String
+package struct RenderTarget: Sendable, Hashable, CustomStringConvertible {
+    package var file: ConfigFileID
+    package var directory: String
 
-    public init(file: ConfigFileID, directory: String) {
+    package init(file: ConfigFileID, directory: String) {
         self.file = file
         self.directory = directory
     }
 
-    public var path: String { (directory.hasSuffix("/") ? directory : directory + "/") + file.file }
-    public var description: String { "\(file) -> \(path)" }
+    package var path: String { (directory.hasSuffix("/") ? directory : directory + "/") + file.file }
+    package var description: String { "\(file) -> \(path)" }
 }
 
 /// Keeps rendered files current while etcd changes.
@@ -23,42 +23,42 @@ public struct RenderTarget: Sendable, Hashable, CustomStringConvertible {
 /// waits (exponential backoff) and starts the cycle again with a fresh read, so
 /// changes made meanwhile are not missed. A render failure (say an unknown
 /// variable) keeps the previous file and is reported; watching goes on.
-public struct ConfigWatcher: Sendable {
+package struct ConfigWatcher: Sendable {
     /// Reconnection delays: `initial`, doubled after each failure up to `maximum`.
-    public struct Backoff: Sendable, Hashable {
-        public var initial: Duration
-        public var maximum: Duration
+    package struct Backoff: Sendable, Hashable {
+        package var initial: Duration
+        package var maximum: Duration
 
-        public init(initial: Duration = .milliseconds(200), maximum: Duration = .seconds(10)) {
+        package init(initial: Duration = .milliseconds(200), maximum: Duration = .seconds(10)) {
             self.initial = initial
             self.maximum = maximum
         }
     }
 
     /// What one render round did.
-    public struct Round: Sendable, Hashable {
-        public var revision: Int64
-        public var outcomes: [RenderTarget: ConfigRenderer.Outcome]
+    package struct Round: Sendable, Hashable {
+        package var revision: Int64
+        package var outcomes: [RenderTarget: ConfigRenderer.Outcome]
         /// One line per target that failed.
-        public var failures: [String]
+        package var failures: [String]
         /// How the reload command ended, if it ran.
-        public var reload: ReloadCommand.Termination?
+        package var reload: ReloadCommand.Termination?
 
-        public var changed: Bool { outcomes.values.contains { $0 != .unchanged } }
+        package var changed: Bool { outcomes.values.contains { $0 != .unchanged } }
     }
 
-    public var store: ConfigStore
-    public var targets: [RenderTarget]
+    package var store: ConfigStore
+    package var targets: [RenderTarget]
     /// The container environment; takes precedence over `general/` (``EnvironmentPrecedence``).
-    public var environment: [String: String]
-    public var unknownVariables: VariableSubstitution.UnknownPolicy
-    public var reload: ReloadCommand?
-    public var backoff: Backoff
+    package var environment: [String: String]
+    package var unknownVariables: VariableSubstitution.UnknownPolicy
+    package var reload: ReloadCommand?
+    package var backoff: Backoff
     /// Called after every round (for logs, and for tests to follow progress).
-    public var onRound: (@Sendable (Round) -> Void)?
+    package var onRound: (@Sendable (Round) -> Void)?
     private let logger: Logger
 
-    public init(
+    package init(
         store: ConfigStore,
         targets: [RenderTarget],
         environment: [String: String],
@@ -79,7 +79,7 @@ public struct ConfigWatcher: Sendable {
     }
 
     /// Runs until the task is cancelled (then throws `CancellationError`).
-    public func run() async throws -> Never {
+    package func run() async throws -> Never {
         var delay = backoff.initial
         while true {
             try Task.checkCancellation()
@@ -108,7 +108,7 @@ public struct ConfigWatcher: Sendable {
 
     /// Renders every target from `snapshot`, then runs the reload command if a file changed.
     @discardableResult
-    public func renderRound(_ snapshot: ConfigStore.Snapshot) async -> Round {
+    package func renderRound(_ snapshot: ConfigStore.Snapshot) async -> Round {
         let renderer = ConfigRenderer(general: snapshot.tree.general, environment: environment, unknownVariables: unknownVariables)
         var round = Round(revision: snapshot.revision, outcomes: [:], failures: [], reload: nil)
         for target in targets {

@@ -17,8 +17,8 @@ import NIOSSL
 ///   and renewed once when etcd calls it invalid.
 /// - HTTP/1.1 only, one connection pool per client. Call ``shutdown()`` when done,
 ///   or use ``withClient(settings:logger:_:)``.
-public final class EtcdClient: Sendable {
-    public let settings: EtcdSettings
+package final class EtcdClient: Sendable {
+    package let settings: EtcdSettings
     private let http: HTTPClient
     /// For watches: no read timeout, a watch may stay quiet for hours.
     private let streamingHTTP: HTTPClient
@@ -26,7 +26,7 @@ public final class EtcdClient: Sendable {
     private let logger: Logger
 
     /// Creates a client; loads the TLS files now so that a bad file is reported up front.
-    public init(settings: EtcdSettings, logger: Logger = Logger(label: "kvm-launch.config.etcd")) throws {
+    package init(settings: EtcdSettings, logger: Logger = Logger(label: "kvm-launch.config.etcd")) throws {
         self.settings = settings
         self.logger = logger
         var configuration = HTTPClient.Configuration()
@@ -43,14 +43,14 @@ public final class EtcdClient: Sendable {
     }
 
     /// Closes every connection. The client cannot be used afterwards.
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         try await http.shutdown()
         try await streamingHTTP.shutdown()
     }
 
     /// Runs `body` with a client that is shut down afterwards, also when `body` throws.
     @discardableResult
-    public static func withClient<Result: Sendable>(
+    package static func withClient<Result: Sendable>(
         settings: EtcdSettings,
         logger: Logger = Logger(label: "kvm-launch.config.etcd"),
         _ body: (EtcdClient) async throws -> Result
@@ -70,7 +70,7 @@ public final class EtcdClient: Sendable {
     // MARK: - KV
 
     /// Reads every key in `range` at `revision` (nil: the latest), sorted by key.
-    public func range(_ range: EtcdKeyRange, revision: Int64? = nil, keysOnly: Bool = false) async throws -> EtcdSnapshot {
+    package func range(_ range: EtcdKeyRange, revision: Int64? = nil, keysOnly: Bool = false) async throws -> EtcdSnapshot {
         let request = WireRangeRequest(
             key: WireBase64.encode(range.key),
             range_end: range.end.map(WireBase64.encode),
@@ -92,7 +92,7 @@ public final class EtcdClient: Sendable {
     /// Runs `operations` atomically if every condition holds.
     ///
     /// Each level of nesting must respect the server's `--max-txn-ops`; see ``TransactionLayout``.
-    public func transaction(conditions: [EtcdCondition] = [], operations: [EtcdOperation]) async throws -> EtcdTransactionResult {
+    package func transaction(conditions: [EtcdCondition] = [], operations: [EtcdOperation]) async throws -> EtcdTransactionResult {
         let request = WireTxnRequest(
             compare: conditions.isEmpty ? nil : conditions.map(EtcdClient.wire),
             success: operations.map(EtcdClient.wire)
@@ -106,7 +106,7 @@ public final class EtcdClient: Sendable {
     }
 
     /// Puts one key (used by tests and the benchmark's naive baseline).
-    public func put(key: [UInt8], value: [UInt8]) async throws -> Int64 {
+    package func put(key: [UInt8], value: [UInt8]) async throws -> Int64 {
         try await transaction(operations: [.put(key: key, value: value)]).revision
     }
 
@@ -118,7 +118,7 @@ public final class EtcdClient: Sendable {
     /// stream breaks (e.g. etcd restarted), ``EtcdError/watchCompacted(endpoint:compactRevision:)``
     /// when `revision` is no longer available, `CancellationError` when the task is
     /// cancelled, or what `onBatch` throws. Callers restart from a fresh read.
-    public func watch(
+    package func watch(
         _ range: EtcdKeyRange,
         from revision: Int64,
         onBatch: (EtcdWatchBatch) async throws -> Void

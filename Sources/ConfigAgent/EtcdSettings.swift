@@ -1,17 +1,17 @@
 /// One etcd client URL, `http://host:port` or `https://host:port`.
-public struct EtcdEndpoint: Sendable, Hashable, CustomStringConvertible {
-    public var secure: Bool
-    public var host: String
-    public var port: Int
+package struct EtcdEndpoint: Sendable, Hashable, CustomStringConvertible {
+    package var secure: Bool
+    package var host: String
+    package var port: Int
 
-    public init(secure: Bool, host: String, port: Int) {
+    package init(secure: Bool, host: String, port: Int) {
         self.secure = secure
         self.host = host
         self.port = port
     }
 
     /// Parses `http[s]://host[:port]` (port defaults to 2379; IPv6 hosts in brackets).
-    public init(parsing text: String) throws(EtcdSettingsError) {
+    package init(parsing text: String) throws(EtcdSettingsError) {
         let trimmed = text.trimmedWhitespace
         let rest: Substring
         if trimmed.hasPrefix("http://") {
@@ -51,25 +51,25 @@ public struct EtcdEndpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The base URL requests go to.
-    public var url: String {
+    package var url: String {
         let shownHost = host.contains(":") ? "[\(host)]" : host
         return "\(secure ? "https" : "http")://\(shownHost):\(port)"
     }
 
-    public var description: String { url }
+    package var description: String { url }
 }
 
 /// How to reach etcd and where the configuration tree lives.
-public struct EtcdSettings: Sendable, Hashable {
+package struct EtcdSettings: Sendable, Hashable {
     /// TLS material as PEM files.
-    public struct TLSFiles: Sendable, Hashable {
+    package struct TLSFiles: Sendable, Hashable {
         /// CA bundle that signed the server certificates (nil: the system trust store).
-        public var caFile: String?
+        package var caFile: String?
         /// Client certificate and its key, for etcd's `--client-cert-auth`.
-        public var certificateFile: String?
-        public var keyFile: String?
+        package var certificateFile: String?
+        package var keyFile: String?
 
-        public init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil) {
+        package init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil) {
             self.caFile = caFile
             self.certificateFile = certificateFile
             self.keyFile = keyFile
@@ -77,41 +77,41 @@ public struct EtcdSettings: Sendable, Hashable {
     }
 
     /// etcd user and password (etcd's own auth; the password is never logged).
-    public struct Credentials: Sendable, Hashable, CustomStringConvertible {
-        public var user: String
-        public var password: String
+    package struct Credentials: Sendable, Hashable, CustomStringConvertible {
+        package var user: String
+        package var password: String
 
-        public init(user: String, password: String) {
+        package init(user: String, password: String) {
             self.user = user
             self.password = password
         }
 
-        public var description: String { "user \(user)" }
+        package var description: String { "user \(user)" }
     }
 
     /// The prefix used when `ETCD_PREFIX` is not set.
-    public static let defaultPrefix = "/openstack-k8s"
+    package static let defaultPrefix = "/openstack-k8s"
     /// What `ETCD_TIMEOUT` (``requestTimeout``) may be: long enough for one answer, short
     /// enough that a stuck etcd cannot hold the launcher for long.
-    public static let timeoutRange: ClosedRange<Duration> = .milliseconds(100) ... .seconds(3600)
+    package static let timeoutRange: ClosedRange<Duration> = .milliseconds(100) ... .seconds(3600)
     /// etcd's default `--max-txn-ops`.
-    public static let defaultMaxTxnOperations = 128
+    package static let defaultMaxTxnOperations = 128
 
     /// Tried in order, starting with the last one that answered.
-    public var endpoints: [EtcdEndpoint]
+    package var endpoints: [EtcdEndpoint]
     /// Root of the tree, e.g. `/openstack-k8s`: keys are `PREFIX/general/NAME`, …
-    public var prefix: String
-    public var tls: TLSFiles
-    public var credentials: Credentials?
+    package var prefix: String
+    package var tls: TLSFiles
+    package var credentials: Credentials?
     /// Time allowed to connect to one endpoint.
-    public var connectTimeout: Duration
+    package var connectTimeout: Duration
     /// Time allowed for one whole exchange with one endpoint: connecting, authenticating,
     /// sending, and reading the complete answer (a watch: until its stream opens).
-    public var requestTimeout: Duration
+    package var requestTimeout: Duration
     /// The server's `--max-txn-ops`: how wide one level of a transaction may be.
-    public var maxTxnOperations: Int
+    package var maxTxnOperations: Int
 
-    public init(
+    package init(
         endpoints: [EtcdEndpoint],
         prefix: String = EtcdSettings.defaultPrefix,
         tls: TLSFiles = TLSFiles(),
@@ -146,7 +146,7 @@ public struct EtcdSettings: Sendable, Hashable {
     /// | `ETCD_USER`, `ETCD_PASSWORD` | etcd authentication |
     /// | `ETCD_TIMEOUT` | seconds per exchange with one endpoint, 0.1 to 3600 (default 10) |
     /// | `ETCD_MAX_TXN_OPS` | the server's `--max-txn-ops` (default 128) |
-    public static func fromEnvironment(_ environment: [String: String]) throws(EtcdSettingsError) -> EtcdSettings? {
+    package static func fromEnvironment(_ environment: [String: String]) throws(EtcdSettingsError) -> EtcdSettings? {
         func value(_ name: String) -> String? {
             guard let raw = environment[name]?.trimmedWhitespace, !raw.isEmpty else { return nil }
             return raw
@@ -191,7 +191,7 @@ public struct EtcdSettings: Sendable, Hashable {
 }
 
 /// Settings that cannot work.
-public enum EtcdSettingsError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum EtcdSettingsError: Error, Sendable, Hashable, CustomStringConvertible {
     case noEndpoints
     case badEndpoint(String)
     case badPrefix(String)
@@ -201,7 +201,7 @@ public enum EtcdSettingsError: Error, Sendable, Hashable, CustomStringConvertibl
     /// `ETCD_TIMEOUT` outside 0.1 s – 1 h.
     case timeoutOutOfRange(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .noEndpoints:
             "no etcd endpoint given; set ETCD_ENDPOINTS (or --endpoints) to e.g. http://127.0.0.1:2379"

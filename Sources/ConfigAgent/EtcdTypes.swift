@@ -1,34 +1,34 @@
 /// A key and its value as stored in etcd (raw bytes).
-public struct EtcdKeyValue: Sendable, Hashable {
-    public var key: [UInt8]
-    public var value: [UInt8]
+package struct EtcdKeyValue: Sendable, Hashable {
+    package var key: [UInt8]
+    package var value: [UInt8]
     /// Revision of the key's last change.
-    public var modRevision: Int64
+    package var modRevision: Int64
 
-    public init(key: [UInt8], value: [UInt8], modRevision: Int64 = 0) {
+    package init(key: [UInt8], value: [UInt8], modRevision: Int64 = 0) {
         self.key = key
         self.value = value
         self.modRevision = modRevision
     }
 
     /// The key as UTF-8 text, nil if it is not.
-    public var keyString: String? { String(validating: key, as: UTF8.self) }
+    package var keyString: String? { String(validating: key, as: UTF8.self) }
     /// The value as UTF-8 text, nil if it is not.
-    public var valueString: String? { String(validating: value, as: UTF8.self) }
+    package var valueString: String? { String(validating: value, as: UTF8.self) }
 }
 
 /// A key range `[key, end)`; `end` nil means the single key.
-public struct EtcdKeyRange: Sendable, Hashable {
-    public var key: [UInt8]
-    public var end: [UInt8]?
+package struct EtcdKeyRange: Sendable, Hashable {
+    package var key: [UInt8]
+    package var end: [UInt8]?
 
-    public init(key: [UInt8], end: [UInt8]?) {
+    package init(key: [UInt8], end: [UInt8]?) {
         self.key = key
         self.end = end
     }
 
     /// Every key starting with `prefix`.
-    public static func prefix(_ prefix: String) -> EtcdKeyRange {
+    package static func prefix(_ prefix: String) -> EtcdKeyRange {
         var end = Array(prefix.utf8)
         while let last = end.last, last == 0xFF { end.removeLast() }
         if end.isEmpty {
@@ -41,26 +41,26 @@ public struct EtcdKeyRange: Sendable, Hashable {
 }
 
 /// The keys of a range read, all at one revision.
-public struct EtcdSnapshot: Sendable, Hashable {
+package struct EtcdSnapshot: Sendable, Hashable {
     /// The store's revision the read saw.
-    public var revision: Int64
-    public var keyValues: [EtcdKeyValue]
+    package var revision: Int64
+    package var keyValues: [EtcdKeyValue]
 
-    public init(revision: Int64, keyValues: [EtcdKeyValue]) {
+    package init(revision: Int64, keyValues: [EtcdKeyValue]) {
         self.revision = revision
         self.keyValues = keyValues
     }
 }
 
 /// One operation of a transaction.
-public indirect enum EtcdOperation: Sendable, Hashable {
+package indirect enum EtcdOperation: Sendable, Hashable {
     case put(key: [UInt8], value: [UInt8])
     case deleteRange(EtcdKeyRange)
     /// A nested transaction without conditions: its operations run as part of the outer one.
     case transaction([EtcdOperation])
 
     /// Number of put/delete operations, nested ones included.
-    public var leafCount: Int {
+    package var leafCount: Int {
         switch self {
         case .put, .deleteRange: 1
         case .transaction(let operations): operations.reduce(0) { $0 + $1.leafCount }
@@ -69,48 +69,48 @@ public indirect enum EtcdOperation: Sendable, Hashable {
 }
 
 /// A transaction condition.
-public enum EtcdCondition: Sendable, Hashable {
+package enum EtcdCondition: Sendable, Hashable {
     /// Every key in the range was last modified before `revision` (true for an empty range).
     case modifiedBefore(EtcdKeyRange, revision: Int64)
 }
 
 /// What a transaction did.
-public struct EtcdTransactionResult: Sendable, Hashable {
+package struct EtcdTransactionResult: Sendable, Hashable {
     /// Whether the conditions held and the operations ran.
-    public var succeeded: Bool
+    package var succeeded: Bool
     /// The store's revision after the transaction.
-    public var revision: Int64
+    package var revision: Int64
     /// Keys removed by the delete operations, nested ones included.
-    public var deleted: Int64
+    package var deleted: Int64
 }
 
 /// One change seen by a watch.
-public struct EtcdWatchEvent: Sendable, Hashable {
-    public enum Kind: Sendable, Hashable {
+package struct EtcdWatchEvent: Sendable, Hashable {
+    package enum Kind: Sendable, Hashable {
         case put
         case delete
     }
 
-    public var kind: Kind
-    public var keyValue: EtcdKeyValue
+    package var kind: Kind
+    package var keyValue: EtcdKeyValue
 }
 
 /// The changes of one watch message, all at `revision`.
-public struct EtcdWatchBatch: Sendable, Hashable {
-    public var revision: Int64
-    public var events: [EtcdWatchEvent]
+package struct EtcdWatchBatch: Sendable, Hashable {
+    package var revision: Int64
+    package var events: [EtcdWatchEvent]
 }
 
 /// Why one endpoint could not serve a request.
-public struct EtcdEndpointFailure: Sendable, Hashable, CustomStringConvertible {
-    public var endpoint: String
-    public var reason: String
+package struct EtcdEndpointFailure: Sendable, Hashable, CustomStringConvertible {
+    package var endpoint: String
+    package var reason: String
 
-    public var description: String { "\(endpoint) (\(reason))" }
+    package var description: String { "\(endpoint) (\(reason))" }
 }
 
 /// What went wrong talking to etcd. Messages name the endpoint and never contain secrets.
-public enum EtcdError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum EtcdError: Error, Sendable, Hashable, CustomStringConvertible {
     /// No endpoint could serve the request.
     case unreachable([EtcdEndpointFailure])
     /// etcd refused the request.
@@ -132,7 +132,7 @@ public enum EtcdError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The watch stream ended or broke.
     case watchEnded(endpoint: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unreachable(let failures):
             "etcd unreachable: " + failures.map(\.description).joined(separator: "; ")

@@ -19,7 +19,7 @@
 ///   separate a key from its value (whichever comes first), like oslo.config.
 /// - New keys copy the separator spelling (` = ` or `=`) of the nearest key.
 /// - CRLF files stay CRLF, a byte order mark stays; the result always ends with a line break.
-public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
+package struct INIDocument: Sendable, Hashable, CustomStringConvertible {
     enum Line: Sendable, Hashable {
         /// A blank line, a comment, or a line that is neither header nor key: kept verbatim.
         case text(String)
@@ -48,7 +48,7 @@ public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
     private let byteOrderMark: Bool
 
     /// Parses `text`; never fails (lines it does not understand are kept verbatim).
-    public init(_ text: String) {
+    package init(_ text: String) {
         var text = text
         byteOrderMark = text.hasPrefix("\u{FEFF}")
         if byteOrderMark { text.removeFirst() }
@@ -104,7 +104,7 @@ public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The document as text.
-    public var text: String {
+    package var text: String {
         var out: [String] = []
         for line in lines {
             switch line {
@@ -115,10 +115,10 @@ public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
         return (byteOrderMark ? "\u{FEFF}" : "") + (out.isEmpty ? "" : out.joined(separator: newline) + newline)
     }
 
-    public var description: String { text }
+    package var description: String { text }
 
     /// The value `key` has for a last-wins reader, ignoring continuation lines.
-    public func value(section: String?, key: String) -> String? {
+    package func value(section: String?, key: String) -> String? {
         for index in lineIndices(of: section).reversed() {
             if case .entry(let entry) = lines[index], entry.key == key { return entry.value }
         }
@@ -126,19 +126,19 @@ public struct INIDocument: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Names of sections in order of first appearance.
-    public var sections: [String] {
+    package var sections: [String] {
         var seen: [String] = []
         for case .header(_, let name) in lines where !seen.contains(name) { seen.append(name) }
         return seen
     }
 
     /// Merges settings in order; see the type's documentation for where things go.
-    public mutating func merge(_ settings: [INISetting]) {
+    package mutating func merge(_ settings: [INISetting]) {
         for setting in settings { set(section: setting.section, key: setting.key, value: setting.value) }
     }
 
     /// Sets one key, updating it in place when it exists.
-    public mutating func set(section: String?, key: String, value: String) {
+    package mutating func set(section: String?, key: String, value: String) {
         let indices = lineIndices(of: section)
         if let index = indices.last(where: { if case .entry(let e) = lines[$0] { e.key == key } else { false } }),
             case .entry(var entry) = lines[index]

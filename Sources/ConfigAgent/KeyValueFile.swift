@@ -1,23 +1,23 @@
 /// A line's origin: the file as it was named and its 1-based line number.
-public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
-    public var file: String
-    public var line: Int
+package struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    package var file: String
+    package var line: Int
 
-    public init(file: String, line: Int) {
+    package init(file: String, line: Int) {
         self.file = file
         self.line = line
     }
 
-    public var description: String { "\(file):\(line)" }
+    package var description: String { "\(file):\(line)" }
 }
 
 /// One `KEY=VALUE` line that fits the data model.
-public struct KeyValueEntry: Sendable, Hashable {
-    public var key: ConfigKey
-    public var value: String
-    public var location: SourceLocation
+package struct KeyValueEntry: Sendable, Hashable {
+    package var key: ConfigKey
+    package var value: String
+    package var location: SourceLocation
 
-    public init(key: ConfigKey, value: String, location: SourceLocation) {
+    package init(key: ConfigKey, value: String, location: SourceLocation) {
         self.key = key
         self.value = value
         self.location = location
@@ -27,7 +27,7 @@ public struct KeyValueEntry: Sendable, Hashable {
 /// Something worth telling the operator that does not stop a load.
 ///
 /// Notices never contain values, only key names and locations.
-public enum ConfigNotice: Sendable, Hashable, CustomStringConvertible {
+package enum ConfigNotice: Sendable, Hashable, CustomStringConvertible {
     /// Trailing spaces or tabs after a value were removed.
     case trailingWhitespaceTrimmed(SourceLocation, key: String)
     /// A value contains `%XX` escapes and was kept verbatim.
@@ -37,7 +37,7 @@ public enum ConfigNotice: Sendable, Hashable, CustomStringConvertible {
     /// A later line set the same key to a different value; the later one wins.
     case overridden(SourceLocation, key: String, previous: SourceLocation)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .trailingWhitespaceTrimmed(let location, let key):
             "\(location): trailing spaces/tabs trimmed from the value of \(key)"
@@ -53,8 +53,8 @@ public enum ConfigNotice: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A line (or file) that cannot be loaded.
-public struct ConfigInputError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Problem: Sendable, Hashable, CustomStringConvertible {
+package struct ConfigInputError: Error, Sendable, Hashable, CustomStringConvertible {
+    package enum Problem: Sendable, Hashable, CustomStringConvertible {
         case missingEquals
         case emptyKey
         case whitespaceAroundKey
@@ -63,7 +63,7 @@ public struct ConfigInputError: Error, Sendable, Hashable, CustomStringConvertib
         case notUTF8
         case unreadable(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .missingEquals:
                 "no '=' in line; write KEY=VALUE, or start the line with '#' for a comment"
@@ -83,15 +83,15 @@ public struct ConfigInputError: Error, Sendable, Hashable, CustomStringConvertib
         }
     }
 
-    public var location: SourceLocation
-    public var problem: Problem
+    package var location: SourceLocation
+    package var problem: Problem
 
-    public init(_ location: SourceLocation, _ problem: Problem) {
+    package init(_ location: SourceLocation, _ problem: Problem) {
         self.location = location
         self.problem = problem
     }
 
-    public var description: String { "\(location): \(problem)" }
+    package var description: String { "\(location): \(problem)" }
 }
 
 /// Parser for the operator's `KEY=VALUE` files.
@@ -101,34 +101,34 @@ public struct ConfigInputError: Error, Sendable, Hashable, CustomStringConvertib
 /// trailing spaces and tabs are trimmed (with a notice). Blank lines and lines
 /// whose first non-blank character is `#` are ignored; a `#` inside a value is
 /// part of the value. CRLF line ends are accepted.
-public enum KeyValueFile {
+package enum KeyValueFile {
     /// How lines are read. The defaults are strict; ``legacy`` suits files written for the old loader.
-    public struct Options: Sendable, Hashable {
+    package struct Options: Sendable, Hashable {
         /// Decode `%XX` escapes in values, as the old loader's `curl -d value=…` did
         /// (so `qemu%2Btcp://` becomes `qemu+tcp://`). `+` is kept as is.
-        public var percentDecode: Bool
+        package var percentDecode: Bool
         /// Skip lines that do not fit (with a notice) instead of failing, as the old
         /// loader ignored them.
-        public var skipInvalidLines: Bool
+        package var skipInvalidLines: Bool
 
-        public init(percentDecode: Bool = false, skipInvalidLines: Bool = false) {
+        package init(percentDecode: Bool = false, skipInvalidLines: Bool = false) {
             self.percentDecode = percentDecode
             self.skipInvalidLines = skipInvalidLines
         }
 
         /// Both: how the old curl-based loader treated its files.
-        public static let legacy = Options(percentDecode: true, skipInvalidLines: true)
+        package static let legacy = Options(percentDecode: true, skipInvalidLines: true)
     }
 
     /// The outcome of parsing one file: entries, notices and every error found.
-    public struct Parsed: Sendable, Hashable {
-        public var entries: [KeyValueEntry] = []
-        public var notices: [ConfigNotice] = []
-        public var errors: [ConfigInputError] = []
+    package struct Parsed: Sendable, Hashable {
+        package var entries: [KeyValueEntry] = []
+        package var notices: [ConfigNotice] = []
+        package var errors: [ConfigInputError] = []
     }
 
     /// Parses `text`, naming it `file` in locations. Collects all errors rather than stopping at the first.
-    public static func parse(_ text: String, file: String, options: Options = Options()) -> Parsed {
+    package static func parse(_ text: String, file: String, options: Options = Options()) -> Parsed {
         var parsed = Parsed()
         var lineNumber = 0
         // "\r\n" is a single Character in Swift, so split on both.

@@ -13,7 +13,7 @@ import Logging
 ///
 /// - Throws: ``EtcdSettingsError`` for unusable `ETCD_*` variables, ``EtcdError``
 ///   when etcd cannot be read (the launcher should stop: it was told to use etcd).
-public func launcherEnvironment(
+package func launcherEnvironment(
     container: [String: String],
     logger: Logger = Logger(label: "kvm-launch.config")
 ) async throws -> [String: String] {

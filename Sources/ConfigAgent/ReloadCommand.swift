@@ -3,24 +3,24 @@ import Foundation
 /// A command run after rendered files changed: an argument array, never a shell line.
 ///
 /// `arguments[0]` is a path, or a name looked up in `PATH`.
-public struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
-    public var arguments: [String]
+package struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
+    package var arguments: [String]
 
-    public init(_ arguments: [String]) throws(ReloadCommandError) {
+    package init(_ arguments: [String]) throws(ReloadCommandError) {
         guard let first = arguments.first, !first.isEmpty else { throw .empty }
         self.arguments = arguments
     }
 
-    public var description: String { arguments.joined(separator: " ") }
+    package var description: String { arguments.joined(separator: " ") }
 
     /// How the command ended.
-    public enum Termination: Sendable, Hashable, CustomStringConvertible {
+    package enum Termination: Sendable, Hashable, CustomStringConvertible {
         case exited(Int32)
         case signalled(Int32)
 
-        public var succeeded: Bool { self == .exited(0) }
+        package var succeeded: Bool { self == .exited(0) }
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .exited(let status): "exit status \(status)"
             case .signalled(let signal): "killed by signal \(signal)"
@@ -29,7 +29,7 @@ public struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Runs the command with the agent's environment and waits for it.
-    public func run(environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Termination {
+    package func run(environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Termination {
         let executable = try resolve(arguments[0], path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -63,12 +63,12 @@ public struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A reload command that cannot run.
-public enum ReloadCommandError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum ReloadCommandError: Error, Sendable, Hashable, CustomStringConvertible {
     case empty
     case notFound(String)
     case cannotStart(String, String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .empty: "the reload command is empty; give it after --reload, e.g. --reload kill -HUP 1"
         case .notFound(let name): "reload command '\(name)' not found in PATH; give its full path"

@@ -6,12 +6,12 @@
 /// `d` levels of width `w ≤ limit / d` one transaction holds `w^d` operations:
 /// 128 flat, 4 096 with two levels, 74 088 with three. All of them still commit
 /// at one revision, so readers see all or nothing.
-public enum TransactionLayout {
+package enum TransactionLayout {
     /// The deepest nesting tried.
-    public static let maxDepth = 6
+    package static let maxDepth = 6
 
     /// `operations` as-is when they fit one level, else grouped into nested transactions.
-    public static func nest(_ operations: [EtcdOperation], maxOperations: Int) throws(TransactionLayoutError) -> [EtcdOperation] {
+    package static func nest(_ operations: [EtcdOperation], maxOperations: Int) throws(TransactionLayoutError) -> [EtcdOperation] {
         guard operations.count > maxOperations else { return operations }
         for depth in 2...maxDepth {
             let width = maxOperations / depth
@@ -24,7 +24,7 @@ public enum TransactionLayout {
     }
 
     /// Whether etcd would accept these operations (plus `conditions` compares) as one transaction.
-    public static func fits(_ operations: [EtcdOperation], conditions: Int = 0, maxOperations: Int) -> Bool {
+    package static func fits(_ operations: [EtcdOperation], conditions: Int = 0, maxOperations: Int) -> Bool {
         let width = max(conditions, operations.count)
         guard width <= maxOperations else { return false }
         let remaining = maxOperations - width
@@ -55,11 +55,11 @@ public enum TransactionLayout {
 }
 
 /// Too many operations for one transaction even when nested.
-public struct TransactionLayoutError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var operations: Int
-    public var maxOperations: Int
+package struct TransactionLayoutError: Error, Sendable, Hashable, CustomStringConvertible {
+    package var operations: Int
+    package var maxOperations: Int
 
-    public var description: String {
+    package var description: String {
         "\(operations) operations do not fit one etcd transaction with --max-txn-ops \(maxOperations);"
             + " raise etcd's --max-txn-ops and ETCD_MAX_TXN_OPS"
     }

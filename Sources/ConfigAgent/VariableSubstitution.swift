@@ -4,9 +4,9 @@
 /// name, `$$` is a literal `$`, and a `$` not followed by a name, `{` or `$` is
 /// kept as is (`price: 5$`). A `${` without a valid name and `}` is an error.
 /// Substituted values are inserted verbatim: there is no second round.
-public enum VariableSubstitution {
+package enum VariableSubstitution {
     /// What to do with a reference to a name that has no value.
-    public enum UnknownPolicy: Sendable, Hashable {
+    package enum UnknownPolicy: Sendable, Hashable {
         /// Throw ``VariableError/unknown(_:)``.
         case fail
         /// Leave the reference as written (for programs that expand it themselves).
@@ -14,7 +14,7 @@ public enum VariableSubstitution {
     }
 
     /// Expands the references in `text`.
-    public static func expand(
+    package static func expand(
         _ text: String,
         variables: [String: String],
         unknown: UnknownPolicy = .fail
@@ -59,7 +59,7 @@ public enum VariableSubstitution {
     }
 
     /// The names `text` refers to, in order of appearance (duplicates removed).
-    public static func references(in text: String) -> [String] {
+    package static func references(in text: String) -> [String] {
         var names: [String] = []
         var seen = Set<String>()
         let chars = Array(text.unicodeScalars)
@@ -105,13 +105,13 @@ public enum VariableSubstitution {
 }
 
 /// A reference that cannot be expanded.
-public enum VariableError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum VariableError: Error, Sendable, Hashable, CustomStringConvertible {
     /// No variable of that name exists.
     case unknown(String)
     /// A `${` without a valid name and closing `}`.
     case malformed(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unknown(let name):
             "unknown variable $\(name); define general/\(name) or allow unknown variables"

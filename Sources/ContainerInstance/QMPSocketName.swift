@@ -12,22 +12,22 @@ import Glibc
 /// `docker exec` or a Kubernetes probe enters both namespaces of the container, so it computes
 /// the same name; two launchers in the same network *and* PID namespaces get the same name, and
 /// the second refuses to start (see the launcher's check before the first change).
-public enum QMPSocketName {
+package enum QMPSocketName {
     /// `@kvm-launch/qmp/pidns-<inode>`, the form `QMPAddress` reads as abstract.
-    public static func forPIDNamespace(_ inode: UInt64) -> String {
+    package static func forPIDNamespace(_ inode: UInt64) -> String {
         "@kvm-launch/qmp/pidns-\(inode)"
     }
 
     /// The name for the calling process's PID namespace, or nil when `/proc` cannot tell it.
-    public static func current(procfs: String = "/proc") -> String? {
+    package static func current(procfs: String = "/proc") -> String? {
         Namespaces.inode(of: "pid", procfs: procfs).map(forPIDNamespace)
     }
 }
 
 /// The namespaces the calling process is in, by the inode of `/proc/self/ns/KIND`.
-public enum Namespaces {
+package enum Namespaces {
     /// The inode of `/proc/self/ns/<kind>` (`pid`, `net`, `mnt`), nil when it cannot be read.
-    public static func inode(of kind: String, procfs: String = "/proc") -> UInt64? {
+    package static func inode(of kind: String, procfs: String = "/proc") -> UInt64? {
         var info = stat()
         guard stat("\(procfs)/self/ns/\(kind)", &info) == 0 else { return nil }
         return UInt64(info.st_ino)

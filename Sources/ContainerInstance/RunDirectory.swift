@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Why the run directory cannot be used. Each description is one line that says what to do.
-public enum RunDirectoryError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum RunDirectoryError: Error, Sendable, Equatable, CustomStringConvertible {
     case notAbsolute(String)
     case dotComponent(String)
     case symbolicLink(String)
@@ -12,7 +12,7 @@ public enum RunDirectoryError: Error, Sendable, Equatable, CustomStringConvertib
     case writableByOthers(path: String, mode: UInt32)
     case system(operation: String, path: String, errno: Int32)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .notAbsolute(let path):
             return "KVM_LAUNCH_RUN_DIR=\(path) is not an absolute path: give one such as /run/kvm-launch"
@@ -45,31 +45,31 @@ public enum RunDirectoryError: Error, Sendable, Equatable, CustomStringConvertib
 /// anywhere on the way, a component owned by another user than root or this user, or one others
 /// may write to without the sticky bit (as `/tmp` has) is refused; the base itself must be this
 /// user's and writable by it alone. A missing base (and missing parents) is created.
-public final class RunDirectory: @unchecked Sendable {  // immutable after init; descriptors closed once in remove()
+package final class RunDirectory: @unchecked Sendable {  // immutable after init; descriptors closed once in remove()
     /// The shared base (`/run/kvm-launch`).
-    public let base: String
+    package let base: String
     /// This launcher's directory: `base/vm-…`.
-    public let path: String
+    package let path: String
     /// The directory's name inside ``base``.
-    public let name: String
+    package let name: String
     private var descriptor: Int32
     private var baseDescriptor: Int32
 
     /// The default base when `KVM_LAUNCH_RUN_DIR` is not set.
-    public static let defaultBase = "/run/kvm-launch"
+    package static let defaultBase = "/run/kvm-launch"
     /// The prefix of every launcher's directory name.
-    public static let namePrefix = "vm-"
+    package static let namePrefix = "vm-"
 
     /// Checks that `base` is a path kvm-launch can make its directory under, without touching
     /// anything (for `--dry-run` and the checks before the first change). Pure.
-    public static func validate(base: String) throws(RunDirectoryError) {
+    package static func validate(base: String) throws(RunDirectoryError) {
         guard base.hasPrefix("/") else { throw .notAbsolute(base) }
         let components = base.split(separator: "/")
         guard !components.contains(where: { $0 == "." || $0 == ".." }) else { throw .dotComponent(base) }
     }
 
     /// Makes a new directory of this launcher under `base` (created if missing) and locks it.
-    public init(base: String) throws(RunDirectoryError) {
+    package init(base: String) throws(RunDirectoryError) {
         try Self.validate(base: base)
         let baseFD = try Self.openBase(base)
         var made: (name: String, fd: Int32)?
@@ -101,7 +101,7 @@ public final class RunDirectory: @unchecked Sendable {  // immutable after init;
     }
 
     /// Deletes the directory (and any device node still in it) and releases its lock. Idempotent.
-    public func remove() {
+    package func remove() {
         guard descriptor >= 0 else { return }
         Self.removeEntries(of: descriptor, onlyDeviceNodes: false)
         unlinkat(baseDescriptor, name, AT_REMOVEDIR)
@@ -112,12 +112,12 @@ public final class RunDirectory: @unchecked Sendable {  // immutable after init;
     }
 
     /// The one regular file a launcher writes here: the cloud-init seed disk with `VM_BACKEND=libvirt`.
-    public static let seedFileName = "cloud-init-seed.iso"
+    package static let seedFileName = "cloud-init-seed.iso"
 
     /// Writes `contents` into a new file `name` of this directory, read-only for its owner: created
     /// exclusively (an existing entry, a symbolic link included, is an error) relative to the
     /// directory's own descriptor, so never through a link. ``remove()`` deletes it. Returns its path.
-    public func createFile(named name: String, contents: [UInt8]) throws(RunDirectoryError) -> String {
+    package func createFile(named name: String, contents: [UInt8]) throws(RunDirectoryError) -> String {
         let full = path + "/" + name
         guard !name.contains("/"), name != ".", name != ".." else { throw .system(operation: "write", path: full, errno: EINVAL) }
         let fd = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o400)
@@ -137,7 +137,7 @@ public final class RunDirectory: @unchecked Sendable {  // immutable after init;
     /// killed with SIGKILL): a `vm-…` directory of this user whose lock can be taken, holding
     /// nothing but `kltap…` device nodes and the seed file (``seedFileName``). A directory another launcher holds is never touched,
     /// whichever container it runs in. Returns the names removed.
-    public static func removeAbandoned(in base: String) -> [String] {
+    package static func removeAbandoned(in base: String) -> [String] {
         let baseFD = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard baseFD >= 0 else { return [] }
         defer { close(baseFD) }
@@ -158,7 +158,7 @@ public final class RunDirectory: @unchecked Sendable {  // immutable after init;
     }
 
     /// `vm-` followed by 16 lower-case hex digits: the only names ``removeAbandoned(in:)`` considers.
-    public static func isLauncherName(_ name: String) -> Bool {
+    package static func isLauncherName(_ name: String) -> Bool {
         guard name.hasPrefix(namePrefix) else { return false }
         let digits = name.dropFirst(namePrefix.count)
         return digits.count == 16 && digits.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }

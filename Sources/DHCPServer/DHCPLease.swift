@@ -5,35 +5,35 @@ import NetworkTypes
 /// The server answers only the client whose hardware address is ``clientMAC`` and always
 /// hands out the same ``address``, so a restarted launcher serves the same answer at once
 /// without any lease file.
-public struct DHCPLease: Sendable, Equatable, Codable {
+package struct DHCPLease: Sendable, Equatable, Codable {
     /// The only client this lease is for (the VM's NIC).
-    public var clientMAC: MACAddress
+    package var clientMAC: MACAddress
     /// Address and prefix: `yiaddr` plus the subnet mask (option 1).
-    public var address: IPv4Interface
+    package var address: IPv4Interface
     /// Option 54; also the source address of every reply.
-    public var serverIdentifier: IPv4Address
+    package var serverIdentifier: IPv4Address
     /// Option 3, only when set. Also the default route inside option 121 when ``staticRoutes`` is non-empty.
-    public var router: IPv4Address?
+    package var router: IPv4Address?
     /// Option 121 (RFC 3442). RFC 3442 clients ignore option 3 when 121 is present, so the default
     /// route via ``router`` is appended to 121 unless a default route is already listed.
-    public var staticRoutes: [DHCPStaticRoute]
+    package var staticRoutes: [DHCPStaticRoute]
     /// Option 6.
-    public var dnsServers: [IPv4Address]
+    package var dnsServers: [IPv4Address]
     /// Option 15.
-    public var domainName: String?
+    package var domainName: String?
     /// Option 119 (RFC 3397), encoded with RFC 1035 name compression.
-    public var searchDomains: [String]
+    package var searchDomains: [String]
     /// Option 12.
-    public var hostname: String?
+    package var hostname: String?
     /// Option 26 (68...65535).
-    public var mtu: Int?
+    package var mtu: Int?
     /// Option 51; ``infinite`` (the launcher default) omits the renewal times 58 and 59.
-    public var leaseSeconds: UInt32
+    package var leaseSeconds: UInt32
 
     /// The lease time meaning "never expires" (RFC 2131 section 3.3).
-    public static let infinite: UInt32 = 0xFFFF_FFFF
+    package static let infinite: UInt32 = 0xFFFF_FFFF
 
-    public init(
+    package init(
         clientMAC: MACAddress,
         address: IPv4Interface,
         serverIdentifier: IPv4Address,
@@ -62,7 +62,7 @@ public struct DHCPLease: Sendable, Equatable, Codable {
     /// The routes option 121 carries: ``staticRoutes`` followed by the default route via
     /// ``router`` (when there is a router and no default route is listed yet). Empty when
     /// ``staticRoutes`` is empty, in which case option 3 alone carries the router.
-    public var classlessRoutes: [DHCPStaticRoute] {
+    package var classlessRoutes: [DHCPStaticRoute] {
         guard !staticRoutes.isEmpty else { return [] }
         var routes = staticRoutes
         if let router, !routes.contains(where: { $0.destination.prefixLength == 0 }) {
@@ -72,7 +72,7 @@ public struct DHCPLease: Sendable, Equatable, Codable {
     }
 
     /// Checks that every field fits its DHCP option; the server refuses to start otherwise.
-    public func validate() throws(DHCPLeaseError) {
+    package func validate() throws(DHCPLeaseError) {
         if clientMAC.isMulticast || clientMAC.isZero { throw .invalidClientMAC(clientMAC) }
         if address.address.isUnspecified || address.address == address.network && address.prefixLength < 31 {
             throw .unusableAddress(address)
@@ -94,19 +94,19 @@ public struct DHCPLease: Sendable, Equatable, Codable {
 
 /// One classless static route of option 121 (RFC 3442). A gateway of 0.0.0.0 means the
 /// destination is on-link (reachable directly through the interface).
-public struct DHCPStaticRoute: Sendable, Equatable, Codable {
+package struct DHCPStaticRoute: Sendable, Equatable, Codable {
     /// The destination network; host bits beyond the prefix are ignored on the wire.
-    public var destination: IPv4Interface
-    public var gateway: IPv4Address
+    package var destination: IPv4Interface
+    package var gateway: IPv4Address
 
-    public init(destination: IPv4Interface, gateway: IPv4Address) {
+    package init(destination: IPv4Interface, gateway: IPv4Address) {
         self.destination = destination
         self.gateway = gateway
     }
 }
 
 /// A ``DHCPLease`` field that cannot be put into a DHCP option.
-public enum DHCPLeaseError: Error, Equatable, CustomStringConvertible {
+package enum DHCPLeaseError: Error, Equatable, CustomStringConvertible {
     case invalidClientMAC(MACAddress)
     case unusableAddress(IPv4Interface)
     case unspecifiedServerIdentifier
@@ -115,7 +115,7 @@ public enum DHCPLeaseError: Error, Equatable, CustomStringConvertible {
     case invalidSearchDomain(String)
     case tooManyValues(option: String, count: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidClientMAC(let mac):
             "DHCP lease client MAC \(mac) is not a unicast address; give the VM NIC's own MAC"

@@ -1,10 +1,10 @@
 import NetworkTypes
 
 /// The DHCP message type, option 53 (RFC 2132 section 9.6).
-public enum DHCPMessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+package enum DHCPMessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case discover = 1, offer, request, decline, ack, nak, release, inform
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .discover: "DHCPDISCOVER"
         case .offer: "DHCPOFFER"
@@ -24,42 +24,42 @@ public enum DHCPMessageType: UInt8, Sendable, CaseIterable, CustomStringConverti
 /// Decoding concatenates repeated options (RFC 3396) and honours option overload (52): the
 /// options found in `file`/`sname` are merged into ``options``, option 52 is dropped and the
 /// overloaded fields are left empty, so the value reads the same however the sender packed it.
-public struct DHCPMessage: Sendable, Equatable {
+package struct DHCPMessage: Sendable, Equatable {
     /// BOOTREQUEST (client to server) or BOOTREPLY.
-    public enum Operation: UInt8, Sendable { case request = 1, reply = 2 }
+    package enum Operation: UInt8, Sendable { case request = 1, reply = 2 }
 
     /// Length of the fixed BOOTP header before the magic cookie.
-    public static let headerLength = 236
+    package static let headerLength = 236
     /// The four bytes 99.130.83.99 that start the options field.
-    public static let magicCookie: [UInt8] = [99, 130, 83, 99]
+    package static let magicCookie: [UInt8] = [99, 130, 83, 99]
     /// Replies are padded to this size: the BOOTP minimum some relays and old clients expect (RFC 1542).
-    public static let minimumEncodedLength = 300
+    package static let minimumEncodedLength = 300
     /// The broadcast bit of ``flags`` (RFC 2131 figure 2).
-    public static let broadcastFlag: UInt16 = 0x8000
+    package static let broadcastFlag: UInt16 = 0x8000
 
-    public var op: Operation
+    package var op: Operation
     /// Hardware address type; 1 is Ethernet.
-    public var htype: UInt8
+    package var htype: UInt8
     /// Hardware address length; 6 for Ethernet.
-    public var hlen: UInt8
-    public var hops: UInt8
+    package var hlen: UInt8
+    package var hops: UInt8
     /// Transaction ID chosen by the client.
-    public var xid: UInt32
-    public var secs: UInt16
-    public var flags: UInt16
-    public var ciaddr: IPv4Address
-    public var yiaddr: IPv4Address
-    public var siaddr: IPv4Address
-    public var giaddr: IPv4Address
+    package var xid: UInt32
+    package var secs: UInt16
+    package var flags: UInt16
+    package var ciaddr: IPv4Address
+    package var yiaddr: IPv4Address
+    package var siaddr: IPv4Address
+    package var giaddr: IPv4Address
     /// The 16-byte client hardware address field (the MAC is its first `hlen` bytes).
-    public var chaddr: [UInt8]
+    package var chaddr: [UInt8]
     /// Server host name field without its trailing zero padding (64 bytes on the wire).
-    public var sname: [UInt8]
+    package var sname: [UInt8]
     /// Boot file name field without its trailing zero padding (128 bytes on the wire).
-    public var file: [UInt8]
-    public var options: DHCPOptions
+    package var file: [UInt8]
+    package var options: DHCPOptions
 
-    public init(
+    package init(
         op: Operation,
         htype: UInt8 = 1,
         hlen: UInt8 = 6,
@@ -94,14 +94,14 @@ public struct DHCPMessage: Sendable, Equatable {
     }
 
     /// An Ethernet message whose `chaddr` holds `mac`.
-    public init(op: Operation, xid: UInt32, clientMAC mac: MACAddress, options: DHCPOptions = []) {
+    package init(op: Operation, xid: UInt32, clientMAC mac: MACAddress, options: DHCPOptions = []) {
         self.init(op: op, xid: xid, chaddr: mac.octets, options: options)
     }
 
     // MARK: Decoding
 
     /// Parses a message as received in a UDP payload.
-    public init(decoding bytes: some Collection<UInt8>) throws(DHCPDecodingError) {
+    package init(decoding bytes: some Collection<UInt8>) throws(DHCPDecodingError) {
         let data = Array(bytes)
         guard data.count >= Self.headerLength + Self.magicCookie.count else {
             throw .tooShort(length: data.count)
@@ -180,7 +180,7 @@ public struct DHCPMessage: Sendable, Equatable {
 
     /// The wire form: header, cookie, options (values over 255 bytes split into several
     /// instances), end option, zero padding up to ``minimumEncodedLength``.
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Self.minimumEncodedLength + 64)
         bytes += [op.rawValue, htype, hlen, hops]
@@ -215,34 +215,34 @@ public struct DHCPMessage: Sendable, Equatable {
     // MARK: Typed views of common fields and options
 
     /// Option 53, nil when absent or unknown (a plain BOOTP message has none).
-    public var messageType: DHCPMessageType? {
+    package var messageType: DHCPMessageType? {
         get { options[.messageType].flatMap { $0.count == 1 ? DHCPMessageType(rawValue: $0[0]) : nil } }
         set { options[.messageType] = newValue.map { [$0.rawValue] } }
     }
 
     /// The client MAC, when `htype`/`hlen` say Ethernet.
-    public var clientMAC: MACAddress? {
+    package var clientMAC: MACAddress? {
         htype == 1 && hlen == 6 ? MACAddress(Array(chaddr.prefix(6))) : nil
     }
 
     /// The broadcast bit of ``flags``.
-    public var isBroadcast: Bool { flags & Self.broadcastFlag != 0 }
+    package var isBroadcast: Bool { flags & Self.broadcastFlag != 0 }
 
     /// Option 50.
-    public var requestedAddress: IPv4Address? { options[.requestedIPAddress].flatMap(DHCPOptionValue.address(from:)) }
+    package var requestedAddress: IPv4Address? { options[.requestedIPAddress].flatMap(DHCPOptionValue.address(from:)) }
 
     /// Option 54.
-    public var serverIdentifier: IPv4Address? { options[.serverIdentifier].flatMap(DHCPOptionValue.address(from:)) }
+    package var serverIdentifier: IPv4Address? { options[.serverIdentifier].flatMap(DHCPOptionValue.address(from:)) }
 
     /// Option 57, the largest message the client accepts.
-    public var maximumMessageSize: Int? { options[.maximumMessageSize].flatMap(DHCPOptionValue.uint16(from:)).map { Int($0) } }
+    package var maximumMessageSize: Int? { options[.maximumMessageSize].flatMap(DHCPOptionValue.uint16(from:)).map { Int($0) } }
 
     /// Option 55.
-    public var parameterRequestList: [DHCPOptionCode] { (options[.parameterRequestList] ?? []).map { DHCPOptionCode($0) } }
+    package var parameterRequestList: [DHCPOptionCode] { (options[.parameterRequestList] ?? []).map { DHCPOptionCode($0) } }
 }
 
 /// Why bytes could not be read as a DHCP message.
-public enum DHCPDecodingError: Error, Equatable, CustomStringConvertible {
+package enum DHCPDecodingError: Error, Equatable, CustomStringConvertible {
     case tooShort(length: Int)
     case invalidOperation(UInt8)
     case invalidHardwareAddressLength(UInt8)
@@ -250,7 +250,7 @@ public enum DHCPDecodingError: Error, Equatable, CustomStringConvertible {
     case truncatedOption(code: UInt8, field: String)
     case invalidOverload(UInt8)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .tooShort(let length):
             "DHCP packet of \(length) bytes is shorter than the 240-byte header; ignoring it (not a DHCP client?)"

@@ -1,38 +1,38 @@
 import NetworkTypes
 
 /// Wire forms of the simple option value types (RFC 2132 section 2): addresses, integers, text.
-public enum DHCPOptionValue {
-    public static func address(_ address: IPv4Address) -> [UInt8] { address.octets }
+package enum DHCPOptionValue {
+    package static func address(_ address: IPv4Address) -> [UInt8] { address.octets }
 
-    public static func addresses(_ addresses: [IPv4Address]) -> [UInt8] { addresses.flatMap(\.octets) }
+    package static func addresses(_ addresses: [IPv4Address]) -> [UInt8] { addresses.flatMap(\.octets) }
 
-    public static func uint32(_ value: UInt32) -> [UInt8] {
+    package static func uint32(_ value: UInt32) -> [UInt8] {
         [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
     }
 
-    public static func uint16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
+    package static func uint16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
 
-    public static func text(_ text: String) -> [UInt8] { Array(text.utf8) }
+    package static func text(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     /// One address; nil unless exactly four bytes.
-    public static func address(from data: [UInt8]) -> IPv4Address? {
+    package static func address(from data: [UInt8]) -> IPv4Address? {
         data.count == 4 ? IPv4Address(uint32(from: data)!) : nil
     }
 
     /// A list of addresses; nil unless a non-empty multiple of four bytes.
-    public static func addresses(from data: [UInt8]) -> [IPv4Address]? {
+    package static func addresses(from data: [UInt8]) -> [IPv4Address]? {
         guard !data.isEmpty, data.count % 4 == 0 else { return nil }
         return stride(from: 0, to: data.count, by: 4).map { IPv4Address(uint32(from: Array(data[$0..<$0 + 4]))!) }
     }
 
     /// A 32-bit integer in network order; nil unless exactly four bytes.
-    public static func uint32(from data: [UInt8]) -> UInt32? {
+    package static func uint32(from data: [UInt8]) -> UInt32? {
         guard data.count == 4 else { return nil }
         return data.reduce(0) { $0 << 8 | UInt32($1) }
     }
 
     /// A 16-bit integer in network order; nil unless exactly two bytes.
-    public static func uint16(from data: [UInt8]) -> UInt16? {
+    package static func uint16(from data: [UInt8]) -> UInt16? {
         guard data.count == 2 else { return nil }
         return UInt16(data[0]) << 8 | UInt16(data[1])
     }
@@ -40,8 +40,8 @@ public enum DHCPOptionValue {
 
 /// Option 121, classless static routes (RFC 3442): for each route the prefix width, then only
 /// the significant octets of the destination (`ceil(width / 8)`), then the four-octet router.
-public enum ClasslessRouteEncoding {
-    public static func encode(_ routes: [DHCPStaticRoute]) -> [UInt8] {
+package enum ClasslessRouteEncoding {
+    package static func encode(_ routes: [DHCPStaticRoute]) -> [UInt8] {
         var bytes: [UInt8] = []
         for route in routes {
             let width = route.destination.prefixLength
@@ -53,7 +53,7 @@ public enum ClasslessRouteEncoding {
     }
 
     /// The routes in `data`; nil when a width exceeds 32 or a descriptor is cut short.
-    public static func decode(_ data: [UInt8]) -> [DHCPStaticRoute]? {
+    package static func decode(_ data: [UInt8]) -> [DHCPStaticRoute]? {
         var routes: [DHCPStaticRoute] = []
         var index = 0
         while index < data.count {
@@ -80,10 +80,10 @@ public enum ClasslessRouteEncoding {
 
 /// Option 119, the domain search list (RFC 3397): names in RFC 1035 wire form, where a name
 /// may end in a two-byte pointer to an earlier occurrence of the same suffix in the option.
-public enum DomainNameEncoding {
+package enum DomainNameEncoding {
     /// The labels of `name` (a trailing dot is allowed), or nil when it is not a valid DNS name:
     /// empty labels, a label over 63 bytes, more than 255 bytes encoded, spaces or control characters.
-    public static func labels(of name: String) -> [[UInt8]]? {
+    package static func labels(of name: String) -> [[UInt8]]? {
         var text = Substring(name)
         if text.hasSuffix(".") { text = text.dropLast() }
         guard !text.isEmpty else { return nil }
@@ -96,7 +96,7 @@ public enum DomainNameEncoding {
     }
 
     /// Encodes `names` with compression; invalid names (see ``labels(of:)``) are skipped.
-    public static func encode(_ names: [String]) -> [UInt8] {
+    package static func encode(_ names: [String]) -> [UInt8] {
         var bytes: [UInt8] = []
         var suffixOffsets: [[[UInt8]]: Int] = [:]
         for name in names {
@@ -120,7 +120,7 @@ public enum DomainNameEncoding {
 
     /// Decodes a search list; nil when a name is cut short, a pointer does not point backwards,
     /// or a label type is reserved.
-    public static func decode(_ data: [UInt8]) -> [String]? {
+    package static func decode(_ data: [UInt8]) -> [String]? {
         var names: [String] = []
         var index = 0
         while index < data.count {

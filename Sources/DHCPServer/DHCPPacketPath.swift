@@ -1,28 +1,28 @@
 import NetworkTypes
 
 /// How one reply leaves the server.
-public enum DHCPTransmission: Sendable, Equatable {
+package enum DHCPTransmission: Sendable, Equatable {
     /// A complete Ethernet frame for the packet socket: reaches a client without an address
     /// (or an address the server has no route to) with neither ARP nor routing.
     case frame([UInt8])
 }
 
 /// What the server does with one received UDP payload.
-public enum DHCPPacketOutcome: Sendable, Equatable {
+package enum DHCPPacketOutcome: Sendable, Equatable {
     case undecodable(DHCPDecodingError)
     case ignored(DHCPMessage, DHCPIgnoreReason)
     case reply(request: DHCPMessage, reply: DHCPReply, transmission: DHCPTransmission)
 }
 
 /// Why a received Ethernet frame was dropped before its DHCP payload was looked at.
-public enum DHCPFrameRejection: Sendable, Equatable, CustomStringConvertible {
+package enum DHCPFrameRejection: Sendable, Equatable, CustomStringConvertible {
     /// Not an Ethernet/IPv4/UDP frame to port 67, or cut short.
     case notDHCPRequest
     /// The frame's Ethernet source is not the VM's MAC: another host on the link (for example the
     /// network-side peer putting the VM's MAC into `chaddr`).
     case foreignSource(MACAddress)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .notDHCPRequest: "not an IPv4/UDP frame to port 67"
         case .foreignSource(let mac): "Ethernet source \(mac) is not the VM's MAC"
@@ -31,7 +31,7 @@ public enum DHCPFrameRejection: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// What the server does with one received Ethernet frame.
-public enum DHCPFrameOutcome: Sendable, Equatable {
+package enum DHCPFrameOutcome: Sendable, Equatable {
     case rejected(DHCPFrameRejection)
     case packet(DHCPPacketOutcome)
 }
@@ -40,7 +40,7 @@ extension DHCPResponderLogic {
     /// The server's whole per-frame work, pure: the frame's Ethernet source must be the VM's
     /// MAC, then ``process(packet:serverMAC:)`` on its UDP payload. ``DHCPServer`` calls exactly
     /// this for every frame its packet socket receives.
-    public func process(frame bytes: [UInt8], serverMAC: MACAddress) -> DHCPFrameOutcome {
+    package func process(frame bytes: [UInt8], serverMAC: MACAddress) -> DHCPFrameOutcome {
         guard let parsed = UDPFrame.parse(bytes), parsed.destinationPort == DHCPPorts.server else {
             return .rejected(.notDHCPRequest)
         }
@@ -50,7 +50,7 @@ extension DHCPResponderLogic {
 
     /// The server's per-packet work, pure: decode, decide, encode, frame. A benchmark timing it
     /// measures the real path (see ``process(frame:serverMAC:)``).
-    public func process(packet bytes: some Collection<UInt8>, serverMAC: MACAddress) -> DHCPPacketOutcome {
+    package func process(packet bytes: some Collection<UInt8>, serverMAC: MACAddress) -> DHCPPacketOutcome {
         let request: DHCPMessage
         do {
             request = try DHCPMessage(decoding: bytes)
@@ -66,7 +66,7 @@ extension DHCPResponderLogic {
     }
 
     /// The frame that carries `reply` to its destination, from the server identifier.
-    public func transmission(for reply: DHCPReply, serverMAC: MACAddress) -> DHCPTransmission {
+    package func transmission(for reply: DHCPReply, serverMAC: MACAddress) -> DHCPTransmission {
         let payload = reply.message.encoded()
         let ip: IPv4Address
         let mac: MACAddress
@@ -87,7 +87,7 @@ extension DHCPResponderLogic {
 }
 
 /// The well-known BOOTP/DHCP UDP ports.
-public enum DHCPPorts {
-    public static let server: UInt16 = 67
-    public static let client: UInt16 = 68
+package enum DHCPPorts {
+    package static let server: UInt16 = 67
+    package static let client: UInt16 = 68
 }

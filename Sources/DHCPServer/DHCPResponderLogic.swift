@@ -1,14 +1,14 @@
 import NetworkTypes
 
 /// Where a reply goes (RFC 2131 section 4.1).
-public enum DHCPReplyDestination: Sendable, Equatable, CustomStringConvertible {
+package enum DHCPReplyDestination: Sendable, Equatable, CustomStringConvertible {
     /// To 255.255.255.255:68 and Ethernet broadcast: NAKs, and clients that set the broadcast bit.
     case broadcast
     /// To port 68 of a client: `ip` is its `ciaddr` (renewing, INFORM) or the offered `yiaddr`,
     /// delivered to `mac` directly since the client may not answer ARP yet.
     case unicast(ip: IPv4Address, mac: MACAddress)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .broadcast: "broadcast"
         case .unicast(let ip, let mac): "unicast \(ip) (\(mac))"
@@ -17,18 +17,18 @@ public enum DHCPReplyDestination: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A reply message and where to send it.
-public struct DHCPReply: Sendable, Equatable {
-    public var message: DHCPMessage
-    public var destination: DHCPReplyDestination
+package struct DHCPReply: Sendable, Equatable {
+    package var message: DHCPMessage
+    package var destination: DHCPReplyDestination
 
-    public init(message: DHCPMessage, destination: DHCPReplyDestination) {
+    package init(message: DHCPMessage, destination: DHCPReplyDestination) {
         self.message = message
         self.destination = destination
     }
 }
 
 /// Why a request got no reply. ``isAddressConflict`` marks the one to log loudly.
-public enum DHCPIgnoreReason: Sendable, Equatable, CustomStringConvertible {
+package enum DHCPIgnoreReason: Sendable, Equatable, CustomStringConvertible {
     /// A BOOTREPLY (another server's answer) reached us.
     case notARequest
     /// The hardware type or length is not Ethernet's.
@@ -52,12 +52,12 @@ public enum DHCPIgnoreReason: Sendable, Equatable, CustomStringConvertible {
     case declined(IPv4Address?)
 
     /// True for DECLINE: someone else answers ARP for the leased address.
-    public var isAddressConflict: Bool {
+    package var isAddressConflict: Bool {
         if case .declined = self { return true }
         return false
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .notARequest: "not a BOOTREQUEST"
         case .notEthernet(let htype, let hlen): "hardware type \(htype) length \(hlen) is not Ethernet"
@@ -75,7 +75,7 @@ public enum DHCPIgnoreReason: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The server's decision for one incoming message.
-public enum DHCPDecision: Sendable, Equatable {
+package enum DHCPDecision: Sendable, Equatable {
     case reply(DHCPReply)
     case ignore(DHCPIgnoreReason)
 }
@@ -83,13 +83,13 @@ public enum DHCPDecision: Sendable, Equatable {
 /// The pure DHCP server state machine for a single client and a single, fixed lease
 /// (RFC 2131 section 4.3). No I/O and no state: the same request always gets the same answer,
 /// which is what lets a restarted launcher keep serving its VM without a lease file.
-public struct DHCPResponderLogic: Sendable {
-    public let lease: DHCPLease
+package struct DHCPResponderLogic: Sendable {
+    package let lease: DHCPLease
     /// The options every OFFER/ACK carries after 53 and 54, encoded once.
     private let configurationOptions: [DHCPOption]
     private let leaseTimeOptions: [DHCPOption]
 
-    public init(lease: DHCPLease) {
+    package init(lease: DHCPLease) {
         self.lease = lease
         var config: [DHCPOption] = [DHCPOption(.subnetMask, DHCPOptionValue.address(lease.address.netmask))]
         if lease.address.prefixLength <= 30 {
@@ -121,13 +121,13 @@ public struct DHCPResponderLogic: Sendable {
     }
 
     /// The reply to `request`, or nil when the server must stay silent.
-    public func reply(to request: DHCPMessage) -> DHCPReply? {
+    package func reply(to request: DHCPMessage) -> DHCPReply? {
         if case .reply(let reply) = decision(for: request) { return reply }
         return nil
     }
 
     /// The reply to `request`, or the reason for silence (for logging).
-    public func decision(for request: DHCPMessage) -> DHCPDecision {
+    package func decision(for request: DHCPMessage) -> DHCPDecision {
         guard request.op == .request else { return .ignore(.notARequest) }
         guard let mac = request.clientMAC else { return .ignore(.notEthernet(htype: request.htype, hlen: request.hlen)) }
         guard mac == lease.clientMAC else { return .ignore(.otherClient(mac)) }

@@ -17,9 +17,9 @@ import Synchronization
 /// Relayed requests (`giaddr` set) are never answered.
 /// The sockets are created by `init` in the network namespace of the calling thread.
 /// The receive loop blocks in the kernel on a dedicated thread; ``stop()`` wakes it.
-public final class DHCPServer: Sendable {
-    public let interfaceName: String
-    public let lease: DHCPLease
+package final class DHCPServer: Sendable {
+    package let interfaceName: String
+    package let lease: DHCPLease
     private let logic: DHCPResponderLogic
     private let sockets: DHCPSockets
     private let logger: Logger
@@ -27,7 +27,7 @@ public final class DHCPServer: Sendable {
 
     /// Opens the sockets on `interfaceName` in the current thread's network namespace.
     /// Throws when the lease does not fit DHCP options, the interface is missing, or port 67 is taken.
-    public init(interfaceName: String, lease: DHCPLease, logger: Logger) throws(DHCPServerError) {
+    package init(interfaceName: String, lease: DHCPLease, logger: Logger) throws(DHCPServerError) {
         do {
             try lease.validate()
         } catch {
@@ -43,13 +43,13 @@ public final class DHCPServer: Sendable {
     }
 
     /// The interface's MAC address: the source of every reply frame.
-    public var interfaceMAC: MACAddress { sockets.interfaceMAC }
+    package var interfaceMAC: MACAddress { sockets.interfaceMAC }
 
     /// Serves until ``stop()`` is called or the task is cancelled. Throws ``DHCPServerError``
     /// when receiving fails; send failures are logged and the server keeps serving.
     /// A server runs once: a second call throws ``DHCPServerError/alreadyRunning(_:)``; to serve
     /// again, create a new server (it answers the same lease the same way).
-    public func run() async throws {
+    package func run() async throws {
         guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             throw DHCPServerError.alreadyRunning(interfaceName)
         }
@@ -59,7 +59,7 @@ public final class DHCPServer: Sendable {
     }
 
     /// Stops a running server; called before ``run()``, makes it return at once. Safe from any thread.
-    public func stop() {
+    package func stop() {
         sockets.signalStop()
     }
 
@@ -112,13 +112,13 @@ public final class DHCPServer: Sendable {
 }
 
 /// Why the DHCP server could not start or stopped serving.
-public enum DHCPServerError: Error, CustomStringConvertible {
+package enum DHCPServerError: Error, CustomStringConvertible {
     case invalidLease(DHCPLeaseError)
     case interfaceNotFound(String)
     case systemCall(String, interface: String?, errno: Int32)
     case alreadyRunning(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidLease(let error):
             "cannot serve DHCP: \(error)"

@@ -1,9 +1,9 @@
 import NetworkTypes
 
 /// The RFC 1071 Internet checksum: one's complement of the one's-complement sum of 16-bit words.
-public enum InternetChecksum {
+package enum InternetChecksum {
     /// The one's-complement sum of `bytes` added to `initial`, folded to 16 bits (not yet complemented).
-    public static func sum(_ bytes: some Sequence<UInt8>, initial: UInt32 = 0) -> UInt32 {
+    package static func sum(_ bytes: some Sequence<UInt8>, initial: UInt32 = 0) -> UInt32 {
         var total = UInt64(initial)
         var high: UInt8?
         for byte in bytes {
@@ -20,22 +20,22 @@ public enum InternetChecksum {
     }
 
     /// The checksum to put into a header whose checksum field is zero.
-    public static func checksum(_ bytes: some Sequence<UInt8>, initial: UInt32 = 0) -> UInt16 {
+    package static func checksum(_ bytes: some Sequence<UInt8>, initial: UInt32 = 0) -> UInt16 {
         ~UInt16(sum(bytes, initial: initial))
     }
 }
 
 /// Builds and reads Ethernet II / IPv4 / UDP frames carrying DHCP, for the packet socket that
 /// reaches clients with no address yet (and without ARP).
-public enum UDPFrame {
-    public static let ethernetHeaderLength = 14
-    public static let ipv4HeaderLength = 20
-    public static let udpHeaderLength = 8
-    public static let ethertypeIPv4: UInt16 = 0x0800
-    public static let protocolUDP: UInt8 = 17
+package enum UDPFrame {
+    package static let ethernetHeaderLength = 14
+    package static let ipv4HeaderLength = 20
+    package static let udpHeaderLength = 8
+    package static let ethertypeIPv4: UInt16 = 0x0800
+    package static let protocolUDP: UInt8 = 17
 
     /// Ethernet + IPv4 (no options, TTL 64, not fragmented) + UDP with both checksums computed.
-    public static func build(
+    package static func build(
         sourceMAC: MACAddress, destinationMAC: MACAddress,
         sourceIP: IPv4Address, destinationIP: IPv4Address,
         sourcePort: UInt16, destinationPort: UInt16,
@@ -81,22 +81,22 @@ public enum UDPFrame {
     }
 
     /// A parsed frame, as a test or a capture reads it back.
-    public struct Parsed: Sendable, Equatable {
-        public var sourceMAC: MACAddress
-        public var destinationMAC: MACAddress
-        public var sourceIP: IPv4Address
-        public var destinationIP: IPv4Address
-        public var sourcePort: UInt16
-        public var destinationPort: UInt16
-        public var payload: [UInt8]
+    package struct Parsed: Sendable, Equatable {
+        package var sourceMAC: MACAddress
+        package var destinationMAC: MACAddress
+        package var sourceIP: IPv4Address
+        package var destinationIP: IPv4Address
+        package var sourcePort: UInt16
+        package var destinationPort: UInt16
+        package var payload: [UInt8]
         /// Whether the IPv4 header checksum verifies.
-        public var ipChecksumValid: Bool
+        package var ipChecksumValid: Bool
         /// Whether the UDP checksum verifies (true when the sender left it zero).
-        public var udpChecksumValid: Bool
+        package var udpChecksumValid: Bool
     }
 
     /// Reads an Ethernet/IPv4/UDP frame; nil when it is anything else or is cut short.
-    public static func parse(_ frame: [UInt8]) -> Parsed? {
+    package static func parse(_ frame: [UInt8]) -> Parsed? {
         guard frame.count >= ethernetHeaderLength + ipv4HeaderLength + udpHeaderLength,
               DHCPOptionValue.uint16(from: Array(frame[12..<14])) == ethertypeIPv4 else { return nil }
         let ipStart = ethernetHeaderLength

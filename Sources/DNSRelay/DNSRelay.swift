@@ -23,9 +23,9 @@ import Synchronization
 ///
 /// The loop runs on a dedicated thread blocked in `poll`; ``run()`` returns when ``stop()`` is
 /// called or its task is cancelled.
-public final class DNSRelay: Sendable {
-    public let interfaceName: String
-    public let configuration: DNSRelayConfiguration
+package final class DNSRelay: Sendable {
+    package let interfaceName: String
+    package let configuration: DNSRelayConfiguration
     private let listeners: DNSRelayListeners
     private let logger: Logger
     private let started = Atomic<Bool>(false)
@@ -33,7 +33,7 @@ public final class DNSRelay: Sendable {
     /// Opens the listening sockets on `interfaceName` in the current thread's network namespace.
     /// Throws when the configuration has no resolver or no client, or a socket cannot be opened
     /// (the address is not on the interface, port 53 is taken, no CAP_NET_BIND_SERVICE).
-    public init(interfaceName: String, configuration: DNSRelayConfiguration, logger: Logger) throws(DNSRelayError) {
+    package init(interfaceName: String, configuration: DNSRelayConfiguration, logger: Logger) throws(DNSRelayError) {
         guard !configuration.upstreams.isEmpty else { throw .noResolver }
         guard !configuration.clients.isEmpty else { throw .noClient }
         self.interfaceName = interfaceName
@@ -47,7 +47,7 @@ public final class DNSRelay: Sendable {
 
     /// Relays until ``stop()`` is called or the task is cancelled; throws ``DNSRelayError`` when
     /// waiting on the sockets fails. A relay runs once (``DNSRelayError/alreadyRunning(_:)``).
-    public func run() async throws {
+    package func run() async throws {
         guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             throw DNSRelayError.alreadyRunning(interfaceName)
         }
@@ -62,19 +62,19 @@ public final class DNSRelay: Sendable {
     }
 
     /// Stops a running relay; called before ``run()``, makes it return at once. Safe from any thread.
-    public func stop() {
+    package func stop() {
         listeners.signalStop()
     }
 }
 
 /// Why the relay could not start or stopped.
-public enum DNSRelayError: Error, Sendable, CustomStringConvertible {
+package enum DNSRelayError: Error, Sendable, CustomStringConvertible {
     case noResolver
     case noClient
     case systemCall(String, interface: String, address: String, errno: Int32)
     case alreadyRunning(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .noResolver:
             "DNS relay: no resolver to relay to"

@@ -1,18 +1,18 @@
 import NetworkTypes
 
 /// The limits that bound one relay's work and memory.
-public struct DNSRelayLimits: Sendable, Equatable, Codable {
+package struct DNSRelayLimits: Sendable, Equatable, Codable {
     /// UDP queries waiting for their answer at once; more are dropped (the client retries).
-    public var maxUDPQueries: Int
+    package var maxUDPQueries: Int
     /// TCP connections at once; more are closed at once.
-    public var maxTCPConnections: Int
+    package var maxTCPConnections: Int
     /// The largest query accepted, over UDP or TCP (real queries are a few hundred bytes).
-    public var maxQueryBytes: Int
+    package var maxQueryBytes: Int
     /// A UDP query without an answer after this long is forgotten; a TCP connection that made
     /// no progress (no query, no answer) for this long is closed.
-    public var queryTimeoutMilliseconds: Int
+    package var queryTimeoutMilliseconds: Int
 
-    public init(maxUDPQueries: Int = 64, maxTCPConnections: Int = 16, maxQueryBytes: Int = 4096,
+    package init(maxUDPQueries: Int = 64, maxTCPConnections: Int = 16, maxQueryBytes: Int = 4096,
                 queryTimeoutMilliseconds: Int = 5000) {
         self.maxUDPQueries = maxUDPQueries
         self.maxTCPConnections = maxTCPConnections
@@ -22,30 +22,30 @@ public struct DNSRelayLimits: Sendable, Equatable, Codable {
 
     /// Bytes one TCP connection may hold toward the client: one answer of the largest size DNS
     /// allows plus its length prefix.
-    public static let maxTCPAnswerBuffer = 2 + 65535
+    package static let maxTCPAnswerBuffer = 2 + 65535
 
     /// The most memory the relay's buffers can hold at once, in bytes: every pending UDP query
     /// and, per TCP connection, a partial query, the queries toward the resolver and one answer.
     /// The 64 KiB receive buffer is shared.
-    public var bufferBound: Int {
+    package var bufferBound: Int {
         maxUDPQueries * maxQueryBytes + maxTCPConnections * (3 * (2 + maxQueryBytes) + Self.maxTCPAnswerBuffer) + 65536
     }
 }
 
 /// What one relay does: where it listens, which clients it answers, where it forwards.
-public struct DNSRelayConfiguration: Sendable, Equatable, Codable {
+package struct DNSRelayConfiguration: Sendable, Equatable, Codable {
     /// The container-side address the VM sends its queries to.
-    public var listenAddress: IPv4Address
+    package var listenAddress: IPv4Address
     /// 53 in production; tests may pick another.
-    public var port: UInt16
+    package var port: UInt16
     /// The container's loopback resolvers (127.0.0.11, 127.0.0.53, …), in resolv.conf order.
-    public var upstreams: [IPv4Address]
-    public var upstreamPort: UInt16
+    package var upstreams: [IPv4Address]
+    package var upstreamPort: UInt16
     /// The VM's addresses: the only sources whose queries are relayed.
-    public var clients: [IPv4Address]
-    public var limits: DNSRelayLimits
+    package var clients: [IPv4Address]
+    package var limits: DNSRelayLimits
 
-    public init(listenAddress: IPv4Address, port: UInt16 = 53, upstreams: [IPv4Address], upstreamPort: UInt16 = 53,
+    package init(listenAddress: IPv4Address, port: UInt16 = 53, upstreams: [IPv4Address], upstreamPort: UInt16 = 53,
                 clients: [IPv4Address], limits: DNSRelayLimits = DNSRelayLimits()) {
         self.listenAddress = listenAddress
         self.port = port
@@ -57,7 +57,7 @@ public struct DNSRelayConfiguration: Sendable, Equatable, Codable {
 }
 
 /// Why a query (or a TCP connection) is not relayed.
-public enum DNSDropReason: Sendable, Equatable, CustomStringConvertible {
+package enum DNSDropReason: Sendable, Equatable, CustomStringConvertible {
     /// The source is not one of the VM's addresses.
     case foreignSource(IPv4Address)
     /// Too many queries (or connections) in flight.
@@ -69,7 +69,7 @@ public enum DNSDropReason: Sendable, Equatable, CustomStringConvertible {
     /// The QR bit says it is an answer: relaying it would let two relays loop.
     case notAQuery
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .foreignSource(let source): "source \(source) is not the VM"
         case .busy(let limit): "\(limit) already in flight"
@@ -81,7 +81,7 @@ public enum DNSDropReason: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The relay's decision for one query or connection.
-public enum DNSAdmission: Sendable, Equatable {
+package enum DNSAdmission: Sendable, Equatable {
     /// Forward it; `id` is the query's ID, which the answer must carry.
     case forward(id: UInt16)
     case drop(DNSDropReason)
@@ -89,34 +89,34 @@ public enum DNSAdmission: Sendable, Equatable {
 
 /// The relay's pure decisions: which queries and connections are relayed, and which datagrams
 /// from a resolver are the answer to a query. No I/O; ``DNSRelay`` calls exactly these.
-public struct DNSRelayPolicy: Sendable {
-    public let configuration: DNSRelayConfiguration
+package struct DNSRelayPolicy: Sendable {
+    package let configuration: DNSRelayConfiguration
     private let clients: Set<IPv4Address>
 
-    public init(configuration: DNSRelayConfiguration) {
+    package init(configuration: DNSRelayConfiguration) {
         self.configuration = configuration
         clients = Set(configuration.clients)
     }
 
     /// DNS header: ID (2 bytes), then flags whose top bit is QR (1 = answer).
-    public static let headerLength = 12
+    package static let headerLength = 12
 
     /// Whether a UDP datagram from `source` is relayed, with `inFlight` queries already waiting.
-    public func admitUDP(_ query: some Collection<UInt8>, from source: IPv4Address, inFlight: Int) -> DNSAdmission {
+    package func admitUDP(_ query: some Collection<UInt8>, from source: IPv4Address, inFlight: Int) -> DNSAdmission {
         guard clients.contains(source) else { return .drop(.foreignSource(source)) }
         guard inFlight < configuration.limits.maxUDPQueries else { return .drop(.busy(limit: configuration.limits.maxUDPQueries)) }
         return check(query)
     }
 
     /// Whether a TCP connection from `source` is served, with `open` connections already open.
-    public func admitTCP(from source: IPv4Address, open: Int) -> DNSDropReason? {
+    package func admitTCP(from source: IPv4Address, open: Int) -> DNSDropReason? {
         guard clients.contains(source) else { return .foreignSource(source) }
         guard open < configuration.limits.maxTCPConnections else { return .busy(limit: configuration.limits.maxTCPConnections) }
         return nil
     }
 
     /// Whether one DNS message (without a TCP length prefix) is a query the relay forwards.
-    public func check(_ query: some Collection<UInt8>) -> DNSAdmission {
+    package func check(_ query: some Collection<UInt8>) -> DNSAdmission {
         let count = query.count
         guard count >= Self.headerLength else { return .drop(.tooShort(count)) }
         guard count <= configuration.limits.maxQueryBytes else { return .drop(.tooLarge(count)) }
@@ -128,7 +128,7 @@ public struct DNSRelayPolicy: Sendable {
 
     /// Whether a datagram from the resolver answers the query with `id`: a whole header, QR set,
     /// the same ID. Anything else is not passed to the VM.
-    public static func isAnswer(_ datagram: some Collection<UInt8>, to id: UInt16) -> Bool {
+    package static func isAnswer(_ datagram: some Collection<UInt8>, to id: UInt16) -> Bool {
         guard datagram.count >= headerLength else { return false }
         var bytes = datagram.makeIterator()
         let high = bytes.next()!, low = bytes.next()!, flags = bytes.next()!
@@ -138,23 +138,23 @@ public struct DNSRelayPolicy: Sendable {
 
 /// Splits a DNS-over-TCP byte stream (RFC 1035 section 4.2.2, RFC 7766) into messages: each
 /// is a two-byte big-endian length and that many bytes. Holds at most one partial message.
-public struct DNSStreamFramer: Sendable {
+package struct DNSStreamFramer: Sendable {
     /// The largest message accepted; a longer length prefix is an error.
-    public let maxMessage: Int
+    package let maxMessage: Int
     private var pending: [UInt8] = []
 
-    public init(maxMessage: Int) {
+    package init(maxMessage: Int) {
         self.maxMessage = maxMessage
     }
 
     /// A stream that announced a message longer than ``maxMessage``.
-    public struct Oversized: Error, Sendable, Equatable {
-        public var length: Int
-        public init(length: Int) { self.length = length }
+    package struct Oversized: Error, Sendable, Equatable {
+        package var length: Int
+        package init(length: Int) { self.length = length }
     }
 
     /// Adds received bytes and returns every message they complete, in order.
-    public mutating func append(_ bytes: some Collection<UInt8>) throws(Oversized) -> [[UInt8]] {
+    package mutating func append(_ bytes: some Collection<UInt8>) throws(Oversized) -> [[UInt8]] {
         var messages: [[UInt8]] = []
         var input = bytes[...]
         while !input.isEmpty {
@@ -178,19 +178,19 @@ public struct DNSStreamFramer: Sendable {
     }
 
     /// Bytes of a message not yet complete.
-    public var bufferedBytes: Int { pending.count }
+    package var bufferedBytes: Int { pending.count }
 }
 
 /// Counts the messages in a DNS-over-TCP stream without keeping their bytes (the answers the
 /// resolver sends back, which the relay passes on unchanged).
-public struct DNSStreamCounter: Sendable, Equatable {
+package struct DNSStreamCounter: Sendable, Equatable {
     private var lengthBytes: [UInt8] = []
     private var remaining = 0
 
-    public init() {}
+    package init() {}
 
     /// Adds received bytes; returns how many messages they complete.
-    public mutating func count(_ bytes: some Collection<UInt8>) -> Int {
+    package mutating func count(_ bytes: some Collection<UInt8>) -> Int {
         var completed = 0
         var input = bytes[...]
         while !input.isEmpty {

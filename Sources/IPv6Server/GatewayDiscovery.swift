@@ -20,24 +20,24 @@ import NetworkTypes
 ///      ignores multicast echo requests, when that is its address.
 ///    The first answer whose Ethernet source (echo) or target link-layer address (solicitation) is
 ///    the gateway's MAC gives the address.
-public struct GatewayLinkLocalDiscovery: Sendable, Equatable {
+package struct GatewayLinkLocalDiscovery: Sendable, Equatable {
     /// The gateway's global address.
-    public let gateway: IPv6Address
+    package let gateway: IPv6Address
     /// The container interface's MAC (the probes' Ethernet source and link-layer option).
-    public let localMAC: MACAddress
+    package let localMAC: MACAddress
     /// The probes' IPv6 source: a link-local address of the container interface.
-    public let localLinkLocal: IPv6Address
+    package let localLinkLocal: IPv6Address
     /// The echo requests' identifier, to tell their replies from others.
-    public let identifier: UInt16
-    public private(set) var stage: Stage
+    package let identifier: UInt16
+    package private(set) var stage: Stage
 
-    public enum Stage: Sendable, Equatable {
+    package enum Stage: Sendable, Equatable {
         case resolvingGatewayMAC
         case askingForLinkLocal(gatewayMAC: MACAddress)
         case found(GatewayLinkLocal)
     }
 
-    public init(gateway: IPv6Address, localMAC: MACAddress, localLinkLocal: IPv6Address, identifier: UInt16) {
+    package init(gateway: IPv6Address, localMAC: MACAddress, localLinkLocal: IPv6Address, identifier: UInt16) {
         self.gateway = gateway
         self.localMAC = localMAC
         self.localLinkLocal = localLinkLocal
@@ -46,7 +46,7 @@ public struct GatewayLinkLocalDiscovery: Sendable, Equatable {
     }
 
     /// The frames to send (again) in the current stage; none once found.
-    public func probes() -> [[UInt8]] {
+    package func probes() -> [[UInt8]] {
         switch stage {
         case .resolvingGatewayMAC:
             return [neighborSolicitation(target: gateway)]
@@ -66,7 +66,7 @@ public struct GatewayLinkLocalDiscovery: Sendable, Equatable {
     /// Takes one received frame; returns true when it moved the discovery on.
     /// `checksumUnverifiable`: offload left its checksum unfilled (a local sender such as a veth peer).
     @discardableResult
-    public mutating func receive(_ bytes: some Collection<UInt8>, checksumUnverifiable: Bool = false) -> Bool {
+    package mutating func receive(_ bytes: some Collection<UInt8>, checksumUnverifiable: Bool = false) -> Bool {
         guard let frame = IPv6Frame.parse(bytes), frame.nextHeader == IPv6Frame.nextHeaderICMPv6,
               frame.checksumValid || checksumUnverifiable, frame.destinationMAC == localMAC,
               let type = frame.upperLayer.first else { return false }
@@ -110,38 +110,38 @@ public struct GatewayLinkLocalDiscovery: Sendable, Equatable {
 }
 
 /// What ``GatewayLinkLocalDiscovery`` learned: the gateway's link-local address and MAC.
-public struct GatewayLinkLocal: Sendable, Equatable, CustomStringConvertible {
-    public var address: IPv6Address
-    public var mac: MACAddress
-    public var method: Method
+package struct GatewayLinkLocal: Sendable, Equatable, CustomStringConvertible {
+    package var address: IPv6Address
+    package var mac: MACAddress
+    package var method: Method
 
-    public enum Method: String, Sendable, Equatable {
+    package enum Method: String, Sendable, Equatable {
         /// It answered the echo request to ff02::1 sent to its MAC.
         case echo
         /// It answered the Neighbor Solicitation for fe80::EUI-64 of its MAC.
         case eui64
     }
 
-    public init(address: IPv6Address, mac: MACAddress, method: Method) {
+    package init(address: IPv6Address, mac: MACAddress, method: Method) {
         self.address = address
         self.mac = mac
         self.method = method
     }
 
-    public var description: String { "\(address) (\(mac), by \(method == .echo ? "an echo request to ff02::1" : "its EUI-64 address"))" }
+    package var description: String { "\(address) (\(mac), by \(method == .echo ? "an echo request to ff02::1" : "its EUI-64 address"))" }
 }
 
 /// A Neighbor Advertisement (RFC 4861 section 4.4), validated as section 7.1.2 asks (hop limit 255,
 /// code 0, at least 24 bytes, target not multicast, options well formed).
-public struct NeighborAdvertisement: Sendable, Equatable {
-    public var router: Bool
-    public var solicited: Bool
-    public var override: Bool
-    public var target: IPv6Address
+package struct NeighborAdvertisement: Sendable, Equatable {
+    package var router: Bool
+    package var solicited: Bool
+    package var override: Bool
+    package var target: IPv6Address
     /// Option 2, when present.
-    public var targetLinkLayerAddress: MACAddress?
+    package var targetLinkLayerAddress: MACAddress?
 
-    public init?(decoding message: [UInt8], hopLimit: UInt8) {
+    package init?(decoding message: [UInt8], hopLimit: UInt8) {
         var reader = WireReader(message)
         guard hopLimit == 255, reader.uint8() == ICMPv6Type.neighborAdvertisement, reader.uint8() == 0, reader.uint16() != nil,
               let flags = reader.uint8(), reader.bytes(3) != nil, let target = reader.bytes(16),
@@ -157,7 +157,7 @@ public struct NeighborAdvertisement: Sendable, Equatable {
 }
 
 /// The OS seam of the discovery: whole Ethernet frames out and in on one interface.
-public protocol LinkFrameChannel: ~Copyable {
+package protocol LinkFrameChannel: ~Copyable {
     /// The interface's MAC.
     var interfaceMAC: MACAddress { get }
     func send(frame: [UInt8]) throws(IPv6ServerError)
@@ -167,21 +167,21 @@ public protocol LinkFrameChannel: ~Copyable {
 
 /// How long the discovery asks: `rounds` sends per stage, each followed by up to `roundMilliseconds`
 /// of listening (bounded: at most 2 × rounds × roundMilliseconds in all).
-public struct GatewayDiscoverySchedule: Sendable, Equatable {
-    public var rounds: Int
-    public var roundMilliseconds: Int32
+package struct GatewayDiscoverySchedule: Sendable, Equatable {
+    package var rounds: Int
+    package var roundMilliseconds: Int32
 
-    public init(rounds: Int = 3, roundMilliseconds: Int32 = 700) {
+    package init(rounds: Int = 3, roundMilliseconds: Int32 = 700) {
         self.rounds = max(1, rounds)
         self.roundMilliseconds = max(1, roundMilliseconds)
     }
 
     /// The longest one stage waits, in seconds, as the warnings state it.
-    public var stageSeconds: Double { Double(rounds) * Double(roundMilliseconds) / 1000 }
+    package var stageSeconds: Double { Double(rounds) * Double(roundMilliseconds) / 1000 }
 }
 
 /// Why the gateway's link-local address is unknown.
-public enum GatewayDiscoveryError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum GatewayDiscoveryError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No Neighbor Advertisement for the global address: the gateway is absent or down.
     case gatewaySilent(gateway: IPv6Address, seconds: Double)
     /// It answered for the global address, but neither the echo request nor its EUI-64 address.
@@ -189,7 +189,7 @@ public enum GatewayDiscoveryError: Error, Sendable, Equatable, CustomStringConve
     /// The probe socket failed.
     case socket(IPv6ServerError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .gatewaySilent(let gateway, let seconds):
             "the IPv6 gateway \(gateway) did not answer a Neighbor Solicitation within \(seconds) s"
@@ -199,16 +199,16 @@ public enum GatewayDiscoveryError: Error, Sendable, Equatable, CustomStringConve
         }
     }
 
-    public static func == (lhs: GatewayDiscoveryError, rhs: GatewayDiscoveryError) -> Bool {
+    package static func == (lhs: GatewayDiscoveryError, rhs: GatewayDiscoveryError) -> Bool {
         lhs.description == rhs.description
     }
 }
 
 /// Drives a ``GatewayLinkLocalDiscovery`` over a channel with a bounded schedule.
-public enum GatewayDiscoveryRun {
+package enum GatewayDiscoveryRun {
     /// Sends each stage's probes up to `schedule.rounds` times and reads answers between sends.
     /// A channel that returns nil at once (a test's) makes a round end at once, so tests never wait.
-    public static func discover(
+    package static func discover(
         _ discovery: GatewayLinkLocalDiscovery, over channel: borrowing some LinkFrameChannel & ~Copyable,
         schedule: GatewayDiscoverySchedule = GatewayDiscoverySchedule()
     ) throws(GatewayDiscoveryError) -> GatewayLinkLocal {
@@ -248,7 +248,7 @@ public enum GatewayDiscoveryRun {
 
 extension IPv6Address {
     /// ff02::1:ffXX:XXXX, the solicited-node group of this address (RFC 4291 section 2.7.1).
-    public var solicitedNodeMulticast: IPv6Address {
+    package var solicitedNodeMulticast: IPv6Address {
         IPv6Address([0xFF, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xFF] + octets[13..<16])
     }
 }

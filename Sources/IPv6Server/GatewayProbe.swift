@@ -15,12 +15,12 @@ extension IPv6Sockets: LinkFrameChannel {
 /// group joined, nothing configured), open only while it asks (closed on a thread of its own, so the
 /// kernel's grace period for it is not waited for). Blocks the calling thread for at most twice the
 /// schedule's stage time.
-public enum GatewayProbe {
+package enum GatewayProbe {
     /// Learns the link-local address of `gateway` (a global address on `interfaceName`'s link),
     /// asking from `localLinkLocal` (a link-local address of the interface; nil: fe80::EUI-64 of its
     /// MAC, which the gateway learns from our solicitation's link-layer option).
     /// Runs in the calling thread's network namespace; needs CAP_NET_RAW.
-    public static func discover(
+    package static func discover(
         gateway: IPv6Address, interfaceName: String, localLinkLocal: IPv6Address?,
         schedule: GatewayDiscoverySchedule = GatewayDiscoverySchedule()
     ) throws(GatewayDiscoveryError) -> GatewayLinkLocal {

@@ -1,33 +1,33 @@
 import NetworkTypes
 
 /// ICMPv6 messages of Neighbor Discovery (RFC 4861) that the advertiser reads or writes.
-public enum ICMPv6Type {
-    public static let routerSolicitation: UInt8 = 133
-    public static let routerAdvertisement: UInt8 = 134
-    public static let neighborSolicitation: UInt8 = 135
-    public static let neighborAdvertisement: UInt8 = 136
-    public static let echoRequest: UInt8 = 128
-    public static let echoReply: UInt8 = 129
+package enum ICMPv6Type {
+    package static let routerSolicitation: UInt8 = 133
+    package static let routerAdvertisement: UInt8 = 134
+    package static let neighborSolicitation: UInt8 = 135
+    package static let neighborAdvertisement: UInt8 = 136
+    package static let echoRequest: UInt8 = 128
+    package static let echoReply: UInt8 = 129
 }
 
 /// One Neighbor Discovery option: type and the data after the two-byte header; its wire length
 /// is a multiple of eight bytes (RFC 4861 section 4.6).
-public struct NDOption: Sendable, Equatable {
-    public static let sourceLinkLayerAddress: UInt8 = 1
-    public static let targetLinkLayerAddress: UInt8 = 2
-    public static let prefixInformation: UInt8 = 3
-    public static let mtu: UInt8 = 5
+package struct NDOption: Sendable, Equatable {
+    package static let sourceLinkLayerAddress: UInt8 = 1
+    package static let targetLinkLayerAddress: UInt8 = 2
+    package static let prefixInformation: UInt8 = 3
+    package static let mtu: UInt8 = 5
 
-    public var type: UInt8
-    public var data: [UInt8]
+    package var type: UInt8
+    package var data: [UInt8]
 
-    public init(type: UInt8, data: [UInt8]) {
+    package init(type: UInt8, data: [UInt8]) {
         self.type = type
         self.data = data
     }
 
     /// Options filling `bytes`; nil when one has length zero or runs past the end.
-    public static func decodeAll(_ bytes: some Collection<UInt8>) -> [NDOption]? {
+    package static func decodeAll(_ bytes: some Collection<UInt8>) -> [NDOption]? {
         var reader = WireReader(bytes)
         var options: [NDOption] = []
         while !reader.isAtEnd {
@@ -39,26 +39,26 @@ public struct NDOption: Sendable, Equatable {
     }
 
     /// The option's wire form, zero-padded to a multiple of eight bytes.
-    public var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         let total = (data.count + 2 + 7) / 8 * 8
         return [type, UInt8(truncatingIfNeeded: total / 8)] + data + Array(repeating: 0, count: total - 2 - data.count)
     }
 }
 
 /// A Router Solicitation (RFC 4861 section 4.1), validated as section 6.1.1 asks.
-public struct RouterSolicitation: Sendable, Equatable {
+package struct RouterSolicitation: Sendable, Equatable {
     /// The sender's link-layer address (option 1), if it sent one.
-    public var sourceLinkLayerAddress: MACAddress?
+    package var sourceLinkLayerAddress: MACAddress?
 
     /// Why an ICMPv6 message is not a valid Router Solicitation.
-    public enum Invalid: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Invalid: Error, Sendable, Equatable, CustomStringConvertible {
         case notASolicitation(type: UInt8, code: UInt8)
         case tooShort(Int)
         case hopLimit(UInt8)
         case badOptions
         case linkLayerAddressFromUnspecified
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .notASolicitation(let type, let code): "ICMPv6 type \(type) code \(code) is not a Router Solicitation"
             case .tooShort(let count): "Router Solicitation of \(count) bytes is shorter than 8"
@@ -70,7 +70,7 @@ public struct RouterSolicitation: Sendable, Equatable {
     }
 
     /// Reads the ICMPv6 message (checksum already verified) of a packet with `hopLimit` from `source`.
-    public init(decoding message: [UInt8], hopLimit: UInt8, source: IPv6Address) throws(Invalid) {
+    package init(decoding message: [UInt8], hopLimit: UInt8, source: IPv6Address) throws(Invalid) {
         guard message.count >= 2, message[0] == ICMPv6Type.routerSolicitation, message[1] == 0 else {
             throw .notASolicitation(type: message.first ?? 0, code: message.count > 1 ? message[1] : 0)
         }
@@ -86,21 +86,21 @@ public struct RouterSolicitation: Sendable, Equatable {
 /// A Router Advertisement (RFC 4861 section 4.2) as the advertiser sends it: managed (M) and
 /// other-configuration (O) flags set, one Prefix Information option per prefix with on-link (L)
 /// set and autonomous (A) clear, so the VM configures only the address DHCPv6 gives it.
-public struct RouterAdvertisement: Sendable, Equatable {
-    public var curHopLimit: UInt8 = 64
-    public var managed = true
-    public var otherConfiguration = true
+package struct RouterAdvertisement: Sendable, Equatable {
+    package var curHopLimit: UInt8 = 64
+    package var managed = true
+    package var otherConfiguration = true
     /// Seconds the sender is a default router; 0 says "not a default router".
-    public var routerLifetime: UInt16
+    package var routerLifetime: UInt16
     /// On-link prefixes (host bits of each are cleared on the wire).
-    public var prefixes: [IPv6Interface]
-    public var prefixValidLifetime: UInt32 = .max
-    public var prefixPreferredLifetime: UInt32 = .max
-    public var mtu: UInt32?
+    package var prefixes: [IPv6Interface]
+    package var prefixValidLifetime: UInt32 = .max
+    package var prefixPreferredLifetime: UInt32 = .max
+    package var mtu: UInt32?
     /// Option 1; nil when the advertised router is another node that answers Neighbor Discovery itself.
-    public var sourceLinkLayerAddress: MACAddress?
+    package var sourceLinkLayerAddress: MACAddress?
 
-    public init(routerLifetime: UInt16, prefixes: [IPv6Interface], mtu: UInt32? = nil, sourceLinkLayerAddress: MACAddress? = nil) {
+    package init(routerLifetime: UInt16, prefixes: [IPv6Interface], mtu: UInt32? = nil, sourceLinkLayerAddress: MACAddress? = nil) {
         self.routerLifetime = routerLifetime
         self.prefixes = prefixes
         self.mtu = mtu
@@ -108,7 +108,7 @@ public struct RouterAdvertisement: Sendable, Equatable {
     }
 
     /// The ICMPv6 message with a zero checksum (the frame builder fills it in).
-    public var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var bytes: [UInt8] = [ICMPv6Type.routerAdvertisement, 0, 0, 0, curHopLimit,
                               (managed ? 0x80 : 0) | (otherConfiguration ? 0x40 : 0)]
         bytes.append16(routerLifetime)
@@ -132,7 +132,7 @@ public struct RouterAdvertisement: Sendable, Equatable {
     }
 
     /// Reads an RA message (for tests and captures); nil when it is not one or is malformed.
-    public init?(decoding message: [UInt8]) {
+    package init?(decoding message: [UInt8]) {
         var reader = WireReader(message)
         guard reader.uint8() == ICMPv6Type.routerAdvertisement, reader.uint8() == 0, reader.uint16() != nil,
               let hopLimit = reader.uint8(), let flags = reader.uint8(), let lifetime = reader.uint16(),

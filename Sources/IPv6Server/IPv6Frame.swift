@@ -3,16 +3,16 @@ import NetworkTypes
 
 /// Ethernet II frames carrying one IPv6 packet whose payload is UDP or ICMPv6 (no extension
 /// headers): built for the packet socket, and read back from it.
-public enum IPv6Frame {
-    public static let ethertypeIPv6: UInt16 = 0x86DD
-    public static let ethernetHeaderLength = 14
-    public static let ipv6HeaderLength = 40
-    public static let nextHeaderUDP: UInt8 = 17
-    public static let nextHeaderICMPv6: UInt8 = 58
+package enum IPv6Frame {
+    package static let ethertypeIPv6: UInt16 = 0x86DD
+    package static let ethernetHeaderLength = 14
+    package static let ipv6HeaderLength = 40
+    package static let nextHeaderUDP: UInt8 = 17
+    package static let nextHeaderICMPv6: UInt8 = 58
 
     /// A frame with the upper-layer checksum (UDP or ICMPv6, RFC 8200 section 8.1) filled in.
     /// `upperLayer` is the UDP header + payload or the ICMPv6 message, its checksum field zero.
-    public static func build(
+    package static func build(
         sourceMAC: MACAddress, destinationMAC: MACAddress,
         source: IPv6Address, destination: IPv6Address,
         nextHeader: UInt8, hopLimit: UInt8, upperLayer: [UInt8]
@@ -41,7 +41,7 @@ public enum IPv6Frame {
     }
 
     /// A UDP datagram (header + payload) for ``build(sourceMAC:destinationMAC:source:destination:nextHeader:hopLimit:upperLayer:)``.
-    public static func udp(sourcePort: UInt16, destinationPort: UInt16, payload: [UInt8]) -> [UInt8] {
+    package static func udp(sourcePort: UInt16, destinationPort: UInt16, payload: [UInt8]) -> [UInt8] {
         var datagram: [UInt8] = []
         datagram.reserveCapacity(8 + payload.count)
         datagram.append16(sourcePort)
@@ -60,20 +60,20 @@ public enum IPv6Frame {
     }
 
     /// What a received frame carries.
-    public struct Parsed: Sendable, Equatable {
-        public var sourceMAC: MACAddress
-        public var destinationMAC: MACAddress
-        public var source: IPv6Address
-        public var destination: IPv6Address
-        public var nextHeader: UInt8
-        public var hopLimit: UInt8
+    package struct Parsed: Sendable, Equatable {
+        package var sourceMAC: MACAddress
+        package var destinationMAC: MACAddress
+        package var source: IPv6Address
+        package var destination: IPv6Address
+        package var nextHeader: UInt8
+        package var hopLimit: UInt8
         /// The upper-layer bytes (exactly the IPv6 payload length; Ethernet padding dropped).
-        public var upperLayer: [UInt8]
+        package var upperLayer: [UInt8]
         /// Whether the UDP or ICMPv6 checksum verifies (a UDP checksum of zero does not).
-        public var checksumValid: Bool
+        package var checksumValid: Bool
 
         /// For UDP: source port, destination port and payload; nil when not UDP or its length field is wrong.
-        public var udp: (sourcePort: UInt16, destinationPort: UInt16, payload: [UInt8])? {
+        package var udp: (sourcePort: UInt16, destinationPort: UInt16, payload: [UInt8])? {
             guard nextHeader == IPv6Frame.nextHeaderUDP else { return nil }
             var reader = WireReader(upperLayer)
             guard let sourcePort = reader.uint16(), let destinationPort = reader.uint16(),
@@ -83,7 +83,7 @@ public enum IPv6Frame {
     }
 
     /// Reads an Ethernet/IPv6 frame; nil when it is anything else or cut short.
-    public static func parse(_ frame: some Collection<UInt8>) -> Parsed? {
+    package static func parse(_ frame: some Collection<UInt8>) -> Parsed? {
         var reader = WireReader(frame)
         guard let destinationMAC = reader.bytes(6), let sourceMAC = reader.bytes(6), reader.uint16() == ethertypeIPv6,
               let first = reader.uint8(), first >> 4 == 6, reader.bytes(3) != nil,

@@ -5,33 +5,33 @@ import NetworkTypes
 /// had (with their prefix lengths), name servers, search domains, the router and the MTU.
 /// A value: the same lease always produces the same answers, so a restarted launcher answers the
 /// same with no lease file.
-public struct IPv6Lease: Sendable, Equatable {
+package struct IPv6Lease: Sendable, Equatable {
     /// Only frames from this MAC are answered, and only it is sent to.
-    public var clientMAC: MACAddress
+    package var clientMAC: MACAddress
     /// The VM's global addresses. DHCPv6 hands out the addresses (IA_NA); the Router Advertisement
     /// carries each prefix as on-link, which is where the VM learns the prefix length.
-    public var addresses: [IPv6Interface]
+    package var addresses: [IPv6Interface]
     /// Option 23.
-    public var dnsServers: [IPv6Address]
+    package var dnsServers: [IPv6Address]
     /// Option 24.
-    public var searchDomains: [String]
+    package var searchDomains: [String]
     /// The link-local address the Router Advertisements come from, which the VM installs as its
     /// default router; nil: the advertisements come from the server's own link-local address with
     /// router lifetime 0 (prefixes and flags only, no default route).
-    public var router: IPv6Address?
+    package var router: IPv6Address?
     /// Seconds the VM keeps ``router`` as default router after an advertisement (RFC 4861 AdvDefaultLifetime).
-    public var routerLifetime: UInt16
+    package var routerLifetime: UInt16
     /// The link MTU for the RA's MTU option; nil leaves it out.
-    public var mtu: Int?
+    package var mtu: Int?
     /// The server's DUID (option 2). The default depends only on the client's MAC: stable across restarts.
-    public var serverDUID: [UInt8]
+    package var serverDUID: [UInt8]
     /// Lifetimes of each address; `UInt32.max` is infinite (the default, as for DHCPv4).
-    public var preferredLifetime: UInt32
-    public var validLifetime: UInt32
+    package var preferredLifetime: UInt32
+    package var validLifetime: UInt32
     /// Answer a SOLICIT carrying Rapid Commit (option 14) with the REPLY at once (RFC 8415 section 18.3.1).
-    public var rapidCommit: Bool
+    package var rapidCommit: Bool
 
-    public init(clientMAC: MACAddress, addresses: [IPv6Interface], dnsServers: [IPv6Address] = [],
+    package init(clientMAC: MACAddress, addresses: [IPv6Interface], dnsServers: [IPv6Address] = [],
                 searchDomains: [String] = [], router: IPv6Address? = nil, routerLifetime: UInt16 = 1800,
                 mtu: Int? = nil, serverDUID: [UInt8]? = nil,
                 preferredLifetime: UInt32 = .max, validLifetime: UInt32 = .max, rapidCommit: Bool = true) {
@@ -50,14 +50,14 @@ public struct IPv6Lease: Sendable, Equatable {
 
     /// A DUID-LL (RFC 8415 section 11.4, hardware type 1) over the client's MAC with the
     /// universal/local bit inverted: no NIC has it, and it is the same for every launch of this VM.
-    public static func defaultServerDUID(for clientMAC: MACAddress) -> [UInt8] {
+    package static func defaultServerDUID(for clientMAC: MACAddress) -> [UInt8] {
         var mac = clientMAC.octets
         mac[0] ^= 0x02
         return [0, 3, 0, 1] + mac
     }
 
     /// Checks what the wire cannot carry or a client would reject; the launcher calls it before any change.
-    public func validate() throws(IPv6LeaseError) {
+    package func validate() throws(IPv6LeaseError) {
         guard !addresses.isEmpty else { throw .noAddress }
         for address in addresses {
             guard address.address.isGlobalUnicast else { throw .notGlobal(address) }
@@ -76,7 +76,7 @@ public struct IPv6Lease: Sendable, Equatable {
 }
 
 /// Why an ``IPv6Lease`` cannot be served.
-public enum IPv6LeaseError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum IPv6LeaseError: Error, Sendable, Equatable, CustomStringConvertible {
     case noAddress
     case notGlobal(IPv6Interface)
     case prefixLength(IPv6Interface)
@@ -88,7 +88,7 @@ public enum IPv6LeaseError: Error, Sendable, Equatable, CustomStringConvertible 
     case clientMAC(MACAddress)
     case lifetimes(preferred: UInt32, valid: UInt32)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .noAddress: "an IPv6 lease needs at least one global address"
         case .notGlobal(let address): "\(address) is not a global unicast address; only those go to the VM"

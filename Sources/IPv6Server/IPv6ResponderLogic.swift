@@ -1,7 +1,7 @@
 import NetworkTypes
 
 /// Why a frame from the VM's side got no answer.
-public enum IPv6IgnoreReason: Sendable, Equatable, CustomStringConvertible {
+package enum IPv6IgnoreReason: Sendable, Equatable, CustomStringConvertible {
     /// The Ethernet source is not the VM's MAC (the network side, or another host).
     case otherClient(MACAddress)
     /// The UDP or ICMPv6 checksum is wrong.
@@ -20,7 +20,7 @@ public enum IPv6IgnoreReason: Sendable, Equatable, CustomStringConvertible {
     /// A CONFIRM with no address to confirm (RFC 8415 section 18.3.3: no reply).
     case nothingToConfirm
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .otherClient(let mac): "frame from \(mac), not the VM"
         case .badChecksum: "checksum does not verify"
@@ -37,13 +37,13 @@ public enum IPv6IgnoreReason: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The DHCPv6 server's decision for one message from the VM.
-public enum DHCPv6Decision: Sendable, Equatable {
+package enum DHCPv6Decision: Sendable, Equatable {
     case reply(DHCPv6Message)
     case ignore(IPv6IgnoreReason)
 }
 
 /// What the responder does with one received frame.
-public enum IPv6PacketOutcome: Sendable, Equatable {
+package enum IPv6PacketOutcome: Sendable, Equatable {
     /// Not DHCPv6 to the server port and not a Router Solicitation: not ours to look at.
     case notForUs
     case ignored(IPv6IgnoreReason)
@@ -55,16 +55,16 @@ public enum IPv6PacketOutcome: Sendable, Equatable {
 /// RFC 8415) for a single client and a single, fixed ``IPv6Lease``. No I/O and no state: the
 /// same frame always gets the same answer. ``IPv6Server`` calls ``process(frame:serverMAC:)``
 /// for every frame and sends ``unsolicitedAdvertisement(serverMAC:)`` on a timer.
-public struct IPv6ResponderLogic: Sendable {
-    public static let serverPort: UInt16 = 547
-    public static let clientPort: UInt16 = 546
+package struct IPv6ResponderLogic: Sendable {
+    package static let serverPort: UInt16 = 547
+    package static let clientPort: UInt16 = 546
 
-    public let lease: IPv6Lease
+    package let lease: IPv6Lease
     /// Options every configuration answer carries (23, 24), encoded once.
     private let configurationOptions: [DHCPv6Option]
     private let advertisement: [UInt8]
 
-    public init(lease: IPv6Lease) {
+    package init(lease: IPv6Lease) {
         self.lease = lease
         var options: [DHCPv6Option] = []
         if !lease.dnsServers.isEmpty {
@@ -87,12 +87,12 @@ public struct IPv6ResponderLogic: Sendable {
 
     /// The server's own link-local address: the source of DHCPv6 replies (and of advertisements
     /// when the lease names no router).
-    public static func serverAddress(serverMAC: MACAddress) -> IPv6Address { .linkLocal(eui64: serverMAC) }
+    package static func serverAddress(serverMAC: MACAddress) -> IPv6Address { .linkLocal(eui64: serverMAC) }
 
     /// The whole per-frame path, pure: parse, filter, decode, decide, encode, frame.
     /// `checksumUnverifiable`: the kernel reports the checksum as not yet filled in (a local sender
     /// with checksum offload, e.g. a veth peer); only then is a wrong checksum accepted.
-    public func process(frame bytes: some Collection<UInt8>, serverMAC: MACAddress,
+    package func process(frame bytes: some Collection<UInt8>, serverMAC: MACAddress,
                         checksumUnverifiable: Bool = false) -> IPv6PacketOutcome {
         guard let frame = IPv6Frame.parse(bytes) else { return .notForUs }
         let isDHCP = frame.udp.map { $0.destinationPort == Self.serverPort } ?? false
@@ -138,7 +138,7 @@ public struct IPv6ResponderLogic: Sendable {
 
     /// A periodic advertisement: IPv6 destination all-nodes, Ethernet destination the VM's MAC
     /// only, so no other host on the container's network ever sees it.
-    public func unsolicitedAdvertisement(serverMAC: MACAddress) -> [UInt8] {
+    package func unsolicitedAdvertisement(serverMAC: MACAddress) -> [UInt8] {
         advertisementFrame(to: .allNodes, serverMAC: serverMAC)
     }
 
@@ -150,7 +150,7 @@ public struct IPv6ResponderLogic: Sendable {
     }
 
     /// The reply to one DHCPv6 message from the VM, or the reason for silence (RFC 8415 sections 16 and 18.3).
-    public func decision(for request: DHCPv6Message) -> DHCPv6Decision {
+    package func decision(for request: DHCPv6Message) -> DHCPv6Decision {
         guard let type = request.messageType else { return .ignore(.unexpectedType(request.type)) }
         let serverID = request.serverID
         if let serverID, serverID != lease.serverDUID, type != .solicit, type != .rebind, type != .confirm {
@@ -210,7 +210,7 @@ public struct IPv6ResponderLogic: Sendable {
     }
 
     /// For DECLINE: the addresses the VM found in use by someone else (for a loud log line).
-    public static func declinedAddresses(in request: DHCPv6Message) -> [IPv6Address] {
+    package static func declinedAddresses(in request: DHCPv6Message) -> [IPv6Address] {
         guard request.messageType == .decline else { return [] }
         return ((try? request.identityAssociations()) ?? []).flatMap(\.addresses).map(\.address)
     }

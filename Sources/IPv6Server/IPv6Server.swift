@@ -15,16 +15,16 @@ import Synchronization
 /// Everything goes through one AF_PACKET socket on the container-side device, so the container
 /// needs no IPv6 address, route or neighbour entry for the VM. The socket is created by `init` in
 /// the network namespace of the calling thread; the receive loop runs on a dedicated thread.
-public final class IPv6Server: Sendable {
-    public let interfaceName: String
-    public let lease: IPv6Lease
+package final class IPv6Server: Sendable {
+    package let interfaceName: String
+    package let lease: IPv6Lease
     private let logic: IPv6ResponderLogic
     private let sockets: IPv6Sockets
     private let logger: Logger
     private let started = Atomic<Bool>(false)
 
     /// Opens the socket on `interfaceName` in the current thread's network namespace.
-    public init(interfaceName: String, lease: IPv6Lease, logger: Logger) throws(IPv6ServerError) {
+    package init(interfaceName: String, lease: IPv6Lease, logger: Logger) throws(IPv6ServerError) {
         do {
             try lease.validate()
         } catch {
@@ -40,10 +40,10 @@ public final class IPv6Server: Sendable {
     }
 
     /// The interface's MAC: the Ethernet source of every frame sent.
-    public var interfaceMAC: MACAddress { sockets.interfaceMAC }
+    package var interfaceMAC: MACAddress { sockets.interfaceMAC }
 
     /// Serves until ``stop()`` or cancellation; runs once (a second call throws ``IPv6ServerError/alreadyRunning(_:)``).
-    public func run() async throws {
+    package func run() async throws {
         guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             throw IPv6ServerError.alreadyRunning(interfaceName)
         }
@@ -53,7 +53,7 @@ public final class IPv6Server: Sendable {
     }
 
     /// Stops a running server; called before ``run()``, makes it return at once.
-    public func stop() { sockets.signalStop() }
+    package func stop() { sockets.signalStop() }
 
     private func serve() throws(IPv6ServerError) {
         var buffer = [UInt8](repeating: 0, count: 2048)
@@ -119,13 +119,13 @@ struct AdvertisementSchedule {
 }
 
 /// Why the IPv6 server could not start or stopped serving.
-public enum IPv6ServerError: Error, CustomStringConvertible {
+package enum IPv6ServerError: Error, CustomStringConvertible {
     case invalidLease(IPv6LeaseError)
     case interfaceNotFound(String)
     case systemCall(String, interface: String?, errno: Int32)
     case alreadyRunning(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidLease(let error): "cannot serve IPv6: \(error)"
         case .interfaceNotFound(let name):

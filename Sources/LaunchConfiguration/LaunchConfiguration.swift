@@ -5,9 +5,9 @@ import NetworkTypes
 /// Built from the container's environment (after the config agent has merged etcd's `general/`
 /// variables into it) by ``init(environment:arguments:)``, which reports every problem at once
 /// in a ``ConfigurationError`` instead of stopping at the first.
-public struct LaunchConfiguration: Sendable, Equatable, Codable {
+package struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// Which container interfaces the VM gets (`AUTO_ATTACH`, `ATTACH_IFACES`).
-    public enum Selection: Sendable, Equatable, Codable {
+    package enum Selection: Sendable, Equatable, Codable {
         /// `AUTO_ATTACH=yes`: every interface except loopback, bridges and their ports, down links and
         /// kvm-launch's own links, by interface index.
         case automatic
@@ -16,7 +16,7 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     }
 
     /// How an interface is handed to the VM.
-    public enum NetworkMode: String, Sendable, Equatable, Codable {
+    package enum NetworkMode: String, Sendable, Equatable, Codable {
         /// A macvtap in bridge mode on the interface (default).
         case macvtap
         /// A Linux bridge with the interface and a tap as ports (`USE_NET_BRIDGES=yes`).
@@ -24,7 +24,7 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     }
 
     /// Which address the container keeps on each interface to reach the VM.
-    public enum ContainerSideAddress: String, Sendable, Equatable, Codable {
+    package enum ContainerSideAddress: String, Sendable, Equatable, Codable {
         /// A deterministic 169.254.0.0/16 address per interface: cannot collide with anything.
         case linkLocal = "link-local"
         /// The old container's trick: widen the prefix by one bit and flip a host bit. Takes
@@ -35,16 +35,16 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// Hardware acceleration choice (`VM_ACCEL`).
     /// `CLOUD_INIT`: `auto` builds a seed only when there is something to put in it besides the network
     /// (user data or SSH keys), `yes` always, `no` never.
-    public enum CloudInit: String, Sendable, Equatable, Codable {
+    package enum CloudInit: String, Sendable, Equatable, Codable {
         case auto, yes, no
     }
 
-    public enum Acceleration: String, Sendable, Equatable, Codable {
+    package enum Acceleration: String, Sendable, Equatable, Codable {
         case auto, kvm, tcg
     }
 
     /// How the VM is run (`VM_BACKEND`).
-    public enum Backend: String, Sendable, Equatable, Codable {
+    package enum Backend: String, Sendable, Equatable, Codable {
         /// kvm-launch starts and supervises QEMU itself (the default).
         case qemu
         /// A private libvirtd runs the same VM as a transient domain, manageable with `virsh`.
@@ -52,103 +52,103 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     }
 
     /// Options of the container this replaces, kept as words for the QEMU step.
-    public struct LegacyOptions: Sendable, Equatable, Codable {
+    package struct LegacyOptions: Sendable, Equatable, Codable {
         /// `KVM_OPTS`: extra QEMU words, placed before the container's CMD arguments.
-        public var kvmOptions: [String] = []
+        package var kvmOptions: [String] = []
         /// `KVM_CPU_OPTS`: replaces the memory/CPU words (`-m`, `-smp`, `-cpu`).
-        public var cpuOptions: [String]? = nil
+        package var cpuOptions: [String]? = nil
         /// `KVM_BLK_OPTS`: replaces the disk words.
-        public var blockOptions: [String]? = nil
+        package var blockOptions: [String]? = nil
         /// `KVM_VIDEO_OPTS`: replaces the display words.
-        public var videoOptions: [String]? = nil
-        public init() {}
+        package var videoOptions: [String]? = nil
+        package init() {}
     }
 
     /// `nil` when `AUTO_ATTACH` is unset: enough for `--list-ifaces`, not for a launch.
-    public var selection: Selection?
+    package var selection: Selection?
     /// `SELECTED_NETWORK`: which address goes to the VM when an interface has several.
-    public var selectedNetwork: IPv4Interface?
+    package var selectedNetwork: IPv4Interface?
     /// The IPv6 prefix in `SELECTED_NETWORK`: which global IPv6 addresses go to the VM.
-    public var selectedNetworkIPv6: IPv6Interface?
-    public var networkMode: NetworkMode = .macvtap
-    public var containerSideAddress: ContainerSideAddress = .linkLocal
+    package var selectedNetworkIPv6: IPv6Interface?
+    package var networkMode: NetworkMode = .macvtap
+    package var containerSideAddress: ContainerSideAddress = .linkLocal
     /// `ENABLE_DHCP`: serve the VM its address (default yes).
-    public var dhcpEnabled = true
+    package var dhcpEnabled = true
     /// `DEBUG`: verbose logging.
-    public var debug = false
+    package var debug = false
     /// `DISABLE_VGA=no` turns graphics on; default is a serial console only.
-    public var graphics = false
+    package var graphics = false
     /// `DNS_SERVERS`: overrides the name servers from `/etc/resolv.conf`.
-    public var dnsServers: [IPv4Address]?
+    package var dnsServers: [IPv4Address]?
     /// `LAUNCHER`: another QEMU binary (name or path).
-    public var qemuBinary: String?
+    package var qemuBinary: String?
     /// `VM_MEMORY`, MiB.
-    public var memoryMiB = 1024
+    package var memoryMiB = 1024
     /// `VM_CPUS`.
-    public var cpus = 1
+    package var cpus = 1
     /// `VM_NET_QUEUES`: queue pairs per virtio-net NIC (one tap/macvtap descriptor per queue). nil
     /// means the default, ``netQueues``: the vCPU count capped at ``defaultNetQueuesCap``.
-    public var netQueuesSetting: Int?
+    package var netQueuesSetting: Int?
     /// Queue pairs each NIC gets: `VM_NET_QUEUES`, else the vCPU count capped at 8. 1 is the
     /// single-queue layout (one `fd=` per NIC).
-    public var netQueues: Int { netQueuesSetting ?? min(max(cpus, 1), Self.defaultNetQueuesCap) }
+    package var netQueues: Int { netQueuesSetting ?? min(max(cpus, 1), Self.defaultNetQueuesCap) }
     /// The default's cap: more queue pairs than this rarely help a tap backend.
-    public static let defaultNetQueuesCap = 8
+    package static let defaultNetQueuesCap = 8
     /// What `VM_NET_QUEUES` accepts.
-    public static let netQueuesRange = 1...16
-    public var acceleration: Acceleration = .auto
+    package static let netQueuesRange = 1...16
+    package var acceleration: Acceleration = .auto
     /// `VM_BACKEND`: `qemu` (default) or `libvirt`.
-    public var backend: Backend = .qemu
+    package var backend: Backend = .qemu
     /// `VM_IMAGE`: the boot disk; nil means `/image/image.qcow2`, else the old `/image/image`.
-    public var imagePath: String?
+    package var imagePath: String?
     /// `VM_IMAGE_FORMAT`: the disk's format as stated by the operator (one of ``imageFormats``);
     /// nil means "from the file name" (see the QEMU target's `DiskImage`).
-    public var imageFormat: String?
+    package var imageFormat: String?
     /// `VM_IMAGE_BACKING=allow`: backing and external data files may be anywhere; by default they
     /// must resolve inside the image's own folder.
-    public var imageBackingAnywhere = false
+    package var imageBackingAnywhere = false
     /// `KVM_LAUNCH_RUN_DIR`: where the QMP socket and the private macvtap nodes live (absolute).
-    public var runDirectory = LaunchConfiguration.defaultRunDirectory
+    package var runDirectory = LaunchConfiguration.defaultRunDirectory
     /// `VM_SHUTDOWN_TIMEOUT`, seconds between the ACPI power-off request and a forced stop.
-    public var shutdownTimeoutSeconds = 20
+    package var shutdownTimeoutSeconds = 20
     /// `VM_HOSTNAME`: the host name the DHCP server gives the VM (default: the container's).
-    public var hostname: String?
-    public var legacy = LegacyOptions()
+    package var hostname: String?
+    package var legacy = LegacyOptions()
     /// `CLOUD_INIT`: whether the VM gets a NoCloud seed disk.
-    public var cloudInit: CloudInit = .auto
+    package var cloudInit: CloudInit = .auto
     /// `CLOUD_INIT_USER_DATA` as given: a path inside the container (absolute, one line) or the user data itself.
     /// Never echoed: it may hold secrets.
-    public var cloudInitUserData: String?
+    package var cloudInitUserData: String?
     /// `SSH_AUTHORIZED_KEYS`: public keys, one per line, for the guest's default user.
-    public var sshAuthorizedKeys: String?
+    package var sshAuthorizedKeys: String?
     /// `CLOUD_INIT_INSTANCE_ID`: overrides the instance id derived from the host name and the disk.
-    public var cloudInitInstanceID: String?
+    package var cloudInitInstanceID: String?
     /// The container's CMD arguments, appended verbatim to QEMU's.
-    public var extraArguments: [String] = []
+    package var extraArguments: [String] = []
     /// Things worth saying that are not errors (ignored legacy variables, …).
-    public var warnings: [String] = []
+    package var warnings: [String] = []
 
     /// The documented defaults with no selection.
-    public init() {}
+    package init() {}
 
     /// `KVM_LAUNCH_RUN_DIR` when unset.
-    public static let defaultRunDirectory = "/run/kvm-launch"
+    package static let defaultRunDirectory = "/run/kvm-launch"
     /// The QMP socket's name inside ``runDirectory``.
-    public static let qmpSocketName = "qmp.sock"
+    package static let qmpSocketName = "qmp.sock"
     /// The longest unix socket path Linux accepts (`sun_path` is 108 bytes with its terminating zero).
-    public static let maximumSocketPathBytes = 107
+    package static let maximumSocketPathBytes = 107
     /// The formats `VM_IMAGE_FORMAT` accepts (QEMU's driver names).
-    public static let imageFormats = ["raw", "qcow2", "qcow", "qed", "vmdk", "vdi", "vhdx", "vpc"]
+    package static let imageFormats = ["raw", "qcow2", "qcow", "qed", "vmdk", "vdi", "vhdx", "vpc"]
     /// The most name servers one DHCP answer carries (option 6: 255 bytes of 4-byte addresses).
-    public static let maximumNameServers = 63
+    package static let maximumNameServers = 63
     /// Guest memory above this is more than an x86-64 guest can address (52-bit physical addresses).
-    public static let maximumMemoryMiB = 1 << 32
+    package static let maximumMemoryMiB = 1 << 32
 
     /// The QMP socket: ``runDirectory``/qmp.sock.
-    public var qmpSocketPath: String { "\(runDirectory)/\(Self.qmpSocketName)" }
+    package var qmpSocketPath: String { "\(runDirectory)/\(Self.qmpSocketName)" }
 
     /// Whether this configuration can launch a VM (it has a selection).
-    public var canLaunch: Bool { selection != nil }
+    package var canLaunch: Bool { selection != nil }
 
     /// Reads the environment, validating everything before returning.
     ///
@@ -156,7 +156,7 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     ///   - environment: the process environment (`ProcessInfo.processInfo.environment`).
     ///   - arguments: the container's CMD arguments meant for QEMU.
     ///   - requireSelection: when false (listing), a missing `AUTO_ATTACH` is not an error.
-    public init(environment: [String: String], arguments: [String] = [], requireSelection: Bool = true) throws(ConfigurationError) {
+    package init(environment: [String: String], arguments: [String] = [], requireSelection: Bool = true) throws(ConfigurationError) {
         var reader = EnvironmentReader(environment: environment)
         self.init()
         extraArguments = arguments
@@ -353,7 +353,7 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
 
     /// Why `name` cannot be a host name (DHCP option 12, QEMU's `-name`), or nil when it can: RFC 1123 names,
     /// dot-separated labels of 1–63 letters, digits and `-` (not first or last), 253 bytes in all.
-    public static func hostnameProblem(_ name: String) -> String? {
+    package static func hostnameProblem(_ name: String) -> String? {
         if name.utf8.count > 253 { return "is \(name.utf8.count) bytes long, more than a host name may have (253)" }
         let trimmed = name.hasSuffix(".") ? String(name.dropLast()) : name
         for label in trimmed.split(separator: ".", omittingEmptySubsequences: false) {
@@ -369,13 +369,13 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
 
     /// `value` in double quotes, on one line: control characters, quotes and backslashes escaped
     /// (`\n`, `\t`, `\u{1b}`), so an error that echoes a value stays one line and shows what was there.
-    public static func quoted(_ value: String) -> String {
+    package static func quoted(_ value: String) -> String {
         "\"" + escaped(value).replacingQuotes() + "\""
     }
 
     /// `text` with control characters (C0, DEL, C1, line and paragraph separators) written as escapes,
     /// and backslashes doubled when `backslashes` (off for text whose values are already escaped).
-    public static func escaped(_ text: String, backslashes: Bool = true) -> String {
+    package static func escaped(_ text: String, backslashes: Bool = true) -> String {
         var result = ""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -395,13 +395,13 @@ public struct LaunchConfiguration: Sendable, Equatable, Codable {
     }
 
     /// Linux interface names: 1–15 bytes, no `/`, `:` or white space.
-    public static func isValidInterfaceName(_ name: String) -> Bool {
+    package static func isValidInterfaceName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 15 && name != "." && name != ".."
             && !name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace })
     }
 
     /// Parses `2048`, `2048M`, `2G`, `2GiB`, `512MB` into MiB; nil when malformed or under 64 MiB.
-    public static func parseMemory(_ text: String) -> Int? {
+    package static func parseMemory(_ text: String) -> Int? {
         let trimmed = text.trimmingCharacters(in: " ")
         let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
         guard !digits.isEmpty, let number = Int(digits) else { return nil }
@@ -439,18 +439,18 @@ extension String {
 }
 
 /// One thing wrong with one variable.
-public struct ConfigurationProblem: Sendable, Equatable, Codable, CustomStringConvertible {
+package struct ConfigurationProblem: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The environment variable.
-    public var variable: String
+    package var variable: String
     /// What is wrong and what to do, completing a sentence that starts with the variable name.
-    public var message: String
-    public var description: String { message.hasPrefix("=") ? "\(variable)\(message)" : "\(variable) \(message)" }
+    package var message: String
+    package var description: String { message.hasPrefix("=") ? "\(variable)\(message)" : "\(variable) \(message)" }
 }
 
 /// Every problem found in the configuration, reported together.
-public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var problems: [ConfigurationProblem]
-    public var description: String {
+package struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var problems: [ConfigurationProblem]
+    package var description: String {
         let count = problems.count == 1 ? "" : " (\(problems.count) problems)"
         return "invalid configuration\(count): " + problems.map(\.description).joined(separator: "; ")
     }

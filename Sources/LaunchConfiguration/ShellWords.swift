@@ -4,14 +4,14 @@
 ///
 /// Nothing is expanded: no variables, globs or command substitution, because nothing here is
 /// ever given to a shell.
-public enum ShellWords {
+package enum ShellWords {
     /// A quote was opened and not closed, or a trailing backslash escapes nothing.
-    public struct Error: Swift.Error, Equatable, Sendable, CustomStringConvertible {
-        public var text: String
-        public var description: String { "unbalanced quote or trailing backslash in \"\(text)\"" }
+    package struct Error: Swift.Error, Equatable, Sendable, CustomStringConvertible {
+        package var text: String
+        package var description: String { "unbalanced quote or trailing backslash in \"\(text)\"" }
     }
 
-    public static func split(_ text: String) throws(Error) -> [String] {
+    package static func split(_ text: String) throws(Error) -> [String] {
         var words: [String] = []
         var current = ""
         var inWord = false

@@ -7,12 +7,12 @@ import Glibc
 
 /// An open libvirt connection (`virConnectPtr`). libvirt's objects are thread-safe; this class
 /// only owns the reference and closes it once.
-public final class Connection: @unchecked Sendable {  // the pointer is libvirt's thread-safe object
+package final class Connection: @unchecked Sendable {  // the pointer is libvirt's thread-safe object
     let pointer: OpaquePointer
     private let closed = Mutex(false)
 
     /// Opens `uri` (e.g. `qemu:///system?socket=/run/kvm-launch/libvirt/run/libvirt-sock`).
-    public init(uri: String) throws(LibvirtError) {
+    package init(uri: String) throws(LibvirtError) {
         EventLoop.start()
         guard let pointer = virConnectOpen(uri) else { throw LibvirtError.last("virConnectOpen(\(uri))") }
         self.pointer = pointer
@@ -22,7 +22,7 @@ public final class Connection: @unchecked Sendable {  // the pointer is libvirt'
 
     /// Closes the connection. A transient domain started with auto-destroy is destroyed by libvirtd
     /// when its connection closes.
-    public func close() {
+    package func close() {
         let wasClosed = closed.withLock { value in
             defer { value = true }
             return value
@@ -31,24 +31,24 @@ public final class Connection: @unchecked Sendable {  // the pointer is libvirt'
     }
 
     /// True while libvirtd answers on this connection.
-    public var isAlive: Bool { virConnectIsAlive(pointer) == 1 }
+    package var isAlive: Bool { virConnectIsAlive(pointer) == 1 }
 
     /// Starts a transient domain from `xml` (`virDomainCreateXML`).
     /// - Parameter autoDestroy: libvirtd destroys the domain when this connection closes.
-    public func createDomain(xml: String, autoDestroy: Bool) throws(LibvirtError) -> Domain {
+    package func createDomain(xml: String, autoDestroy: Bool) throws(LibvirtError) -> Domain {
         let flags = autoDestroy ? UInt32(VIR_DOMAIN_START_AUTODESTROY.rawValue) : 0
         guard let domain = virDomainCreateXML(pointer, xml, flags) else { throw LibvirtError.last("virDomainCreateXML") }
         return Domain(pointer: domain, connection: self)
     }
 
     /// The domain called `name` (`virDomainLookupByName`).
-    public func domain(named name: String) throws(LibvirtError) -> Domain {
+    package func domain(named name: String) throws(LibvirtError) -> Domain {
         guard let domain = virDomainLookupByName(pointer, name) else { throw LibvirtError.last("virDomainLookupByName(\(name))") }
         return Domain(pointer: domain, connection: self)
     }
 
     /// The names of the running domains.
-    public func runningDomainNames() throws(LibvirtError) -> [String] {
+    package func runningDomainNames() throws(LibvirtError) -> [String] {
         var list: UnsafeMutablePointer<OpaquePointer?>?
         let count = virConnectListAllDomains(pointer, &list, UInt32(VIR_CONNECT_LIST_DOMAINS_ACTIVE.rawValue))
         guard count >= 0, let list else { throw LibvirtError.last("virConnectListAllDomains") }
@@ -63,14 +63,14 @@ public final class Connection: @unchecked Sendable {  // the pointer is libvirt'
     }
 
     /// A new stream on this connection (`virStreamNew`), blocking.
-    public func makeStream() throws(LibvirtError) -> Stream {
+    package func makeStream() throws(LibvirtError) -> Stream {
         guard let stream = virStreamNew(pointer, 0) else { throw LibvirtError.last("virStreamNew") }
         return Stream(pointer: stream)
     }
 
     /// Calls `handler` with every lifecycle event of every domain on this connection
     /// (`virConnectDomainEventRegister`). Handlers run on libvirt's event-loop thread.
-    public func onLifecycleEvent(_ handler: @escaping @Sendable (LifecycleEvent) -> Void) throws(LibvirtError) {
+    package func onLifecycleEvent(_ handler: @escaping @Sendable (LifecycleEvent) -> Void) throws(LibvirtError) {
         let box = Unmanaged.passRetained(LifecycleHandler(handler)).toOpaque()
         let result = virConnectDomainEventRegister(pointer, { _, domain, event, detail, opaque in
             guard let opaque else { return 0 }
@@ -88,7 +88,7 @@ public final class Connection: @unchecked Sendable {  // the pointer is libvirt'
     }
 
     /// Calls `handler` once if the connection to libvirtd breaks (libvirtd exited, socket closed).
-    public func onClose(_ handler: @escaping @Sendable () -> Void) throws(LibvirtError) {
+    package func onClose(_ handler: @escaping @Sendable () -> Void) throws(LibvirtError) {
         let box = Unmanaged.passRetained(CloseHandler(handler)).toOpaque()
         let result = virConnectRegisterCloseCallback(pointer, { _, _, opaque in
             guard let opaque else { return }
@@ -114,25 +114,25 @@ private final class CloseHandler: Sendable {
 }
 
 /// A domain lifecycle event (`VIR_DOMAIN_EVENT_*`).
-public struct LifecycleEvent: Sendable, Equatable, CustomStringConvertible {
-    public var domain: String
+package struct LifecycleEvent: Sendable, Equatable, CustomStringConvertible {
+    package var domain: String
     /// `virDomainEventType`.
-    public var event: Int32
+    package var event: Int32
     /// The event's detail (e.g. `VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN`).
-    public var detail: Int32
+    package var detail: Int32
 
-    public init(domain: String, event: Int32, detail: Int32) {
+    package init(domain: String, event: Int32, detail: Int32) {
         self.domain = domain
         self.event = event
         self.detail = detail
     }
 
     /// The domain stopped (shut down, destroyed, crashed, failed).
-    public var isStopped: Bool { event == Int32(VIR_DOMAIN_EVENT_STOPPED.rawValue) }
+    package var isStopped: Bool { event == Int32(VIR_DOMAIN_EVENT_STOPPED.rawValue) }
     /// It stopped because the guest shut itself down.
-    public var isGuestShutdown: Bool { isStopped && detail == Int32(VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN.rawValue) }
+    package var isGuestShutdown: Bool { isStopped && detail == Int32(VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN.rawValue) }
 
-    public var description: String {
+    package var description: String {
         let names = ["defined", "undefined", "started", "suspended", "resumed", "stopped", "shutdown", "pmsuspended", "crashed"]
         let name = names.indices.contains(Int(event)) ? names[Int(event)] : "event \(event)"
         return "\(name) (detail \(detail))"

@@ -5,10 +5,10 @@ import Glibc
 #endif
 
 /// A libvirt domain (`virDomainPtr`).
-public final class Domain: @unchecked Sendable {  // the pointer is libvirt's thread-safe object
+package final class Domain: @unchecked Sendable {  // the pointer is libvirt's thread-safe object
     let pointer: OpaquePointer
     /// Kept so the connection outlives its domains.
-    public let connection: Connection
+    package let connection: Connection
 
     init(pointer: OpaquePointer, connection: Connection) {
         self.pointer = pointer
@@ -18,15 +18,15 @@ public final class Domain: @unchecked Sendable {  // the pointer is libvirt's th
     deinit { virDomainFree(pointer) }
 
     /// The domain's name.
-    public var name: String { virDomainGetName(pointer).map { String(cString: $0) } ?? "" }
+    package var name: String { virDomainGetName(pointer).map { String(cString: $0) } ?? "" }
 
     /// The domain's state (`virDomainGetState`).
-    public func state() throws(LibvirtError) -> DomainState {
+    package func state() throws(LibvirtError) -> DomainState {
         try stateAndReason().state
     }
 
     /// The domain's state and libvirt's reason code for it (e.g. `VIR_DOMAIN_SHUTOFF_SHUTDOWN`).
-    public func stateAndReason() throws(LibvirtError) -> (state: DomainState, reason: Int32) {
+    package func stateAndReason() throws(LibvirtError) -> (state: DomainState, reason: Int32) {
         var state: Int32 = 0
         var reason: Int32 = 0
         guard virDomainGetState(pointer, &state, &reason, 0) == 0 else { throw LibvirtError.last("virDomainGetState") }
@@ -34,19 +34,19 @@ public final class Domain: @unchecked Sendable {  // the pointer is libvirt's th
     }
 
     /// Presses the guest's ACPI power button (`virDomainShutdownFlags(ACPI_POWER_BTN)`).
-    public func pressPowerButton() throws(LibvirtError) {
+    package func pressPowerButton() throws(LibvirtError) {
         guard virDomainShutdownFlags(pointer, UInt32(VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN.rawValue)) == 0 else {
             throw LibvirtError.last("virDomainShutdownFlags")
         }
     }
 
     /// Stops the domain at once (`virDomainDestroy`): QEMU is killed.
-    public func destroy() throws(LibvirtError) {
+    package func destroy() throws(LibvirtError) {
         guard virDomainDestroy(pointer) == 0 else { throw LibvirtError.last("virDomainDestroy") }
     }
 
     /// The live domain XML (`virDomainGetXMLDesc`).
-    public func xml() throws(LibvirtError) -> String {
+    package func xml() throws(LibvirtError) -> String {
         guard let text = virDomainGetXMLDesc(pointer, 0) else { throw LibvirtError.last("virDomainGetXMLDesc") }
         defer { free(text) }
         return String(cString: text)
@@ -54,7 +54,7 @@ public final class Domain: @unchecked Sendable {  // the pointer is libvirt's th
 
     /// Connects `stream` to the domain's first serial console (`virDomainOpenConsole`, forcing
     /// away another client such as a `virsh console`).
-    public func openConsole(_ stream: Stream) throws(LibvirtError) {
+    package func openConsole(_ stream: Stream) throws(LibvirtError) {
         guard virDomainOpenConsole(pointer, nil, stream.pointer, UInt32(VIR_DOMAIN_CONSOLE_FORCE.rawValue)) == 0 else {
             throw LibvirtError.last("virDomainOpenConsole")
         }
@@ -62,11 +62,11 @@ public final class Domain: @unchecked Sendable {  // the pointer is libvirt's th
 }
 
 /// `virDomainState`.
-public enum DomainState: Int32, Sendable, CustomStringConvertible {
+package enum DomainState: Int32, Sendable, CustomStringConvertible {
     case noState = 0, running, blocked, paused, shutdown, shutOff, crashed, pmSuspended
     case unknown = -1
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .noState: "no state"
         case .running: "running"
@@ -82,7 +82,7 @@ public enum DomainState: Int32, Sendable, CustomStringConvertible {
 }
 
 /// A data stream (`virStreamPtr`), e.g. a console. Blocking: ``receive(into:)`` waits for data.
-public final class Stream: @unchecked Sendable {  // the pointer is libvirt's thread-safe object
+package final class Stream: @unchecked Sendable {  // the pointer is libvirt's thread-safe object
     let pointer: OpaquePointer
 
     init(pointer: OpaquePointer) { self.pointer = pointer }
@@ -90,14 +90,14 @@ public final class Stream: @unchecked Sendable {  // the pointer is libvirt's th
     deinit { virStreamFree(pointer) }
 
     /// Reads up to `buffer.count` bytes; 0 at the end of the stream.
-    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(LibvirtError) -> Int {
+    package func receive(into buffer: UnsafeMutableRawBufferPointer) throws(LibvirtError) -> Int {
         let count = virStreamRecv(pointer, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count)
         guard count >= 0 else { throw LibvirtError.last("virStreamRecv") }
         return Int(count)
     }
 
     /// Writes all of `bytes`.
-    public func send(_ bytes: UnsafeRawBufferPointer) throws(LibvirtError) {
+    package func send(_ bytes: UnsafeRawBufferPointer) throws(LibvirtError) {
         var offset = 0
         while offset < bytes.count {
             let count = virStreamSend(pointer, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self), bytes.count - offset)
@@ -107,5 +107,5 @@ public final class Stream: @unchecked Sendable {  // the pointer is libvirt's th
     }
 
     /// Ends the stream abruptly (`virStreamAbort`); a blocked ``receive(into:)`` returns.
-    public func abort() { _ = virStreamAbort(pointer) }
+    package func abort() { _ = virStreamAbort(pointer) }
 }

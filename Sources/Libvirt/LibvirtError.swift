@@ -2,15 +2,15 @@ import CLibvirt
 
 /// A libvirt call failed. Carries libvirt's own message (`virGetLastError`) and the call that
 /// failed, so the one line the user sees says what libvirt said.
-public struct LibvirtError: Error, Equatable, CustomStringConvertible, Sendable {
+package struct LibvirtError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The libvirt function that failed, e.g. `virDomainCreateXML`.
-    public var operation: String
+    package var operation: String
     /// libvirt's message, e.g. `unsupported configuration: ...`; empty when libvirt gave none.
-    public var message: String
+    package var message: String
     /// libvirt's error code (`virErrorNumber`), 0 when unknown.
-    public var code: Int32
+    package var code: Int32
 
-    public init(operation: String, message: String, code: Int32 = 0) {
+    package init(operation: String, message: String, code: Int32 = 0) {
         self.operation = operation
         self.message = message
         self.code = code
@@ -26,7 +26,7 @@ public struct LibvirtError: Error, Equatable, CustomStringConvertible, Sendable 
     }
 
     /// `VIR_ERR_NO_DOMAIN`: the domain does not exist (any more).
-    public var isNoDomain: Bool { code == Int32(VIR_ERR_NO_DOMAIN.rawValue) }
+    package var isNoDomain: Bool { code == Int32(VIR_ERR_NO_DOMAIN.rawValue) }
 
-    public var description: String { "\(operation): \(message)" }
+    package var description: String { "\(operation): \(message)" }
 }

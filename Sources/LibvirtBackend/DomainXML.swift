@@ -3,19 +3,19 @@ import QEMU
 
 /// One guest NIC of a libvirt domain: the interface kvm-launch created (a macvtap, opened by libvirt
 /// through `/dev/tap<ifindex>`), the guest's MAC and the MTU the guest is told (`host_mtu`).
-public struct DomainNIC: Sendable, Equatable {
+package struct DomainNIC: Sendable, Equatable {
     /// The link libvirt connects the NIC to (`<target dev=… managed='no'/>`), e.g. `kltap0`.
-    public var targetDevice: String
+    package var targetDevice: String
     /// The guest's MAC: the container interface's original one.
-    public var mac: MACAddress
+    package var mac: MACAddress
     /// The interface's MTU; passed to the guest as virtio-net's `host_mtu`.
-    public var mtu: Int
+    package var mtu: Int
     /// Queue pairs (`VM_NET_QUEUES`): above one, `<driver queues='N'/>`; libvirt then opens the
     /// macvtap once per queue with `IFF_MULTI_QUEUE` (also for a `managed='no'` target) and gives
     /// the device `mq=on` with enough vectors.
-    public var queues: Int
+    package var queues: Int
 
-    public init(targetDevice: String, mac: MACAddress, mtu: Int, queues: Int = 1) {
+    package init(targetDevice: String, mac: MACAddress, mtu: Int, queues: Int = 1) {
         self.targetDevice = targetDevice
         self.mac = mac
         self.mtu = mtu
@@ -24,7 +24,7 @@ public struct DomainNIC: Sendable, Equatable {
 }
 
 /// A setting the libvirt backend cannot express in domain XML.
-public enum DomainXMLError: Error, Equatable, CustomStringConvertible, Sendable {
+package enum DomainXMLError: Error, Equatable, CustomStringConvertible, Sendable {
     /// An old `KVM_*_OPTS` variable that replaces QEMU words libvirt generates itself.
     case unsupportedLegacyOption(String)
     /// The NIC list does not match the plan's NICs.
@@ -32,7 +32,7 @@ public enum DomainXMLError: Error, Equatable, CustomStringConvertible, Sendable 
     /// A NIC without a usable target device name.
     case invalidTargetDevice(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .unsupportedLegacyOption(variable):
             "\(variable) is not supported with VM_BACKEND=libvirt (libvirt writes those QEMU options itself); unset it or use VM_BACKEND=qemu"
@@ -53,29 +53,29 @@ public enum DomainXMLError: Error, Equatable, CustomStringConvertible, Sendable 
 /// on the macvtap kvm-launch made, original MAC, `<mtu>` as `host_mtu`), the cloud-init seed as a read-only
 /// raw disk when there is one, the serial console, a balloon, and the container's CMD words verbatim in
 /// `<qemu:commandline>`.
-public struct DomainDefinition: Sendable, Equatable {
-    public static let qemuNamespace = "http://libvirt.org/schemas/domain/qemu/1.0"
+package struct DomainDefinition: Sendable, Equatable {
+    package static let qemuNamespace = "http://libvirt.org/schemas/domain/qemu/1.0"
 
-    public var name: String
+    package var name: String
     /// The QEMU binary (`<emulator>`), an absolute path.
-    public var emulator: String
-    public var accelerator: Accelerator
-    public var machine: String
-    public var memoryMiB: Int
-    public var vcpus: Int
+    package var emulator: String
+    package var accelerator: Accelerator
+    package var machine: String
+    package var memoryMiB: Int
+    package var vcpus: Int
     /// nil: `host-passthrough` under KVM, `maximum` under TCG (the direct path's `host`/`max`).
-    public var cpuModel: String?
-    public var disk: DiskImage?
-    public var nics: [DomainNIC]
+    package var cpuModel: String?
+    package var disk: DiskImage?
+    package var nics: [DomainNIC]
     /// A video device model (`DISABLE_VGA=no`: qxl), nil for none.
-    public var videoModel: String?
+    package var videoModel: String?
     /// The container's CMD, passed to QEMU verbatim.
-    public var extraArguments: [String]
+    package var extraArguments: [String]
     /// The cloud-init NoCloud seed disk (ISO 9660, label `cidata`): a file given to the guest as a
     /// read-only raw virtio disk after the boot disk, as the direct path does; nil for none.
-    public var seedImagePath: String?
+    package var seedImagePath: String?
 
-    public init(name: String, emulator: String, accelerator: Accelerator, machine: String = "q35", memoryMiB: Int, vcpus: Int,
+    package init(name: String, emulator: String, accelerator: Accelerator, machine: String = "q35", memoryMiB: Int, vcpus: Int,
                 cpuModel: String? = nil, disk: DiskImage?, nics: [DomainNIC], videoModel: String? = nil, extraArguments: [String] = []) {
         self.name = name
         self.emulator = emulator
@@ -92,7 +92,7 @@ public struct DomainDefinition: Sendable, Equatable {
 
     /// The definition for what `qemu` describes, with `nics` (one per planned NIC, same order).
     /// The old `KVM_*_OPTS` words cannot be mapped onto libvirt's own options and are refused.
-    public init(_ qemu: QEMUConfiguration, emulator: String, nics: [DomainNIC]) throws(DomainXMLError) {
+    package init(_ qemu: QEMUConfiguration, emulator: String, nics: [DomainNIC]) throws(DomainXMLError) {
         if qemu.legacy.cpu != nil { throw .unsupportedLegacyOption("KVM_CPU_OPTS") }
         if qemu.legacy.block != nil { throw .unsupportedLegacyOption("KVM_BLK_OPTS") }
         if qemu.legacy.video != nil { throw .unsupportedLegacyOption("KVM_VIDEO_OPTS") }
@@ -109,13 +109,13 @@ public struct DomainDefinition: Sendable, Equatable {
     }
 
     /// A libvirt-safe domain name from the host name (libvirt refuses `/`; empty becomes `vm`).
-    public static func domainName(_ name: String?) -> String {
+    package static func domainName(_ name: String?) -> String {
         let cleaned = String((name ?? "").map { $0 == "/" || $0.isNewline ? "-" : $0 })
         return cleaned.isEmpty ? "vm" : cleaned
     }
 
     /// The domain XML.
-    public func xml() -> String {
+    package func xml() -> String {
         var lines: [String] = []
         func add(_ depth: Int, _ text: String) { lines.append(String(repeating: "  ", count: depth) + text) }
         let type = accelerator == .kvm ? "kvm" : "qemu"

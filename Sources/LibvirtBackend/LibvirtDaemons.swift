@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// Why the libvirt backend could not start or run. Each case is one line for the user.
-public enum LibvirtBackendError: Error, CustomStringConvertible, Sendable {
+package enum LibvirtBackendError: Error, CustomStringConvertible, Sendable {
     /// libvirtd or virtlogd is not installed.
     case daemonMissing(String)
     /// A daemon could not be started, or exited before libvirtd answered.
@@ -23,7 +23,7 @@ public enum LibvirtBackendError: Error, CustomStringConvertible, Sendable {
     /// Another libvirt call failed.
     case libvirt(LibvirtError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .daemonMissing(name):
             "\(name) was not found (VM_BACKEND=libvirt needs Debian's libvirt-daemon, libvirt-daemon-driver-qemu and libvirt-clients in the image)"
@@ -38,19 +38,19 @@ public enum LibvirtBackendError: Error, CustomStringConvertible, Sendable {
 }
 
 /// A macvtap device node libvirt must find as `/dev/tap<ifindex>` in its private `/dev`.
-public struct TapNode: Sendable, Equatable {
+package struct TapNode: Sendable, Equatable {
     /// `tap<ifindex>`.
-    public var name: String
-    public var device: dev_t
+    package var name: String
+    package var device: dev_t
 
-    public init(name: String, device: dev_t) {
+    package init(name: String, device: dev_t) {
         self.name = name
         self.device = device
     }
 
     /// The node for the macvtap `link`, from the device kvm-launch holds open as `descriptor` (the node it
     /// was opened through is already gone) and the link's ifindex (`/sys/class/net/LINK/ifindex`).
-    public static func macvtap(link: String, descriptor: Int32, sysfs: String = "/sys/class/net") throws(LibvirtBackendError) -> TapNode {
+    package static func macvtap(link: String, descriptor: Int32, sysfs: String = "/sys/class/net") throws(LibvirtBackendError) -> TapNode {
         var info = stat()
         guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFCHR else {
             throw .setup("the descriptor of \(link) is not its macvtap device (\(String(cString: strerror(errno))))")
@@ -64,17 +64,17 @@ public struct TapNode: Sendable, Equatable {
 }
 
 /// The absolute paths of the daemons, found before anything changes.
-public struct DaemonBinaries: Sendable, Equatable {
-    public var libvirtd: String
-    public var virtlogd: String
+package struct DaemonBinaries: Sendable, Equatable {
+    package var libvirtd: String
+    package var virtlogd: String
 
-    public init(libvirtd: String, virtlogd: String) {
+    package init(libvirtd: String, virtlogd: String) {
         self.libvirtd = libvirtd
         self.virtlogd = virtlogd
     }
 
     /// Looks for libvirtd and virtlogd on `PATH`, then in `fallbacks` (`/usr/sbin`, `/sbin`).
-    public static func locate(searchPath: String, fallbacks: [String] = ["/usr/sbin", "/sbin"]) throws(LibvirtBackendError) -> DaemonBinaries {
+    package static func locate(searchPath: String, fallbacks: [String] = ["/usr/sbin", "/sbin"]) throws(LibvirtBackendError) -> DaemonBinaries {
         let directories = searchPath.split(separator: ":").map(String.init) + fallbacks
         func find(_ name: String) throws(LibvirtBackendError) -> String {
             for directory in directories where access("\(directory)/\(name)", X_OK) == 0 { return "\(directory)/\(name)" }
@@ -87,16 +87,16 @@ public struct DaemonBinaries: Sendable, Equatable {
 /// virtlogd and libvirtd, started as children of kvm-launch with the private configuration and
 /// stopped by it. Also reaps every child of this process (QEMU, daemonized by libvirt, becomes
 /// kvm-launch's child as PID 1 or subreaper).
-public final class LibvirtDaemons: Sendable {
-    public let configuration: PrivateConfiguration
-    public let libvirtd: pid_t
-    public let virtlogd: pid_t
+package final class LibvirtDaemons: Sendable {
+    package let configuration: PrivateConfiguration
+    package let libvirtd: pid_t
+    package let virtlogd: pid_t
     let reaper: ChildReaper
     let logger: Logger
 
     /// Starts both daemons and waits (at most `timeout`) until libvirtd answers on its socket.
     /// A leftover of an earlier run (daemons, QEMU, state) is removed first.
-    public static func start(_ configuration: PrivateConfiguration, binaries: DaemonBinaries, taps: [TapNode],
+    package static func start(_ configuration: PrivateConfiguration, binaries: DaemonBinaries, taps: [TapNode],
                              environment: [String: String], timeout: Duration = .seconds(60), reapOrphans: Bool = true,
                              logger: Logger) async throws(LibvirtBackendError) -> (LibvirtDaemons, Connection) {
         removeLeftovers(configuration, logger: logger)
@@ -153,11 +153,11 @@ public final class LibvirtDaemons: Sendable {
     }
 
     /// True while libvirtd has not exited.
-    public var libvirtdRunning: Bool { reaper.exitStatus(of: libvirtd) == nil }
+    package var libvirtdRunning: Bool { reaper.exitStatus(of: libvirtd) == nil }
 
     /// SIGTERM to libvirtd then virtlogd, SIGKILL after 5 s each; then any QEMU libvirt left
     /// behind (from its pid files) is killed. Returns once both daemons are reaped.
-    public func stop() async {
+    package func stop() async {
         for pid in [libvirtd, virtlogd] {
             guard reaper.exitStatus(of: pid) == nil else { continue }
             kill(pid, SIGTERM)

@@ -12,16 +12,16 @@ import Glibc
 /// stop request into ACPI power-button presses (repeated), then `virDomainDestroy` after the
 /// policy's timeout, and ends when libvirt reports the domain stopped. The result is a
 /// ``SupervisionResult`` classified exactly like the direct path's (same exit statuses).
-public struct LibvirtMachine: Sendable {
-    public var definition: DomainDefinition
-    public var policy: ShutdownPolicy
+package struct LibvirtMachine: Sendable {
+    package var definition: DomainDefinition
+    package var policy: ShutdownPolicy
     /// Wire the serial console to stdin/stdout.
-    public var console: Bool
+    package var console: Bool
     /// How often the power button is pressed again while the guest has not reacted.
-    public var repeatPowerButton: Duration
-    public var logger: Logger
+    package var repeatPowerButton: Duration
+    package var logger: Logger
 
-    public init(definition: DomainDefinition, policy: ShutdownPolicy, console: Bool = true,
+    package init(definition: DomainDefinition, policy: ShutdownPolicy, console: Bool = true,
                 repeatPowerButton: Duration = .seconds(2), logger: Logger) {
         self.definition = definition
         self.policy = policy
@@ -40,7 +40,7 @@ public struct LibvirtMachine: Sendable {
 
     /// Starts the domain and supervises it until it stopped; `onStarted` runs once QEMU runs.
     /// Throws ``LibvirtBackendError/domainRejected(reason:)`` when libvirt refuses the domain.
-    public func run(connection: Connection, daemons: LibvirtDaemons, stopRequests: AsyncStream<StopRequest>,
+    package func run(connection: Connection, daemons: LibvirtDaemons, stopRequests: AsyncStream<StopRequest>,
                     onStarted: (@Sendable (Domain) -> Void)? = nil) async throws(LibvirtBackendError) -> SupervisionResult {
         let (events, sink) = AsyncStream.makeStream(of: Event.self)
         let name = definition.name

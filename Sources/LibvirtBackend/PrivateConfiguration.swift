@@ -7,55 +7,55 @@
 /// to keep its configuration and state anywhere else, and with the binds two containers (or two
 /// tests) sharing a file system never see each other's daemon, domains or pid files. Seen from
 /// outside (kvm-launch, `virsh`), the socket is `RUN/libvirt/run/libvirt-sock`.
-public struct PrivateConfiguration: Sendable, Equatable {
+package struct PrivateConfiguration: Sendable, Equatable {
     /// `RUN/libvirt`.
-    public var root: String
+    package var root: String
     /// Whether QEMU may be placed in cgroups (`LIBVIRT_CGROUPS=yes`); off by default in a container.
-    public var cgroups: Bool
+    package var cgroups: Bool
 
-    public init(runDirectory: String, cgroups: Bool = false) {
+    package init(runDirectory: String, cgroups: Bool = false) {
         root = runDirectory.hasSuffix("/") ? "\(runDirectory)libvirt" : "\(runDirectory)/libvirt"
         self.cgroups = cgroups
     }
 
     /// The directories bind-mounted into the daemons' view, as (outside, inside).
-    public var binds: [(source: String, target: String)] {
+    package var binds: [(source: String, target: String)] {
         [("\(root)/etc", "/etc/libvirt"), ("\(root)/run", "/run/libvirt"), ("\(root)/lib", "/var/lib/libvirt"),
          ("\(root)/cache", "/var/cache/libvirt"), ("\(root)/log", "/var/log/libvirt")]
     }
 
     /// Where the daemons' private `/dev` is assembled (a tmpfs in their namespace only).
-    public var deviceStage: String { "\(root)/dev" }
+    package var deviceStage: String { "\(root)/dev" }
 
     /// libvirtd's socket, seen from outside its namespace.
-    public var socketPath: String { "\(root)/run/libvirt-sock" }
+    package var socketPath: String { "\(root)/run/libvirt-sock" }
 
     /// The URI for this libvirtd (`virsh -c URI`, `LIBVIRT_DEFAULT_URI`).
-    public var uri: String { "qemu:///system?socket=\(socketPath)" }
+    package var uri: String { "qemu:///system?socket=\(socketPath)" }
 
     /// libvirtd's and virtlogd's pid files, outside view.
-    public var libvirtdPidFile: String { "\(root)/run/libvirtd.pid" }
-    public var virtlogdPidFile: String { "\(root)/run/virtlogd.pid" }
+    package var libvirtdPidFile: String { "\(root)/run/libvirtd.pid" }
+    package var virtlogdPidFile: String { "\(root)/run/virtlogd.pid" }
     /// Per-domain pid files libvirtd writes (`NAME.pid`), outside view.
-    public var qemuStateDirectory: String { "\(root)/run/qemu" }
+    package var qemuStateDirectory: String { "\(root)/run/qemu" }
     /// The daemons' stdout/stderr (only early start-up problems land here; they log to files).
-    public var libvirtdOutput: String { "\(root)/log/libvirtd.out" }
-    public var virtlogdOutput: String { "\(root)/log/virtlogd.out" }
-    public var libvirtdLog: String { "\(root)/log/libvirtd.log" }
+    package var libvirtdOutput: String { "\(root)/log/libvirtd.out" }
+    package var virtlogdOutput: String { "\(root)/log/virtlogd.out" }
+    package var libvirtdLog: String { "\(root)/log/libvirtd.log" }
     /// QEMU's own messages for domain NAME (stdout/stderr through virtlogd).
-    public func qemuLog(domain: String) -> String { "\(root)/log/qemu/\(domain).log" }
+    package func qemuLog(domain: String) -> String { "\(root)/log/qemu/\(domain).log" }
 
     /// The files written at start: (path outside, contents).
-    public var files: [(path: String, contents: String)] {
+    package var files: [(path: String, contents: String)] {
         [("\(root)/etc/libvirtd.conf", libvirtdConf), ("\(root)/etc/virtlogd.conf", virtlogdConf), ("\(root)/etc/qemu.conf", qemuConf)]
     }
 
     /// The daemons' command lines, paths as seen inside their namespace.
-    public func libvirtdArguments(binary: String) -> [String] {
+    package func libvirtdArguments(binary: String) -> [String] {
         [binary, "--config", "/etc/libvirt/libvirtd.conf", "--pid-file", "/run/libvirt/libvirtd.pid"]
     }
 
-    public func virtlogdArguments(binary: String) -> [String] {
+    package func virtlogdArguments(binary: String) -> [String] {
         [binary, "--config", "/etc/libvirt/virtlogd.conf", "--pid-file", "/run/libvirt/virtlogd.pid"]
     }
 
@@ -63,7 +63,7 @@ public struct PrivateConfiguration: Sendable, Equatable {
 
     /// A unix socket only (libvirtd is never started with --listen; TCP and TLS are off besides),
     /// root-only, no authentication beyond that; logs to a file.
-    public var libvirtdConf: String {
+    package var libvirtdConf: String {
         Self.header + """
             listen_tls = 0
             listen_tcp = 0
@@ -78,7 +78,7 @@ public struct PrivateConfiguration: Sendable, Equatable {
             """
     }
 
-    public var virtlogdConf: String {
+    package var virtlogdConf: String {
         Self.header + """
             log_outputs = "3:file:/var/log/libvirt/virtlogd.log"
 
@@ -88,7 +88,7 @@ public struct PrivateConfiguration: Sendable, Equatable {
     /// QEMU as a container needs it: no private mount namespace per domain, no cgroup controllers
     /// (unless asked), QEMU runs as root, libvirt neither changes nor remembers file owners, and no
     /// security driver (the container is the confinement).
-    public var qemuConf: String {
+    package var qemuConf: String {
         Self.header + """
             user = "root"
             group = "root"

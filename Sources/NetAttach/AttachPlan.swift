@@ -4,72 +4,72 @@ import Netlink
 import NetworkTypes
 
 /// What the DHCP server will tell the VM on one interface. Mirrors the DHCP answer, without I/O.
-public struct PlannedLease: Sendable, Equatable, Codable {
-    public var clientMAC: MACAddress
+package struct PlannedLease: Sendable, Equatable, Codable {
+    package var clientMAC: MACAddress
     /// The VM's address and prefix: yiaddr and subnet mask.
-    public var address: IPv4Interface
+    package var address: IPv4Interface
     /// The container-side address: server identifier and source of replies.
-    public var serverIdentifier: IPv4Address
+    package var serverIdentifier: IPv4Address
     /// Option 3, only when the gateway is on-link.
-    public var router: IPv4Address?
+    package var router: IPv4Address?
     /// Option 121 routes (gateway 0.0.0.0 means on-link).
-    public var staticRoutes: [RecordedRoute]
-    public var dnsServers: [IPv4Address]
-    public var domainName: String?
-    public var searchDomains: [String]
-    public var hostname: String?
-    public var mtu: Int
+    package var staticRoutes: [RecordedRoute]
+    package var dnsServers: [IPv4Address]
+    package var domainName: String?
+    package var searchDomains: [String]
+    package var hostname: String?
+    package var mtu: Int
     /// 0xFFFF_FFFF: does not expire while the container lives.
-    public var leaseSeconds: UInt32
+    package var leaseSeconds: UInt32
 }
 
 /// The plan for one container interface handed to the VM.
-public struct InterfacePlan: Sendable, Equatable, Codable {
+package struct InterfacePlan: Sendable, Equatable, Codable {
     /// The container interface.
-    public var name: String
-    public var index: Int32
-    public var mode: LaunchConfiguration.NetworkMode
+    package var name: String
+    package var index: Int32
+    package var mode: LaunchConfiguration.NetworkMode
     /// The VM's MAC: the interface's original MAC.
-    public var guestMAC: MACAddress
+    package var guestMAC: MACAddress
     /// The new random locally-administered MAC the container interface gets.
-    public var containerMAC: MACAddress
-    public var mtu: Int
+    package var containerMAC: MACAddress
+    package var mtu: Int
     /// The address moved to the VM (removed from the container interface), or nil when it has none.
-    public var guestAddress: IPv4Interface?
+    package var guestAddress: IPv4Interface?
     /// Its broadcast address on the container interface, restored with it.
-    public var guestAddressBroadcast: IPv4Address?
+    package var guestAddressBroadcast: IPv4Address?
     /// The other IPv4 addresses, which stay on the container interface.
-    public var keptAddresses: [IPv4Interface]
+    package var keptAddresses: [IPv4Interface]
     /// The default gateway through this interface, if any.
-    public var gateway: IPv4Address?
+    package var gateway: IPv4Address?
     /// Routes through the interface, recorded to be restored on teardown.
-    public var routes: [RecordedRoute]
+    package var routes: [RecordedRoute]
     /// The alias the interface had, restored on teardown.
-    public var previousAlias: String?
+    package var previousAlias: String?
     /// The link the VM's frames go through: a macvtap (macvtap mode) or a tap (bridge mode).
-    public var vmLinkName: String
+    package var vmLinkName: String
     /// Bridge mode: the bridge joining the interface and the tap.
-    public var bridgeName: String?
+    package var bridgeName: String?
     /// The container's own device toward the VM (a macvlan, or the bridge), where the DHCP server listens.
-    public var containerSideName: String
-    public var containerSideAddress: IPv4Interface
+    package var containerSideName: String
+    package var containerSideAddress: IPv4Interface
     /// nil when DHCP is off or the interface has no IPv4 address.
-    public var lease: PlannedLease?
+    package var lease: PlannedLease?
     /// The DNS relay on ``containerSideAddress`` when the container's resolvers are on its loopback
     /// (and the VM gets a lease that names it); nil otherwise.
-    public var dnsRelay: PlannedDNSRelay? = nil
+    package var dnsRelay: PlannedDNSRelay? = nil
     /// The global IPv6 addresses moved to the VM and what its Router Advertisements and DHCPv6
     /// answers say; nil when the interface has no global IPv6 address.
-    public var ipv6: PlannedIPv6? = nil
+    package var ipv6: PlannedIPv6? = nil
     /// The container interface's link-local address from the original MAC, swapped for one from
     /// ``containerMAC`` while the VM runs (the VM makes the original itself); nil when it has none.
-    public var linkLocalSwap: LinkLocalSwap? = nil
+    package var linkLocalSwap: LinkLocalSwap? = nil
     /// Queue pairs of the VM's NIC (`VM_NET_QUEUES`): the macvtap or tap is opened once per queue
     /// (`IFF_MULTI_QUEUE` above 1), and vhost-net once per queue.
-    public var queues: Int = 1
+    package var queues: Int = 1
 
     /// The identity written into the interface's alias before anything else changes.
-    public var identity: RecordedIdentity {
+    package var identity: RecordedIdentity {
         RecordedIdentity(mac: guestMAC, address: guestAddress, broadcast: guestAddressBroadcast, routes: routes, previousAlias: previousAlias,
                          secondaries: guestAddress.map { guest in
                              keptAddresses.filter { $0.prefixLength == guest.prefixLength && guest.contains($0.address) }
@@ -82,34 +82,34 @@ public struct InterfacePlan: Sendable, Equatable, Codable {
 /// IPv6 on one interface: the container's global addresses that move to the VM (removed from the
 /// interface while it runs, restored at teardown) and, when DHCP is on, what the embedded Router
 /// Advertisement sender and DHCPv6 server (Sources/IPv6Server) tell the VM.
-public struct PlannedIPv6: Sendable, Equatable, Codable {
+package struct PlannedIPv6: Sendable, Equatable, Codable {
     /// In the order the interface had them.
-    public var movedAddresses: [IPv6Interface]
+    package var movedAddresses: [IPv6Interface]
     /// Their flags (`nodad`, …), in the same order, restored with them.
-    public var movedFlags: [UInt32]
+    package var movedFlags: [UInt32]
     /// Served by Router Advertisements and DHCPv6 (DHCP on); false: the addresses still move, the VM configures them itself.
-    public var served: Bool
+    package var served: Bool
     /// The Router Advertisements' source: the link-local IPv6 gateway; nil: no IPv6 default route for the VM.
-    public var router: IPv6Address?
+    package var router: IPv6Address?
     /// The container's IPv6 default gateway as its route names it (global or link-local); nil: none.
     /// cloud-init's static configuration can use a global one directly when ``router`` is unknown.
-    public var gateway: IPv6Address? = nil
+    package var gateway: IPv6Address? = nil
     /// DHCPv6 option 23.
-    public var dnsServers: [IPv6Address]
+    package var dnsServers: [IPv6Address]
     /// DHCPv6 option 24.
-    public var searchDomains: [String]
+    package var searchDomains: [String]
     /// The RA's MTU option.
-    public var mtu: Int?
+    package var mtu: Int?
 
     /// The responder's lease for the VM with `clientMAC`.
-    public func lease(clientMAC: MACAddress) -> IPv6Lease {
+    package func lease(clientMAC: MACAddress) -> IPv6Lease {
         IPv6Lease(clientMAC: clientMAC, addresses: movedAddresses, dnsServers: dnsServers, searchDomains: searchDomains, router: router, mtu: mtu)
     }
 }
 
 extension InterfacePlan {
     /// The IPv6 lease the responder serves on ``containerSideName``; nil when none is served.
-    public var ipv6Lease: IPv6Lease? {
+    package var ipv6Lease: IPv6Lease? {
         guard let ipv6, ipv6.served else { return nil }
         return ipv6.lease(clientMAC: guestMAC)
     }
@@ -117,28 +117,28 @@ extension InterfacePlan {
 
 /// A DNS relay for one interface: the VM asks `listenAddress` (the container-side address, named
 /// in the lease's DNS list), the relay asks the container's loopback resolvers.
-public struct PlannedDNSRelay: Sendable, Equatable, Codable {
-    public var listenAddress: IPv4Address
+package struct PlannedDNSRelay: Sendable, Equatable, Codable {
+    package var listenAddress: IPv4Address
     /// The container's loopback resolvers, in resolv.conf order.
-    public var upstreams: [IPv4Address]
+    package var upstreams: [IPv4Address]
     /// The VM's addresses on this interface: the only sources answered.
-    public var clients: [IPv4Address]
+    package var clients: [IPv4Address]
 }
 
 /// Everything the attach step will do, computed without touching anything.
-public struct AttachPlan: Sendable, Equatable, Codable {
+package struct AttachPlan: Sendable, Equatable, Codable {
     /// In the VM's NIC order.
-    public var interfaces: [InterfacePlan]
+    package var interfaces: [InterfacePlan]
     /// Things the user should know (loopback name servers left out, SELECTED_NETWORK unmatched, …).
-    public var warnings: [String]
+    package var warnings: [String]
 }
 
 /// Why no plan could be made.
-public enum PlanError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum PlanError: Error, Sendable, Equatable, CustomStringConvertible {
     case noMAC(interface: String)
     case noRoomForNames(interface: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .noMAC(let name):
             return "cannot attach \(name): it has no Ethernet MAC address (only Ethernet-like links can be given to the VM); leave it out of ATTACH_IFACES"
@@ -150,17 +150,17 @@ public enum PlanError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Computes the ``AttachPlan``: pure, from the inventory, the configuration and the container's
 /// resolver settings.
-public struct AttachPlanner {
-    public var configuration: LaunchConfiguration
+package struct AttachPlanner {
+    package var configuration: LaunchConfiguration
     /// The container's resolv.conf, parsed.
-    public var resolver: ResolverConfiguration
+    package var resolver: ResolverConfiguration
     /// The container's host name, the VM's default.
-    public var hostname: String?
+    package var hostname: String?
     /// Global IPv6 gateways' link-local addresses learned on the link, by interface index (see
     /// ``IPv6LeasePlan/gatewayQuestions(selected:planned:current:)``); empty: none learned.
-    public var ipv6Gateways: [Int32: IPv6GatewayAnswer] = [:]
+    package var ipv6Gateways: [Int32: IPv6GatewayAnswer] = [:]
 
-    public init(configuration: LaunchConfiguration, resolver: ResolverConfiguration, hostname: String?) {
+    package init(configuration: LaunchConfiguration, resolver: ResolverConfiguration, hostname: String?) {
         self.configuration = configuration
         self.resolver = resolver
         self.hostname = hostname
@@ -170,7 +170,7 @@ public struct AttachPlanner {
     ///
     /// `inventory` must be clean: a namespace left behind by a killed launcher is first restored
     /// (see ``Attacher/recover(_:)``), so that a recorded identity and a fresh one plan alike.
-    public func plan<G: RandomNumberGenerator>(selected: [LinkRecord], inventory: Inventory, using generator: inout G) throws(PlanError) -> AttachPlan {
+    package func plan<G: RandomNumberGenerator>(selected: [LinkRecord], inventory: Inventory, using generator: inout G) throws(PlanError) -> AttachPlan {
         var warnings: [String] = []
         var plans: [InterfacePlan] = []
         for link in selected {
@@ -321,7 +321,7 @@ import DHCPServer
 
 extension PlannedLease {
     /// The answer the DHCP server gives, as its own type.
-    public var dhcpLease: DHCPLease {
+    package var dhcpLease: DHCPLease {
         DHCPLease(clientMAC: clientMAC, address: address, serverIdentifier: serverIdentifier, router: router,
                   staticRoutes: staticRoutes.map { DHCPStaticRoute(destination: $0.destination, gateway: $0.gateway ?? IPv4Address(0)) },
                   dnsServers: dnsServers, domainName: domainName, searchDomains: searchDomains,
@@ -333,7 +333,7 @@ import DNSRelay
 
 extension PlannedDNSRelay {
     /// The relay's own configuration (port 53, default limits).
-    public var relayConfiguration: DNSRelayConfiguration {
+    package var relayConfiguration: DNSRelayConfiguration {
         DNSRelayConfiguration(listenAddress: listenAddress, upstreams: upstreams, clients: clients)
     }
 }

@@ -8,7 +8,7 @@ import SystemPackage
 /// The list for an interface is a value (``Attacher/steps(for:)``): the attacher executes it,
 /// `--dry-run --json` shows it, and fault-injection tests count it. Each completed step has
 /// recorded its undo before the next one starts.
-public enum AttachStep: Sendable, Equatable, Hashable, CustomStringConvertible {
+package enum AttachStep: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// Write the interface's ``RecordedIdentity`` into its alias, before anything else changes.
     case recordIdentity(interface: String)
     /// Remove the VM's address from the interface (the kernel takes routes that need it along).
@@ -37,7 +37,7 @@ public enum AttachStep: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// Bridge mode: mark the tap, set its MTU, make it a port of the bridge and bring it up.
     case addTapToBridge(tap: String, bridge: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .recordIdentity(let interface): "record the original identity of \(interface) in its alias"
         case .moveAddressOff(let address, let interface): "move \(address) off \(interface)"
@@ -57,7 +57,7 @@ public enum AttachStep: Sendable, Equatable, Hashable, CustomStringConvertible {
 }
 
 /// Why a step (or an undo) failed: the typed error underneath, rendered only when printed.
-public enum AttachCause: Error, Sendable, Equatable, CustomStringConvertible {
+package enum AttachCause: Error, Sendable, Equatable, CustomStringConvertible {
     /// The kernel (or libnl) refused a netlink request; carries the errno.
     case netlink(NetlinkError)
     /// A TAP device or macvtap node could not be made, opened or closed; carries the errno.
@@ -65,7 +65,7 @@ public enum AttachCause: Error, Sendable, Equatable, CustomStringConvertible {
     /// A link created a moment ago is not there.
     case vanished(link: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .netlink(let error): error.description
         case .device(let error): error.description
@@ -75,13 +75,13 @@ public enum AttachCause: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 extension TapDevices.Error: Equatable {
-    public static func == (lhs: TapDevices.Error, rhs: TapDevices.Error) -> Bool {
+    package static func == (lhs: TapDevices.Error, rhs: TapDevices.Error) -> Bool {
         lhs.operation == rhs.operation && lhs.errno == rhs.errno
     }
 }
 
 /// One step of the undo journal: what puts back something the attach step changed.
-public enum UndoStep: Sendable, CustomStringConvertible {
+package enum UndoStep: Sendable, CustomStringConvertible {
     case restoreAlias(index: Int32, alias: String?)
     case restoreMAC(index: Int32, mac: MACAddress)
     /// Re-add the address, then the routes the kernel took with it (in dependency order). Its
@@ -94,7 +94,7 @@ public enum UndoStep: Sendable, CustomStringConvertible {
     case releaseFromBridge(index: Int32)
     case closeDescriptor(FileDescriptor, nodePath: String?)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .restoreAlias(let index, _): return "restore the alias of link #\(index)"
         case .restoreMAC(let index, let mac): return "restore MAC \(mac) on link #\(index)"
@@ -108,48 +108,48 @@ public enum UndoStep: Sendable, CustomStringConvertible {
 }
 
 /// Something that could not be put back: what, and why.
-public struct UndoProblem: Error, Sendable, Equatable, CustomStringConvertible {
+package struct UndoProblem: Error, Sendable, Equatable, CustomStringConvertible {
     /// What was being put back, e.g. "restore MAC 02:… on link #5" or "add route default via 169.254.1.1".
-    public var what: String
-    public var cause: AttachCause
-    public var description: String { "\(what): \(cause)" }
+    package var what: String
+    package var cause: AttachCause
+    package var description: String { "\(what): \(cause)" }
 
     /// "every change was undone" for no problems, else "undoing failed: …" listing each.
-    public static func summary(_ problems: [UndoProblem], clean: String = "every change was undone") -> String {
+    package static func summary(_ problems: [UndoProblem], clean: String = "every change was undone") -> String {
         problems.isEmpty ? clean : "undoing failed: \(problems.map(\.description).joined(separator: "; "))"
     }
 }
 
 /// What the VM gets for one interface once it is attached.
-public struct Attachment: Sendable {
-    public var plan: InterfacePlan
+package struct Attachment: Sendable {
+    package var plan: InterfacePlan
     /// The macvtap device node or the tap, opened read-write once per queue (``InterfacePlan/queues``):
     /// QEMU's `-netdev tap,fd=` (one queue) or `fds=` (several).
-    public var descriptors: [FileDescriptor]
+    package var descriptors: [FileDescriptor]
     /// `/dev/vhost-net` once per queue, when it opened; empty otherwise.
-    public var vhostDescriptors: [FileDescriptor]
+    package var vhostDescriptors: [FileDescriptor]
 
-    public init(plan: InterfacePlan, descriptors: [FileDescriptor], vhostDescriptors: [FileDescriptor]) {
+    package init(plan: InterfacePlan, descriptors: [FileDescriptor], vhostDescriptors: [FileDescriptor]) {
         self.plan = plan
         self.descriptors = descriptors
         self.vhostDescriptors = vhostDescriptors
     }
 
     /// The first queue's descriptor (the only one with a single queue).
-    public var descriptor: FileDescriptor { descriptors[0] }
+    package var descriptor: FileDescriptor { descriptors[0] }
     /// The first queue's `/dev/vhost-net`, when it opened.
-    public var vhostDescriptor: FileDescriptor? { vhostDescriptors.first }
+    package var vhostDescriptor: FileDescriptor? { vhostDescriptors.first }
 }
 
 /// Attaching one interface failed; everything already done was undone (or ``rollbackProblems`` says what not).
-public struct AttachError: Error, Sendable, CustomStringConvertible {
-    public var interface: String
-    public var step: AttachStep
-    public var cause: AttachCause
+package struct AttachError: Error, Sendable, CustomStringConvertible {
+    package var interface: String
+    package var step: AttachStep
+    package var cause: AttachCause
     /// Undo steps that failed in turn (empty when the container is as it was).
-    public var rollbackProblems: [UndoProblem]
+    package var rollbackProblems: [UndoProblem]
 
-    public var description: String {
+    package var description: String {
         "cannot attach \(interface): \(step) failed: \(cause) (\(UndoProblem.summary(rollbackProblems)))"
     }
 }
@@ -158,20 +158,20 @@ public struct AttachError: Error, Sendable, CustomStringConvertible {
 /// change, so a failure part-way or the end of the VM puts the container back as it was.
 ///
 /// Not thread-safe: one attacher per launch, used from one task.
-public final class Attacher {
+package final class Attacher {
     let netlink: any NetlinkOperations
     let devices: any TapDeviceOperations
     let logger: Logger
     /// Where private macvtap device nodes are made, opened and removed at once: this launcher's
     /// own run directory (`/run/kvm-launch/vm-…`), which the caller creates. Nothing else in it, or
     /// anywhere else, is cleaned up: another container may share `/run`.
-    public let nodeDirectory: String
+    package let nodeDirectory: String
     /// Called after every completed step with its number (1-based); fault injection for tests.
     let afterStep: ((Int) -> Void)?
     private(set) var journal: [UndoStep] = []
     private var stepCount = 0
 
-    public init(netlink: any NetlinkOperations, devices: any TapDeviceOperations = SystemTapDevices(),
+    package init(netlink: any NetlinkOperations, devices: any TapDeviceOperations = SystemTapDevices(),
                 nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
         self.netlink = netlink
         self.devices = devices
@@ -181,14 +181,14 @@ public final class Attacher {
     }
 
     /// The attacher on a real socket and the real TAP devices.
-    public convenience init(socket: NetlinkSocket, nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
+    package convenience init(socket: NetlinkSocket, nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
         self.init(netlink: socket, devices: SystemTapDevices(), nodeDirectory: nodeDirectory, logger: logger, afterStep: afterStep)
     }
 
     // MARK: - Steps as values
 
     /// The steps attaching one interface takes, in order.
-    public static func steps(for plan: InterfacePlan) -> [AttachStep] {
+    package static func steps(for plan: InterfacePlan) -> [AttachStep] {
         var steps: [AttachStep] = [.recordIdentity(interface: plan.name)]
         if let address = plan.guestAddress { steps.append(.moveAddressOff(address, interface: plan.name)) }
         if let ipv6 = plan.ipv6, !ipv6.movedAddresses.isEmpty { steps.append(.moveIPv6AddressesOff(ipv6.movedAddresses, interface: plan.name)) }
@@ -216,7 +216,7 @@ public final class Attacher {
     }
 
     /// Every step of a whole plan, interfaces in NIC order: what `KVM_LAUNCH_TEST_KILL_AFTER_STEP` counts.
-    public static func steps(for plan: AttachPlan) -> [AttachStep] {
+    package static func steps(for plan: AttachPlan) -> [AttachStep] {
         plan.interfaces.flatMap { steps(for: $0) }
     }
 
@@ -225,7 +225,7 @@ public final class Attacher {
     /// Puts back what a killed launcher left in this namespace (see ``RecoveryPlan``). Returns the
     /// names of restored interfaces; throws every problem at once after trying every step.
     @discardableResult
-    public func recover(_ inventory: Inventory) throws(RecoveryError) -> [String] {
+    package func recover(_ inventory: Inventory) throws(RecoveryError) -> [String] {
         try recover(RecoveryPlan(inventory))
     }
 
@@ -233,7 +233,7 @@ public final class Attacher {
     /// already gone or an address or route already there counts as done. Stale device nodes in
     /// ``nodeDirectory`` are removed too.
     @discardableResult
-    public func recover(_ plan: RecoveryPlan) throws(RecoveryError) -> [String] {
+    package func recover(_ plan: RecoveryPlan) throws(RecoveryError) -> [String] {
         var problems: [UndoProblem] = []
         for step in plan.steps {
             do {
@@ -275,7 +275,7 @@ public final class Attacher {
 
     /// Attaches every planned interface, in order. All or nothing: on failure every change made so
     /// far is undone and the error names the interface, the step and the cause.
-    public func apply(_ plan: AttachPlan) throws(AttachError) -> [Attachment] {
+    package func apply(_ plan: AttachPlan) throws(AttachError) -> [Attachment] {
         var attachments: [Attachment] = []
         for interface in plan.interfaces {
             do {
@@ -295,7 +295,7 @@ public final class Attacher {
     /// kvm-launch's links go first, all in one request (their link group): one kernel grace period
     /// instead of one per link. A link that is not in the group yet (the attach failed right after
     /// creating it) is deleted by its own step, which finds the others gone.
-    public func teardown() -> [UndoProblem] {
+    package func teardown() -> [UndoProblem] {
         let started = ContinuousClock.now
         let steps = journal.count
         var problems: [UndoProblem] = []
@@ -517,9 +517,9 @@ public final class Attacher {
 }
 
 /// Every step of a recovery was tried; these failed.
-public struct RecoveryError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var problems: [UndoProblem]
-    public var description: String {
+package struct RecoveryError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var problems: [UndoProblem]
+    package var description: String {
         "cannot restore what an earlier run left in this namespace: \(problems.map(\.description).joined(separator: "; ")); fix these by hand (ip link/addr/route) or delete the pod so it gets a fresh network namespace"
     }
 }

@@ -5,20 +5,20 @@
 /// is exactly one teardown path; nothing between the attach and the teardown can skip it.
 extension Attacher {
     /// What a scope that ran to the end produced, and what its teardown could not undo.
-    public struct ScopeResult<Value> {
-        public var value: Value
+    package struct ScopeResult<Value> {
+        package var value: Value
         /// Undo steps that failed (empty when the container is as it was).
-        public var teardownProblems: [UndoProblem]
+        package var teardownProblems: [UndoProblem]
     }
 
     /// `body` failed; the journal was undone afterwards.
-    public struct ScopeFailure: Error, CustomStringConvertible {
+    package struct ScopeFailure: Error, CustomStringConvertible {
         /// What `body` threw, as thrown.
-        public var cause: any Error
+        package var cause: any Error
         /// Undo steps that failed (empty when the container is as it was).
-        public var teardownProblems: [UndoProblem]
+        package var teardownProblems: [UndoProblem]
 
-        public var description: String {
+        package var description: String {
             "\(cause) (\(UndoProblem.summary(teardownProblems, clean: "the container's network is restored")))"
         }
     }
@@ -27,7 +27,7 @@ extension Attacher {
     ///
     /// - Throws: ``AttachError`` when the attach itself failed (already rolled back);
     ///   ``ScopeFailure`` when `body` threw (torn down afterwards).
-    public func withAttachment<Value>(
+    package func withAttachment<Value>(
         _ plan: AttachPlan,
         _ body: ([Attachment]) async throws -> Value
     ) async throws -> ScopeResult<Value> {

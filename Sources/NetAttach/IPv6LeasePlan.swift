@@ -3,12 +3,12 @@ import Netlink
 import NetworkTypes
 
 /// What the VM gets over IPv6 on one interface, and which container addresses move to it. Pure.
-public struct IPv6LeasePlan: Sendable, Equatable {
+package struct IPv6LeasePlan: Sendable, Equatable {
     /// nil when the interface has no global IPv6 address (the VM gets no RA/DHCPv6 there).
-    public var lease: IPv6Lease?
+    package var lease: IPv6Lease?
     /// The container's IPv6 addresses that move to the VM (removed while it runs, restored after).
-    public var movedAddresses: [AddressRecord]
-    public var warnings: [String]
+    package var movedAddresses: [AddressRecord]
+    package var warnings: [String]
 
     /// Plans one interface from the inventory.
     ///
@@ -18,7 +18,7 @@ public struct IPv6LeasePlan: Sendable, Equatable {
     ///   (Calico); when it is global (Docker) the gateway's link-local address must be given as
     ///   `gateway` (learned on the link, see ``gatewayQuestions(selected:planned:current:)``), else
     ///   the VM gets prefixes but no default route, and a warning says so (with the answer's reason).
-    public static func plan(
+    package static func plan(
         link: LinkRecord, guestMAC: MACAddress, inventory: Inventory, selected: IPv6Interface?,
         dnsServers: [IPv6Address], searchDomains: [String], gateway answer: IPv6GatewayAnswer? = nil
     ) -> IPv6LeasePlan {
@@ -73,7 +73,7 @@ extension IPv6LeasePlan {
     ///   - planned: the inventory the plan is made from (a killed launcher's leftovers restored).
     ///   - current: the namespace as it is now, where the probe asks from: the link's link-local
     ///     address there (nil when it has none).
-    public static func gatewayQuestions(selected: [LinkRecord], planned: Inventory, current: Inventory) -> [IPv6GatewayQuestion] {
+    package static func gatewayQuestions(selected: [LinkRecord], planned: Inventory, current: Inventory) -> [IPv6GatewayQuestion] {
         selected.compactMap { link in
             guard let gateway = defaultGateway(of: link, in: planned), gateway.isGlobalUnicast,
                   planned.addresses(on: link.index).contains(where: { $0.family == .inet6 && $0.address.ipv6?.isGlobalUnicast == true })
@@ -87,15 +87,15 @@ extension IPv6LeasePlan {
 }
 
 /// A global IPv6 gateway whose link-local address is to be learned on `interfaceName`'s link.
-public struct IPv6GatewayQuestion: Sendable, Equatable {
-    public var interfaceIndex: Int32
-    public var interfaceName: String
+package struct IPv6GatewayQuestion: Sendable, Equatable {
+    package var interfaceIndex: Int32
+    package var interfaceName: String
     /// The global gateway address of the default route.
-    public var gateway: IPv6Address
+    package var gateway: IPv6Address
     /// The probe's source: the link's own link-local address now (nil: none).
-    public var localLinkLocal: IPv6Address?
+    package var localLinkLocal: IPv6Address?
 
-    public init(interfaceIndex: Int32, interfaceName: String, gateway: IPv6Address, localLinkLocal: IPv6Address?) {
+    package init(interfaceIndex: Int32, interfaceName: String, gateway: IPv6Address, localLinkLocal: IPv6Address?) {
         self.interfaceIndex = interfaceIndex
         self.interfaceName = interfaceName
         self.gateway = gateway
@@ -104,7 +104,7 @@ public struct IPv6GatewayQuestion: Sendable, Equatable {
 }
 
 /// What was learned about a global IPv6 gateway, per interface, for ``AttachPlanner``.
-public enum IPv6GatewayAnswer: Sendable, Equatable {
+package enum IPv6GatewayAnswer: Sendable, Equatable {
     /// Its link-local address on the link: the Router Advertisements' source, the VM's next hop.
     case learned(IPv6Address)
     /// Unknown, and why (said in the plan's warning).
@@ -115,16 +115,16 @@ public enum IPv6GatewayAnswer: Sendable, Equatable {
 /// address made from the original MAC (the VM makes the same one: a duplicate on the link). The
 /// kernel does not renew it when the MAC changes, so the attach removes it and adds the one made
 /// from the new MAC; teardown does the reverse. Pure: which records to remove and add.
-public struct LinkLocalSwap: Sendable, Equatable, Codable {
+package struct LinkLocalSwap: Sendable, Equatable, Codable {
     /// The container's link-local addresses made from the original MAC (removed at attach, restored at teardown).
-    public var original: [AddressRecord]
+    package var original: [AddressRecord]
     /// fe80::EUI-64(new MAC)/64 (added at attach, removed at teardown); nil when nothing is swapped.
-    public var replacement: AddressRecord?
+    package var replacement: AddressRecord?
 
     /// The swap for `link` in `inventory` when its MAC becomes `newMAC`; empty when the link has no
     /// link-local address from its current MAC (IPv6 off, or stable-privacy addresses, which do not
     /// collide with the VM's EUI-64 one).
-    public static func plan(link: LinkRecord, newMAC: MACAddress, inventory: Inventory) -> LinkLocalSwap {
+    package static func plan(link: LinkRecord, newMAC: MACAddress, inventory: Inventory) -> LinkLocalSwap {
         guard let mac = link.mac else { return LinkLocalSwap(original: [], replacement: nil) }
         let fromMAC = IPv6Address.linkLocal(eui64: mac)
         let original = inventory.addresses(on: link.index).filter {

@@ -2,25 +2,25 @@ import Foundation
 import Netlink
 
 /// One row of `kvm-launch --list-ifaces`: a link, its addresses and the selection verdict.
-public struct InterfaceListingRow: Sendable, Equatable, Codable {
-    public var name: String
-    public var index: Int32
-    public var kind: String
+package struct InterfaceListingRow: Sendable, Equatable, Codable {
+    package var name: String
+    package var index: Int32
+    package var kind: String
     /// Lower-case colon form, or empty when the link has no MAC.
-    public var mac: String
-    public var mtu: Int
-    public var up: Bool
+    package var mac: String
+    package var mtu: Int
+    package var up: Bool
     /// `ADDR/PREFIX`, IPv4 first.
-    public var addresses: [String]
-    public var attach: Bool
+    package var addresses: [String]
+    package var attach: Bool
     /// Empty when attached.
-    public var reason: String
+    package var reason: String
     /// Position in the VM's NIC order (0 = first NIC), when attached.
-    public var nic: Int?
+    package var nic: Int?
     /// Attached without an IPv4 address: the VM gets the MAC, the link and its MTU, but no DHCP answer.
-    public var linkOnly: Bool
+    package var linkOnly: Bool
 
-    public init(decision: InterfaceDecision, inventory: Inventory) {
+    package init(decision: InterfaceDecision, inventory: Inventory) {
         let link = decision.link
         name = link.name
         index = link.index
@@ -37,13 +37,13 @@ public struct InterfaceListingRow: Sendable, Equatable, Codable {
 }
 
 /// Renders the listing as JSON (for tools) or as an aligned table (for people).
-public enum InterfaceListing {
-    public static func rows(_ decisions: [InterfaceDecision], inventory: Inventory) -> [InterfaceListingRow] {
+package enum InterfaceListing {
+    package static func rows(_ decisions: [InterfaceDecision], inventory: Inventory) -> [InterfaceListingRow] {
         decisions.map { InterfaceListingRow(decision: $0, inventory: inventory) }
     }
 
     /// A JSON array, one object per link, keys sorted.
-    public static func json(_ rows: [InterfaceListingRow]) -> String {
+    package static func json(_ rows: [InterfaceListingRow]) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(rows)) ?? Data("[]".utf8)
@@ -51,7 +51,7 @@ public enum InterfaceListing {
     }
 
     /// A table with one line per link; extra addresses continue on their own lines.
-    public static func table(_ rows: [InterfaceListingRow]) -> String {
+    package static func table(_ rows: [InterfaceListingRow]) -> String {
         let header = ["IDX", "NAME", "KIND", "MAC", "MTU", "STATE", "ADDRESSES", "ATTACH"]
         var lines: [[String]] = [header]
         for row in rows {

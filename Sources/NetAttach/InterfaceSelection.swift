@@ -2,7 +2,7 @@ import LaunchConfiguration
 import Netlink
 
 /// Why a link is not handed to the VM.
-public enum ExclusionReason: String, Sendable, Equatable, Codable, CustomStringConvertible {
+package enum ExclusionReason: String, Sendable, Equatable, Codable, CustomStringConvertible {
     case loopback = "loopback"
     case bridge = "bridge"
     case bridgePort = "bridge port"
@@ -13,24 +13,24 @@ public enum ExclusionReason: String, Sendable, Equatable, Codable, CustomStringC
     case notEthernet = "not Ethernet"
     case noSelection = "AUTO_ATTACH not set"
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }
 
 /// The verdict on one link.
-public struct InterfaceDecision: Sendable, Equatable {
-    public var link: LinkRecord
+package struct InterfaceDecision: Sendable, Equatable {
+    package var link: LinkRecord
     /// Position in the VM's NIC order, when attached.
-    public var order: Int?
-    public var reason: ExclusionReason?
-    public var attach: Bool { reason == nil }
+    package var order: Int?
+    package var reason: ExclusionReason?
+    package var attach: Bool { reason == nil }
 }
 
 /// A selection that names something that cannot be attached.
-public enum SelectionError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum SelectionError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownInterface(name: String, existing: [String])
     case cannotAttach(name: String, reason: ExclusionReason)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unknownInterface(let name, let existing):
             return "ATTACH_IFACES names \(name), but this container has no such interface; it has: \(existing.joined(separator: ", "))"
@@ -47,14 +47,14 @@ public enum SelectionError: Error, Sendable, Equatable, CustomStringConvertible 
 }
 
 /// Applies the `AUTO_ATTACH` / `ATTACH_IFACES` rules to an inventory. Pure.
-public enum InterfaceSelection {
+package enum InterfaceSelection {
     /// A verdict for every link of the inventory, in the inventory's (index) order.
     ///
     /// With `.automatic`, the attached links get NIC positions in natural name order (see
     /// ``precedesInNICOrder(_:_:)``), never by index: podman may create `eth1` before `eth0`.
     /// With `.named`, in the given order. `nil` (no `AUTO_ATTACH`) attaches nothing and says so,
     /// which is what listing needs.
-    public static func decide(_ inventory: Inventory, selection: LaunchConfiguration.Selection?) throws(SelectionError) -> [InterfaceDecision] {
+    package static func decide(_ inventory: Inventory, selection: LaunchConfiguration.Selection?) throws(SelectionError) -> [InterfaceDecision] {
         switch selection {
         case nil:
             return inventory.links.map { InterfaceDecision(link: $0, reason: automaticExclusion($0, in: inventory) ?? .noSelection) }
@@ -85,7 +85,7 @@ public enum InterfaceSelection {
     }
 
     /// The attached links in the VM's NIC order.
-    public static func selected(_ decisions: [InterfaceDecision]) -> [LinkRecord] {
+    package static func selected(_ decisions: [InterfaceDecision]) -> [LinkRecord] {
         decisions.filter(\.attach).sorted { ($0.order ?? 0) < ($1.order ?? 0) }.map(\.link)
     }
 
@@ -93,7 +93,7 @@ public enum InterfaceSelection {
     /// `eth10`), then every other name in natural order: text compared character by character,
     /// runs of digits by their value (`net1`, `net2`, …, `net10`). Ties (`eth01` and `eth1`) fall
     /// back to plain byte order, so the order is total.
-    public static func precedesInNICOrder(_ left: String, _ right: String) -> Bool {
+    package static func precedesInNICOrder(_ left: String, _ right: String) -> Bool {
         let leftEth = ethernetNumber(left), rightEth = ethernetNumber(right)
         if (leftEth == nil) != (rightEth == nil) { return leftEth != nil }
         let order = naturalOrder(left, right)
@@ -101,7 +101,7 @@ public enum InterfaceSelection {
     }
 
     /// What the rule says, for `--list-ifaces` and the README.
-    public static let nicOrderRule = "AUTO_ATTACH=yes orders NICs by name: eth0, eth1, …, eth10, then other names in natural order (net1, net2, …); ATTACH_IFACES keeps the order it is given"
+    package static let nicOrderRule = "AUTO_ATTACH=yes orders NICs by name: eth0, eth1, …, eth10, then other names in natural order (net1, net2, …); ATTACH_IFACES keeps the order it is given"
 
     /// N of a name `eth` + digits only.
     static func ethernetNumber(_ name: String) -> Substring? {

@@ -11,33 +11,33 @@ import Netlink
 /// - a taken-over interface carries its ``RecordedIdentity`` in its alias, written before anything
 ///   else is created for it, and the links made for it are named `kltapN`, `klsrvN`, `klbrN` after
 ///   its index N — so a link killed between its creation and its alias is still recognised.
-public enum LinkMarker {
+package enum LinkMarker {
     /// Every alias kvm-launch writes starts with this.
-    public static let prefix = "kvm-launch:"
+    package static let prefix = "kvm-launch:"
     /// The alias of a link kvm-launch created (macvtap, macvlan, bridge, tap), exactly.
-    public static let createdAlias = "kvm-launch:created"
+    package static let createdAlias = "kvm-launch:created"
     /// The VM's link (macvtap or tap) and its private device node: `kltapN`.
-    public static let tapNamePrefix = "kltap"
+    package static let tapNamePrefix = "kltap"
     /// The container-side macvlan: `klsrvN`.
-    public static let containerSideNamePrefix = "klsrv"
+    package static let containerSideNamePrefix = "klsrv"
     /// The bridge in bridge mode: `klbrN`.
-    public static let bridgeNamePrefix = "klbr"
+    package static let bridgeNamePrefix = "klbr"
     /// The link group (`IFLA_GROUP`) of every link kvm-launch creates, so the teardown deletes them
     /// all with one request ("kl" in ASCII, far from the small numbers operators give groups).
-    public static let linkGroup: UInt32 = 0x6B6C
+    package static let linkGroup: UInt32 = 0x6B6C
     /// Name prefixes of created links; the interface index of the container interface follows.
-    public static let namePrefixes = [tapNamePrefix, containerSideNamePrefix, bridgeNamePrefix]
+    package static let namePrefixes = [tapNamePrefix, containerSideNamePrefix, bridgeNamePrefix]
 
     /// The VM's link for the interface with index `index`.
-    public static func tapName(for index: Int32) -> String { "\(tapNamePrefix)\(index)" }
+    package static func tapName(for index: Int32) -> String { "\(tapNamePrefix)\(index)" }
     /// The container-side macvlan for the interface with index `index`.
-    public static func containerSideName(for index: Int32) -> String { "\(containerSideNamePrefix)\(index)" }
+    package static func containerSideName(for index: Int32) -> String { "\(containerSideNamePrefix)\(index)" }
     /// The bridge for the interface with index `index`.
-    public static func bridgeName(for index: Int32) -> String { "\(bridgeNamePrefix)\(index)" }
+    package static func bridgeName(for index: Int32) -> String { "\(bridgeNamePrefix)\(index)" }
 
     /// Whether kvm-launch created this link: by its exact alias, or by its name when the interface
     /// it was made for has a recorded identity.
-    public static func isCreated(_ link: LinkRecord, in inventory: Inventory) -> Bool {
+    package static func isCreated(_ link: LinkRecord, in inventory: Inventory) -> Bool {
         if link.alias == createdAlias { return true }
         guard let owner = ownerIndex(ofName: link.name), let interface = inventory.link(index: owner) else { return false }
         return RecordedIdentity.isRecorded(interface.alias)

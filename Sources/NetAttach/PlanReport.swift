@@ -3,9 +3,9 @@ import Foundation
 /// Renders an ``AttachPlan`` for `kvm-launch --dry-run`: what recovery restores first (when an
 /// earlier run left state behind), then per interface the mode, MACs, the VM's address, gateway,
 /// routes, DNS, MTU and the attach steps.
-public enum PlanReport {
+package enum PlanReport {
     /// Human-readable text: the recovery steps, then one block per interface.
-    public static func text(_ plan: AttachPlan, recovery: RecoveryPlan? = nil) -> String {
+    package static func text(_ plan: AttachPlan, recovery: RecoveryPlan? = nil) -> String {
         var lines: [String] = []
         if let recovery, !recovery.isEmpty {
             lines.append("recovery: an earlier run left state in this namespace; first:")
@@ -58,7 +58,7 @@ public enum PlanReport {
     /// across interfaces), `attachStepCount` (their total), and `recovery` (the restore steps, empty
     /// for a clean namespace), and `libvirtDomainXML` with `VM_BACKEND=libvirt`.
     /// - Parameter cloudInit: the seed's redacted summary and network-config lines, when there is a seed.
-    public static func json(_ plan: AttachPlan, qemuArguments: [String]? = nil, recovery: RecoveryPlan? = nil,
+    package static func json(_ plan: AttachPlan, qemuArguments: [String]? = nil, recovery: RecoveryPlan? = nil,
                             libvirtDomainXML: String? = nil, cloudInit: [String]? = nil) -> String {
         struct InterfaceSteps: Encodable {
             var interface: String

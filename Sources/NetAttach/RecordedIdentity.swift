@@ -10,29 +10,29 @@ import NetworkTypes
 /// `kvm-launch:v1 m=02:42:0a:2a:00:07 a=10.42.0.7/16 b=10.42.255.255 l=64 6=fd00:42::7/64 r=0.0.0.0/0>10.42.0.1,10.96.0.0/12>10.42.0.1 x=old%20alias`.
 /// (`l=` and `6=` are optional fields an older v1 reader would refuse; an older launcher never reads
 /// them, since the same image restarts in the same namespace.)
-public struct RecordedIdentity: Sendable, Equatable, Codable {
+package struct RecordedIdentity: Sendable, Equatable, Codable {
     /// The interface's original MAC: the VM's MAC.
-    public var mac: MACAddress
+    package var mac: MACAddress
     /// The IPv4 address moved to the VM, if any.
-    public var address: IPv4Interface?
+    package var address: IPv4Interface?
     /// Its broadcast address, when it had one.
-    public var broadcast: IPv4Address?
+    package var broadcast: IPv4Address?
     /// IPv4 routes through the interface that removing the address may take away (gateway nil: on-link).
-    public var routes: [RecordedRoute]
+    package var routes: [RecordedRoute]
     /// The alias the interface had before, restored on teardown.
-    public var previousAlias: String?
+    package var previousAlias: String?
     /// Kept addresses in the moved address's subnet (the kernel's secondaries of it), which go back
     /// after it so that it is primary again (`s=`, only when there are some).
-    public var secondaries: [IPv4Interface]
+    package var secondaries: [IPv4Interface]
     /// The global IPv6 addresses moved to the VM (`6=`, only when there are some).
-    public var ipv6Addresses: [IPv6Interface]
+    package var ipv6Addresses: [IPv6Interface]
     /// Their ``AddressRecord/flags`` (`~HEX` after an address when not 0); empty or one per address.
-    public var ipv6Flags: [UInt32]
+    package var ipv6Flags: [UInt32]
     /// When the link-local address fe80::EUI-64(``mac``) was swapped for one from the new MAC, its
     /// prefix length (`l=`): recovery takes the new one off and puts the original back.
-    public var linkLocalPrefixLength: Int?
+    package var linkLocalPrefixLength: Int?
 
-    public init(mac: MACAddress, address: IPv4Interface?, broadcast: IPv4Address? = nil, routes: [RecordedRoute], previousAlias: String?,
+    package init(mac: MACAddress, address: IPv4Interface?, broadcast: IPv4Address? = nil, routes: [RecordedRoute], previousAlias: String?,
                 secondaries: [IPv4Interface] = [], ipv6Addresses: [IPv6Interface] = [], ipv6Flags: [UInt32] = [],
                 linkLocalPrefixLength: Int? = nil) {
         self.mac = mac
@@ -48,14 +48,14 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
 
     static let tag = "kvm-launch:v1"
     /// IFALIASZ - 1.
-    public static let maximumLength = 255
+    package static let maximumLength = 255
 
     /// Whether an alias holds a recorded identity.
-    public static func isRecorded(_ alias: String?) -> Bool { alias?.hasPrefix(tag + " ") ?? false }
+    package static func isRecorded(_ alias: String?) -> Bool { alias?.hasPrefix(tag + " ") ?? false }
 
     /// The alias text. IPv6 addresses that would not fit are dropped (last first), then routes, least
     /// important first (the default route is kept longest); `droppedRoutes` and `droppedIPv6` say how many.
-    public func encoded() -> (alias: String, droppedRoutes: Int, droppedIPv6: Int) {
+    package func encoded() -> (alias: String, droppedRoutes: Int, droppedIPv6: Int) {
         var head = "\(Self.tag) m=\(mac)"
         if let address { head += " a=\(address)" }
         if let broadcast { head += " b=\(broadcast)" }
@@ -83,7 +83,7 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
     }
 
     /// Reads an alias written by ``encoded()``; nil when it is not one.
-    public init?(alias: String?) {
+    package init?(alias: String?) {
         guard let alias, Self.isRecorded(alias) else { return nil }
         var mac: MACAddress?
         var address: IPv4Interface?
@@ -168,20 +168,20 @@ public struct RecordedIdentity: Sendable, Equatable, Codable {
 }
 
 /// An IPv4 route through one interface: destination and gateway (nil for on-link).
-public struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
-    public var destination: IPv4Interface
-    public var gateway: IPv4Address?
+package struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
+    package var destination: IPv4Interface
+    package var gateway: IPv4Address?
     /// Route metric; 0 when the kernel reported none.
-    public var metric: UInt32
+    package var metric: UInt32
 
-    public init(destination: IPv4Interface, gateway: IPv4Address?, metric: UInt32 = 0) {
+    package init(destination: IPv4Interface, gateway: IPv4Address?, metric: UInt32 = 0) {
         self.destination = IPv4Interface(address: destination.network, prefixLength: destination.prefixLength)
         self.gateway = gateway
         self.metric = metric
     }
 
     /// From a kernel route, or nil for one that is not IPv4 with a parsable destination.
-    public init?(_ route: RouteRecord) {
+    package init?(_ route: RouteRecord) {
         guard let destination = route.ipv4Destination else { return nil }
         self.init(destination: destination, gateway: route.ipv4Gateway, metric: route.priority)
     }
@@ -209,7 +209,7 @@ public struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
     }
 
     /// The kernel route to re-create through interface `index`.
-    public func record(interfaceIndex: Int32) -> RouteRecord {
+    package func record(interfaceIndex: Int32) -> RouteRecord {
         RouteRecord(family: .inet, destination: .v4(destination.network), prefixLength: destination.prefixLength,
                     gateway: gateway.map { .v4($0) }, interfaceIndex: interfaceIndex, table: .main, routeProtocol: .boot,
                     scope: gateway == nil ? .link : .universe, type: .unicast, priority: metric)
@@ -218,7 +218,7 @@ public struct RecordedRoute: Sendable, Equatable, Hashable, Codable {
 
 extension RecordedIdentity {
     /// The kernel address record to restore.
-    public func addressRecord(interfaceIndex: Int32) -> AddressRecord? {
+    package func addressRecord(interfaceIndex: Int32) -> AddressRecord? {
         address.map {
             AddressRecord(interfaceIndex: interfaceIndex, family: .inet, address: .v4($0.address),
                           prefixLength: $0.prefixLength, broadcast: broadcast)
@@ -228,7 +228,7 @@ extension RecordedIdentity {
 
 extension RecordedIdentity {
     /// The kernel records of the moved IPv6 addresses on interface `index`.
-    public func ipv6AddressRecords(interfaceIndex: Int32) -> [AddressRecord] {
+    package func ipv6AddressRecords(interfaceIndex: Int32) -> [AddressRecord] {
         ipv6Addresses.enumerated().map { position, address in
             AddressRecord(interfaceIndex: interfaceIndex, family: .inet6, address: .v6(address.address), prefixLength: address.prefixLength,
                           flags: position < ipv6Flags.count ? ipv6Flags[position] : 0)

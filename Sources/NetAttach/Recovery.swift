@@ -2,7 +2,7 @@ import Netlink
 import NetworkTypes
 
 /// One change that puts back what a killed launcher left in a namespace.
-public enum RestoreStep: Sendable, Equatable, Hashable, CustomStringConvertible {
+package enum RestoreStep: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// Delete a link kvm-launch created (the kernel releases a bridge's ports with it).
     case deleteLink(index: Int32, name: String)
     /// Give a taken-over interface its original MAC back.
@@ -18,7 +18,7 @@ public enum RestoreStep: Sendable, Equatable, Hashable, CustomStringConvertible 
     /// Put back the alias the interface had (nil: none), which also clears the recorded identity.
     case setAlias(index: Int32, name: String, alias: String?)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .deleteLink(let index, let name): "delete \(name) (#\(index)), left by an earlier run"
         case .setMAC(_, let name, let mac): "give \(name) its MAC \(mac) back"
@@ -39,15 +39,15 @@ public enum RestoreStep: Sendable, Equatable, Hashable, CustomStringConvertible 
 /// whose alias holds a ``RecordedIdentity``, restore its MAC, its address when missing, its missing
 /// routes in dependency order (on-link routes before the routes through a gateway they make
 /// reachable), and its old alias. Netlink is the only source: no file is trusted.
-public struct RecoveryPlan: Sendable, Equatable {
-    public var steps: [RestoreStep]
+package struct RecoveryPlan: Sendable, Equatable {
+    package var steps: [RestoreStep]
     /// The interfaces whose recorded identity is restored, in index order.
-    public var restoredInterfaces: [String]
+    package var restoredInterfaces: [String]
 
     /// Nothing to do: the namespace is clean.
-    public var isEmpty: Bool { steps.isEmpty }
+    package var isEmpty: Bool { steps.isEmpty }
 
-    public init(_ inventory: Inventory) {
+    package init(_ inventory: Inventory) {
         var steps: [RestoreStep] = []
         var restored: [String] = []
         let created = inventory.links.filter { LinkMarker.isCreated($0, in: inventory) }
@@ -98,7 +98,7 @@ public struct RecoveryPlan: Sendable, Equatable {
     }
 
     /// The inventory as it is once every step succeeded. Pure: what `--dry-run` plans from.
-    public func applied(to inventory: Inventory) -> Inventory {
+    package func applied(to inventory: Inventory) -> Inventory {
         var result = inventory
         for step in steps {
             switch step {
@@ -128,18 +128,18 @@ public struct RecoveryPlan: Sendable, Equatable {
 }
 
 /// The order routes are re-added in, and how they read in messages.
-public enum RouteOrder {
+package enum RouteOrder {
     /// On-link routes first, then routes through a gateway, each group in its given order.
     ///
     /// The kernel accepts a route through a gateway only when the gateway is reachable on the link
     /// already (a link-scope route or an address's subnet covers it): Calico's `default via
     /// 169.254.1.1` needs `169.254.1.1 dev eth0 scope link` first.
-    public static func dependencyOrdered(_ routes: [RouteRecord]) -> [RouteRecord] {
+    package static func dependencyOrdered(_ routes: [RouteRecord]) -> [RouteRecord] {
         routes.filter { $0.gateway == nil } + routes.filter { $0.gateway != nil }
     }
 
     /// `default via 169.254.1.1 dev #5`, `169.254.1.1/32 dev #5 scope link`.
-    public static func describe(_ route: RouteRecord) -> String {
+    package static func describe(_ route: RouteRecord) -> String {
         var text = route.isDefault ? "default" : "\(route.destination)/\(route.prefixLength)"
         if let gateway = route.gateway { text += " via \(gateway)" }
         if let index = route.interfaceIndex { text += " dev #\(index)" }
@@ -153,7 +153,7 @@ extension Inventory {
     /// This inventory as recovery will leave it (``RecoveryPlan/applied(to:)``): kvm-launch's own
     /// links gone, and every interface with a recorded identity back to its MAC, address, routes
     /// and alias. Pure, so `--dry-run` shows the plan a restarted launcher will make.
-    public func restoringRecordedIdentities() -> Inventory {
+    package func restoringRecordedIdentities() -> Inventory {
         RecoveryPlan(self).applied(to: self)
     }
 }

@@ -1,17 +1,17 @@
 import NetworkTypes
 
 /// The parts of a `resolv.conf` the VM's DHCP answer carries: name servers, domain, search list.
-public struct ResolverConfiguration: Sendable, Equatable, Codable {
+package struct ResolverConfiguration: Sendable, Equatable, Codable {
     /// IPv4 name servers in file order (the DHCPv4 answer's; the IPv6 ones are ``ipv6NameServers``).
-    public var nameServers: [IPv4Address] = []
+    package var nameServers: [IPv4Address] = []
     /// IPv6 name servers in file order: the DHCPv6 answer's option 23.
-    public var ipv6NameServers: [IPv6Address] = []
+    package var ipv6NameServers: [IPv6Address] = []
     /// `domain`, or nil.
-    public var domain: String?
+    package var domain: String?
     /// `search`, in order.
-    public var searchDomains: [String] = []
+    package var searchDomains: [String] = []
 
-    public init(nameServers: [IPv4Address] = [], ipv6NameServers: [IPv6Address] = [], domain: String? = nil, searchDomains: [String] = []) {
+    package init(nameServers: [IPv4Address] = [], ipv6NameServers: [IPv6Address] = [], domain: String? = nil, searchDomains: [String] = []) {
         self.nameServers = nameServers
         self.ipv6NameServers = ipv6NameServers
         self.domain = domain
@@ -19,7 +19,7 @@ public struct ResolverConfiguration: Sendable, Equatable, Codable {
     }
 
     /// Parses resolv.conf text; unknown lines and malformed servers are skipped, as the resolver does.
-    public init(parsing text: String) {
+    package init(parsing text: String) {
         for rawLine in text.split(whereSeparator: \.isNewline) {
             let line = rawLine.prefix { $0 != "#" && $0 != ";" }
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })

@@ -6,38 +6,38 @@ import SystemPackage
 /// It keeps what it is made of — the operation, libnl's code and, when the kernel answered with
 /// one, the errno — and renders text only when printed: "netlink: add macvtap kltap5 on link #5
 /// failed: Object exists (EEXIST)".
-public struct NetlinkError: Error, CustomStringConvertible, Equatable, Sendable {
+package struct NetlinkError: Error, CustomStringConvertible, Equatable, Sendable {
     /// What was being done, e.g. "add address 10.0.0.2/24 to link #5".
-    public var operation: String
+    package var operation: String
     /// The libnl error code (positive, `NLE_*`); 0 when the error did not come from libnl.
-    public var code: Int32
+    package var code: Int32
     /// The kernel's errno from its `NLMSG_ERROR` answer, when there was one.
-    public var errno: Errno?
+    package var errno: Errno?
     /// Text for an error that has neither a libnl code nor an errno (a vanished link, out of memory).
-    public var reason: String?
+    package var reason: String?
 
     /// A libnl return code, with the errno the kernel answered (if any).
-    public init(operation: String, code: Int32, errno: Errno? = nil) {
+    package init(operation: String, code: Int32, errno: Errno? = nil) {
         self.operation = operation
         self.code = abs(code)
         self.errno = errno
     }
 
     /// An errno the kernel answered (or a model of the kernel refuses with); the libnl code is derived as libnl does.
-    public init(operation: String, errno: Errno) {
+    package init(operation: String, errno: Errno) {
         self.operation = operation
         self.code = nl_syserr2nlerr(errno.rawValue)
         self.errno = errno
     }
 
     /// A failure that is neither libnl's nor the kernel's.
-    public init(operation: String, reason: String) {
+    package init(operation: String, reason: String) {
         self.operation = operation
         self.code = 0
         self.reason = reason
     }
 
-    public var description: String {
+    package var description: String {
         var text = "netlink: \(operation) failed: "
         if let errno {
             text += "\(errno.description) (\(Self.errnoName(errno)))"
@@ -50,12 +50,12 @@ public struct NetlinkError: Error, CustomStringConvertible, Equatable, Sendable 
     }
 
     /// The object is already there (`EEXIST`, `EADDRINUSE`).
-    public var isExists: Bool { code == NLE_EXIST }
+    package var isExists: Bool { code == NLE_EXIST }
     /// The object is gone (`ESRCH`, `ENODEV`, `EADDRNOTAVAIL`, …).
-    public var isNotFound: Bool { code == NLE_OBJ_NOTFOUND || code == NLE_NODEV || code == NLE_NOADDR }
+    package var isNotFound: Bool { code == NLE_OBJ_NOTFOUND || code == NLE_NODEV || code == NLE_NOADDR }
 
     /// The C name of an errno ("EEXIST"), for messages.
-    public static func errnoName(_ errno: Errno) -> String {
+    package static func errnoName(_ errno: Errno) -> String {
         switch errno {
         case .fileExists: "EEXIST"
         case .addressInUse: "EADDRINUSE"

@@ -7,7 +7,7 @@ import SystemPackage
 /// ``NetlinkSocket`` is the real one (libnl-3). Unit tests put an in-memory namespace behind it
 /// that refuses what the kernel refuses, so the attacher's journal, rollback and recovery are tested
 /// without root. Addresses and routes carry their ``AddressFamily``: the protocol is the same for IPv6.
-public protocol NetlinkOperations: AnyObject {
+package protocol NetlinkOperations: AnyObject {
     /// Every link, by ascending index.
     func links() throws(NetlinkError) -> [LinkRecord]
     /// Every IPv4 and IPv6 address.
@@ -41,19 +41,19 @@ public protocol NetlinkOperations: AnyObject {
 }
 
 /// What ``NetlinkOperations/changeLink(index:_:)`` changes; nil leaves an attribute as it is.
-public struct LinkChange: Sendable, Equatable, CustomStringConvertible {
-    public var mac: MACAddress?
-    public var up: Bool?
-    public var mtu: Int?
+package struct LinkChange: Sendable, Equatable, CustomStringConvertible {
+    package var mac: MACAddress?
+    package var up: Bool?
+    package var mtu: Int?
     /// A new alias; the empty string clears it.
-    public var alias: String?
+    package var alias: String?
     /// A bridge to make the link a port of; 0 releases it.
-    public var masterIndex: Int32?
-    public var name: String?
+    package var masterIndex: Int32?
+    package var name: String?
     /// A link group (`IFLA_GROUP`).
-    public var group: UInt32?
+    package var group: UInt32?
 
-    public init(mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil, alias: String? = nil, masterIndex: Int32? = nil,
+    package init(mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil, alias: String? = nil, masterIndex: Int32? = nil,
                 name: String? = nil, group: UInt32? = nil) {
         self.mac = mac
         self.up = up
@@ -64,10 +64,10 @@ public struct LinkChange: Sendable, Equatable, CustomStringConvertible {
         self.group = group
     }
 
-    public var isEmpty: Bool { self == LinkChange() }
+    package var isEmpty: Bool { self == LinkChange() }
 
     /// "MAC 02:…, up, alias" — what the change sets.
-    public var description: String {
+    package var description: String {
         var what: [String] = []
         if let mac { what.append("MAC \(mac)") }
         if let up { what.append(up ? "up" : "down") }
@@ -82,12 +82,12 @@ public struct LinkChange: Sendable, Equatable, CustomStringConvertible {
 
 extension NetlinkOperations {
     /// Every link, address and route of the namespace.
-    public func snapshot() throws(NetlinkError) -> NetworkSnapshot {
+    package func snapshot() throws(NetlinkError) -> NetworkSnapshot {
         NetworkSnapshot(links: try links(), addresses: try addresses(), routes: try routes())
     }
 
     /// Changes attributes of an existing link; nil leaves an attribute as it is.
-    public func changeLink(index: Int32, mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil,
+    package func changeLink(index: Int32, mac: MACAddress? = nil, up: Bool? = nil, mtu: Int? = nil,
                            alias: String? = nil, masterIndex: Int32? = nil, name: String? = nil, group: UInt32? = nil) throws(NetlinkError) {
         let change = LinkChange(mac: mac, up: up, mtu: mtu, alias: alias, masterIndex: masterIndex, name: name, group: group)
         guard !change.isEmpty else { return }
@@ -95,19 +95,19 @@ extension NetlinkOperations {
     }
 
     /// Creates a macvtap or macvlan in the default link group.
-    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool = false) throws(NetlinkError) {
+    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool = false) throws(NetlinkError) {
         try addMacvlan(kind: kind, name: name, parentIndex: parentIndex, mac: mac, up: up, group: 0)
     }
 
     /// Creates a Linux bridge in the default link group.
-    public func addBridge(name: String, mac: MACAddress? = nil) throws(NetlinkError) {
+    package func addBridge(name: String, mac: MACAddress? = nil) throws(NetlinkError) {
         try addBridge(name: name, mac: mac, group: 0)
     }
 }
 
 /// The character devices the attacher opens: TAP devices (which are links while open) and
 /// macvtap device nodes. ``SystemTapDevices`` is the real one; unit tests model it in memory.
-public protocol TapDeviceOperations: AnyObject {
+package protocol TapDeviceOperations: AnyObject {
     /// Creates a TAP link named `name` with `queues` queues (one descriptor each, `IFF_MULTI_QUEUE`
     /// above one); the link lives while a descriptor is open. All or none: nothing stays open on failure.
     func openTap(named name: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor]
@@ -126,10 +126,10 @@ public protocol TapDeviceOperations: AnyObject {
 }
 
 /// A descriptor to close, and the device node to remove with it.
-public struct DeviceToClose: Sendable, Equatable {
-    public var descriptor: FileDescriptor
-    public var nodePath: String?
-    public init(descriptor: FileDescriptor, nodePath: String?) {
+package struct DeviceToClose: Sendable, Equatable {
+    package var descriptor: FileDescriptor
+    package var nodePath: String?
+    package init(descriptor: FileDescriptor, nodePath: String?) {
         self.descriptor = descriptor
         self.nodePath = nodePath
     }

@@ -13,13 +13,13 @@ import Musl
 ///
 /// The socket belongs to the network namespace it was opened in (see ``NetworkNamespace``) and
 /// keeps talking to that namespace from any thread. It is not thread-safe: use one from one task.
-public final class NetlinkSocket: NetlinkOperations {
+package final class NetlinkSocket: NetlinkOperations {
     let handle: OpaquePointer
     /// Where libnl's error callback leaves the kernel's errno of the last refused request.
     private let lastErrno: UnsafeMutablePointer<Int32>
 
     /// Opens and connects a `NETLINK_ROUTE` socket in the calling thread's network namespace.
-    public init() throws(NetlinkError) {
+    package init() throws(NetlinkError) {
         guard let socket = nl_socket_alloc() else {
             throw NetlinkError(operation: "allocate a netlink socket", reason: "out of memory")
         }
@@ -49,7 +49,7 @@ public final class NetlinkSocket: NetlinkOperations {
     // MARK: - Reading
 
     /// Every link, by ascending index.
-    public func links() throws(NetlinkError) -> [LinkRecord] {
+    package func links() throws(NetlinkError) -> [LinkRecord] {
         var cache: OpaquePointer?
         try check(rtnl_link_alloc_cache(handle, AF_UNSPEC, &cache), "list links")
         defer { nl_cache_free(cache) }
@@ -63,7 +63,7 @@ public final class NetlinkSocket: NetlinkOperations {
     }
 
     /// One link by name, or nil when there is none.
-    public func link(named name: String) throws(NetlinkError) -> LinkRecord? {
+    package func link(named name: String) throws(NetlinkError) -> LinkRecord? {
         var link: OpaquePointer?
         let result = rtnl_link_get_kernel(handle, 0, name, &link)
         if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { lastErrno.pointee = 0; return nil }
@@ -73,7 +73,7 @@ public final class NetlinkSocket: NetlinkOperations {
     }
 
     /// One link by index, or nil when there is none.
-    public func link(index: Int32) throws(NetlinkError) -> LinkRecord? {
+    package func link(index: Int32) throws(NetlinkError) -> LinkRecord? {
         var link: OpaquePointer?
         let result = rtnl_link_get_kernel(handle, index, nil, &link)
         if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { lastErrno.pointee = 0; return nil }
@@ -83,7 +83,7 @@ public final class NetlinkSocket: NetlinkOperations {
     }
 
     /// Every IPv4 and IPv6 address.
-    public func addresses() throws(NetlinkError) -> [AddressRecord] {
+    package func addresses() throws(NetlinkError) -> [AddressRecord] {
         var cache: OpaquePointer?
         try check(rtnl_addr_alloc_cache(handle, &cache), "list addresses")
         defer { nl_cache_free(cache) }
@@ -108,7 +108,7 @@ public final class NetlinkSocket: NetlinkOperations {
     }
 
     /// Every IPv4 and IPv6 route of every table.
-    public func routes() throws(NetlinkError) -> [RouteRecord] {
+    package func routes() throws(NetlinkError) -> [RouteRecord] {
         var cache: OpaquePointer?
         try check(rtnl_route_alloc_cache(handle, AF_UNSPEC, 0, &cache), "list routes")
         defer { nl_cache_free(cache) }
@@ -145,7 +145,7 @@ public final class NetlinkSocket: NetlinkOperations {
     // MARK: - Changing links
 
     /// Creates a macvtap (`kind == .macvtap`) or macvlan on `parent` in bridge mode.
-    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
+    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
         let link: OpaquePointer? = kind == .macvtap ? rtnl_link_macvtap_alloc() : rtnl_link_macvlan_alloc()
         guard let link else { throw NetlinkError(operation: "allocate \(kind.rawValue) \(name)", reason: "out of memory") }
         defer { rtnl_link_put(link) }
@@ -182,7 +182,7 @@ public final class NetlinkSocket: NetlinkOperations {
     }
 
     /// Creates a Linux bridge.
-    public func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
+    package func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
         guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate bridge \(name)", reason: "out of memory") }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
@@ -193,7 +193,7 @@ public final class NetlinkSocket: NetlinkOperations {
     }
 
     /// Deletes a link.
-    public func deleteLink(index: Int32) throws(NetlinkError) {
+    package func deleteLink(index: Int32) throws(NetlinkError) {
         guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate link", reason: "out of memory") }
         defer { rtnl_link_put(link) }
         rtnl_link_set_ifindex(link, index)
@@ -202,13 +202,13 @@ public final class NetlinkSocket: NetlinkOperations {
 
     /// Deletes every link of link group `group` with one `RTM_DELLINK` (the kernel unregisters them
     /// together: one RCU grace period instead of one per link).
-    public func deleteLinks(group: UInt32) throws(NetlinkError) {
+    package func deleteLinks(group: UInt32) throws(NetlinkError) {
         guard group != 0 else { throw NetlinkError(operation: "delete link group 0", reason: "the default group holds every ordinary link") }
         try check(cnetlink_delete_link_group(handle, group), "delete link group \(group)")
     }
 
     /// Changes attributes of an existing link in one `RTM_NEWLINK` request.
-    public func changeLink(index: Int32, _ change: LinkChange) throws(NetlinkError) {
+    package func changeLink(index: Int32, _ change: LinkChange) throws(NetlinkError) {
         guard !change.isEmpty else { return }
         guard let original = rtnl_link_alloc(), let request = rtnl_link_alloc() else {
             throw NetlinkError(operation: "allocate link", reason: "out of memory")
@@ -231,28 +231,28 @@ public final class NetlinkSocket: NetlinkOperations {
     // MARK: - Addresses and routes
 
     /// Adds an address to a link.
-    public func addAddress(_ address: AddressRecord) throws(NetlinkError) {
+    package func addAddress(_ address: AddressRecord) throws(NetlinkError) {
         try withAddressObject(address) { object throws(NetlinkError) in
             try check(rtnl_addr_add(handle, object, NLM_F_CREATE | NLM_F_EXCL), "add address \(address.cidr) to link #\(address.interfaceIndex)")
         }
     }
 
     /// Removes an address from a link.
-    public func deleteAddress(_ address: AddressRecord) throws(NetlinkError) {
+    package func deleteAddress(_ address: AddressRecord) throws(NetlinkError) {
         try withAddressObject(address) { object throws(NetlinkError) in
             try check(rtnl_addr_delete(handle, object, 0), "delete address \(address.cidr) from link #\(address.interfaceIndex)")
         }
     }
 
     /// Adds a route.
-    public func addRoute(_ route: RouteRecord) throws(NetlinkError) {
+    package func addRoute(_ route: RouteRecord) throws(NetlinkError) {
         try withRouteObject(route) { object throws(NetlinkError) in
             try check(rtnl_route_add(handle, object, NLM_F_CREATE | NLM_F_EXCL), "add route \(Self.describe(route))")
         }
     }
 
     /// Deletes a route.
-    public func deleteRoute(_ route: RouteRecord) throws(NetlinkError) {
+    package func deleteRoute(_ route: RouteRecord) throws(NetlinkError) {
         try withRouteObject(route) { object throws(NetlinkError) in
             try check(rtnl_route_delete(handle, object, 0), "delete route \(Self.describe(route))")
         }
@@ -393,7 +393,7 @@ public final class NetlinkSocket: NetlinkOperations {
 }
 
 /// The two flavours of MAC-VLAN link kvm-launch creates.
-public enum MacvlanKind: String, Sendable {
+package enum MacvlanKind: String, Sendable {
     /// A macvlan with a character device (`/dev/tapN`) a VM reads and writes frames through.
     case macvtap
     /// A plain macvlan: a network interface for the container side.

@@ -12,19 +12,19 @@ import Musl
 /// namespace it was created in, so the usual pattern is to open a ``NetlinkSocket`` (or any other
 /// socket) inside ``run(inNamespaceAt:_:)`` and use it afterwards from anywhere. The body must not
 /// suspend (it is synchronous), so it cannot hop threads half-way.
-public enum NetworkNamespace {
+package enum NetworkNamespace {
     /// A namespace could not be entered or left.
-    public struct Error: Swift.Error, CustomStringConvertible, Sendable {
-        public var path: String
-        public var errno: Int32
-        public var description: String {
+    package struct Error: Swift.Error, CustomStringConvertible, Sendable {
+        package var path: String
+        package var errno: Int32
+        package var description: String {
             "network namespace \(path): \(String(cString: strerror(errno))) (is it a namespace file such as /run/netns/NAME, and are you root?)"
         }
     }
 
     /// Enters the namespace at `path` (e.g. `/run/netns/test0` or `/proc/PID/ns/net`), runs `body`,
     /// and returns the thread to its own namespace.
-    public static func run<T>(inNamespaceAt path: String, _ body: () throws -> T) throws -> T {
+    package static func run<T>(inNamespaceAt path: String, _ body: () throws -> T) throws -> T {
         let target = open(path, O_RDONLY | O_CLOEXEC)
         guard target >= 0 else { throw Error(path: path, errno: errno) }
         defer { close(target) }

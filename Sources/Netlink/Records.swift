@@ -1,34 +1,34 @@
 import NetworkTypes
 
 /// One network interface as the kernel reports it (`RTM_NEWLINK`).
-public struct LinkRecord: Hashable, Sendable, Codable {
+package struct LinkRecord: Hashable, Sendable, Codable {
     /// The interface index; unique inside one network namespace only.
-    public var index: Int32
-    public var name: String
+    package var index: Int32
+    package var name: String
     /// The link kind from `IFLA_INFO_KIND` (`veth`, `bridge`, `macvlan`, `macvtap`, `dummy`, `vlan`, `tun`, …),
     /// ``LinkKind/loopback`` for the loopback device, or ``LinkKind/ethernet`` for a device without link info (a NIC).
-    public var kind: LinkKind
+    package var kind: LinkKind
     /// The hardware address, when the link has an Ethernet-style one.
-    public var mac: MACAddress?
-    public var mtu: Int
+    package var mac: MACAddress?
+    package var mtu: Int
     /// `IFF_UP`: administratively up.
-    public var isUp: Bool
+    package var isUp: Bool
     /// `IFF_LOWER_UP`: carrier.
-    public var hasCarrier: Bool
+    package var hasCarrier: Bool
     /// RFC 2863 operational state (`up`, `down`, `lowerlayerdown`, `unknown`, …).
-    public var operationalState: String
+    package var operationalState: String
     /// The bridge (or bond) this link is a port of.
-    public var masterIndex: Int32?
+    package var masterIndex: Int32?
     /// The parent link in the same namespace (vlan, macvlan, macvtap); nil for a veth whose peer is elsewhere.
-    public var lowerIndex: Int32?
+    package var lowerIndex: Int32?
     /// `IFLA_IFALIAS`, free text that survives as long as the link does.
-    public var alias: String?
+    package var alias: String?
     /// `ARPHRD_*` hardware type: ``HardwareType/ethernet`` for anything that carries Ethernet frames.
-    public var hardwareType: HardwareType
+    package var hardwareType: HardwareType
     /// `IFLA_GROUP`: the link group (0, the default group, for most links).
-    public var group: UInt32
+    package var group: UInt32
 
-    public init(index: Int32, name: String, kind: LinkKind, mac: MACAddress? = nil, mtu: Int = 1500,
+    package init(index: Int32, name: String, kind: LinkKind, mac: MACAddress? = nil, mtu: Int = 1500,
                 isUp: Bool = true, hasCarrier: Bool = true, operationalState: String = "up",
                 masterIndex: Int32? = nil, lowerIndex: Int32? = nil, alias: String? = nil, hardwareType: HardwareType = .ethernet,
                 group: UInt32 = 0) {
@@ -49,32 +49,32 @@ public struct LinkRecord: Hashable, Sendable, Codable {
 }
 
 /// Address family of an address or route.
-public enum AddressFamily: String, Hashable, Sendable, Codable {
+package enum AddressFamily: String, Hashable, Sendable, Codable {
     case inet, inet6
 }
 
 /// One address on an interface (`RTM_NEWADDR`).
-public struct AddressRecord: Hashable, Sendable, Codable {
-    public var interfaceIndex: Int32
-    public var family: AddressFamily
+package struct AddressRecord: Hashable, Sendable, Codable {
+    package var interfaceIndex: Int32
+    package var family: AddressFamily
     /// The address (`10.0.0.2`, `fe80::1`), of ``family``.
-    public var address: IPAddress
-    public var prefixLength: Int
+    package var address: IPAddress
+    package var prefixLength: Int
     /// ``RouteScope/universe`` for an ordinary address, ``RouteScope/link`` for a link-local one, ``RouteScope/host`` for loopback.
-    public var scope: RouteScope
+    package var scope: RouteScope
     /// The label (IPv4 only), e.g. `eth0` or `eth0:1`.
-    public var label: String?
+    package var label: String?
     /// The broadcast address (IPv4 only), when one is set (`ip addr add … brd …`).
-    public var broadcast: IPv4Address?
+    package var broadcast: IPv4Address?
     /// The flags a re-added address must carry to be the same (``restorableFlags`` of `IFA_F_*`:
     /// `nodad`, as Docker gives IPv6 addresses, `noprefixroute`, `mngtmpaddr`, `home`); 0 for none.
-    public var flags: UInt32 = 0
+    package var flags: UInt32 = 0
 
     /// `IFA_F_NODAD | IFA_F_HOMEADDRESS | IFA_F_MANAGETEMPADDR | IFA_F_NOPREFIXROUTE`: the flags
     /// `ip addr add` sets and the kernel keeps (not its own states: permanent, tentative, …).
-    public static let restorableFlags: UInt32 = 0x02 | 0x10 | 0x100 | 0x200
+    package static let restorableFlags: UInt32 = 0x02 | 0x10 | 0x100 | 0x200
 
-    public init(interfaceIndex: Int32, family: AddressFamily, address: IPAddress, prefixLength: Int, scope: RouteScope = .universe,
+    package init(interfaceIndex: Int32, family: AddressFamily, address: IPAddress, prefixLength: Int, scope: RouteScope = .universe,
                 label: String? = nil, broadcast: IPv4Address? = nil, flags: UInt32 = 0) {
         self.flags = flags & Self.restorableFlags
         self.interfaceIndex = interfaceIndex
@@ -87,16 +87,16 @@ public struct AddressRecord: Hashable, Sendable, Codable {
     }
 
     /// The IPv4 address with its prefix, or nil for IPv6.
-    public var ipv4: IPv4Interface? {
+    package var ipv4: IPv4Interface? {
         guard family == .inet, let address = address.ipv4 else { return nil }
         return IPv4Interface(address: address, prefixLength: prefixLength)
     }
 
     /// `ADDR/PREFIX`.
-    public var cidr: String { "\(address)/\(prefixLength)" }
+    package var cidr: String { "\(address)/\(prefixLength)" }
 
     /// The IPv6 address with its prefix, or nil for IPv4.
-    public var ipv6: IPv6Interface? {
+    package var ipv6: IPv6Interface? {
         guard family == .inet6, let address = address.ipv6 else { return nil }
         return IPv6Interface(address: address, prefixLength: prefixLength)
     }
@@ -104,7 +104,7 @@ public struct AddressRecord: Hashable, Sendable, Codable {
     /// Where the kernel lists a newly added IPv6 address among `addresses` (a dump's order): a link's
     /// IPv6 addresses are kept by scope, global before link-local, the newest first within a scope.
     /// nil for IPv4, whose order has its own rule (primaries, then secondaries).
-    public static func ipv6Position(of record: AddressRecord, in addresses: [AddressRecord]) -> Int? {
+    package static func ipv6Position(of record: AddressRecord, in addresses: [AddressRecord]) -> Int? {
         guard record.family == .inet6 else { return nil }
         let sameLink = addresses.indices.filter { addresses[$0].interfaceIndex == record.interfaceIndex && addresses[$0].family == .inet6 }
         if let before = sameLink.first(where: { addresses[$0].scope >= record.scope }) { return before }
@@ -113,29 +113,29 @@ public struct AddressRecord: Hashable, Sendable, Codable {
 }
 
 /// One route (`RTM_NEWROUTE`), single next hop.
-public struct RouteRecord: Hashable, Sendable, Codable {
-    public var family: AddressFamily
+package struct RouteRecord: Hashable, Sendable, Codable {
+    package var family: AddressFamily
     /// Destination address; `0.0.0.0` / `::` (``IPAddress/anyIPv4``, ``IPAddress/anyIPv6``) with prefix 0 for a default route.
-    public var destination: IPAddress
-    public var prefixLength: Int
+    package var destination: IPAddress
+    package var prefixLength: Int
     /// Next-hop gateway, nil for an on-link (direct) route.
-    public var gateway: IPAddress?
+    package var gateway: IPAddress?
     /// Outgoing interface.
-    public var interfaceIndex: Int32?
+    package var interfaceIndex: Int32?
     /// Routing table, usually ``RouteTable/main``.
-    public var table: RouteTable
+    package var table: RouteTable
     /// Who made it: ``RouteProtocol/kernel`` for an address's connected route.
-    public var routeProtocol: RouteProtocol
+    package var routeProtocol: RouteProtocol
     /// ``RouteScope/link`` for a route straight onto the link, ``RouteScope/universe`` through a gateway.
-    public var scope: RouteScope
+    package var scope: RouteScope
     /// ``RouteType/unicast`` for an ordinary route.
-    public var type: RouteType
+    package var type: RouteType
     /// Metric.
-    public var priority: UInt32
+    package var priority: UInt32
     /// Preferred source address.
-    public var preferredSource: IPAddress?
+    package var preferredSource: IPAddress?
 
-    public init(family: AddressFamily, destination: IPAddress, prefixLength: Int, gateway: IPAddress? = nil,
+    package init(family: AddressFamily, destination: IPAddress, prefixLength: Int, gateway: IPAddress? = nil,
                 interfaceIndex: Int32? = nil, table: RouteTable = .main, routeProtocol: RouteProtocol = .static,
                 scope: RouteScope = .universe, type: RouteType = .unicast, priority: UInt32 = 0, preferredSource: IPAddress? = nil) {
         self.family = family
@@ -152,25 +152,25 @@ public struct RouteRecord: Hashable, Sendable, Codable {
     }
 
     /// Destination 0/0.
-    public var isDefault: Bool { prefixLength == 0 }
+    package var isDefault: Bool { prefixLength == 0 }
 
     /// The IPv4 destination network, or nil for IPv6.
-    public var ipv4Destination: IPv4Interface? {
+    package var ipv4Destination: IPv4Interface? {
         guard family == .inet, let address = destination.ipv4 else { return nil }
         return IPv4Interface(address: address, prefixLength: prefixLength)
     }
 
     /// The IPv4 gateway, or nil.
-    public var ipv4Gateway: IPv4Address? { gateway?.ipv4 }
+    package var ipv4Gateway: IPv4Address? { gateway?.ipv4 }
 }
 
 /// Everything the kernel reports about one network namespace at one moment.
-public struct NetworkSnapshot: Hashable, Sendable, Codable {
-    public var links: [LinkRecord]
-    public var addresses: [AddressRecord]
-    public var routes: [RouteRecord]
+package struct NetworkSnapshot: Hashable, Sendable, Codable {
+    package var links: [LinkRecord]
+    package var addresses: [AddressRecord]
+    package var routes: [RouteRecord]
 
-    public init(links: [LinkRecord], addresses: [AddressRecord], routes: [RouteRecord]) {
+    package init(links: [LinkRecord], addresses: [AddressRecord], routes: [RouteRecord]) {
         self.links = links
         self.addresses = addresses
         self.routes = routes

@@ -10,13 +10,13 @@ import Musl
 /// The character devices a VM reads and writes Ethernet frames through: TAP devices from
 /// `/dev/net/tun` and the device node of a macvtap. Plain file descriptors; whoever holds the
 /// last descriptor of a non-persistent TAP owns the device (closing it deletes the link).
-public enum TapDevices {
+package enum TapDevices {
     /// A device could not be made or opened.
-    public struct Error: Swift.Error, CustomStringConvertible, Sendable {
-        public var operation: String
-        public var errno: Errno
-        public var description: String { "\(operation) failed: \(errno.description)" }
-        public init(operation: String, errno: Errno) {
+    package struct Error: Swift.Error, CustomStringConvertible, Sendable {
+        package var operation: String
+        package var errno: Errno
+        package var description: String { "\(operation) failed: \(errno.description)" }
+        package init(operation: String, errno: Errno) {
             self.operation = operation
             self.errno = errno
         }
@@ -31,14 +31,14 @@ public enum TapDevices {
 
     /// Creates a TAP link named `name` (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) and returns its descriptor.
     /// The link lives while the descriptor (or a copy of it, e.g. in QEMU) is open.
-    public static func openTap(named name: String, path: String = "/dev/net/tun") throws(Error) -> FileDescriptor {
+    package static func openTap(named name: String, path: String = "/dev/net/tun") throws(Error) -> FileDescriptor {
         try openTap(named: name, queues: 1, path: path)[0]
     }
 
     /// Creates a TAP link named `name` with `queues` queues: one descriptor per queue, each attached
     /// with `TUNSETIFF` on the same name (`IFF_MULTI_QUEUE` when more than one). The link lives while
     /// any of them is open. On failure the ones already open are closed (the link goes with them).
-    public static func openTap(named name: String, queues: Int, path: String = "/dev/net/tun") throws(Error) -> [FileDescriptor] {
+    package static func openTap(named name: String, queues: Int, path: String = "/dev/net/tun") throws(Error) -> [FileDescriptor] {
         var flags = flagTap | flagNoPacketInfo | flagVnetHeader
         if queues > 1 { flags |= flagMultiQueue }
         var opened: [FileDescriptor] = []
@@ -78,7 +78,7 @@ public enum TapDevices {
     ///
     /// sysfs shows the network namespace of whoever mounted it, which inside a container is the
     /// container's own — the reason for not trusting `/dev/tapN`: ifindexes repeat across namespaces.
-    public static func macvtapDeviceNumber(name: String, index: Int32, sysfs: String = "/sys/class/net") throws(Error) -> (major: UInt32, minor: UInt32) {
+    package static func macvtapDeviceNumber(name: String, index: Int32, sysfs: String = "/sys/class/net") throws(Error) -> (major: UInt32, minor: UInt32) {
         let path = "\(sysfs)/\(name)/macvtap/tap\(index)/dev"
         let text: String
         do {
@@ -100,14 +100,14 @@ public enum TapDevices {
     /// Makes a private character-device node for a macvtap at `nodePath` (which must not exist:
     /// `mknod` never replaces an entry), opens it without following links, and removes the node
     /// again: the descriptor is all QEMU needs, so nothing is left in the run directory.
-    public static func openMacvtap(name: String, index: Int32, nodePath: String, sysfs: String = "/sys/class/net") throws(Error) -> FileDescriptor {
+    package static func openMacvtap(name: String, index: Int32, nodePath: String, sysfs: String = "/sys/class/net") throws(Error) -> FileDescriptor {
         try openMacvtap(name: name, index: index, nodePath: nodePath, queues: 1, sysfs: sysfs)[0]
     }
 
     /// The same with `queues` queues: the node is opened once per queue (each open of a macvtap's
     /// device is a queue of its own) and, above one, each descriptor is marked `IFF_MULTI_QUEUE`
     /// with `TUNSETIFF`. On failure the ones already open are closed.
-    public static func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int, sysfs: String = "/sys/class/net") throws(Error) -> [FileDescriptor] {
+    package static func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int, sysfs: String = "/sys/class/net") throws(Error) -> [FileDescriptor] {
         let number = try macvtapDeviceNumber(name: name, index: index, sysfs: sysfs)
         let device = makeDevice(major: number.major, minor: number.minor)
         guard mknod(nodePath, S_IFCHR | 0o600, device) == 0 else {
@@ -138,14 +138,14 @@ public enum TapDevices {
     }
 
     /// Whether `/dev/vhost-net` opens here (opened and closed at once; nothing changes).
-    public static func vhostNetUsable(path: String = "/dev/vhost-net") -> Bool {
+    package static func vhostNetUsable(path: String = "/dev/vhost-net") -> Bool {
         guard let descriptor = openVhostNet(path: path) else { return false }
         try? descriptor.close()
         return true
     }
 
     /// Opens `/dev/vhost-net` when it exists and opens; nil otherwise.
-    public static func openVhostNet(path: String = "/dev/vhost-net") -> FileDescriptor? {
+    package static func openVhostNet(path: String = "/dev/vhost-net") -> FileDescriptor? {
         try? FileDescriptor.open(path, .readWrite, options: .closeOnExec)
     }
 
@@ -158,20 +158,20 @@ public enum TapDevices {
 }
 
 /// ``TapDeviceOperations`` on the real `/dev/net/tun`, sysfs and device nodes.
-public final class SystemTapDevices: TapDeviceOperations {
-    public init() {}
+package final class SystemTapDevices: TapDeviceOperations {
+    package init() {}
 
-    public func openTap(named name: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
+    package func openTap(named name: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
         try TapDevices.openTap(named: name, queues: queues)
     }
 
-    public func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
+    package func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
         try TapDevices.openMacvtap(name: name, index: index, nodePath: nodePath, queues: queues)
     }
 
-    public func openVhostNet() -> FileDescriptor? { TapDevices.openVhostNet() }
+    package func openVhostNet() -> FileDescriptor? { TapDevices.openVhostNet() }
 
-    public func close(_ descriptor: FileDescriptor, nodePath: String?) throws(TapDevices.Error) {
+    package func close(_ descriptor: FileDescriptor, nodePath: String?) throws(TapDevices.Error) {
         defer { if let nodePath { unlink(nodePath) } }
         do {
             try descriptor.close()
@@ -182,7 +182,7 @@ public final class SystemTapDevices: TapDeviceOperations {
 
     /// Closes every item on its own thread: closing a macvtap or TAP waits for an RCU grace period
     /// in the kernel (~10 ms), and waits that overlap end together.
-    public func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
+    package func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
         let jobs = items.map { CloseJob(item: $0) }
         var threads: [pthread_t] = []
         for job in jobs {
@@ -219,7 +219,7 @@ public final class SystemTapDevices: TapDeviceOperations {
         }
     }
 
-    public func removeStaleNodes(in directory: String, prefix: String) {
+    package func removeStaleNodes(in directory: String, prefix: String) {
         guard let handle = opendir(directory) else { return }
         defer { closedir(handle) }
         while let entry = readdir(handle) {

@@ -1,10 +1,10 @@
 /// An IPv4 or an IPv6 address: what a netlink address or route record holds.
-public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+package enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     case v4(IPv4Address)
     case v6(IPv6Address)
 
     /// Parses dotted IPv4 or IPv6 text; nil when it is neither.
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         if let address = IPv4Address(text) {
             self = .v4(address)
         } else if let address = IPv6Address(text) {
@@ -15,7 +15,7 @@ public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible, 
     }
 
     /// From network-order bytes: 4 make an IPv4 address, 16 an IPv6 one; nil for any other count.
-    public init?(octets: some Collection<UInt8>) {
+    package init?(octets: some Collection<UInt8>) {
         let bytes = Array(octets)
         switch bytes.count {
         case 4: self = .v4(IPv4Address(bytes[0], bytes[1], bytes[2], bytes[3]))
@@ -25,26 +25,26 @@ public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible, 
     }
 
     /// `0.0.0.0` and `::`, the destination of a default route.
-    public static let anyIPv4 = IPAddress.v4(IPv4Address(0))
-    public static let anyIPv6 = IPAddress.v6(.unspecified)
+    package static let anyIPv4 = IPAddress.v4(IPv4Address(0))
+    package static let anyIPv6 = IPAddress.v6(.unspecified)
 
-    public var ipv4: IPv4Address? {
+    package var ipv4: IPv4Address? {
         if case .v4(let address) = self { address } else { nil }
     }
 
-    public var ipv6: IPv6Address? {
+    package var ipv6: IPv6Address? {
         if case .v6(let address) = self { address } else { nil }
     }
 
     /// The address in network order (4 or 16 bytes).
-    public var octets: [UInt8] {
+    package var octets: [UInt8] {
         switch self {
         case .v4(let address): address.octets
         case .v6(let address): address.octets
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .v4(let address): address.description
         case .v6(let address): address.description
@@ -52,7 +52,7 @@ public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible, 
     }
 
     /// IPv4 before IPv6; within a family, numerically.
-    public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
+    package static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
         switch (lhs, rhs) {
         case let (.v4(a), .v4(b)): a < b
         case let (.v6(a), .v6(b)): a < b
@@ -62,7 +62,7 @@ public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible, 
     }
 
     /// Encoded as its text, like ``IPv4Address`` and ``IPv6Address``.
-    public init(from decoder: Decoder) throws { self = try decoder.decodeText("an IP address") { IPAddress($0) } }
+    package init(from decoder: Decoder) throws { self = try decoder.decodeText("an IP address") { IPAddress($0) } }
 
-    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
+    package func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }

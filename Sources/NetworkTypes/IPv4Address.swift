@@ -2,18 +2,18 @@
 ///
 /// Parsing accepts only the dotted-quad form (`10.0.0.1`); leading zeros and
 /// out-of-range octets are rejected, so `010.0.0.1` is not silently octal.
-public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+package struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     /// The address as a 32-bit number, most significant octet first.
-    public var value: UInt32
+    package var value: UInt32
 
-    public init(_ value: UInt32) { self.value = value }
+    package init(_ value: UInt32) { self.value = value }
 
-    public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
+    package init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
         value = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
     }
 
     /// Parses a dotted quad; returns nil for anything else.
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         var result: UInt32 = 0
@@ -26,42 +26,42 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
     }
 
     /// The four octets in network order.
-    public var octets: [UInt8] {
+    package var octets: [UInt8] {
         [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
     }
 
-    public var description: String { octets.map(String.init).joined(separator: ".") }
+    package var description: String { octets.map(String.init).joined(separator: ".") }
 
     /// 127.0.0.0/8.
-    public var isLoopback: Bool { value >> 24 == 127 }
+    package var isLoopback: Bool { value >> 24 == 127 }
     /// 169.254.0.0/16.
-    public var isLinkLocal: Bool { value >> 16 == 0xA9FE }
+    package var isLinkLocal: Bool { value >> 16 == 0xA9FE }
     /// 0.0.0.0.
-    public var isUnspecified: Bool { value == 0 }
+    package var isUnspecified: Bool { value == 0 }
 
-    public static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.value < rhs.value }
+    package static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.value < rhs.value }
 
-    public init(from decoder: Decoder) throws { self = try decoder.decodeText("an IPv4 address") { IPv4Address($0) } }
+    package init(from decoder: Decoder) throws { self = try decoder.decodeText("an IPv4 address") { IPv4Address($0) } }
 
-    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
+    package func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }
 
 /// An IPv4 address with a prefix length, as assigned to an interface (`10.42.0.7/16`).
 ///
 /// The address keeps its host bits; use ``network`` for the masked network address.
-public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible, Codable {
-    public var address: IPv4Address
+package struct IPv4Interface: Hashable, Sendable, CustomStringConvertible, Codable {
+    package var address: IPv4Address
     /// 0...32.
-    public var prefixLength: Int
+    package var prefixLength: Int
 
-    public init(address: IPv4Address, prefixLength: Int) {
+    package init(address: IPv4Address, prefixLength: Int) {
         precondition((0...32).contains(prefixLength), "IPv4 prefix length out of range")
         self.address = address
         self.prefixLength = prefixLength
     }
 
     /// Parses `ADDR/PREFIX`; returns nil when either half is malformed.
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPv4Address(parts[0]),
               parts[1].allSatisfy(\.isNumber), let prefix = Int(parts[1]), (0...32).contains(prefix),
@@ -70,24 +70,24 @@ public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible, Codabl
     }
 
     /// The netmask (`255.255.0.0` for /16).
-    public var netmask: IPv4Address {
+    package var netmask: IPv4Address {
         IPv4Address(prefixLength == 0 ? 0 : UInt32.max << (32 - UInt32(prefixLength)))
     }
 
     /// The network address (host bits cleared).
-    public var network: IPv4Address { IPv4Address(address.value & netmask.value) }
+    package var network: IPv4Address { IPv4Address(address.value & netmask.value) }
 
     /// The directed broadcast address of the subnet.
-    public var broadcast: IPv4Address { IPv4Address(network.value | ~netmask.value) }
+    package var broadcast: IPv4Address { IPv4Address(network.value | ~netmask.value) }
 
     /// Whether `other` lies inside this subnet.
-    public func contains(_ other: IPv4Address) -> Bool {
+    package func contains(_ other: IPv4Address) -> Bool {
         other.value & netmask.value == network.value
     }
 
-    public var description: String { "\(address)/\(prefixLength)" }
+    package var description: String { "\(address)/\(prefixLength)" }
 
-    public init(from decoder: Decoder) throws { self = try decoder.decodeText("ADDR/PREFIX") { IPv4Interface($0) } }
+    package init(from decoder: Decoder) throws { self = try decoder.decodeText("ADDR/PREFIX") { IPv4Interface($0) } }
 
-    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
+    package func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }

@@ -3,24 +3,24 @@
 /// Parsing accepts RFC 4291 text (`fd00::1`, `fe80::ecee:eeff:feee:eeee`, `::ffff:10.0.0.1`) and
 /// nothing else: no zone (`%eth0`), no brackets, at most four hex digits per group. Printing
 /// follows RFC 5952 (lower case, longest run of zero groups shortened to `::`).
-public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+package struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     /// The sixteen octets.
-    public let octets: [UInt8]
+    package let octets: [UInt8]
 
     /// `bytes` must hold exactly sixteen octets.
-    public init(_ bytes: [UInt8]) {
+    package init(_ bytes: [UInt8]) {
         precondition(bytes.count == 16, "an IPv6 address has sixteen octets")
         octets = bytes
     }
 
     /// Sixteen octets from `bytes`, or nil when there are not exactly sixteen.
-    public init?(octets bytes: some Collection<UInt8>) {
+    package init?(octets bytes: some Collection<UInt8>) {
         guard bytes.count == 16 else { return nil }
         octets = Array(bytes)
     }
 
     /// Parses RFC 4291 text; nil for anything else.
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         let text = String(text)
         guard !text.isEmpty, text.utf8.count <= 45, text.allSatisfy(\.isASCII) else { return nil }
         // Split at "::" (at most one).
@@ -68,12 +68,12 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
     }
 
     /// The eight 16-bit groups.
-    public var groups: [UInt16] {
+    package var groups: [UInt16] {
         stride(from: 0, to: 16, by: 2).map { UInt16(octets[$0]) << 8 | UInt16(octets[$0 + 1]) }
     }
 
     /// RFC 5952 text.
-    public var description: String {
+    package var description: String {
         let groups = groups
         // The longest run of two or more zero groups (the first one on a tie) becomes "::".
         var bestStart = -1, bestLength = 0, index = 0
@@ -92,61 +92,61 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
     }
 
     /// `::`.
-    public static let unspecified = IPv6Address(Array(repeating: 0, count: 16))
+    package static let unspecified = IPv6Address(Array(repeating: 0, count: 16))
     /// `ff02::1`, all nodes on the link.
-    public static let allNodes = IPv6Address("ff02::1")!
+    package static let allNodes = IPv6Address("ff02::1")!
     /// `ff02::2`, all routers on the link.
-    public static let allRouters = IPv6Address("ff02::2")!
+    package static let allRouters = IPv6Address("ff02::2")!
     /// `ff02::1:2`, all DHCPv6 relay agents and servers.
-    public static let allDHCPServersAndRelays = IPv6Address("ff02::1:2")!
+    package static let allDHCPServersAndRelays = IPv6Address("ff02::1:2")!
 
-    public var isUnspecified: Bool { octets.allSatisfy { $0 == 0 } }
+    package var isUnspecified: Bool { octets.allSatisfy { $0 == 0 } }
     /// `::1`.
-    public var isLoopback: Bool { octets.dropLast().allSatisfy { $0 == 0 } && octets[15] == 1 }
+    package var isLoopback: Bool { octets.dropLast().allSatisfy { $0 == 0 } && octets[15] == 1 }
     /// `ff00::/8`.
-    public var isMulticast: Bool { octets[0] == 0xFF }
+    package var isMulticast: Bool { octets[0] == 0xFF }
     /// `fe80::/10`.
-    public var isLinkLocal: Bool { octets[0] == 0xFE && octets[1] & 0xC0 == 0x80 }
+    package var isLinkLocal: Bool { octets[0] == 0xFE && octets[1] & 0xC0 == 0x80 }
     /// Neither unspecified, loopback, multicast, link-local nor IPv4-mapped: an address that can
     /// be reached beyond the link (global unicast or unique local).
-    public var isGlobalUnicast: Bool {
+    package var isGlobalUnicast: Bool {
         !isUnspecified && !isLoopback && !isMulticast && !isLinkLocal && !isIPv4Mapped
     }
     /// `::ffff:0:0/96`.
-    public var isIPv4Mapped: Bool { octets[0..<10].allSatisfy { $0 == 0 } && octets[10] == 0xFF && octets[11] == 0xFF }
+    package var isIPv4Mapped: Bool { octets[0..<10].allSatisfy { $0 == 0 } && octets[10] == 0xFF && octets[11] == 0xFF }
 
     /// The modified EUI-64 link-local address a kernel makes from `mac` (RFC 4291 appendix A).
-    public static func linkLocal(eui64 mac: MACAddress) -> IPv6Address {
+    package static func linkLocal(eui64 mac: MACAddress) -> IPv6Address {
         let m = mac.octets
         return IPv6Address([0xFE, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 0x02, m[1], m[2], 0xFF, 0xFE, m[3], m[4], m[5]])
     }
 
     /// The Ethernet group address a multicast IPv6 address maps to (RFC 2464: 33:33 and the low 32 bits).
-    public var multicastMAC: MACAddress {
+    package var multicastMAC: MACAddress {
         MACAddress([0x33, 0x33] + octets[12..<16])
     }
 
-    public static func < (lhs: IPv6Address, rhs: IPv6Address) -> Bool { lhs.octets.lexicographicallyPrecedes(rhs.octets) }
+    package static func < (lhs: IPv6Address, rhs: IPv6Address) -> Bool { lhs.octets.lexicographicallyPrecedes(rhs.octets) }
 
-    public init(from decoder: Decoder) throws { self = try decoder.decodeText("an IPv6 address") { IPv6Address($0) } }
+    package init(from decoder: Decoder) throws { self = try decoder.decodeText("an IPv6 address") { IPv6Address($0) } }
 
-    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
+    package func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }
 
 /// An IPv6 address with a prefix length, as assigned to an interface (`fd00:1::5/64`).
-public struct IPv6Interface: Hashable, Sendable, CustomStringConvertible, Codable {
-    public var address: IPv6Address
+package struct IPv6Interface: Hashable, Sendable, CustomStringConvertible, Codable {
+    package var address: IPv6Address
     /// 0...128.
-    public var prefixLength: Int
+    package var prefixLength: Int
 
-    public init(address: IPv6Address, prefixLength: Int) {
+    package init(address: IPv6Address, prefixLength: Int) {
         precondition((0...128).contains(prefixLength), "IPv6 prefix length out of range")
         self.address = address
         self.prefixLength = prefixLength
     }
 
     /// Parses `ADDR/PREFIX`; nil when either half is malformed.
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPv6Address(parts[0]), !parts[1].isEmpty, parts[1].count <= 3,
               parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let prefix = Int(parts[1]), (0...128).contains(prefix),
@@ -155,7 +155,7 @@ public struct IPv6Interface: Hashable, Sendable, CustomStringConvertible, Codabl
     }
 
     /// The network address (host bits cleared).
-    public var network: IPv6Address {
+    package var network: IPv6Address {
         var bytes = address.octets
         for index in 0..<16 {
             let keep = max(0, min(8, prefixLength - index * 8))
@@ -165,13 +165,13 @@ public struct IPv6Interface: Hashable, Sendable, CustomStringConvertible, Codabl
     }
 
     /// Whether `other` lies inside this prefix.
-    public func contains(_ other: IPv6Address) -> Bool {
+    package func contains(_ other: IPv6Address) -> Bool {
         IPv6Interface(address: other, prefixLength: prefixLength).network == network
     }
 
-    public var description: String { "\(address)/\(prefixLength)" }
+    package var description: String { "\(address)/\(prefixLength)" }
 
-    public init(from decoder: Decoder) throws { self = try decoder.decodeText("ADDR/PREFIX") { IPv6Interface($0) } }
+    package init(from decoder: Decoder) throws { self = try decoder.decodeText("ADDR/PREFIX") { IPv6Interface($0) } }
 
-    public func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
+    package func encode(to encoder: Encoder) throws { try encoder.encodeText(description) }
 }

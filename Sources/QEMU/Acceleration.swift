@@ -3,17 +3,17 @@ import Glibc
 #endif
 
 /// The accelerator QEMU runs the guest with.
-public enum Accelerator: String, Sendable, Equatable, CustomStringConvertible {
+package enum Accelerator: String, Sendable, Equatable, CustomStringConvertible {
     /// Hardware virtualization through /dev/kvm.
     case kvm
     /// QEMU's software emulator: always works, much slower.
     case tcg
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }
 
 /// What the user asked for (`auto` unless overridden).
-public enum AccelerationMode: String, Sendable, Equatable, CaseIterable {
+package enum AccelerationMode: String, Sendable, Equatable, CaseIterable {
     /// KVM when the host can run a normal guest with it, TCG otherwise.
     case auto
     /// KVM, even when the CPU flags do not advertise vmx/svm; fails when /dev/kvm is unusable.
@@ -24,9 +24,9 @@ public enum AccelerationMode: String, Sendable, Equatable, CaseIterable {
 
 /// Facts about the host that decide the accelerator. Collected by
 /// ``AccelerationProbe/probeHost(devicePath:cpuinfoPath:)``, or built by hand in tests.
-public struct AccelerationFacts: Sendable, Equatable {
+package struct AccelerationFacts: Sendable, Equatable {
     /// What happened when /dev/kvm was opened and asked for its API version.
-    public enum Device: Sendable, Equatable {
+    package enum Device: Sendable, Equatable {
         /// Opening the device failed (missing, permission denied, ...).
         case unavailable(reason: String)
         /// The device opened and `KVM_GET_API_VERSION` returned this value (or -1 on error); with
@@ -36,34 +36,34 @@ public struct AccelerationFacts: Sendable, Equatable {
         case cannotCreateVM(reason: String)
     }
 
-    public var device: Device
+    package var device: Device
     /// The flags of the first CPU in /proc/cpuinfo.
-    public var cpuFlags: Set<String>
+    package var cpuFlags: Set<String>
 
-    public init(device: Device, cpuFlags: Set<String>) {
+    package init(device: Device, cpuFlags: Set<String>) {
         self.device = device
         self.cpuFlags = cpuFlags
     }
 }
 
 /// The chosen accelerator and, when the choice deserves attention, one warning line.
-public struct AccelerationChoice: Sendable, Equatable {
-    public var accelerator: Accelerator
-    public var warning: String?
+package struct AccelerationChoice: Sendable, Equatable {
+    package var accelerator: Accelerator
+    package var warning: String?
 
-    public init(accelerator: Accelerator, warning: String? = nil) {
+    package init(accelerator: Accelerator, warning: String? = nil) {
         self.accelerator = accelerator
         self.warning = warning
     }
 }
 
 /// `kvm` was forced but /dev/kvm cannot be used.
-public struct AccelerationError: Error, Equatable, CustomStringConvertible {
-    public var reason: String
+package struct AccelerationError: Error, Equatable, CustomStringConvertible {
+    package var reason: String
 
-    public init(reason: String) { self.reason = reason }
+    package init(reason: String) { self.reason = reason }
 
-    public var description: String {
+    package var description: String {
         "KVM acceleration was requested but \(reason): run the container with --device /dev/kvm (or --privileged), or set the acceleration to auto or tcg"
     }
 }
@@ -74,16 +74,16 @@ public struct AccelerationError: Error, Equatable, CustomStringConvertible {
 /// `KVM_GET_API_VERSION` with 12, and the CPU advertises `vmx` (Intel) or `svm`
 /// (AMD). The last check matters inside nested or paravirtual hosts, where
 /// /dev/kvm exists and answers but guests hang at boot.
-public enum AccelerationProbe {
+package enum AccelerationProbe {
     /// The only KVM API version Linux has ever shipped.
-    public static let expectedAPIVersion: Int32 = 12
+    package static let expectedAPIVersion: Int32 = 12
     /// `_IO(KVMIO, 0x00)` with `KVMIO` = 0xAE.
     static let kvmGetAPIVersion: UInt = 0xAE00
     /// `_IO(KVMIO, 0x01)`.
     static let kvmCreateVM: UInt = 0xAE01
 
     /// Pure decision table; see the type's documentation.
-    public static func choose(mode: AccelerationMode, facts: AccelerationFacts) throws(AccelerationError) -> AccelerationChoice {
+    package static func choose(mode: AccelerationMode, facts: AccelerationFacts) throws(AccelerationError) -> AccelerationChoice {
         let deviceProblem: String? = switch facts.device {
         case let .unavailable(reason): "/dev/kvm cannot be opened (\(reason))"
         case let .apiVersion(version) where version != expectedAPIVersion:
@@ -123,7 +123,7 @@ public enum AccelerationProbe {
     }
 
     /// Probes the host. Never fails: problems become facts the decision reads.
-    public static func probeHost(
+    package static func probeHost(
         devicePath: String = "/dev/kvm",
         cpuinfoPath: String = "/proc/cpuinfo"
     ) -> AccelerationFacts {
@@ -131,7 +131,7 @@ public enum AccelerationProbe {
     }
 
     /// Probes the host and decides in one step.
-    public static func choose(
+    package static func choose(
         mode: AccelerationMode,
         devicePath: String = "/dev/kvm",
         cpuinfoPath: String = "/proc/cpuinfo"
@@ -159,7 +159,7 @@ public enum AccelerationProbe {
     }
 
     /// The flags of the first `flags` line of a /proc/cpuinfo text.
-    public static func parseCPUFlags(cpuinfo: String) -> Set<String> {
+    package static func parseCPUFlags(cpuinfo: String) -> Set<String> {
         for line in cpuinfo.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2,

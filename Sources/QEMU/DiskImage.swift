@@ -7,19 +7,19 @@ import Glibc
 /// Stating the format stops QEMU from guessing it, which matters for raw images:
 /// a guest could otherwise write a qcow2 header into its own raw disk and, on the
 /// next boot, have QEMU follow a backing-file path of its choosing.
-public enum DiskImageFormat: String, Sendable, Equatable, CaseIterable, CustomStringConvertible {
+package enum DiskImageFormat: String, Sendable, Equatable, CaseIterable, CustomStringConvertible {
     case raw, qcow2, qcow, qed, vmdk, vdi, vhdx
     /// Microsoft VHD (QEMU calls the driver `vpc`).
     case vpc
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }
 
 extension DiskImageFormat {
     /// The format a file name states by its extension (`.qcow2`, `.raw`, `.vmdk`, `.vhd`, …), or nil when
     /// the name says nothing (`/image/image`, `.img`, a block device): such a file is probed and only
     /// raw is accepted without `VM_IMAGE_FORMAT`.
-    public init?(fileName path: String) {
+    package init?(fileName path: String) {
         let name = path.split(separator: "/").last.map(String.init) ?? path
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return nil }
         switch name[name.index(after: dot)...].lowercased() {
@@ -37,31 +37,31 @@ extension DiskImageFormat {
 }
 
 /// What the operator decided about the disk: `VM_IMAGE_FORMAT` and `VM_IMAGE_BACKING`.
-public struct DiskImagePolicy: Sendable, Equatable {
+package struct DiskImagePolicy: Sendable, Equatable {
     /// The stated format; nil means "from the file name" (see ``DiskImage/decideFormat(path:stated:header:fileSize:)``).
-    public var format: DiskImageFormat?
+    package var format: DiskImageFormat?
     /// `VM_IMAGE_BACKING=allow`: backing and data files may be anywhere. By default they must resolve
     /// inside the image's own folder.
-    public var backingAnywhere: Bool
+    package var backingAnywhere: Bool
 
-    public init(format: DiskImageFormat? = nil, backingAnywhere: Bool = false) {
+    package init(format: DiskImageFormat? = nil, backingAnywhere: Bool = false) {
         self.format = format
         self.backingAnywhere = backingAnywhere
     }
 }
 
 /// One layer of a disk: the image itself, or a backing file under it.
-public struct DiskLayer: Sendable, Equatable {
+package struct DiskLayer: Sendable, Equatable {
     /// The path the file was opened at (for messages and the dry run; QEMU gets its descriptor).
-    public var path: String
-    public var format: DiskImageFormat
+    package var path: String
+    package var format: DiskImageFormat
     /// A block device (QEMU's `host_device` protocol) rather than a regular file.
-    public var isBlockDevice: Bool
+    package var isBlockDevice: Bool
     /// A qcow2 external data file, opened with the layer.
-    public var dataFile: String?
-    public var dataFileIsBlockDevice: Bool
+    package var dataFile: String?
+    package var dataFileIsBlockDevice: Bool
 
-    public init(path: String, format: DiskImageFormat, isBlockDevice: Bool = false, dataFile: String? = nil, dataFileIsBlockDevice: Bool = false) {
+    package init(path: String, format: DiskImageFormat, isBlockDevice: Bool = false, dataFile: String? = nil, dataFileIsBlockDevice: Bool = false) {
         self.path = path
         self.format = format
         self.isBlockDevice = isBlockDevice
@@ -72,26 +72,26 @@ public struct DiskLayer: Sendable, Equatable {
 
 /// A disk image QEMU boots from: its format and, for qcow2, every file it reads (backing chain and
 /// external data files), each opened and checked once by ``open(path:policy:)``.
-public struct DiskImage: Sendable, Equatable {
+package struct DiskImage: Sendable, Equatable {
     /// The paths the old container accepted, in the order they are tried.
-    public static let defaultCandidates = ["/image/image.qcow2", "/image/image"]
+    package static let defaultCandidates = ["/image/image.qcow2", "/image/image"]
     /// The longest backing chain followed.
-    public static let maximumChainLength = 16
+    package static let maximumChainLength = 16
 
     /// `layers[0]` is the image; each next one is the backing file of the one before.
-    public var layers: [DiskLayer]
+    package var layers: [DiskLayer]
     /// The descriptor number QEMU sees the first of ``files`` at (the others follow in order).
     /// nil: QEMU opens ``path`` itself (only for images that were not checked, e.g. in tests).
-    public var firstDescriptor: Int32?
+    package var firstDescriptor: Int32?
 
-    public var path: String { layers[0].path }
-    public var format: DiskImageFormat { layers[0].format }
+    package var path: String { layers[0].path }
+    package var format: DiskImageFormat { layers[0].format }
 
-    public init(path: String, format: DiskImageFormat) {
+    package init(path: String, format: DiskImageFormat) {
         layers = [DiskLayer(path: path, format: format)]
     }
 
-    public init(layers: [DiskLayer], firstDescriptor: Int32? = nil) {
+    package init(layers: [DiskLayer], firstDescriptor: Int32? = nil) {
         precondition(!layers.isEmpty, "a disk has at least its image")
         self.layers = layers
         self.firstDescriptor = firstDescriptor
@@ -99,7 +99,7 @@ public struct DiskImage: Sendable, Equatable {
 
     /// Every file QEMU reads, in descriptor order: per layer the image, then its data file. Only
     /// the image (layer 0) and its data file are writable.
-    public var files: [(path: String, writable: Bool)] {
+    package var files: [(path: String, writable: Bool)] {
         var files: [(path: String, writable: Bool)] = []
         for (index, layer) in layers.enumerated() {
             files.append((path: layer.path, writable: index == 0))
@@ -111,7 +111,7 @@ public struct DiskImage: Sendable, Equatable {
     /// Returns the first of `candidates` that exists (as any kind of file).
     ///
     /// - Throws: ``PreflightError/imageMissing(candidates:)`` when none exists.
-    public static func locate(candidates: [String] = defaultCandidates) throws(PreflightError) -> String {
+    package static func locate(candidates: [String] = defaultCandidates) throws(PreflightError) -> String {
         for path in candidates {
             var info = stat()
             if lstat(path, &info) == 0 { return path }
@@ -121,7 +121,7 @@ public struct DiskImage: Sendable, Equatable {
 
     /// Opens `path` read-only and identifies its format from its header, with no policy: the
     /// format the header shows (see ``DiskImageProbe``). For inspection; a launch uses ``open(path:policy:)``.
-    public static func probe(path: String) throws(PreflightError) -> DiskImage {
+    package static func probe(path: String) throws(PreflightError) -> DiskImage {
         let file = try DiskFileHandle.open(path, writable: false)
         defer { file.close() }
         let header = try file.read(count: DiskImageProbe.headerBytes)
@@ -142,7 +142,7 @@ public struct DiskImage: Sendable, Equatable {
     /// - A name that states nothing (`/image/image`, `.img`) is probed and must be raw: a qcow2 (or other)
     ///   header there is refused unless `VM_IMAGE_FORMAT` says so, since a raw disk's guest could have
     ///   written it.
-    public static func decideFormat(path: String, stated: DiskImageFormat?, header: [UInt8], fileSize: UInt64) throws(PreflightError) -> DiskImageFormat {
+    package static func decideFormat(path: String, stated: DiskImageFormat?, header: [UInt8], fileSize: UInt64) throws(PreflightError) -> DiskImageFormat {
         let named = stated ?? DiskImageFormat(fileName: path)
         if named == .raw {
             if fileSize == 0 { throw .imageEmpty(path: path) }
@@ -170,7 +170,7 @@ public struct DiskImage: Sendable, Equatable {
     /// Never blocks: a FIFO, socket or character device is refused before it is opened, and every
     /// open is non-blocking. Backing and data files must resolve inside the image's own folder
     /// unless ``DiskImagePolicy/backingAnywhere``.
-    public static func open(path: String, policy: DiskImagePolicy) throws(PreflightError) -> OpenedDiskImage {
+    package static func open(path: String, policy: DiskImagePolicy) throws(PreflightError) -> OpenedDiskImage {
         var handles: [DiskFileHandle] = []
         var success = false
         defer { if !success { for handle in handles { handle.close() } } }
@@ -313,10 +313,10 @@ public struct DiskImage: Sendable, Equatable {
 /// A checked disk: the ``DiskImage`` QEMU is told about and the open descriptors of its
 /// ``DiskImage/files``, in order. Map them into QEMU at ``DiskImage/firstDescriptor`` onwards
 /// (the Supervisor's `FileDescriptorMapping`); they close when this is released.
-public final class OpenedDiskImage: Sendable {
-    public let image: DiskImage
+package final class OpenedDiskImage: Sendable {
+    package let image: DiskImage
     /// This process's descriptors, one per file of ``image``.
-    public let descriptors: [Int32]
+    package let descriptors: [Int32]
 
     init(image: DiskImage, descriptors: [Int32]) {
         self.image = image
@@ -504,13 +504,13 @@ struct Qcow2References: Equatable {
 ///    (e.g. qcow2 version 7), is an error rather than a silent fall back to raw:
 ///    booting a damaged qcow2 as raw would hand the guest garbage.
 /// 4. Anything else is raw.
-public enum DiskImageProbe {
+package enum DiskImageProbe {
     /// How many leading bytes ``detect(header:fileSize:)`` needs at most.
-    public static let headerBytes = 512
+    package static let headerBytes = 512
     /// Smallest image accepted: one sector.
-    public static let minimumSize: UInt64 = 512
+    package static let minimumSize: UInt64 = 512
 
-    public enum ProbeError: Error, Equatable {
+    package enum ProbeError: Error, Equatable {
         case empty
         case tooSmall(UInt64)
         case truncatedHeader(DiskImageFormat)
@@ -519,7 +519,7 @@ public enum DiskImageProbe {
 
     /// Identifies the format from `header` (the first bytes, up to ``headerBytes``)
     /// and the total size of the image.
-    public static func detect(header: [UInt8], fileSize: UInt64) throws(ProbeError) -> DiskImageFormat {
+    package static func detect(header: [UInt8], fileSize: UInt64) throws(ProbeError) -> DiskImageFormat {
         if fileSize == 0 { throw .empty }
 
         if header.starts(with: [0x51, 0x46, 0x49, 0xFB]) {  // "QFI\xfb"

@@ -4,7 +4,7 @@ import Glibc
 
 /// Something that must be fixed before QEMU can start. Each description is one
 /// line that says what is wrong and what to do.
-public enum PreflightError: Error, Equatable, CustomStringConvertible {
+package enum PreflightError: Error, Equatable, CustomStringConvertible {
     case launcherNotFound(name: String, searchPath: String)
     case launcherNotExecutable(path: String)
     /// `LAUNCHER` is a path and nothing is there.
@@ -47,7 +47,7 @@ public enum PreflightError: Error, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .launcherNotFound(name, searchPath):
             "QEMU binary '\(name)' not found in PATH (\(searchPath)): install qemu-system-x86 or set LAUNCHER to the binary's full path"
@@ -87,9 +87,9 @@ public enum PreflightError: Error, Equatable, CustomStringConvertible {
 
 /// Checks done before QEMU is started, so a mistake gives a clear one-line error
 /// instead of a QEMU failure deep in the console output.
-public enum Preflight {
+package enum Preflight {
     /// The binary used when `LAUNCHER` is not set.
-    public static let defaultLauncher = "qemu-system-x86_64"
+    package static let defaultLauncher = "qemu-system-x86_64"
 
     /// Resolves the QEMU binary to an absolute, executable path.
     ///
@@ -98,7 +98,7 @@ public enum Preflight {
     ///     `searchPath`, or a path (anything containing `/`) used as it is.
     ///     `nil` or empty means ``defaultLauncher``.
     ///   - searchPath: a `PATH`-style list of directories.
-    public static func resolveLauncher(
+    package static func resolveLauncher(
         _ launcher: String? = nil,
         searchPath: String
     ) throws(PreflightError) -> String {
@@ -119,7 +119,7 @@ public enum Preflight {
 
     /// Finds the image (`path`, else the first of `candidates` that exists), opens and checks it
     /// and every file it names under `policy` (see ``DiskImage/open(path:policy:)``).
-    public static func checkImage(
+    package static func checkImage(
         path: String? = nil,
         candidates: [String] = DiskImage.defaultCandidates,
         policy: DiskImagePolicy = DiskImagePolicy()
@@ -131,7 +131,7 @@ public enum Preflight {
 
     /// Checks that `memoryMiB` of guest memory fits this machine: QEMU cannot allocate more than the
     /// kernel's memory and swap (it fails after the network was taken over otherwise).
-    public static func checkMemory(_ memoryMiB: Int, meminfoPath: String = "/proc/meminfo") throws(PreflightError) {
+    package static func checkMemory(_ memoryMiB: Int, meminfoPath: String = "/proc/meminfo") throws(PreflightError) {
         guard let text = readSmallTextFile(meminfoPath) else { return }
         var total = 0
         for line in text.split(separator: "\n") where line.hasPrefix("MemTotal:") || line.hasPrefix("SwapTotal:") {

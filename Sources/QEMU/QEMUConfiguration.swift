@@ -9,22 +9,22 @@ import NetworkTypes
 /// model (or `KVM_CPU_OPTS`), optional devices (or `KVM_OPTS`), the disk (or
 /// `KVM_BLK_OPTS`), the NICs then `KVM_NET_OPTS`, the serial console on stdio,
 /// graphics (or `KVM_VIDEO_OPTS`), the QMP socket, then ``extraArguments`` verbatim.
-public struct QEMUConfiguration: Sendable, Equatable {
+package struct QEMUConfiguration: Sendable, Equatable {
     /// Memory when neither an input nor `KVM_CPU_OPTS` sets it.
-    public static let defaultMemoryMiB = 1024
+    package static let defaultMemoryMiB = 1024
     /// vCPUs when neither an input nor `KVM_CPU_OPTS` sets it.
-    public static let defaultVCPUs = 1
+    package static let defaultVCPUs = 1
     /// The longest unix socket path Linux accepts (108 bytes of `sun_path` with the terminating zero).
-    public static let maximumSocketPathBytes = 107
+    package static let maximumSocketPathBytes = 107
 
     /// The QEMU machine type. q35 (PCIe, the default) suits every current guest;
     /// `pc` (i440FX) is there for old guests that only know PCI/IDE-era chipsets.
-    public enum MachineType: Sendable, Equatable {
+    package enum MachineType: Sendable, Equatable {
         case q35
         case pc
         case named(String)
 
-        public var name: String {
+        package var name: String {
             switch self {
             case .q35: "q35"
             case .pc: "pc"
@@ -34,7 +34,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
     }
 
     /// Local display and video device.
-    public enum Graphics: Sendable, Equatable {
+    package enum Graphics: Sendable, Equatable {
         /// No video device, no window: the serial console is the only console.
         case none
         /// A video device (`-vga MODEL`) with no local window, optionally served
@@ -42,33 +42,33 @@ public struct QEMUConfiguration: Sendable, Equatable {
         case vga(model: String, vnc: String?)
 
         /// What the old container did with `DISABLE_VGA=no`: `-vga qxl -display none`.
-        public static let legacyVGA = Graphics.vga(model: "qxl", vnc: nil)
+        package static let legacyVGA = Graphics.vga(model: "qxl", vnc: nil)
     }
 
-    public var machineType: MachineType
-    public var accelerator: Accelerator
-    public var memoryMiB: Int
-    public var vcpus: Int
+    package var machineType: MachineType
+    package var accelerator: Accelerator
+    package var memoryMiB: Int
+    package var vcpus: Int
     /// `-cpu` model; nil means `host` under KVM and `max` under TCG.
-    public var cpuModel: String?
+    package var cpuModel: String?
     /// The boot disk; nil starts QEMU without one (used by tests).
-    public var disk: DiskImage?
+    package var disk: DiskImage?
     /// One virtio-net NIC per entry, in order (`net0`, `net1`, ...).
-    public var nics: [NetworkInterfaceCard]
-    public var graphics: Graphics
+    package var nics: [NetworkInterfaceCard]
+    package var graphics: Graphics
     /// Where QEMU listens for QMP: a unix socket path, or `@NAME` for an abstract unix socket
     /// (Linux: a name in the network namespace, no file; what the launcher uses, see ``QMPAddress``).
-    public var qmpSocketPath: String
+    package var qmpSocketPath: String
     /// `-name` (shown in `ps` and to the guest via SMBIOS); nil leaves it out.
-    public var name: String?
+    package var name: String?
     /// The old container's `KVM_*_OPTS` variables.
-    public var legacy: LegacyOptions
+    package var legacy: LegacyOptions
     /// The container's CMD: appended last, each element one argument, unchanged.
-    public var extraArguments: [String]
+    package var extraArguments: [String]
     /// A read-only cloud-init seed disk (`cidata`), handed over as this open, read-only descriptor number.
-    public var seedDescriptor: Int32? = nil
+    package var seedDescriptor: Int32? = nil
 
-    public init(
+    package init(
         machineType: MachineType = .q35,
         accelerator: Accelerator,
         memoryMiB: Int = QEMUConfiguration.defaultMemoryMiB,
@@ -97,7 +97,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
     }
 
     /// The QEMU argument array (without the binary itself).
-    public func arguments() throws(QEMUConfigurationError) -> [String] {
+    package func arguments() throws(QEMUConfigurationError) -> [String] {
         try validate()
         var args = ["-nodefaults", "-no-user-config"]
         if let name { args += ["-name", QEMUOption.escape(name)] }
@@ -161,7 +161,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
 
     /// The child descriptor numbers the NIC backends and the disk refer to, in argument order.
     /// The launcher must make exactly these numbers available to QEMU.
-    public var childFileDescriptors: [Int32] {
+    package var childFileDescriptors: [Int32] {
         nics.flatMap { nic -> [Int32] in
             switch nic.backend {
             case let .tapFileDescriptor(fd, .fileDescriptor(vhostFD)): return [fd, vhostFD]
@@ -175,7 +175,7 @@ public struct QEMUConfiguration: Sendable, Equatable {
     /// PCI slots on the machine's root bus that kvm-launch's own devices can use: 32, minus the host
     /// bridge (slot 0) and the chipset functions (q35: the ICH9 in slot 31; pc: the PIIX3 in slot 1),
     /// minus the balloon, the disk and the graphics card when present. nil for a named machine type.
-    public var freePCISlotsForNICs: Int? {
+    package var freePCISlotsForNICs: Int? {
         if case .named = machineType { return nil }
         var free = 32 - 2
         if legacy.base == nil { free -= 1 }  // the balloon
@@ -212,9 +212,9 @@ public struct QEMUConfiguration: Sendable, Equatable {
 }
 
 /// A virtio NIC and the host side it is connected to.
-public struct NetworkInterfaceCard: Sendable, Equatable {
+package struct NetworkInterfaceCard: Sendable, Equatable {
     /// How vhost-net (in-kernel packet processing) is used for a tap file descriptor.
-    public enum Vhost: Sendable, Equatable {
+    package enum Vhost: Sendable, Equatable {
         case off
         /// QEMU opens /dev/vhost-net itself.
         case on
@@ -222,7 +222,7 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
         case fileDescriptor(Int32)
     }
 
-    public enum Backend: Sendable, Equatable {
+    package enum Backend: Sendable, Equatable {
         /// An open tap or macvtap (/dev/tapN) descriptor, at this number in QEMU:
         /// `-netdev tap,fd=N[,vhost=on[,vhostfd=V]]`.
         case tapFileDescriptor(Int32, vhost: Vhost)
@@ -236,19 +236,19 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
     }
 
     /// The guest's MAC (the container interface's original MAC).
-    public var mac: MACAddress
-    public var backend: Backend
+    package var mac: MACAddress
+    package var backend: Backend
     /// The QEMU NIC device; virtio-net by default.
-    public var model: String
+    package var model: String
     /// The MTU the guest's driver takes from the device (virtio-net `host_mtu`, feature
     /// VIRTIO_NET_F_MTU), so the guest has the container interface's MTU without DHCP option 26.
     /// nil leaves QEMU's default (the guest picks 1500).
-    public var hostMTU: Int?
+    package var hostMTU: Int?
 
     /// What virtio-net accepts as `host_mtu` (68, IPv4's minimum, up to the 16-bit field's maximum).
-    public static let hostMTURange = 68...65535
+    package static let hostMTURange = 68...65535
 
-    public init(mac: MACAddress, backend: Backend, model: String = "virtio-net-pci", hostMTU: Int? = nil) {
+    package init(mac: MACAddress, backend: Backend, model: String = "virtio-net-pci", hostMTU: Int? = nil) {
         self.mac = mac
         self.backend = backend
         self.model = model
@@ -258,7 +258,7 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
     /// Queue pairs of the NIC: the number of descriptors of a multiqueue tap, else 1. Above 1 the
     /// device gets `mq=on` and `vectors=2×queues+2` (one MSI-X vector per virtqueue, one for the
     /// control queue, one for configuration changes).
-    public var queueCount: Int {
+    package var queueCount: Int {
         if case let .tapQueueDescriptors(fds, _) = backend { return max(fds.count, 1) }
         return 1
     }
@@ -286,23 +286,23 @@ public struct NetworkInterfaceCard: Sendable, Equatable {
 /// The old container's `KVM_*_OPTS` variables, already split into words (by
 /// `LaunchConfiguration`, which reads and validates the environment).
 /// A nil value means "not set": kvm-launch's own options are used.
-public struct LegacyOptions: Sendable, Equatable {
+package struct LegacyOptions: Sendable, Equatable {
     /// What `KVM_OPTS` replaces: devices the old container added by default.
-    public static let defaultBase = ["-device", "virtio-balloon-pci,id=balloon0"]
+    package static let defaultBase = ["-device", "virtio-balloon-pci,id=balloon0"]
 
     /// `KVM_CPU_OPTS`: replaces `-m`, `-smp` and `-cpu`.
-    public var cpu: [String]?
+    package var cpu: [String]?
     /// `KVM_BLK_OPTS`: replaces the disk option.
-    public var block: [String]?
+    package var block: [String]?
     /// `KVM_NET_OPTS`: added after the generated NICs (as the old container did).
-    public var network: [String]
+    package var network: [String]
     /// `KVM_VIDEO_OPTS`: replaces the graphics options.
-    public var video: [String]?
+    package var video: [String]?
     /// `KVM_OPTS`: replaces ``defaultBase``. Unlike the old container it does not
     /// remove `-nodefaults`, the console or QMP: supervision depends on them.
-    public var base: [String]?
+    package var base: [String]?
 
-    public init(cpu: [String]? = nil, block: [String]? = nil, network: [String] = [], video: [String]? = nil, base: [String]? = nil) {
+    package init(cpu: [String]? = nil, block: [String]? = nil, network: [String] = [], video: [String]? = nil, base: [String]? = nil) {
         self.cpu = cpu
         self.block = block
         self.network = network
@@ -312,7 +312,7 @@ public struct LegacyOptions: Sendable, Equatable {
 }
 
 /// An input that cannot become a QEMU command line.
-public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
+package enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidMemory(Int)
     case invalidVCPUs(Int)
     case emptyQMPSocketPath
@@ -325,7 +325,7 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
     /// A multiqueue NIC without descriptors, or with vhost descriptors that are not one per queue.
     case invalidQueueDescriptors(taps: Int, vhost: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .invalidMemory(value): "guest memory \(value) MiB is not positive: set a memory size of at least 1 MiB"
         case let .invalidVCPUs(value): "vCPU count \(value) is not positive: set at least 1 vCPU"
@@ -342,9 +342,9 @@ public enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
 }
 
 /// QEMU's option-value quoting.
-public enum QEMUOption {
+package enum QEMUOption {
     /// Escapes a value placed inside a `key=value,...` option: QEMU reads `,,` as a literal comma.
-    public static func escape(_ value: String) -> String {
+    package static func escape(_ value: String) -> String {
         value.replacingAll(",", with: ",,")
     }
 }
@@ -362,7 +362,7 @@ extension String {
 
 extension DiskImage {
     /// The descriptor numbers QEMU sees the disk's files at; empty when QEMU opens the path itself.
-    public var childDescriptors: [Int32] {
+    package var childDescriptors: [Int32] {
         guard let firstDescriptor else { return [] }
         return files.indices.map { firstDescriptor + Int32($0) }
     }

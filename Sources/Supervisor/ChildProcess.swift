@@ -4,37 +4,37 @@ import Glibc
 import CSupervisorShims
 
 /// A descriptor of the supervisor handed to the child at a chosen number.
-public struct FileDescriptorMapping: Sendable, Equatable {
+package struct FileDescriptorMapping: Sendable, Equatable {
     /// The open descriptor in this process.
-    public var parent: Int32
+    package var parent: Int32
     /// The number the child sees it as.
-    public var child: Int32
+    package var child: Int32
 
-    public init(parent: Int32, child: Int32) {
+    package init(parent: Int32, child: Int32) {
         self.parent = parent
         self.child = child
     }
 
     /// Maps `parents` to consecutive child numbers starting at `first` (3 by
     /// default, right after stdin/stdout/stderr).
-    public static func sequential(_ parents: [Int32], startingAt first: Int32 = 3) -> [FileDescriptorMapping] {
+    package static func sequential(_ parents: [Int32], startingAt first: Int32 = 3) -> [FileDescriptorMapping] {
         parents.enumerated().map { FileDescriptorMapping(parent: $0.element, child: first + Int32($0.offset)) }
     }
 }
 
 /// What to run.
-public struct ChildCommand: Sendable, Equatable {
+package struct ChildCommand: Sendable, Equatable {
     /// Absolute path of the program (no PATH search happens here).
-    public var executable: String
+    package var executable: String
     /// The arguments after argv[0], passed as they are: no shell is involved.
-    public var arguments: [String]
+    package var arguments: [String]
     /// The complete environment; nil inherits this process's environment.
-    public var environment: [String: String]?
+    package var environment: [String: String]?
     /// Descriptors the child gets, at the numbers given. Every other descriptor
     /// above 2 is closed in the child; 0, 1 and 2 are inherited (the console).
-    public var fileDescriptors: [FileDescriptorMapping]
+    package var fileDescriptors: [FileDescriptorMapping]
 
-    public init(
+    package init(
         executable: String,
         arguments: [String] = [],
         environment: [String: String]? = nil,
@@ -48,12 +48,12 @@ public struct ChildCommand: Sendable, Equatable {
 }
 
 /// How a child process ended.
-public enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
+package enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
     case exited(Int32)
     case signaled(Int32, coreDumped: Bool)
 
     /// Decodes a `waitpid` status (the WIFEXITED/WTERMSIG macros, which Swift does not import).
-    public init(waitStatus status: Int32) {
+    package init(waitStatus status: Int32) {
         let signal = status & 0x7F
         if signal == 0 {
             self = .exited((status >> 8) & 0xFF)
@@ -62,7 +62,7 @@ public enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .exited(code): "exited with status \(code)"
         case let .signaled(signal, coreDumped):
@@ -91,13 +91,13 @@ func signalName(_ signal: Int32) -> String {
 }
 
 /// Starts child processes with posix_spawn(3).
-public enum ChildProcess {
+package enum ChildProcess {
     /// Spawns `command` and returns its pid. Does not wait for it.
     ///
     /// The child starts with every signal at its default disposition and an empty
     /// signal mask, whatever this process (or the calling thread) has set up, and
     /// stays in this process group so that it keeps the console as its terminal.
-    public static func spawn(_ command: ChildCommand) throws(SupervisorError) -> pid_t {
+    package static func spawn(_ command: ChildCommand) throws(SupervisorError) -> pid_t {
         var targets = Set<Int32>()
         for mapping in command.fileDescriptors {
             guard mapping.child >= 0 else { throw .invalidFileDescriptor(mapping.child) }

@@ -4,7 +4,7 @@ import Glibc
 import CSupervisorShims
 
 /// Which children the supervisor waits for.
-public enum ReapingScope: Sendable, Equatable {
+package enum ReapingScope: Sendable, Equatable {
     /// Every child of this process (`waitpid(-1)`): what PID 1, or a child
     /// subreaper, must do, since orphaned processes are re-parented to it.
     /// The supervisor then owns all children: nothing else in the process may wait
@@ -15,7 +15,7 @@ public enum ReapingScope: Sendable, Equatable {
     case supervisedChildOnly
 
     /// `allChildren` when this process is PID 1 or a child subreaper, `supervisedChildOnly` otherwise.
-    public static var automatic: ReapingScope {
+    package static var automatic: ReapingScope {
         getpid() == 1 || kvml_is_child_subreaper() == 1 ? .allChildren : .supervisedChildOnly
     }
 }

@@ -5,18 +5,18 @@
 /// period ends (`docker stop -t`, default 10 s; Kubernetes
 /// `terminationGracePeriodSeconds`, default 30 s), so keep this sum a few seconds
 /// below that period, leaving time for QEMU to exit and the network to be restored.
-public struct ShutdownPolicy: Sendable, Equatable {
+package struct ShutdownPolicy: Sendable, Equatable {
     /// 20 s: fits Kubernetes' default 30 s grace period with room for quit and cleanup.
-    public static let defaultPowerdownTimeout: Duration = .seconds(20)
+    package static let defaultPowerdownTimeout: Duration = .seconds(20)
     /// 5 s for QEMU to act on `quit` before SIGKILL.
-    public static let defaultQuitTimeout: Duration = .seconds(5)
+    package static let defaultQuitTimeout: Duration = .seconds(5)
 
     /// How long the guest gets to shut down after the ACPI power button press.
-    public var powerdownTimeout: Duration
+    package var powerdownTimeout: Duration
     /// How long QEMU gets to exit after `quit` before it is killed.
-    public var quitTimeout: Duration
+    package var quitTimeout: Duration
 
-    public init(
+    package init(
         powerdownTimeout: Duration = ShutdownPolicy.defaultPowerdownTimeout,
         quitTimeout: Duration = ShutdownPolicy.defaultQuitTimeout
     ) {
@@ -31,12 +31,12 @@ public struct ShutdownPolicy: Sendable, Equatable {
 ///
 /// It only says what to do next; ``Supervisor`` performs the actions and feeds
 /// events back.
-public struct ShutdownSequence: Sendable, Equatable {
-    public enum Phase: Sendable, Equatable {
+package struct ShutdownSequence: Sendable, Equatable {
+    package enum Phase: Sendable, Equatable {
         case running, poweringDown, quitting, killed
     }
 
-    public enum Action: Sendable, Equatable {
+    package enum Action: Sendable, Equatable {
         /// Ask the guest to power off (QMP `system_powerdown`).
         case powerdown
         /// Tell QEMU to exit (QMP `quit`).
@@ -47,35 +47,35 @@ public struct ShutdownSequence: Sendable, Equatable {
         case startTimer(Phase, after: Duration)
     }
 
-    public let policy: ShutdownPolicy
-    public private(set) var phase: Phase = .running
+    package let policy: ShutdownPolicy
+    package private(set) var phase: Phase = .running
     /// The request that started the sequence.
-    public private(set) var firstRequest: StopRequest?
+    package private(set) var firstRequest: StopRequest?
 
-    public init(policy: ShutdownPolicy) {
+    package init(policy: ShutdownPolicy) {
         self.policy = policy
     }
 
-    public mutating func stopRequested(_ request: StopRequest) -> [Action] {
+    package mutating func stopRequested(_ request: StopRequest) -> [Action] {
         if firstRequest == nil { firstRequest = request }
         return advance()
     }
 
     /// A timer started for `phase` fired; stale timers are ignored.
-    public mutating func deadlineReached(_ phase: Phase) -> [Action] {
+    package mutating func deadlineReached(_ phase: Phase) -> [Action] {
         guard phase == self.phase else { return [] }
         return advance()
     }
 
     /// The action of `phase` could not be carried out (e.g. QMP unreachable):
     /// waiting out its timeout would be pointless.
-    public mutating func actionFailed(in phase: Phase) -> [Action] {
+    package mutating func actionFailed(in phase: Phase) -> [Action] {
         guard phase == self.phase else { return [] }
         return advance()
     }
 
     /// Classifies how the child ended, given the phase it ended in.
-    public func outcome(for termination: ChildTermination) -> SupervisionResult.Outcome {
+    package func outcome(for termination: ChildTermination) -> SupervisionResult.Outcome {
         switch phase {
         case .running, .poweringDown:
             termination == .exited(0) ? .poweredOff : .crashed

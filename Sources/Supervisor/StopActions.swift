@@ -5,13 +5,13 @@ import QEMU
 
 /// How the supervisor asks the child to stop: first gently (power down the
 /// guest), then firmly (quit QEMU). SIGKILL, the last step, is the supervisor's own.
-public struct StopActions: Sendable {
+package struct StopActions: Sendable {
     /// Starts a graceful stop; returns once the request was delivered.
-    public var powerdown: @Sendable (_ child: SupervisedChild) async throws -> Void
+    package var powerdown: @Sendable (_ child: SupervisedChild) async throws -> Void
     /// Tells the child to exit now. If it throws, the supervisor sends SIGTERM instead.
-    public var quit: @Sendable (_ child: SupervisedChild) async throws -> Void
+    package var quit: @Sendable (_ child: SupervisedChild) async throws -> Void
 
-    public init(
+    package init(
         powerdown: @escaping @Sendable (_ child: SupervisedChild) async throws -> Void,
         quit: @escaping @Sendable (_ child: SupervisedChild) async throws -> Void
     ) {
@@ -25,7 +25,7 @@ public struct StopActions: Sendable {
     /// still booting loses a press that comes before its ACPI daemon runs (the kernel drops the
     /// pending event), and a stop during early boot must still end in a clean power-off. The QMP
     /// connection is closed between presses, since QEMU serves one QMP client at a time.
-    public static func qmp(socketPath: String, timeout: Duration = .seconds(5), repeatEvery: Duration = .seconds(2),
+    package static func qmp(socketPath: String, timeout: Duration = .seconds(5), repeatEvery: Duration = .seconds(2),
                            startupGrace: Duration = .seconds(10)) -> StopActions {
         StopActions(
             powerdown: { _ in
@@ -60,7 +60,7 @@ public struct StopActions: Sendable {
     }
 
     /// Sends `powerdown` then `quit` as signals: for children that are not QEMU.
-    public static func signals(powerdown: Int32 = SIGTERM, quit: Int32 = SIGTERM) -> StopActions {
+    package static func signals(powerdown: Int32 = SIGTERM, quit: Int32 = SIGTERM) -> StopActions {
         StopActions(
             powerdown: { child in child.signal(powerdown) },
             quit: { child in child.signal(quit) }

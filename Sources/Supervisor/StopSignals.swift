@@ -5,22 +5,22 @@ import CSupervisorShims
 import Synchronization
 
 /// A request to stop the guest: a signal, a cancelled task, or a test.
-public struct StopRequest: Sendable, Equatable, CustomStringConvertible {
+package struct StopRequest: Sendable, Equatable, CustomStringConvertible {
     /// Human-readable cause, e.g. `SIGTERM`.
-    public var reason: String
+    package var reason: String
     /// The signal that caused it, if any.
-    public var signal: Int32?
+    package var signal: Int32?
 
-    public init(reason: String, signal: Int32? = nil) {
+    package init(reason: String, signal: Int32? = nil) {
         self.reason = reason
         self.signal = signal
     }
 
-    public static func signal(_ signal: Int32) -> StopRequest {
+    package static func signal(_ signal: Int32) -> StopRequest {
         StopRequest(reason: signalName(signal), signal: signal)
     }
 
-    public var description: String { reason }
+    package var description: String { reason }
 }
 
 /// Turns SIGTERM and SIGINT into ``StopRequest``s.
@@ -32,14 +32,14 @@ public struct StopRequest: Sendable, Equatable, CustomStringConvertible {
 /// dedicated thread blocks on reading that pipe and feeds the stream. This works
 /// whichever thread the kernel delivers the signal to, so nothing needs to block
 /// signals before the Swift runtime starts its threads.
-public enum StopSignals {
+package enum StopSignals {
     private static let installed = Mutex(false)
 
     /// Installs the handlers once per process and returns the stream of requests.
     ///
     /// A second SIGTERM/SIGINT yields a second request; the supervisor uses it to
     /// skip the rest of the current shutdown wait.
-    public static func install(_ signals: [Int32] = [SIGTERM, SIGINT]) throws(SupervisorError) -> AsyncStream<StopRequest> {
+    package static func install(_ signals: [Int32] = [SIGTERM, SIGINT]) throws(SupervisorError) -> AsyncStream<StopRequest> {
         let alreadyInstalled = installed.withLock { value in
             defer { value = true }
             return value

@@ -9,8 +9,8 @@ import Synchronization
 /// the number to another process. The reaper marks the child as gone under the
 /// same lock that ``signal(_:)`` takes, *before* it reaps it (the exit is first
 /// observed with `waitid(WNOWAIT)`), so a signal never reaches a stranger.
-public final class SupervisedChild: Sendable {
-    public let pid: pid_t
+package final class SupervisedChild: Sendable {
+    package let pid: pid_t
     private let reaped = Mutex(false)
 
     init(pid: pid_t) { self.pid = pid }
@@ -18,7 +18,7 @@ public final class SupervisedChild: Sendable {
     /// Sends `signal` unless the child has already been reaped.
     /// - Returns: whether the signal was sent.
     @discardableResult
-    public func signal(_ signal: Int32) -> Bool {
+    package func signal(_ signal: Int32) -> Bool {
         reaped.withLock { reaped in
             guard !reaped else { return false }
             return kill(pid, signal) == 0
@@ -26,7 +26,7 @@ public final class SupervisedChild: Sendable {
     }
 
     /// Whether the child has been reaped.
-    public var hasExited: Bool { reaped.withLock { $0 } }
+    package var hasExited: Bool { reaped.withLock { $0 } }
 
     /// Reaps the (already exited) child while holding the signal lock.
     func reap() -> Int32? {

@@ -1,6 +1,6 @@
 /// How supervision ended.
-public struct SupervisionResult: Sendable, Equatable, CustomStringConvertible {
-    public enum Outcome: Sendable, Equatable {
+package struct SupervisionResult: Sendable, Equatable, CustomStringConvertible {
+    package enum Outcome: Sendable, Equatable {
         /// QEMU exited with status 0 before any forced step: the guest powered
         /// off, by itself or in answer to the ACPI power button.
         case poweredOff
@@ -13,15 +13,15 @@ public struct SupervisionResult: Sendable, Equatable, CustomStringConvertible {
         case crashed
     }
 
-    public var outcome: Outcome
+    package var outcome: Outcome
     /// QEMU's wait status.
-    public var termination: ChildTermination
+    package var termination: ChildTermination
     /// The stop request that started a graceful stop, if there was one.
-    public var stopRequest: StopRequest?
+    package var stopRequest: StopRequest?
     /// Other processes (orphans re-parented to this one) reaped meanwhile.
-    public var orphansReaped: Int
+    package var orphansReaped: Int
 
-    public init(outcome: Outcome, termination: ChildTermination, stopRequest: StopRequest?, orphansReaped: Int) {
+    package init(outcome: Outcome, termination: ChildTermination, stopRequest: StopRequest?, orphansReaped: Int) {
         self.outcome = outcome
         self.termination = termination
         self.stopRequest = stopRequest
@@ -29,12 +29,12 @@ public struct SupervisionResult: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Only a guest that powered off counts as success.
-    public var succeeded: Bool { outcome == .poweredOff }
+    package var succeeded: Bool { outcome == .poweredOff }
 
     /// A process exit status for the launcher: 0 when the guest powered off, 2
     /// when QEMU had to be told to quit, 137 (128 + SIGKILL) when it was killed,
     /// and QEMU's own status (128 + signal for a signal) when it crashed.
-    public var exitCode: Int32 {
+    package var exitCode: Int32 {
         switch outcome {
         case .poweredOff: 0
         case .quitAfterTimeout: 2
@@ -47,7 +47,7 @@ public struct SupervisionResult: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         let stop = stopRequest.map { " after \($0)" } ?? ""
         switch outcome {
         case .poweredOff:

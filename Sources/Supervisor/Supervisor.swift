@@ -20,12 +20,12 @@ import Logging
 /// has not exited after `powerdownTimeout`, QEMU is told to quit; if it is still
 /// there after `quitTimeout`, it is SIGKILLed. A further stop request skips the
 /// rest of the current wait. Cancelling the calling task counts as a stop request.
-public struct Supervisor: Sendable {
-    public var policy: ShutdownPolicy
-    public var reaping: ReapingScope
-    public var logger: Logger
+package struct Supervisor: Sendable {
+    package var policy: ShutdownPolicy
+    package var reaping: ReapingScope
+    package var logger: Logger
 
-    public init(
+    package init(
         policy: ShutdownPolicy = ShutdownPolicy(),
         reaping: ReapingScope = .automatic,
         logger: Logger = Logger(label: "kvm-launch.supervisor")
@@ -37,7 +37,7 @@ public struct Supervisor: Sendable {
 
     /// Makes this process a child subreaper so that, when it is not PID 1, it
     /// still adopts and reaps orphaned descendants. A no-op for PID 1.
-    public static func becomeSubreaper() throws(SupervisorError) {
+    package static func becomeSubreaper() throws(SupervisorError) {
         try Reaper.becomeSubreaper()
     }
 
@@ -47,7 +47,7 @@ public struct Supervisor: Sendable {
     ///   - stopActions: how to ask the child to stop.
     ///   - stopRequests: stop requests, usually from ``StopSignals/install(_:)``.
     ///   - onSpawn: called with the child's pid right after it started.
-    public func run(
+    package func run(
         _ command: ChildCommand,
         stopActions: StopActions,
         stopRequests: AsyncStream<StopRequest>,

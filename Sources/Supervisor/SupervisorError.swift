@@ -1,5 +1,5 @@
 /// A supervision failure. Each description is one line that says what to do.
-public enum SupervisorError: Error, Equatable, CustomStringConvertible {
+package enum SupervisorError: Error, Equatable, CustomStringConvertible {
     case invalidFileDescriptor(Int32)
     case duplicateChildFileDescriptor(Int32)
     case spawnFailed(executable: String, reason: String)
@@ -8,7 +8,7 @@ public enum SupervisorError: Error, Equatable, CustomStringConvertible {
     case signalsAlreadyInstalled
     case subreaperFailed(reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .invalidFileDescriptor(fd):
             "descriptor \(fd) cannot be passed to the child because it is not open (or negative): open it before starting QEMU"

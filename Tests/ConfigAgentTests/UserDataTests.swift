@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import ConfigAgent
+import TestSupport
 
 /// `kvm-launch config user-data`: files rendered from etcd carried as cloud-init `write_files`.
 @Suite("config user-data")
@@ -43,8 +44,9 @@ struct UserDataTests {
     func fromEtcd() async throws {
         try await EtcdServer.with { server in
             let etcd = ["--endpoints", server.endpoint.url, "--prefix", "/userdata"]
-            let directory = try makeTemporaryDirectory()
-            defer { removeDirectory(directory) }
+            let temporary = try TemporaryDirectory()
+            defer { temporary.remove() }
+            let directory = temporary.path
             _ = try await runConfigCommand(["load", "--legacy"] + etcd + [fixture("reference/nova"), fixture("reference/general")])
             let output = directory + "/user-data"
             let run = try await runConfigCommand(
@@ -57,7 +59,7 @@ struct UserDataTests {
             var info = stat()
             #expect(stat(output, &info) == 0 && info.st_mode & 0o777 == 0o600)
 
-            let userData = try read(output)
+            let userData = try readFile(output)
             let json = try JSONSerialization.jsonObject(with: Data(userData.dropFirst("#cloud-config\n".count).utf8))
             let files = try #require((json as? [String: Any])?["write_files"] as? [[String: String]])
             #expect(files.map { $0["path"] } == ["/etc/nova/etcd/nova.conf", "/etc/neutron/etcd/openvswitch_agent.ini"])
@@ -72,7 +74,7 @@ struct UserDataTests {
             await #expect(throws: RenderError.self) {
                 try await runConfigCommand(["user-data"] + etcd + ["--output", output, "compute/nova/missing.conf=/etc/x"])
             }
-            #expect(try read(output) == userData)
+            #expect(try readFile(output) == userData)
         }
     }
 }

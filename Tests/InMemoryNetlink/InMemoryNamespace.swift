@@ -28,30 +28,30 @@ import SystemPackage
 ///
 /// Every call is logged in ``calls``; ``failure`` can make any call fail with an errno before it
 /// changes anything.
-public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
+package final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
     /// An open descriptor this namespace handed out.
-    public enum OpenDevice: Sendable, Equatable {
+    package enum OpenDevice: Sendable, Equatable {
         /// A TAP; its link (by index) lives while the descriptor is open, nil once the link was deleted.
         case tap(linkIndex: Int32?)
         case macvtap(nodePath: String)
     }
 
     /// Everything the namespace holds; a value, so a test can copy it (e.g. at a simulated death).
-    public struct State: Sendable, Equatable {
-        public var links: [LinkRecord] = []
+    package struct State: Sendable, Equatable {
+        package var links: [LinkRecord] = []
         /// In kernel order: per link, primaries before secondaries.
-        public var addresses: [AddressRecord] = []
-        public var routes: [RouteRecord] = []
+        package var addresses: [AddressRecord] = []
+        package var routes: [RouteRecord] = []
         /// Device nodes that exist (a macvtap's private node).
-        public var nodes: Set<String> = []
-        public var descriptors: [Int32: OpenDevice] = [:]
+        package var nodes: Set<String> = []
+        package var descriptors: [Int32: OpenDevice] = [:]
         var nextIndex: Int32 = 100
         var nextDescriptor: Int32 = 1000
         var macCounter: UInt32 = 0
     }
 
     /// A call, as logged and as offered to ``failure``.
-    public enum Call: Sendable, Equatable, CustomStringConvertible {
+    package enum Call: Sendable, Equatable, CustomStringConvertible {
         case links, addresses, routes
         case linkNamed(String), linkIndex(Int32)
         case addMacvlan(name: String, parent: Int32), addBridge(name: String), deleteLink(Int32), deleteLinkGroup(UInt32)
@@ -61,14 +61,14 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         case openTap(String), openMacvtap(String), openVhostNet, close(Int32), removeStaleNodes(String)
 
         /// Whether the call can change the namespace.
-        public var changes: Bool {
+        package var changes: Bool {
             switch self {
             case .links, .addresses, .routes, .linkNamed, .linkIndex, .openVhostNet: false
             default: true
             }
         }
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .links: "links"
             case .addresses: "addresses"
@@ -93,14 +93,14 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         }
     }
 
-    public var state: State
+    package var state: State
     /// Every call made, in order (1-based numbers in ``failure`` count this list).
-    public private(set) var calls: [Call] = []
+    package private(set) var calls: [Call] = []
     /// Asked before each call is carried out, with its number and the call: an errno makes it fail
     /// without changing anything.
-    public var failure: ((Int, Call) -> Errno?)?
+    package var failure: ((Int, Call) -> Errno?)?
 
-    public init(links: [LinkRecord] = [], addresses: [AddressRecord] = [], routes: [RouteRecord] = []) {
+    package init(links: [LinkRecord] = [], addresses: [AddressRecord] = [], routes: [RouteRecord] = []) {
         state = State()
         state.links = links.sorted { $0.index < $1.index }
         state.addresses = addresses
@@ -109,7 +109,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
     }
 
     /// A copy with the same state and no call log or failures.
-    public func copy() -> InMemoryNamespace {
+    package func copy() -> InMemoryNamespace {
         let copy = InMemoryNamespace()
         copy.state = state
         return copy
@@ -117,12 +117,12 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     /// What the kernel does when the process holding descriptors dies: every descriptor closes
     /// (TAPs vanish with them); device nodes stay.
-    public func processDied() {
+    package func processDied() {
         for descriptor in state.descriptors.keys.sorted() { try? closeDescriptor(descriptor) }
     }
 
     /// Links, addresses and routes in a canonical order, for comparing two namespaces.
-    public var network: NetworkSnapshot {
+    package var network: NetworkSnapshot {
         NetworkSnapshot(
             links: state.links.sorted { $0.index < $1.index },
             addresses: state.addresses.sorted { ($0.interfaceIndex, $0.family.rawValue, $0.address, $0.prefixLength) < ($1.interfaceIndex, $1.family.rawValue, $1.address, $1.prefixLength) },
@@ -151,34 +151,34 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     // MARK: - Reading
 
-    public func links() throws(NetlinkError) -> [LinkRecord] {
+    package func links() throws(NetlinkError) -> [LinkRecord] {
         try enter(.links)
         return state.links.sorted { $0.index < $1.index }
     }
 
-    public func addresses() throws(NetlinkError) -> [AddressRecord] {
+    package func addresses() throws(NetlinkError) -> [AddressRecord] {
         try enter(.addresses)
         return state.addresses
     }
 
-    public func routes() throws(NetlinkError) -> [RouteRecord] {
+    package func routes() throws(NetlinkError) -> [RouteRecord] {
         try enter(.routes)
         return state.routes.sorted { Self.key($0) < Self.key($1) }
     }
 
-    public func link(named name: String) throws(NetlinkError) -> LinkRecord? {
+    package func link(named name: String) throws(NetlinkError) -> LinkRecord? {
         try enter(.linkNamed(name))
         return state.links.first { $0.name == name }
     }
 
-    public func link(index: Int32) throws(NetlinkError) -> LinkRecord? {
+    package func link(index: Int32) throws(NetlinkError) -> LinkRecord? {
         try enter(.linkIndex(index))
         return state.links.first { $0.index == index }
     }
 
     // MARK: - Links
 
-    public func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
+    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
         let call = Call.addMacvlan(name: name, parent: parentIndex)
         try enter(call)
         try checkNewName(name, call)
@@ -194,7 +194,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
                                       lowerIndex: parentIndex, group: group))
     }
 
-    public func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
+    package func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
         let call = Call.addBridge(name: name)
         try enter(call)
         try checkNewName(name, call)
@@ -204,7 +204,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
                                       isUp: false, hasCarrier: false, operationalState: "down", group: group))
     }
 
-    public func deleteLinks(group: UInt32) throws(NetlinkError) {
+    package func deleteLinks(group: UInt32) throws(NetlinkError) {
         let call = Call.deleteLinkGroup(group)
         try enter(call)
         if group == 0 { throw refuse(call, .invalidArgument) }
@@ -212,7 +212,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         for link in state.links where link.group == group { removeLink(link.index) }
     }
 
-    public func deleteLink(index: Int32) throws(NetlinkError) {
+    package func deleteLink(index: Int32) throws(NetlinkError) {
         let call = Call.deleteLink(index)
         try enter(call)
         guard let link = linkRecord(index) else { throw refuse(call, .operationNotSupportedByDevice) }
@@ -220,7 +220,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         removeLink(index)
     }
 
-    public func changeLink(index: Int32, _ change: LinkChange) throws(NetlinkError) {
+    package func changeLink(index: Int32, _ change: LinkChange) throws(NetlinkError) {
         let call = Call.changeLink(index, change)
         try enter(call)
         guard let position = state.links.firstIndex(where: { $0.index == index }) else { throw refuse(call, .operationNotSupportedByDevice) }
@@ -265,7 +265,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     // MARK: - Addresses
 
-    public func addAddress(_ address: AddressRecord) throws(NetlinkError) {
+    package func addAddress(_ address: AddressRecord) throws(NetlinkError) {
         let call = Call.addAddress(address)
         try enter(call)
         guard let link = linkRecord(address.interfaceIndex) else { throw refuse(call, .operationNotSupportedByDevice) }
@@ -292,7 +292,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         if link.isUp, let route = connectedRoute(record), !state.routes.contains(where: { Self.sameRoute($0, route) }) { state.routes.append(route) }
     }
 
-    public func deleteAddress(_ address: AddressRecord) throws(NetlinkError) {
+    package func deleteAddress(_ address: AddressRecord) throws(NetlinkError) {
         let call = Call.deleteAddress(address)
         try enter(call)
         guard let position = state.addresses.firstIndex(where: {
@@ -323,7 +323,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     // MARK: - Routes
 
-    public func addRoute(_ route: RouteRecord) throws(NetlinkError) {
+    package func addRoute(_ route: RouteRecord) throws(NetlinkError) {
         let call = Call.addRoute(route)
         try enter(call)
         guard let index = route.interfaceIndex, let link = linkRecord(index) else { throw refuse(call, .operationNotSupportedByDevice) }
@@ -342,7 +342,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         state.routes.append(route)
     }
 
-    public func deleteRoute(_ route: RouteRecord) throws(NetlinkError) {
+    package func deleteRoute(_ route: RouteRecord) throws(NetlinkError) {
         let call = Call.deleteRoute(route)
         try enter(call)
         guard let position = state.routes.firstIndex(where: {
@@ -355,7 +355,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     // MARK: - Devices
 
-    public func openTap(named name: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
+    package func openTap(named name: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
         try enterDevice(.openTap(name))
         if name.isEmpty || name.utf8.count > 15 { throw TapDevices.Error(operation: "create tap \(name)", errno: .invalidArgument) }
         if state.links.contains(where: { $0.name == name }) { throw TapDevices.Error(operation: "create tap \(name)", errno: .resourceBusy) }
@@ -367,7 +367,7 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         return (0..<max(queues, 1)).map { _ in newDescriptor(.tap(linkIndex: index)) }
     }
 
-    public func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
+    package func openMacvtap(name: String, index: Int32, nodePath: String, queues: Int) throws(TapDevices.Error) -> [FileDescriptor] {
         try enterDevice(.openMacvtap(name))
         guard state.links.contains(where: { $0.index == index && $0.name == name && $0.kind == .macvtap }) else {
             throw TapDevices.Error(operation: "read /sys/class/net/\(name)/macvtap/tap\(index)/dev", errno: .noSuchFileOrDirectory)
@@ -376,25 +376,25 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         return (0..<max(queues, 1)).map { _ in newDescriptor(.macvtap(nodePath: nodePath)) }
     }
 
-    public func openVhostNet() -> FileDescriptor? {
+    package func openVhostNet() -> FileDescriptor? {
         calls.append(.openVhostNet)
         return nil
     }
 
-    public func close(_ descriptor: FileDescriptor, nodePath: String?) throws(TapDevices.Error) {
+    package func close(_ descriptor: FileDescriptor, nodePath: String?) throws(TapDevices.Error) {
         try enterDevice(.close(descriptor.rawValue))
         guard state.descriptors[descriptor.rawValue] != nil else { throw TapDevices.Error(operation: "close \(descriptor.rawValue)", errno: .badFileDescriptor) }
         try? closeDescriptor(descriptor.rawValue)
         if let nodePath { state.nodes.remove(nodePath) }
     }
 
-    public func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
+    package func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
         items.map { item -> TapDevices.Error? in
             do throws(TapDevices.Error) { try close(item.descriptor, nodePath: item.nodePath); return nil } catch { return error }
         }
     }
 
-    public func removeStaleNodes(in directory: String, prefix: String) {
+    package func removeStaleNodes(in directory: String, prefix: String) {
         calls.append(.removeStaleNodes(directory))
         state.nodes = state.nodes.filter { !$0.hasPrefix("\(directory)/\(prefix)") }
     }
@@ -499,14 +499,14 @@ public final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 }
 
 /// An address written in a test (`ip("10.0.0.2")`); text that does not parse stops the test at once.
-public func ip(_ text: String) -> IPAddress {
+package func ip(_ text: String) -> IPAddress {
     guard let address = IPAddress(text) else { preconditionFailure("not an IP address: \(text)") }
     return address
 }
 
 extension AddressRecord {
     /// An address as a test writes it, `ADDR/PREFIX` (IPv4 or IPv6) on link `index`, as `ip addr add` makes it.
-    public static func on(_ index: Int32, _ cidr: String, scope: RouteScope = .universe, flags: UInt32 = 0) -> AddressRecord {
+    package static func on(_ index: Int32, _ cidr: String, scope: RouteScope = .universe, flags: UInt32 = 0) -> AddressRecord {
         if let interface = IPv4Interface(cidr) {
             return AddressRecord(interfaceIndex: index, family: .inet, address: .v4(interface.address), prefixLength: interface.prefixLength,
                                  scope: scope, flags: flags)
@@ -521,7 +521,7 @@ extension RouteRecord {
     /// A route as a test writes it, `DEST/PREFIX [via GATEWAY]` on link `index`, as `ip route add … proto boot`
     /// makes it: IPv4 on the link (scope link) without a gateway, metric `metric`; IPv6 always scope universe,
     /// metric 1024 unless given.
-    public static func on(_ index: Int32, _ destination: String, via gateway: String? = nil, metric: UInt32? = nil) -> RouteRecord {
+    package static func on(_ index: Int32, _ destination: String, via gateway: String? = nil, metric: UInt32? = nil) -> RouteRecord {
         let via = gateway.map { ip($0) }
         if let network = IPv4Interface(destination) {
             return RouteRecord(family: .inet, destination: .v4(network.network), prefixLength: network.prefixLength, gateway: via,

@@ -6,36 +6,36 @@ import Glibc
 #endif
 
 /// Result of a finished process.
-public struct ProcessResult: Sendable {
+package struct ProcessResult: Sendable {
     /// The exit status, or 128 + the signal number when a signal ended it (as a shell reports it).
-    public var status: Int32
-    public var stdout: String
+    package var status: Int32
+    package var stdout: String
     /// Empty when the command ran with `mergeOutput`: then everything is in ``stdout``.
-    public var stderr: String
+    package var stderr: String
     /// How the process ended.
-    public var termination: ChildTermination
+    package var termination: ChildTermination
 
-    public var succeeded: Bool { status == 0 }
+    package var succeeded: Bool { status == 0 }
     /// Everything the command printed (stderr first when not merged).
-    public var output: String { stderr + stdout }
+    package var output: String { stderr + stdout }
 }
 
 /// An error from a fixture command, with its output.
-public struct CommandFailed: Error, CustomStringConvertible {
-    public var command: [String]
-    public var result: ProcessResult
-    public var description: String {
+package struct CommandFailed: Error, CustomStringConvertible {
+    package var command: [String]
+    package var result: ProcessResult
+    package var description: String {
         "`\(command.joined(separator: " "))` \(result.termination): \(result.stderr)\(result.stdout)"
     }
 }
 
 /// A fixture command that did not finish within its deadline; it was killed.
-public struct CommandTimedOut: Error, CustomStringConvertible {
-    public var command: [String]
-    public var seconds: TimeInterval
-    public var stdout: String
-    public var stderr: String
-    public var description: String {
+package struct CommandTimedOut: Error, CustomStringConvertible {
+    package var command: [String]
+    package var seconds: TimeInterval
+    package var stdout: String
+    package var stderr: String
+    package var description: String {
         "`\(command.joined(separator: " "))` did not finish within \(seconds) s and was killed; output so far: \(stderr)\(stdout)"
     }
 }
@@ -52,7 +52,7 @@ public struct CommandTimedOut: Error, CustomStringConvertible {
 ///   thrown, so a hang fails the test.
 /// - `check`: a non-zero status throws ``CommandFailed`` with the output.
 @discardableResult
-public func run(_ arguments: [String], environment: [String: String]? = nil, input: String? = nil,
+package func run(_ arguments: [String], environment: [String: String]? = nil, input: String? = nil,
                 mergeOutput: Bool = false, check: Bool = true, timeout: TimeInterval = 120) throws -> ProcessResult {
     let child = try SpawnedCommand(arguments, environment: environment, input: input, mergeOutput: mergeOutput)
     return try child.finish(check: check, timeout: timeout)
@@ -62,7 +62,7 @@ public func run(_ arguments: [String], environment: [String: String]? = nil, inp
 /// thread of its own, so a long client run never occupies one of the few Swift concurrency threads
 /// that an in-process server under test needs at the same time.
 @discardableResult
-public func runAsync(_ arguments: [String], environment: [String: String]? = nil, input: String? = nil,
+package func runAsync(_ arguments: [String], environment: [String: String]? = nil, input: String? = nil,
                      mergeOutput: Bool = false, check: Bool = true, timeout: TimeInterval = 120) async throws -> ProcessResult {
     let child = try SpawnedCommand(arguments, environment: environment, input: input, mergeOutput: mergeOutput)
     return try await onOwnThread { try child.finish(check: check, timeout: timeout) }
@@ -71,7 +71,7 @@ public func runAsync(_ arguments: [String], environment: [String: String]? = nil
 /// Runs blocking work (fixture commands, waits) on a thread of its own and awaits it, so an async test
 /// never holds one of the few Swift concurrency threads (two on a 2-core machine) that an in-process
 /// server under test needs to start and answer.
-public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+package func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result(catching: body)) }.start()
     }

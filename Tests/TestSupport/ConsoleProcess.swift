@@ -8,7 +8,7 @@ import Glibc
 /// whose stdin can be typed into, and whose exit can be awaited with a deadline.
 ///
 /// Waiting is on a condition variable signalled by the reader, never a sleep loop.
-public final class ConsoleProcess: @unchecked Sendable {  // all mutable state is guarded by `condition`
+package final class ConsoleProcess: @unchecked Sendable {  // all mutable state is guarded by `condition`
     private let process = Process()
     private let input = Pipe()
     private let output = Pipe()
@@ -25,7 +25,7 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
     private var errorClosed = false
 
     /// Starts `arguments` (absolute path first) with exactly `environment`.
-    public init(_ arguments: [String], environment: [String: String]) throws {
+    package init(_ arguments: [String], environment: [String: String]) throws {
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())
         process.environment = environment
@@ -52,7 +52,7 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
         try process.run()
     }
 
-    public var pid: Int32 { process.processIdentifier }
+    package var pid: Int32 { process.processIdentifier }
 
     private func take(_ data: Data, error: Bool) {
         condition.lock()
@@ -80,14 +80,14 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
     }
 
     /// Every stdout line so far.
-    public var lines: [String] {
+    package var lines: [String] {
         condition.lock()
         defer { condition.unlock() }
         return outputLines
     }
 
     /// Every stderr line so far.
-    public var stderrLines: [String] {
+    package var stderrLines: [String] {
         condition.lock()
         defer { condition.unlock() }
         return errorLines
@@ -95,7 +95,7 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
 
     /// Waits until a stdout line satisfies `predicate` (looking at lines from `after` on), the
     /// process exits, or the deadline passes. Returns the line, or nil.
-    public func waitForLine(after start: Int = 0, onStderr: Bool = false, timeout: TimeInterval, _ predicate: (String) -> Bool) -> String? {
+    package func waitForLine(after start: Int = 0, onStderr: Bool = false, timeout: TimeInterval, _ predicate: (String) -> Bool) -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock()
         defer { condition.unlock() }
@@ -111,21 +111,21 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
     }
 
     /// Waits for a line containing `text`.
-    public func waitFor(_ text: String, after start: Int = 0, timeout: TimeInterval) -> String? {
+    package func waitFor(_ text: String, after start: Int = 0, timeout: TimeInterval) -> String? {
         waitForLine(after: start, timeout: timeout) { $0.contains(text) }
     }
 
     /// Types text on the child's stdin.
-    public func send(_ text: String) {
+    package func send(_ text: String) {
         input.fileHandleForWriting.write(Data(text.utf8))
     }
 
-    public func signal(_ number: Int32) {
+    package func signal(_ number: Int32) {
         kill(process.processIdentifier, number)
     }
 
     /// Waits for the exit; returns the status, or nil when the deadline passed first.
-    public func waitForExit(timeout: TimeInterval) -> Int32? {
+    package func waitForExit(timeout: TimeInterval) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock()
         while !exited {
@@ -144,7 +144,7 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
 
     /// Waits until stdout and stderr reached end of file (every line is in ``lines`` and
     /// ``stderrLines``); false when `deadline` passed first.
-    public func waitForOutputClosed(until deadline: Date) -> Bool {
+    package func waitForOutputClosed(until deadline: Date) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         while !(outputClosed && errorClosed) {
@@ -154,14 +154,14 @@ public final class ConsoleProcess: @unchecked Sendable {  // all mutable state i
     }
 
     /// Whether the child was ended by a signal (`terminationReason == .uncaughtSignal`).
-    public var endedBySignal: Bool {
+    package var endedBySignal: Bool {
         condition.lock()
         defer { condition.unlock() }
         return exited && exitBySignal
     }
 
     /// SIGKILLs the child if it still runs and waits for it: the cleanup of last resort.
-    public func stop() {
+    package func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         _ = waitForExit(timeout: 10)
     }

@@ -8,28 +8,28 @@ import Foundation
 /// without any address, and several interfaces created in any order (`creationOrder`), so interface
 /// index order and list order can differ. Every command that builds it is checked: a shape the
 /// kernel refuses fails the fixture, it is never left out quietly.
-public final class ContainerFixture: @unchecked Sendable {  // immutable after init
-    public struct Interface: Sendable {
-        public var name: String
+package final class ContainerFixture: @unchecked Sendable {  // immutable after init
+    package struct Interface: Sendable {
+        package var name: String
         /// `ADDR/PREFIX`, IPv4 or IPv6, in order (IPv6 ones without duplicate address detection).
-        public var addresses: [String]
+        package var addresses: [String]
         /// The peer namespace's address on the other end (`ADDR/PREFIX`), which is also the gateway
         /// of `defaultRoute`.
-        public var peerAddress: String?
+        package var peerAddress: String?
         /// `default via <peerAddress>` on this interface.
-        public var defaultRoute: Bool
+        package var defaultRoute: Bool
         /// More routes on this interface, each the arguments of `ip route add` without `dev`
         /// (e.g. `169.254.1.1 scope link`, `default via 169.254.1.1`, `fd00:2::/64 via fd00:1::1`),
         /// added in this order after the addresses.
-        public var routes: [String]
+        package var routes: [String]
         /// More addresses of the peer's end (`ADDR/PREFIX`, IPv4 or IPv6).
-        public var peerAddresses: [String]
+        package var peerAddresses: [String]
         /// Routes in the peer namespace through its end (`ip route add` arguments without `dev`),
         /// e.g. the host route toward a Calico pod's `/32`.
-        public var peerRoutes: [String]
+        package var peerRoutes: [String]
         /// The MTU of both ends of the veth; nil keeps the kernel's 1500.
-        public var mtu: Int?
-        public init(name: String, addresses: [String], peerAddress: String? = nil, defaultRoute: Bool = false,
+        package var mtu: Int?
+        package init(name: String, addresses: [String], peerAddress: String? = nil, defaultRoute: Bool = false,
                     routes: [String] = [], peerAddresses: [String] = [], peerRoutes: [String] = [], mtu: Int? = nil) {
             self.name = name
             self.addresses = addresses
@@ -43,26 +43,26 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
 
         /// Calico's pod shape: `ADDRESS/32`, `169.254.1.1 dev NAME scope link`, `default via 169.254.1.1`;
         /// the peer (the node) owns 169.254.1.1, routes `ADDRESS/32` to the pod and answers ARP for it.
-        public static func calico(name: String = "eth0", address: String) -> Interface {
+        package static func calico(name: String = "eth0", address: String) -> Interface {
             Interface(name: name, addresses: ["\(address)/32"], routes: ["169.254.1.1 scope link", "default via 169.254.1.1"],
                       peerAddresses: ["169.254.1.1/32"], peerRoutes: ["\(address)/32"])
         }
     }
 
-    public let container: TestNamespace
-    public let peer: TestNamespace
-    public let interfaces: [Interface]
+    package let container: TestNamespace
+    package let peer: TestNamespace
+    package let interfaces: [Interface]
     /// A private directory for this test (images, run directory), removed by ``destroy()``.
-    public let directory: URL
+    package let directory: URL
 
     /// The peer's end of `interface` (`p0`, `p1`, … by position in `interfaces`).
-    public func peerLink(of interface: String) -> String? {
+    package func peerLink(of interface: String) -> String? {
         interfaces.firstIndex { $0.name == interface }.map { "p\($0)" }
     }
 
     /// - Parameter creationOrder: interface names in the order their links are created (default: the
     ///   list order); interface indexes follow it.
-    public init(_ interfaces: [Interface], creationOrder: [String]? = nil,
+    package init(_ interfaces: [Interface], creationOrder: [String]? = nil,
                 resolvConf: String = "nameserver 192.0.2.53\nsearch example.test corp.example.test\n") throws {
         (container, peer) = try TestNamespace.pair("kl-ct", "kl-net")
         self.interfaces = interfaces
@@ -136,7 +136,7 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
     }
 
     /// Deletes both namespaces, the resolv.conf and the private directory.
-    public func destroy() {
+    package func destroy() {
         container.destroy()
         peer.destroy()
         try? FileManager.default.removeItem(atPath: "/etc/netns/\(container.name)")
@@ -145,7 +145,7 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
 
     /// The container's links, addresses and routes in a comparable form (what a user would check with
     /// `ip link`, `ip addr`, `ip route`), ignoring kernel-managed IPv6 link-local addresses' order.
-    public func state() throws -> String {
+    package func state() throws -> String {
         // A link-local address the launcher just put back is tentative until the kernel's DAD work runs
         // (at once with accept_dad=0, but on a loaded machine a snapshot can come first).
         try waitForSettledAddresses()
@@ -172,13 +172,13 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
     }
 
     /// The MAC of a container interface as `ip` prints it.
-    public func mac(of interface: String) throws -> String {
+    package func mac(of interface: String) throws -> String {
         let text = try container.exec(["cat", "/sys/class/net/\(interface)/address"]).stdout
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Pings `address` from the peer namespace until it answers (at most `attempts` one-second tries).
-    public func pingFromPeer(_ address: String, attempts: Int = 30) -> Bool {
+    package func pingFromPeer(_ address: String, attempts: Int = 30) -> Bool {
         for _ in 0..<attempts {
             if let result = try? peer.exec(["ping", "-c", "1", "-W", "1", address], check: false), result.status == 0 { return true }
         }
@@ -186,7 +186,7 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
     }
 
     /// The MAC the peer learned for `address` (after a ping), from its neighbour table.
-    public func peerNeighbourMAC(_ address: String) throws -> String? {
+    package func peerNeighbourMAC(_ address: String) throws -> String? {
         let text = try peer.exec(["ip", "neigh", "show", address]).stdout
         let words = text.split(separator: " ")
         guard let position = words.firstIndex(of: "lladdr"), position + 1 < words.count else { return nil }
@@ -195,17 +195,17 @@ public final class ContainerFixture: @unchecked Sendable {  // immutable after i
 }
 
 /// The repository root (for image/ and scripts/), from this file's path.
-public var repositoryRoot: URL {
+package var repositoryRoot: URL {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 }
 
 /// The test guest built by `image/build.sh` (`make test` builds it first).
-public var testGuestImage: String { repositoryRoot.appendingPathComponent("image/out/test-guest.qcow2").path }
+package var testGuestImage: String { repositoryRoot.appendingPathComponent("image/out/test-guest.qcow2").path }
 
 /// One `KVMLAUNCH-NIC` line of the test guest's console, parsed.
-public struct GuestNIC: Sendable, Equatable {
-    public var fields: [String: String]
-    public init?(line: String) {
+package struct GuestNIC: Sendable, Equatable {
+    package var fields: [String: String]
+    package init?(line: String) {
         guard let range = line.range(of: "KVMLAUNCH-NIC ") else { return nil }
         var fields: [String: String] = [:]
         for pair in line[range.upperBound...].split(separator: " ") {
@@ -214,12 +214,12 @@ public struct GuestNIC: Sendable, Equatable {
         }
         self.fields = fields
     }
-    public var name: String? { fields["name"] }
-    public var mac: String? { fields["mac"] }
-    public var address: String? { fields["addr"] }
-    public var gateway: String? { fields["gw"] }
-    public var dns: String? { fields["dns"] }
-    public var search: String? { fields["search"] }
-    public var mtu: String? { fields["mtu"] }
-    public var routes: String? { fields["routes"] }
+    package var name: String? { fields["name"] }
+    package var mac: String? { fields["mac"] }
+    package var address: String? { fields["addr"] }
+    package var gateway: String? { fields["gw"] }
+    package var dns: String? { fields["dns"] }
+    package var search: String? { fields["search"] }
+    package var mtu: String? { fields["mtu"] }
+    package var routes: String? { fields["routes"] }
 }

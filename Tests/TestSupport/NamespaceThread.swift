@@ -8,7 +8,7 @@ import Glibc
 /// and returns its result. Sockets keep the namespace they were made in, so this is how a test opens a
 /// server's sockets inside a namespace while the test process itself stays where it is. The thread ends
 /// with the body, so it never has to come back to the original namespace.
-public func inNetworkNamespace<T: Sendable>(path: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+package func inNetworkNamespace<T: Sendable>(path: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -28,13 +28,13 @@ public func inNetworkNamespace<T: Sendable>(path: String, _ body: @escaping @Sen
 }
 
 /// ``inNetworkNamespace(path:_:)`` for a namespace named in /run/netns.
-public func inNetworkNamespace<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+package func inNetworkNamespace<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await inNetworkNamespace(path: "/run/netns/\(name)", body)
 }
 
 extension TestNamespace {
     /// Runs `body` on a new thread inside this namespace (see ``inNetworkNamespace(path:_:)``).
-    public func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    package func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await inNetworkNamespace(path: path, body)
     }
 }

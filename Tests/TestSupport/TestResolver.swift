@@ -15,18 +15,18 @@ import Glibc
 /// Names: `vm-only.test` A → 10.99.0.1 (one record); `big.test` A → 40 records (676 bytes): over
 /// UDP the answer is truncated (TC set, no records), over TCP it is whole; `silent.test` is never
 /// answered; anything else is NXDOMAIN. An EDNS OPT record in the query is echoed.
-public final class TestResolver: Sendable {
+package final class TestResolver: Sendable {
     let udp: Int32
     let tcp: Int32
     let wakeup: Int32
     let wakeupWriter: Int32
     /// Queries received, over either transport.
-    public let received = Atomic<Int>(0)
+    package let received = Atomic<Int>(0)
 
-    public static let bigRecords = 40
+    package static let bigRecords = 40
 
     /// Binds UDP and TCP `address:53` (dotted IPv4) in the calling thread's network namespace.
-    public init(address: String) throws {
+    package init(address: String) throws {
         var sockaddr = sockaddr_in()
         sockaddr.sin_family = sa_family_t(AF_INET)
         sockaddr.sin_port = UInt16(53).bigEndian
@@ -53,11 +53,11 @@ public final class TestResolver: Sendable {
     }
 
     /// Serves on a thread of its own until ``stop()``.
-    public func start() {
+    package func start() {
         Thread { [self] in serve() }.start()
     }
 
-    public func stop() {
+    package func stop() {
         var one: UInt8 = 1
         _ = write(wakeupWriter, &one, 1)
     }
@@ -137,7 +137,7 @@ public final class TestResolver: Sendable {
     }
 
     /// The answer the server sends, or nil for silence.
-    public static func answer(to query: [UInt8], overTCP: Bool) -> [UInt8]? {
+    package static func answer(to query: [UInt8], overTCP: Bool) -> [UInt8]? {
         guard let (name, type, end) = question(of: query), name != "silent.test" else { return nil }
         let additional = UInt16(query[10]) << 8 | UInt16(query[11])
         var records: [[UInt8]] = []
@@ -168,7 +168,7 @@ public final class TestResolver: Sendable {
 
     /// A query for `name` and `type` with `id`, RD set, and an EDNS OPT record (UDP size 1232)
     /// when `edns`.
-    public static func query(_ name: String, type: UInt16 = 1, id: UInt16, edns: Bool = true) -> [UInt8] {
+    package static func query(_ name: String, type: UInt16 = 1, id: UInt16, edns: Bool = true) -> [UInt8] {
         var bytes: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0x01, 0, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0]
         for label in name.split(separator: ".") { bytes += [UInt8(label.utf8.count)] + Array(label.utf8) }
         bytes += [0, UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
@@ -177,7 +177,7 @@ public final class TestResolver: Sendable {
     }
 }
 
-public struct ResolverError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+package struct ResolverError: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
 }

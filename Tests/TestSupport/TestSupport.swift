@@ -6,35 +6,35 @@ import Glibc
 #endif
 
 /// Whether the tests run as root; tests that make namespaces are enabled only then.
-public let isRoot = getuid() == 0
+package let isRoot = getuid() == 0
 
 /// The reason shown when a root-only test is skipped.
-public let needsRootReason: Comment = "needs root: creates network namespaces and links (CI runs as root)"
+package let needsRootReason: Comment = "needs root: creates network namespaces and links (CI runs as root)"
 
 /// Where SwiftPM put the built products (`.build/debug`): the directory of the running test binary.
-public var productsDirectory: URL {
+package var productsDirectory: URL {
     URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
 }
 
 /// The built `kvm-launch` binary.
-public var kvmLaunchBinary: String { productsDirectory.appendingPathComponent("kvm-launch").path }
+package var kvmLaunchBinary: String { productsDirectory.appendingPathComponent("kvm-launch").path }
 
 /// The built `kvm-launch-libvirt` binary (the launcher with VM_BACKEND=libvirt, which `kvm-launch` execs).
-public var kvmLaunchLibvirtBinary: String { productsDirectory.appendingPathComponent("kvm-launch-libvirt").path }
+package var kvmLaunchLibvirtBinary: String { productsDirectory.appendingPathComponent("kvm-launch-libvirt").path }
 
 /// A short random suffix for names that must not clash between parallel tests.
-public func uniqueSuffix() -> String {
+package func uniqueSuffix() -> String {
     String(UInt32.random(in: 0..<UInt32.max), radix: 36)
 }
 
 /// A throwaway network namespace (`/run/netns/NAME`), deleted by ``destroy()``.
 ///
 /// Use with `defer { namespace.destroy() }` right after creating it, so it goes also when the test fails.
-public final class TestNamespace: Sendable {
-    public let name: String
-    public var path: String { "/run/netns/\(name)" }
+package final class TestNamespace: Sendable {
+    package let name: String
+    package var path: String { "/run/netns/\(name)" }
 
-    public init(prefix: String = "kl") throws {
+    package init(prefix: String = "kl") throws {
         name = "\(prefix)-\(uniqueSuffix())"
         try run(["ip", "netns", "add", name])
         do {
@@ -49,24 +49,24 @@ public final class TestNamespace: Sendable {
     }
 
     /// A namespace made elsewhere (by name), for ``exec(_:environment:check:)`` and ``destroy()``.
-    public init(existing name: String) {
+    package init(existing name: String) {
         self.name = name
     }
 
     /// Runs a command inside the namespace.
     @discardableResult
-    public func exec(_ arguments: [String], environment: [String: String]? = nil, check: Bool = true) throws -> ProcessResult {
+    package func exec(_ arguments: [String], environment: [String: String]? = nil, check: Bool = true) throws -> ProcessResult {
         try run(["ip", "netns", "exec", name] + arguments, environment: environment, check: check)
     }
 
     /// Runs `ip ARGS` inside the namespace (fixture building only; product code never runs ip).
     @discardableResult
-    public func ip(_ arguments: String) throws -> ProcessResult {
+    package func ip(_ arguments: String) throws -> ProcessResult {
         try exec(["ip"] + arguments.split(separator: " ").map(String.init))
     }
 
     /// Two namespaces (`first`- and `second`-prefixed); when the second cannot be made the first goes.
-    public static func pair(_ first: String, _ second: String) throws -> (TestNamespace, TestNamespace) {
+    package static func pair(_ first: String, _ second: String) throws -> (TestNamespace, TestNamespace) {
         let one = try TestNamespace(prefix: first)
         do {
             return (one, try TestNamespace(prefix: second))
@@ -77,14 +77,14 @@ public final class TestNamespace: Sendable {
     }
 
     /// A veth pair: `name` here, `peerName` in `peer` (with `peerMAC` when given).
-    public func addVeth(_ name: String, peer: TestNamespace, peerName: String, peerMAC: String? = nil) throws {
+    package func addVeth(_ name: String, peer: TestNamespace, peerName: String, peerMAC: String? = nil) throws {
         try run(["ip", "-n", self.name, "link", "add", name, "type", "veth", "peer", "name", peerName, "netns", peer.name]
                 + (peerMAC.map { ["address", $0] } ?? []))
     }
 
     /// Kills whatever still runs in the namespace (a client that daemonised), then deletes it and every
     /// link in it.
-    public func destroy() {
+    package func destroy() {
         let pids = (try? run(["ip", "netns", "pids", name], check: false))?.stdout ?? ""
         for pid in pids.split(whereSeparator: \.isNewline).compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
         _ = try? run(["ip", "netns", "del", name], check: false)
@@ -93,7 +93,7 @@ public final class TestNamespace: Sendable {
 
 /// Polls `condition` every 50 ms until it holds or `seconds` pass; returns whether it held. For
 /// conditions nothing signals (a log line, a file, a port); never a timed assertion.
-public func eventually(within seconds: Double = 15, _ condition: () async throws -> Bool) async rethrows -> Bool {
+package func eventually(within seconds: Double = 15, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
@@ -103,12 +103,12 @@ public func eventually(within seconds: Double = 15, _ condition: () async throws
 }
 
 /// QEMU and its image tool, as Debian installs them.
-public let qemuBinary = "/usr/bin/qemu-system-x86_64"
-public let qemuImg = "/usr/bin/qemu-img"
+package let qemuBinary = "/usr/bin/qemu-system-x86_64"
+package let qemuImg = "/usr/bin/qemu-img"
 
 /// A fuzz mutation of `input`: for each step, by `kinds[step]`, flip a byte, set it, insert one, remove
 /// one, or cut the input there; `positions` and `values` (one per step) say where and what.
-public func mutateBytes(_ input: [UInt8], kinds: [Int], positions: [Int], values: [UInt8]) -> [UInt8] {
+package func mutateBytes(_ input: [UInt8], kinds: [Int], positions: [Int], values: [UInt8]) -> [UInt8] {
     var bytes = input
     for (step, kind) in kinds.enumerated() {
         let position = bytes.isEmpty ? 0 : positions[step] % bytes.count

@@ -4,16 +4,16 @@
 /// so a QEMU in one container cannot be reached (or replaced) from another container's network
 /// namespace, and nothing is left behind when QEMU dies. `@` is how `ss` and `/proc/net/unix`
 /// show such names.
-public struct QMPAddress: Sendable, Equatable, CustomStringConvertible {
+package struct QMPAddress: Sendable, Equatable, CustomStringConvertible {
     /// The path, or the abstract name without its `@`.
-    public var name: String
-    public var isAbstract: Bool
+    package var name: String
+    package var isAbstract: Bool
 
     /// The longest name `sockaddr_un` holds: 108 bytes less the terminating (path) or leading (abstract) NUL.
-    public static let maximumLength = 107
+    package static let maximumLength = 107
 
     /// Reads `@NAME` as abstract and anything else as a path.
-    public init(_ text: String) {
+    package init(_ text: String) {
         if text.hasPrefix("@") {
             name = String(text.dropFirst())
             isAbstract = true
@@ -23,10 +23,10 @@ public struct QMPAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public static func abstract(_ name: String) -> QMPAddress { QMPAddress("@" + name) }
+    package static func abstract(_ name: String) -> QMPAddress { QMPAddress("@" + name) }
 
     /// `@NAME` or the path: the form ``init(_:)`` reads back.
-    public var description: String { isAbstract ? "@" + name : name }
+    package var description: String { isAbstract ? "@" + name : name }
 
     /// The `sun_path` bytes and the address length to pass to bind/connect. An abstract name is
     /// passed without padding (QEMU's `tight=on` default), so both sides name the same socket.

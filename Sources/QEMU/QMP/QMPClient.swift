@@ -7,7 +7,7 @@ import Dispatch
 import Synchronization
 
 /// A QMP failure. Each description is one line that says what to do.
-public enum QMPError: Error, Equatable, CustomStringConvertible {
+package enum QMPError: Error, Equatable, CustomStringConvertible {
     case socketPathTooLong(String)
     case connectFailed(path: String, reason: String)
     case timedOut
@@ -16,7 +16,7 @@ public enum QMPError: Error, Equatable, CustomStringConvertible {
     case unexpectedGreeting(String)
     case commandFailed(command: String, errorClass: String, message: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .socketPathTooLong(path):
             "QMP socket path '\(path)' is longer than a unix socket path may be (107 bytes): choose a shorter path"
@@ -37,31 +37,31 @@ public enum QMPError: Error, Equatable, CustomStringConvertible {
 }
 
 /// The server greeting.
-public struct QMPGreeting: Sendable, Equatable {
+package struct QMPGreeting: Sendable, Equatable {
     /// e.g. `7.2.22`.
-    public var version: String
-    public var capabilities: [String]
+    package var version: String
+    package var capabilities: [String]
 }
 
 /// An asynchronous event QEMU sent (SHUTDOWN, POWERDOWN, STOP, ...).
-public struct QMPEvent: Sendable, Equatable {
-    public var name: String
-    public var data: QMPValue?
+package struct QMPEvent: Sendable, Equatable {
+    package var name: String
+    package var data: QMPValue?
 }
 
 /// The answer of `query-status`.
-public struct QMPStatus: Sendable, Equatable, CustomStringConvertible {
+package struct QMPStatus: Sendable, Equatable, CustomStringConvertible {
     /// Whether the guest's vCPUs are running.
-    public var running: Bool
+    package var running: Bool
     /// QEMU's run state: `running`, `paused`, `prelaunch`, `shutdown`, `guest-panicked`, ...
-    public var status: String
+    package var status: String
 
-    public init(running: Bool, status: String) {
+    package init(running: Bool, status: String) {
         self.running = running
         self.status = status
     }
 
-    public var description: String { status }
+    package var description: String { status }
 }
 
 /// A client for QEMU's QMP control socket.
@@ -71,8 +71,8 @@ public struct QMPStatus: Sendable, Equatable, CustomStringConvertible {
 /// that arrive meanwhile are kept (see ``events``). Socket I/O is blocking with
 /// `timeout` per read or write, done on a private dispatch queue, never on the
 /// Swift concurrency pool.
-public final class QMPClient: Sendable {
-    public let greeting: QMPGreeting
+package final class QMPClient: Sendable {
+    package let greeting: QMPGreeting
     private let connection: Mutex<Connection>
     private let queue: DispatchQueue
 
@@ -83,7 +83,7 @@ public final class QMPClient: Sendable {
     }
 
     /// Connects, reads the greeting and sends `qmp_capabilities`.
-    public static func connect(socketPath: String, timeout: Duration = .seconds(5)) async throws(QMPError) -> QMPClient {
+    package static func connect(socketPath: String, timeout: Duration = .seconds(5)) async throws(QMPError) -> QMPClient {
         let queue = DispatchQueue(label: "kvm-launch.qmp")
         let result: Result<QMPClient, QMPError> = await withCheckedContinuation { continuation in
             queue.async {
@@ -99,19 +99,19 @@ public final class QMPClient: Sendable {
     }
 
     /// One-shot `query-status`, for health checks (`kvm-launch status`).
-    public static func queryStatus(socketPath: String, timeout: Duration = .seconds(2)) async throws(QMPError) -> QMPStatus {
+    package static func queryStatus(socketPath: String, timeout: Duration = .seconds(2)) async throws(QMPError) -> QMPStatus {
         let client = try await connect(socketPath: socketPath, timeout: timeout)
         defer { client.close() }
         return try await client.queryStatus()
     }
 
     /// Runs `command` and returns its `return` value.
-    public func execute(_ command: String, arguments: [String: QMPValue]? = nil) async throws(QMPError) -> QMPValue {
+    package func execute(_ command: String, arguments: [String: QMPValue]? = nil) async throws(QMPError) -> QMPValue {
         try await perform { connection throws(QMPError) in try connection.execute(command, arguments: arguments) }
     }
 
     /// `query-status`.
-    public func queryStatus() async throws(QMPError) -> QMPStatus {
+    package func queryStatus() async throws(QMPError) -> QMPStatus {
         let value = try await execute("query-status")
         guard let running = value["running"]?.boolValue, let status = value["status"]?.stringValue else {
             throw .malformedMessage("query-status returned \(value)")
@@ -121,13 +121,13 @@ public final class QMPClient: Sendable {
 
     /// `system_powerdown`: presses the guest's ACPI power button. Returns at once;
     /// the guest decides whether and when to shut down.
-    public func systemPowerdown() async throws(QMPError) {
+    package func systemPowerdown() async throws(QMPError) {
         _ = try await execute("system_powerdown")
     }
 
     /// `quit`: QEMU exits at once (the guest is not shut down cleanly).
     /// QEMU may close the socket before its reply arrives; that counts as success.
-    public func quit() async throws(QMPError) {
+    package func quit() async throws(QMPError) {
         do {
             _ = try await execute("quit")
         } catch .connectionClosed {
@@ -136,12 +136,12 @@ public final class QMPClient: Sendable {
     }
 
     /// Events received so far, oldest first.
-    public var events: [QMPEvent] {
+    package var events: [QMPEvent] {
         connection.withLock { $0.events }
     }
 
     /// Closes the socket; later commands fail with ``QMPError/connectionClosed``.
-    public func close() {
+    package func close() {
         connection.withLock { $0.close() }
     }
 

@@ -1,5 +1,5 @@
 /// A JSON value as QMP sends and receives it.
-public enum QMPValue: Sendable, Equatable, Codable, CustomStringConvertible {
+package enum QMPValue: Sendable, Equatable, Codable, CustomStringConvertible {
     case null
     case bool(Bool)
     case int(Int64)
@@ -8,7 +8,7 @@ public enum QMPValue: Sendable, Equatable, Codable, CustomStringConvertible {
     case array([QMPValue])
     case object([String: QMPValue])
 
-    public init(from decoder: Decoder) throws {
+    package init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -27,7 +27,7 @@ public enum QMPValue: Sendable, Equatable, Codable, CustomStringConvertible {
         }
     }
 
-    public func encode(to encoder: Encoder) throws {
+    package func encode(to encoder: Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -41,27 +41,27 @@ public enum QMPValue: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 
     /// The member `key` of an object, nil otherwise.
-    public subscript(key: String) -> QMPValue? {
+    package subscript(key: String) -> QMPValue? {
         guard case let .object(members) = self else { return nil }
         return members[key]
     }
 
-    public var stringValue: String? {
+    package var stringValue: String? {
         guard case let .string(value) = self else { return nil }
         return value
     }
 
-    public var boolValue: Bool? {
+    package var boolValue: Bool? {
         guard case let .bool(value) = self else { return nil }
         return value
     }
 
-    public var intValue: Int64? {
+    package var intValue: Int64? {
         guard case let .int(value) = self else { return nil }
         return value
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .null: "null"
         case let .bool(value): "\(value)"

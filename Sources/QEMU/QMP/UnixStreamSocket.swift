@@ -78,7 +78,7 @@ extension QMPClient {
     /// Whether something listens at `path` (`@NAME`: an abstract socket) right now: a connection
     /// attempt that is accepted or queued. Used before a launch to refuse a QMP name that another
     /// QEMU already serves. Sends nothing.
-    public static func isListening(at path: String) -> Bool {
+    package static func isListening(at path: String) -> Bool {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let (pathBytes, addressLength) = QMPAddress(path).socketAddressBytes()
