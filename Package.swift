@@ -111,6 +111,7 @@ let package = Package(
             name: "Supervisor",
             dependencies: [
                 "QEMU",
+                "NetworkTypes",
                 "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -120,6 +121,7 @@ let package = Package(
         .target(
             name: "ConfigAgent",
             dependencies: [
+                "NetworkTypes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -166,7 +168,7 @@ let package = Package(
         // backend (private libvirtd, domain XML from the plan, console, stop). See Sources/Libvirt*/README.md.
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         .target(name: "CLibvirtShims"),
-        .target(name: "Libvirt", dependencies: ["CLibvirt"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "Libvirt", dependencies: ["CLibvirt", "NetworkTypes"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "LibvirtBackend",
             dependencies: [
@@ -321,7 +323,7 @@ let package = Package(
             dependencies: ["LibvirtBackend", "Libvirt", "QEMU", "NetworkTypes", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
-        .target(name: "ContainerInstance", exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "ContainerInstance", dependencies: ["NetworkTypes"], exclude: ["README.md"], swiftSettings: strict),
         .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport"], swiftSettings: strict),
         // `kvm-launch`: the launcher without libvirt (VM_BACKEND=libvirt execs `kvm-launch-libvirt`).
         .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict),

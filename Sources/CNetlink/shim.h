@@ -57,11 +57,4 @@ static inline int cnetlink_delete_link_group(struct nl_sock *socket, uint32_t gr
     return nl_wait_for_ack(socket);
 }
 
-#include <sys/ioctl.h>
-
-/* ioctl(2) is variadic and so unavailable to Swift; these fix its third argument to a pointer. */
-static inline int cnetlink_ioctl_pointer(int fd, unsigned long request, void *argument) {
-    return ioctl(fd, request, argument);
-}
-
 #endif

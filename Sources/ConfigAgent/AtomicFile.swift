@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NetworkTypes
 
 /// The file-system boundary of render: read a file, replace it atomically.
 ///
@@ -37,9 +38,8 @@ package enum AtomicFile {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let count = chunk.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress, $0.count) }
+            let count = retryingOnInterrupt { chunk.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress, $0.count) } }
             if count < 0 {
-                if errno == EINTR { continue }
                 throw .failed(path, "cannot read", errno)
             }
             if count == 0 { break }
@@ -113,11 +113,12 @@ package enum AtomicFile {
     private static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(AtomicFileError) {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { buffer in
-                systemWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            let written = retryingOnInterrupt {
+                bytes.withUnsafeBytes { buffer in
+                    systemWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                }
             }
             if written < 0 {
-                if errno == EINTR { continue }
                 throw .failed(path, "cannot write", errno)
             }
             offset += written

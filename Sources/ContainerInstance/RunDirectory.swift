@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetworkTypes
 
 /// Why the run directory cannot be used. Each description is one line that says what to do.
 package enum RunDirectoryError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -56,7 +57,7 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
     private var baseDescriptor: Int32
 
     /// The default base when `KVM_LAUNCH_RUN_DIR` is not set.
-    package static let defaultBase = "/run/kvm-launch"
+    package static let defaultBase = LaunchDefaults.runDirectory
     /// The prefix of every launcher's directory name.
     package static let namePrefix = "vm-"
 
@@ -125,8 +126,7 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
         defer { close(fd) }
         var written = 0
         while written < contents.count {
-            let count = contents[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = retryingOnInterrupt { contents[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
             guard count > 0 else { throw .system(operation: "write", path: full, errno: count < 0 ? errno : EIO) }
             written += count
         }

@@ -95,9 +95,8 @@ struct DHCPSockets: ~Copyable {
         while true {
             var fds = [pollfd(fd: packet, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, nfds_t(fds.count), -1)
+            let ready = retryingOnInterrupt { poll(&fds, nfds_t(fds.count), -1) }
             if ready < 0 {
-                if errno == EINTR { continue }
                 throw .systemCall("poll", interface: nil, errno: errno)
             }
             if fds[1].revents != 0 { return nil }

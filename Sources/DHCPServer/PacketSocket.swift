@@ -39,12 +39,9 @@ package enum PacketSocket {
 
     /// The MAC of interface `name` (SIOCGIFHWADDR on any socket `fd`); nil when the ioctl fails.
     package static func hardwareAddress(of name: String, using fd: Int32) -> MACAddress? {
-        var request = ifreq()
-        withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { buffer in
-            for (offset, byte) in name.utf8.prefix(buffer.count - 1).enumerated() { buffer[offset] = byte }
-        }
-        guard ioctl(fd, UInt(SIOCGIFHWADDR), &request) == 0 else { return nil }
-        return withUnsafeBytes(of: request.ifr_ifru.ifru_hwaddr.sa_data) { MACAddress(Array($0.prefix(6))) }
+        var request = InterfaceRequest(name: name)
+        guard request.perform(UInt(SIOCGIFHWADDR), on: fd) == 0 else { return nil }
+        return MACAddress(request.hardwareAddress)
     }
 
     /// A non-blocking close-on-exec pipe (reader, writer) whose reader a poll loop watches next to its

@@ -113,9 +113,8 @@ struct IPv6Sockets: ~Copyable {
         while true {
             var fds = [pollfd(fd: packet, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
+            let ready = retryingOnInterrupt { poll(&fds, nfds_t(fds.count), timeoutMilliseconds) }
             if ready < 0 {
-                if errno == EINTR { continue }
                 throw .systemCall("poll", interface: nil, errno: errno)
             }
             if fds[1].revents != 0 { return .stopped }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NetworkTypes
 import Supervisor
 
 #if canImport(Glibc)
@@ -120,7 +121,7 @@ enum ConfigAgentProgram {
         close(outPipe[1]); close(errPipe[1])
         let (stdout, stderr) = drain(outPipe[0], errPipe[0])
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = retryingOnInterrupt { waitpid(pid, &status, 0) }
         let termination = ChildTermination(waitStatus: status)
         let exitStatus: Int32 = if case .exited(let code) = termination { code } else { 128 }
         return Output(status: exitStatus, termination: termination, stdout: stdout, stderr: stderr)
@@ -132,10 +133,7 @@ enum ConfigAgentProgram {
         var fds = [pollfd(fd: out, events: Int16(POLLIN), revents: 0), pollfd(fd: err, events: Int16(POLLIN), revents: 0)]
         var chunk = [UInt8](repeating: 0, count: 65536)
         while fds.contains(where: { $0.fd >= 0 }) {
-            if poll(&fds, nfds_t(fds.count), -1) < 0 {
-                if errno == EINTR { continue }
-                break
-            }
+            if retryingOnInterrupt({ poll(&fds, nfds_t(fds.count), -1) }) < 0 { break }
             for index in fds.indices where fds[index].fd >= 0 && fds[index].revents != 0 {
                 let count = chunk.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) }
                 if count > 0 {

@@ -71,8 +71,7 @@ struct SeedPreparation {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let count = read(descriptor, &buffer, buffer.count)
-            if count < 0 && errno == EINTR { continue }
+            let count = retryingOnInterrupt { read(descriptor, &buffer, buffer.count) }
             guard count >= 0 else { throw LaunchFailure("cannot read CLOUD_INIT_USER_DATA's file: \(String(cString: strerror(errno)))") }
             if count == 0 { break }
             bytes += buffer[..<count]
@@ -130,8 +129,7 @@ struct SeedPreparation {
         defer { close(writable) }
         var written = 0
         while written < image.count {
-            let count = image[written...].withUnsafeBytes { write(writable, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = retryingOnInterrupt { image[written...].withUnsafeBytes { write(writable, $0.baseAddress, $0.count) } }
             guard count > 0 else { throw LaunchFailure("cannot write the cloud-init seed in memory: \(String(cString: strerror(errno)))") }
             written += count
         }

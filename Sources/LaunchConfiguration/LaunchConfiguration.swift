@@ -83,9 +83,9 @@ package struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// `LAUNCHER`: another QEMU binary (name or path).
     package var qemuBinary: String?
     /// `VM_MEMORY`, MiB.
-    package var memoryMiB = 1024
+    package var memoryMiB = LaunchDefaults.memoryMiB
     /// `VM_CPUS`.
-    package var cpus = 1
+    package var cpus = LaunchDefaults.vcpus
     /// `VM_NET_QUEUES`: queue pairs per virtio-net NIC (one tap/macvtap descriptor per queue). nil
     /// means the default, ``netQueues``: the vCPU count capped at ``defaultNetQueuesCap``.
     package var netQueuesSetting: Int?
@@ -110,7 +110,7 @@ package struct LaunchConfiguration: Sendable, Equatable, Codable {
     /// `KVM_LAUNCH_RUN_DIR`: where the QMP socket and the private macvtap nodes live (absolute).
     package var runDirectory = LaunchConfiguration.defaultRunDirectory
     /// `VM_SHUTDOWN_TIMEOUT`, seconds between the ACPI power-off request and a forced stop.
-    package var shutdownTimeoutSeconds = 20
+    package var shutdownTimeoutSeconds = LaunchDefaults.shutdownTimeoutSeconds
     /// `VM_HOSTNAME`: the host name the DHCP server gives the VM (default: the container's).
     package var hostname: String?
     package var legacy = LegacyOptions()
@@ -132,7 +132,7 @@ package struct LaunchConfiguration: Sendable, Equatable, Codable {
     package init() {}
 
     /// `KVM_LAUNCH_RUN_DIR` when unset.
-    package static let defaultRunDirectory = "/run/kvm-launch"
+    package static let defaultRunDirectory = LaunchDefaults.runDirectory
     /// The QMP socket's name inside ``runDirectory``.
     package static let qmpSocketName = "qmp.sock"
     /// The longest unix socket path Linux accepts (`sun_path` is 108 bytes with its terminating zero).

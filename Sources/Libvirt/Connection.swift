@@ -1,4 +1,5 @@
 import CLibvirt
+import NetworkTypes
 import Synchronization
 
 #if canImport(Glibc)
@@ -154,13 +155,8 @@ enum EventLoop {
         // as LibvirtError, in kvm-launch's own line.
         virSetErrorFunc(nil, { _, _ in })
         virEventRegisterDefaultImpl()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        var thread = pthread_t()
-        pthread_create(&thread, &attributes, { _ in
+        startDetachedThread(named: "libvirt-events") {
             while true { _ = virEventRunDefaultImpl() }
-        }, nil)
-        pthread_detach(thread)
-        pthread_attr_destroy(&attributes)
+        }
     }
 }

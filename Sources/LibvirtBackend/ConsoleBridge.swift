@@ -1,4 +1,5 @@
 import Libvirt
+import NetworkTypes
 
 #if canImport(Glibc)
 import Glibc
@@ -34,24 +35,23 @@ final class ConsoleBridge: @unchecked Sendable {  // `savedTerminal` is written 
             }
         }
         let stream = self.stream
-        Self.detached {
+        startDetachedThread(named: "console-out") {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let count = (try? buffer.withUnsafeMutableBytes { try stream.receive(into: $0) }) ?? 0
                 if count <= 0 { return }
                 var offset = 0
                 while offset < count {
-                    let written = buffer[offset..<count].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-                    if written < 0 { if errno == EINTR { continue }; return }
+                    let written = retryingOnInterrupt { buffer[offset..<count].withUnsafeBytes { write(1, $0.baseAddress, $0.count) } }
+                    if written < 0 { return }
                     offset += written
                 }
             }
         }
-        Self.detached {
+        startDetachedThread(named: "console-in") {
             var buffer = [UInt8](repeating: 0, count: 1024)
             while true {
-                let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
+                let count = retryingOnInterrupt { buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) } }
                 if count <= 0 { return }  // stdin closed (e.g. /dev/null): the console stays output-only
                 do {
                     try buffer[0..<count].withUnsafeBytes { try stream.send($0) }
@@ -67,37 +67,13 @@ final class ConsoleBridge: @unchecked Sendable {  // `savedTerminal` is written 
         stream.abort()
         if var mode = savedTerminal { tcsetattr(0, TCSANOW, &mode) }
     }
-
-    private static func detached(_ body: @escaping @Sendable () -> Void) {
-        final class Box: @unchecked Sendable { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { argument in
-            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box)
-        pthread_detach(thread)
-    }
 }
 
 /// Runs a blocking libvirt call on a thread of its own, so a slow RPC (libvirtd waiting for a
 /// domain job, QEMU starting) never holds one of Swift's few cooperative threads.
 func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-        let job = Unmanaged.passRetained(OffPoolJob { continuation.resume(with: Result { try body() }) }).toOpaque()
-        var thread = pthread_t()
-        if pthread_create(&thread, nil, { argument in
-            Unmanaged<OffPoolJob>.fromOpaque(argument!).takeRetainedValue().run()
-            return nil
-        }, job) == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<OffPoolJob>.fromOpaque(job).takeRetainedValue().run()
-        }
+        let job: @Sendable () -> Void = { continuation.resume(with: Result { try body() }) }
+        if !startDetachedThread(named: "libvirt-call", job) { job() }
     }
-}
-
-private final class OffPoolJob: Sendable {
-    let run: @Sendable () -> Void
-    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }

@@ -2,6 +2,7 @@ import CLibvirtShims
 import Foundation
 import Libvirt
 import Logging
+import NetworkTypes
 import Synchronization
 
 #if canImport(Glibc)
@@ -280,14 +281,7 @@ final class ChildReaper: Sendable {
             return !value.started
         }
         guard first else { return }
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { argument in
-            let reaper = Unmanaged<ChildReaper>.fromOpaque(argument!).takeRetainedValue()
-            reaper.loop()
-            return nil
-        }, box)
-        pthread_detach(thread)
+        startDetachedThread(named: "libvirt-reaper") { self.loop() }
     }
 
     private func loop() {

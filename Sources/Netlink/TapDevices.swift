@@ -1,4 +1,6 @@
 import CNetlink
+import Dispatch
+import NetworkTypes
 import SystemPackage
 
 #if canImport(Glibc)
@@ -62,15 +64,12 @@ package enum TapDevices {
         return opened
     }
 
-    /// `TUNSETIFF` on an open tun/tap or macvtap descriptor. struct ifreq: 16 bytes of name, then a
-    /// union whose first member here is short ifr_flags.
+    /// `TUNSETIFF` on an open tun/tap or macvtap descriptor: a `struct ifreq` with the name and
+    /// `ifr_flags`.
     static func setInterface(_ descriptor: FileDescriptor, name: String, flags: Int16) throws(Errno) {
-        var request = [UInt8](repeating: 0, count: 40)
-        for (offset, byte) in name.utf8.prefix(15).enumerated() { request[offset] = byte }
-        request[16] = UInt8(truncatingIfNeeded: flags)
-        request[17] = UInt8(truncatingIfNeeded: flags >> 8)
-        let result = request.withUnsafeMutableBytes { cnetlink_ioctl_pointer(descriptor.rawValue, tunSetInterface, $0.baseAddress) }
-        if result < 0 { throw Errno(rawValue: errno) }
+        var request = InterfaceRequest(name: name)
+        request.flags = flags
+        if request.perform(tunSetInterface, on: descriptor.rawValue) < 0 { throw Errno(rawValue: errno) }
     }
 
     /// Reads `major:minor` of a macvtap's character device from sysfs
@@ -184,27 +183,19 @@ package final class SystemTapDevices: TapDeviceOperations {
     /// in the kernel (~10 ms), and waits that overlap end together.
     package func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
         let jobs = items.map { CloseJob(item: $0) }
-        var threads: [pthread_t] = []
+        let finished = DispatchSemaphore(value: 0)
         for job in jobs {
-            var thread = pthread_t()
-            let context = Unmanaged.passRetained(job).toOpaque()
-            let started = pthread_create(&thread, nil, { context in
-                let job = Unmanaged<CloseJob>.fromOpaque(context!).takeRetainedValue()
+            let close: @Sendable () -> Void = {
                 job.run()
-                return nil
-            }, context)
-            if started == 0 {
-                threads.append(thread)
-            } else {
-                Unmanaged<CloseJob>.fromOpaque(context).release()
-                job.run()
+                finished.signal()
             }
+            if !startDetachedThread(named: "close-tap", close) { close() }
         }
-        for thread in threads { pthread_join(thread, nil) }
+        for _ in jobs { finished.wait() }
         return jobs.map(\.error)
     }
 
-    /// One close on its own thread; `error` is read only after the thread was joined.
+    /// One close on its own thread; `error` is read only after the thread signalled it finished.
     private final class CloseJob: @unchecked Sendable {
         let item: DeviceToClose
         var error: TapDevices.Error?

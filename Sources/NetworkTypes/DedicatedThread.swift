@@ -1,5 +1,46 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts `body` on a new detached OS thread: the one way kvm-launch puts blocking work (a
+/// receive loop, `waitpid`, a blocking RPC) on a thread of its own instead of a thread of the
+/// Swift concurrency pool. `name` (cut to the kernel's 15 bytes) shows in `ps -L` and debuggers.
+///
+/// Returns `false`, without running `body`, when no thread could be created; a caller whose work
+/// must happen anyway runs `body` itself then.
+@discardableResult
+package func startDetachedThread(named name: String? = nil, _ body: @escaping @Sendable () -> Void) -> Bool {
+    let job = DetachedThreadJob(name: name, body: body)
+    let context = Unmanaged.passRetained(job).toOpaque()
+    var thread = pthread_t()
+    let created = pthread_create(&thread, nil, { raw in
+        let job = Unmanaged<DetachedThreadJob>.fromOpaque(raw!).takeRetainedValue()
+        if let name = job.name {
+            // Foundation sets it with pthread_setname_np, which Glibc's Swift module does not export.
+            Thread.current.name = String(decoding: Array(name.utf8.prefix(15)), as: UTF8.self)
+        }
+        job.body()
+        return nil
+    }, context)
+    guard created == 0 else {
+        Unmanaged<DetachedThreadJob>.fromOpaque(context).release()
+        return false
+    }
+    pthread_detach(thread)
+    return true
+}
+
+private final class DetachedThreadJob: Sendable {
+    let name: String?
+    let body: @Sendable () -> Void
+    init(name: String?, body: @escaping @Sendable () -> Void) {
+        self.name = name
+        self.body = body
+    }
+}
+
 /// Runs `body`, a blocking receive loop, on a thread of its own and waits for it to end without
 /// holding a cooperative-pool thread. Cancelling the waiting task calls `stop`, which must make
 /// `body` return. Used by every responder that blocks in the kernel (DHCPv4, RA + DHCPv6, the DNS relay).
@@ -10,7 +51,7 @@ package func runOnDedicatedThread(
 ) async throws {
     try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let thread = Thread {
+            let run: @Sendable () -> Void = {
                 do {
                     try body()
                     continuation.resume()
@@ -18,8 +59,7 @@ package func runOnDedicatedThread(
                     continuation.resume(throwing: error)
                 }
             }
-            thread.name = name
-            thread.start()
+            if !startDetachedThread(named: name, run) { run() }
         }
     } onCancel: {
         stop()

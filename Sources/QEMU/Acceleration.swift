@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetworkTypes
 
 /// The accelerator QEMU runs the guest with.
 package enum Accelerator: String, Sendable, Equatable, CustomStringConvertible {
@@ -177,11 +178,8 @@ func readSmallTextFile(_ path: String, limit: Int = 4 << 20) -> String? {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while bytes.count < limit {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 {
-            if errno == EINTR { continue }
-            return nil
-        }
+        let count = retryingOnInterrupt { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+        if count < 0 { return nil }
         if count == 0 { break }
         bytes.append(contentsOf: chunk[0..<count])
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetworkTypes
 
 /// The on-disk formats QEMU is told about explicitly (`format=` on `-drive`).
 ///
@@ -379,11 +380,12 @@ struct DiskFileHandle {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
-            let got = bytes.withUnsafeMutableBytes { buffer in
-                pread(descriptor, buffer.baseAddress! + filled, count - filled, off_t(filled))
+            let got = retryingOnInterrupt {
+                bytes.withUnsafeMutableBytes { buffer in
+                    pread(descriptor, buffer.baseAddress! + filled, count - filled, off_t(filled))
+                }
             }
             if got < 0 {
-                if errno == EINTR { continue }
                 throw .imageUnreadable(path: path, reason: String(cString: strerror(errno)))
             }
             if got == 0 { break }

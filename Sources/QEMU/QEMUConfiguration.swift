@@ -7,13 +7,13 @@ import NetworkTypes
 /// QEMU lets a repeated option override an earlier one:
 /// `-nodefaults -no-user-config [-name]`, machine and accelerator, memory/vCPUs/CPU
 /// model (or `KVM_CPU_OPTS`), optional devices (or `KVM_OPTS`), the disk (or
-/// `KVM_BLK_OPTS`), the NICs then `KVM_NET_OPTS`, the serial console on stdio,
+/// `KVM_BLK_OPTS`), the NICs, the serial console on stdio,
 /// graphics (or `KVM_VIDEO_OPTS`), the QMP socket, then ``extraArguments`` verbatim.
 package struct QEMUConfiguration: Sendable, Equatable {
     /// Memory when neither an input nor `KVM_CPU_OPTS` sets it.
-    package static let defaultMemoryMiB = 1024
+    package static let defaultMemoryMiB = LaunchDefaults.memoryMiB
     /// vCPUs when neither an input nor `KVM_CPU_OPTS` sets it.
-    package static let defaultVCPUs = 1
+    package static let defaultVCPUs = LaunchDefaults.vcpus
     /// The longest unix socket path Linux accepts (108 bytes of `sun_path` with the terminating zero).
     package static let maximumSocketPathBytes = 107
 
@@ -132,7 +132,6 @@ package struct QEMUConfiguration: Sendable, Equatable {
             args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)" + (nic.hostMTU.map { ",host_mtu=\($0)" } ?? "")
                 + (nic.queueCount > 1 ? ",mq=on,vectors=\(2 * nic.queueCount + 2)" : "")]
         }
-        args += legacy.network
 
         // signal=off: a Ctrl-C typed on the console is a byte for the guest, not
         // a SIGINT that would make QEMU quit.
@@ -159,8 +158,10 @@ package struct QEMUConfiguration: Sendable, Equatable {
         return args
     }
 
-    /// The child descriptor numbers the NIC backends and the disk refer to, in argument order.
-    /// The launcher must make exactly these numbers available to QEMU.
+    /// The child descriptor numbers the arguments refer to (NIC backends, disk, seed), in argument
+    /// order, read back from this configuration: `arguments()` checks them (none of 0-2, no
+    /// duplicates) and the launcher's mappings must give QEMU exactly these. Which number each
+    /// descriptor gets is decided by the launcher's `DescriptorLayout`, not here.
     package var childFileDescriptors: [Int32] {
         nics.flatMap { nic -> [Int32] in
             switch nic.backend {
@@ -294,18 +295,15 @@ package struct LegacyOptions: Sendable, Equatable {
     package var cpu: [String]?
     /// `KVM_BLK_OPTS`: replaces the disk option.
     package var block: [String]?
-    /// `KVM_NET_OPTS`: added after the generated NICs (as the old container did).
-    package var network: [String]
     /// `KVM_VIDEO_OPTS`: replaces the graphics options.
     package var video: [String]?
     /// `KVM_OPTS`: replaces ``defaultBase``. Unlike the old container it does not
     /// remove `-nodefaults`, the console or QMP: supervision depends on them.
     package var base: [String]?
 
-    package init(cpu: [String]? = nil, block: [String]? = nil, network: [String] = [], video: [String]? = nil, base: [String]? = nil) {
+    package init(cpu: [String]? = nil, block: [String]? = nil, video: [String]? = nil, base: [String]? = nil) {
         self.cpu = cpu
         self.block = block
-        self.network = network
         self.video = video
         self.base = base
     }

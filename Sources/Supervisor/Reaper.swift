@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSupervisorShims
+import NetworkTypes
 
 /// Which children the supervisor waits for.
 package enum ReapingScope: Sendable, Equatable {
@@ -36,16 +37,17 @@ enum Reaper {
         onOrphan: @escaping @Sendable (pid_t, ChildTermination) -> Void,
         completion: @escaping @Sendable (Result<ReapReport, SupervisorError>) -> Void
     ) {
-        startDetachedThread {
+        let reap: @Sendable () -> Void = {
             var orphans = 0
             while true {
                 // Observe an exit without reaping it (WNOWAIT), so the supervised
                 // child can be marked gone before its pid is released.
                 var info = siginfo_t()
                 let idType = scope == .allChildren ? P_ALL : P_PID
-                let observed = waitid(idType, id_t(scope == .allChildren ? 0 : child.pid), &info, WEXITED | WNOWAIT)
+                let observed = retryingOnInterrupt {
+                    waitid(idType, id_t(scope == .allChildren ? 0 : child.pid), &info, WEXITED | WNOWAIT)
+                }
                 if observed < 0 {
-                    if errno == EINTR { continue }
                     completion(.failure(.waitFailed(reason: String(cString: strerror(errno)))))
                     return
                 }
@@ -76,6 +78,8 @@ enum Reaper {
                 return
             }
         }
+        // No thread could be created: run inline rather than lose the work.
+        if !startDetachedThread(named: "reaper", reap) { reap() }
     }
 
     /// Makes this process a child subreaper (PR_SET_CHILD_SUBREAPER), so orphans

@@ -1,3 +1,5 @@
+import NetworkTypes
+
 /// How long each step of a graceful stop may take.
 ///
 /// The whole sequence can take up to `powerdownTimeout + quitTimeout` plus the
@@ -7,7 +9,7 @@
 /// below that period, leaving time for QEMU to exit and the network to be restored.
 package struct ShutdownPolicy: Sendable, Equatable {
     /// 20 s: fits Kubernetes' default 30 s grace period with room for quit and cleanup.
-    package static let defaultPowerdownTimeout: Duration = .seconds(20)
+    package static let defaultPowerdownTimeout: Duration = .seconds(LaunchDefaults.shutdownTimeoutSeconds)
     /// 5 s for QEMU to act on `quit` before SIGKILL.
     package static let defaultQuitTimeout: Duration = .seconds(5)
 

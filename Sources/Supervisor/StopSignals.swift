@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSupervisorShims
+import NetworkTypes
 import Synchronization
 
 /// A request to stop the guest: a signal, a cancelled task, or a test.
@@ -54,20 +55,20 @@ package enum StopSignals {
         let (readEnd, writeEnd) = (ends[0], ends[1])
 
         let (stream, continuation) = AsyncStream.makeStream(of: StopRequest.self)
-        startDetachedThread {
+        let relay: @Sendable () -> Void = {
             var byte: UInt8 = 0
             while true {
-                let count = read(readEnd, &byte, 1)
+                let count = retryingOnInterrupt { read(readEnd, &byte, 1) }
                 if count == 1 {
                     continuation.yield(.signal(Int32(byte)))
-                } else if count < 0 && errno == EINTR {
-                    continue
                 } else {
                     continuation.finish()
                     return
                 }
             }
         }
+        // No thread could be created: run inline rather than lose the work.
+        if !startDetachedThread(named: "stop-signals", relay) { relay() }
 
         let result = signals.withUnsafeBufferPointer {
             kvml_install_signal_pipe(writeEnd, $0.baseAddress, Int32($0.count))

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetworkTypes
 import Synchronization
 
 /// The running child, for sending it signals safely.
@@ -33,12 +34,11 @@ package final class SupervisedChild: Sendable {
         reaped.withLock { reaped in
             var status: Int32 = 0
             while true {
-                let result = waitpid(pid, &status, 0)
+                let result = retryingOnInterrupt { waitpid(pid, &status, 0) }
                 if result == pid {
                     reaped = true
                     return status
                 }
-                if result < 0 && errno == EINTR { continue }
                 return nil
             }
         }

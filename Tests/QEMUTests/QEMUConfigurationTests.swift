@@ -171,17 +171,6 @@ private func values(of option: String, in args: [String]) -> [String] {
         #expect(args.contains("chardev=qmp,mode=control"))
     }
 
-    @Test func legacyNetworkOptionsFollowTheGeneratedNICs() throws {
-        var configuration = baseConfiguration()
-        configuration.nics = [NetworkInterfaceCard(mac: mac0, backend: .tapFileDescriptor(3, vhost: .off))]
-        configuration.legacy.network = ["-netdev", "user,id=extra", "-device", "e1000,netdev=extra"]
-        let args = try configuration.arguments()
-        let generated = try #require(args.firstIndex(of: "tap,id=net0,fd=3"))
-        let extra = try #require(args.firstIndex(of: "user,id=extra"))
-        #expect(generated < extra)
-        #expect(args.firstIndex(of: "stdio,id=console,signal=off")! > extra)
-    }
-
     @Test func errorDescriptionsAreOneLine() {
         let errors: [QEMUConfigurationError] = [
             .invalidMemory(0), .invalidVCPUs(0), .emptyQMPSocketPath,

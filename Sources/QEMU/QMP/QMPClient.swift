@@ -3,7 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Dispatch
+import NetworkTypes
 import Synchronization
 
 /// A QMP failure. Each description is one line that says what to do.
@@ -69,30 +69,25 @@ package struct QMPStatus: Sendable, Equatable, CustomStringConvertible {
 /// ``connect(socketPath:timeout:)`` reads the greeting and negotiates capabilities,
 /// so a returned client is ready for commands. Commands run one at a time; events
 /// that arrive meanwhile are kept (see ``events``). Socket I/O is blocking with
-/// `timeout` per read or write, done on a private dispatch queue, never on the
-/// Swift concurrency pool.
+/// `timeout` per read or write, done on a thread of its own per call (commands are rare:
+/// health checks, shutdown), never on the Swift concurrency pool.
 package final class QMPClient: Sendable {
     package let greeting: QMPGreeting
     private let connection: Mutex<Connection>
-    private let queue: DispatchQueue
 
-    private init(greeting: QMPGreeting, connection: sending Connection, queue: DispatchQueue) {
+    private init(greeting: QMPGreeting, connection: sending Connection) {
         self.greeting = greeting
         self.connection = Mutex(connection)
-        self.queue = queue
     }
 
     /// Connects, reads the greeting and sends `qmp_capabilities`.
     package static func connect(socketPath: String, timeout: Duration = .seconds(5)) async throws(QMPError) -> QMPClient {
-        let queue = DispatchQueue(label: "kvm-launch.qmp")
-        let result: Result<QMPClient, QMPError> = await withCheckedContinuation { continuation in
-            queue.async {
-                continuation.resume(returning: Result { () throws(QMPError) -> QMPClient in
-                    let connection = Connection(socket: try UnixStreamSocket(connectingTo: socketPath, timeout: timeout))
-                    let greeting = try connection.readGreeting()
-                    _ = try connection.execute("qmp_capabilities", arguments: nil)
-                    return QMPClient(greeting: greeting, connection: connection, queue: queue)
-                })
+        let result: Result<QMPClient, QMPError> = await onOwnThread {
+            Result { () throws(QMPError) -> QMPClient in
+                let connection = Connection(socket: try UnixStreamSocket(connectingTo: socketPath, timeout: timeout))
+                let greeting = try connection.readGreeting()
+                _ = try connection.execute("qmp_capabilities", arguments: nil)
+                return QMPClient(greeting: greeting, connection: connection)
             }
         }
         return try result.get()
@@ -148,14 +143,20 @@ package final class QMPClient: Sendable {
     private func perform<T: Sendable>(
         _ body: @escaping @Sendable (Connection) throws(QMPError) -> T
     ) async throws(QMPError) -> T {
-        let result: Result<T, QMPError> = await withCheckedContinuation { continuation in
-            queue.async {
-                continuation.resume(returning: self.connection.withLock { connection in
-                    Result { () throws(QMPError) -> T in try body(connection) }
-                })
+        let result: Result<T, QMPError> = await Self.onOwnThread {
+            self.connection.withLock { connection in
+                Result { () throws(QMPError) -> T in try body(connection) }
             }
         }
         return try result.get()
+    }
+
+    /// Runs blocking socket work on a thread of its own and returns its result.
+    private static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let run: @Sendable () -> Void = { continuation.resume(returning: work()) }
+            if !startDetachedThread(named: "qmp", run) { run() }
+        }
     }
 }
 

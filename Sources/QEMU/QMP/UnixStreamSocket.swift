@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetworkTypes
 
 /// A blocking AF_UNIX stream socket with send/receive timeouts: the thin OS layer
 /// under ``QMPClient``. Not thread-safe; ``QMPClient`` serializes access.
@@ -47,11 +48,12 @@ final class UnixStreamSocket {
     func send(_ bytes: [UInt8]) throws(QMPError) {
         var sent = 0
         while sent < bytes.count {
-            let count = bytes.withUnsafeBytes { buffer in
-                Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
+            let count = retryingOnInterrupt {
+                bytes.withUnsafeBytes { buffer in
+                    Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
+                }
             }
             if count < 0 {
-                if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
                 throw .connectionClosed
             }
@@ -62,15 +64,12 @@ final class UnixStreamSocket {
     /// Reads what is available (at least one byte); an empty result means end of stream.
     func receive() throws(QMPError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
-                return []
-            }
-            return Array(buffer[0..<count])
+        let count = retryingOnInterrupt { buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        if count < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
+            return []
         }
+        return Array(buffer[0..<count])
     }
 }
 
