@@ -685,7 +685,6 @@ class GuestSession:
         self.run_dir = h.path("guest", h.unique("run"))
         os.makedirs(self.run_dir, exist_ok=True)
         self.mark = os.path.join(self.run_dir, "mark")
-        self.qmp = os.path.join(self.run_dir, "run", "qmp.sock")
         h.run(["ip", "netns", "exec", self.net, "sysctl", "-qw", "net.ipv4.neigh.p0.retrans_time_ms=10"])
         self.sniffer = self.sniffer_reader = None
         if sniff:
@@ -710,10 +709,20 @@ class GuestSession:
         threading.Thread(target=self._watch_qmp, daemon=True).start()
 
     def _watch_qmp(self):
+        """QEMU's QMP socket is an abstract unix socket of the container's network namespace
+        (`@kvm-launch/qmp/pidns-…`): seen in /proc/PID/net/unix of any process in that namespace."""
         deadline = time.monotonic() + 300
+        launcher = find_descendant(self.process.pid, "kvm-launch", time.monotonic() + 10)
+        if launcher is None:
+            return
+        table = f"/proc/{launcher}/net/unix"
         while time.monotonic() < deadline and self.process.poll() is None:
-            if os.path.exists(self.qmp):
-                self.qmp_ready = time.time_ns()
+            try:
+                with open(table) as sockets:
+                    if "@kvm-launch/qmp/" in sockets.read():
+                        self.qmp_ready = time.time_ns()
+                        return
+            except OSError:
                 return
             time.sleep(0.001)
 
