@@ -104,7 +104,7 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
     /// Deletes the directory (and any device node still in it) and releases its lock. Idempotent.
     package func remove() {
         guard descriptor >= 0 else { return }
-        Self.removeEntries(of: descriptor, onlyDeviceNodes: false)
+        Self.removeEntries(of: descriptor, onlyDeviceNodes: nil)
         unlinkat(baseDescriptor, name, AT_REMOVEDIR)
         close(descriptor)
         close(baseDescriptor)
@@ -135,9 +135,10 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
 
     /// Removes the directories under `base` that launchers which are gone left behind (a launcher
     /// killed with SIGKILL): a `vm-…` directory of this user whose lock can be taken, holding
-    /// nothing but `kltap…` device nodes and the seed file (``seedFileName``). A directory another launcher holds is never touched,
-    /// whichever container it runs in. Returns the names removed.
-    package static func removeAbandoned(in base: String) -> [String] {
+    /// nothing but device nodes whose names start with `deviceNodePrefix` (the launcher's tap names,
+    /// `kltap…`: NetAttach's `LinkMarker.tapNamePrefix`) and the seed file (``seedFileName``). A
+    /// directory another launcher holds is never touched, whichever container it runs in. Returns the names removed.
+    package static func removeAbandoned(in base: String, deviceNodePrefix: String) -> [String] {
         let baseFD = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard baseFD >= 0 else { return [] }
         defer { close(baseFD) }
@@ -151,7 +152,7 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
             // Still the same directory under that name (not replaced since it was opened)?
             var named = stat()
             guard fstatat(baseFD, entry, &named, AT_SYMLINK_NOFOLLOW) == 0, named.st_ino == info.st_ino, named.st_dev == info.st_dev else { continue }
-            guard removeEntries(of: fd, onlyDeviceNodes: true) else { continue }
+            guard removeEntries(of: fd, onlyDeviceNodes: deviceNodePrefix) else { continue }
             if unlinkat(baseFD, entry, AT_REMOVEDIR) == 0 { removed.append(entry) }
         }
         return removed
@@ -250,15 +251,15 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
         return (name, fd)
     }
 
-    /// Removes the entries of a directory; with `onlyDeviceNodes`, removes nothing and returns
-    /// false when anything but `kltap…` non-directories and the seed file is there.
+    /// Removes the entries of a directory; with a prefix in `onlyDeviceNodes`, removes nothing and
+    /// returns false when anything but non-directories named with that prefix and the seed file is there.
     @discardableResult
-    static func removeEntries(of directoryFD: Int32, onlyDeviceNodes: Bool) -> Bool {
+    static func removeEntries(of directoryFD: Int32, onlyDeviceNodes prefix: String?) -> Bool {
         let names = entries(of: directoryFD)
-        if onlyDeviceNodes {
+        if let prefix {
             for entry in names {
                 var info = stat()
-                guard entry.hasPrefix("kltap") || entry == seedFileName, fstatat(directoryFD, entry, &info, AT_SYMLINK_NOFOLLOW) == 0,
+                guard entry.hasPrefix(prefix) || entry == seedFileName, fstatat(directoryFD, entry, &info, AT_SYMLINK_NOFOLLOW) == 0,
                       (info.st_mode & S_IFMT) != S_IFDIR else { return false }
             }
         }

@@ -228,7 +228,7 @@ struct Launch {
             throw LaunchFailure("\(error)")
         }
         defer { runDirectory.remove() }
-        let abandoned = RunDirectory.removeAbandoned(in: runDirectoryBase)
+        let abandoned = RunDirectory.removeAbandoned(in: runDirectoryBase, deviceNodePrefix: LinkMarker.tapNamePrefix)
         if !abandoned.isEmpty { logger.info("removed \(abandoned.count) run director\(abandoned.count == 1 ? "y" : "ies") left by launchers that are gone: \(abandoned.joined(separator: ", "))") }
         // QEMU's console makes the terminal raw; put it back however this ends (QEMU killed included).
         let terminal = TerminalSettings.save()

@@ -37,7 +37,7 @@ private func exists(_ path: String) -> Bool {
         #expect(mode(first.path) == 0o700 && mode(second.path) == 0o700)
         #expect(mode(base) == 0o700, "a base kvm-launch creates is its own")
         // Both are live: cleanup leaves them alone.
-        #expect(RunDirectory.removeAbandoned(in: base).isEmpty)
+        #expect(RunDirectory.removeAbandoned(in: base, deviceNodePrefix: "kltap").isEmpty)
         #expect(exists(first.path) && exists(second.path))
         first.remove()
         #expect(!exists(first.path), "removed at teardown")
@@ -76,7 +76,7 @@ private func exists(_ path: String) -> Bool {
         FileManager.default.createFile(atPath: target + "/kltap1", contents: nil)
         symlink(target, base + "/vm-00000000000000cc")
 
-        let removed = RunDirectory.removeAbandoned(in: base)
+        let removed = RunDirectory.removeAbandoned(in: base, deviceNodePrefix: "kltap")
         #expect(removed == ["vm-00000000000000aa"])
         #expect(!exists(dead))
         #expect(exists(live.path) && exists(otherName) && exists(strangeContent + "/notes.txt"))
@@ -114,7 +114,7 @@ private func exists(_ path: String) -> Bool {
         mkdir(dead, 0o700)
         FileManager.default.createFile(atPath: dead + "/" + RunDirectory.seedFileName, contents: Data([1]))
         FileManager.default.createFile(atPath: dead + "/kltap3", contents: nil)
-        #expect(RunDirectory.removeAbandoned(in: base) == ["vm-00000000000000dd"])
+        #expect(RunDirectory.removeAbandoned(in: base, deviceNodePrefix: "kltap") == ["vm-00000000000000dd"])
         #expect(!exists(dead))
     }
 
@@ -161,7 +161,7 @@ private func exists(_ path: String) -> Bool {
         let theirs = base + "/vm-00000000000000dd"
         mkdir(theirs, 0o700)
         chown(theirs, 65534, 65534)
-        #expect(RunDirectory.removeAbandoned(in: base).isEmpty)
+        #expect(RunDirectory.removeAbandoned(in: base, deviceNodePrefix: "kltap").isEmpty)
         #expect(exists(theirs))
     }
 
