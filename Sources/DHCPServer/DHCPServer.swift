@@ -54,7 +54,12 @@ package final class DHCPServer: Sendable {
             throw DHCPServerError.alreadyRunning(interfaceName)
         }
         logger.info("DHCP server serving \(lease.address) to \(lease.clientMAC) as \(lease.serverIdentifier)")
-        try await runOnDedicatedThread(named: "dhcp-\(interfaceName)", stop: { [self] in stop() }) { [self] in try serve() }
+        // The sockets close on this thread as it ends: when run() returns, port 67 is free and the
+        // packet socket gone, and the servers of a launch close theirs in parallel.
+        try await runOnDedicatedThread(named: "dhcp-\(interfaceName)", stop: { [self] in stop() }) { [self] in
+            defer { sockets.closeSockets() }
+            try serve()
+        }
         logger.info("DHCP server stopped")
     }
 

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import NetworkTypes
+import Synchronization
 
 /// The thin OS layer of the server: the file descriptors it needs and the system calls on
 /// them. Everything here is created in the network namespace of the calling thread.
@@ -24,6 +25,8 @@ struct DHCPSockets: ~Copyable {
     let wakeupWriter: Int32
     let interfaceIndex: Int32
     let interfaceMAC: MACAddress
+    /// Set once ``closeSockets()`` closed `udp` and `packet`.
+    private let socketsClosed = Atomic<Bool>(false)
 
     init(interfaceName: String) throws(DHCPServerError) {
         let name = interfaceName
@@ -77,10 +80,20 @@ struct DHCPSockets: ~Copyable {
     }
 
     deinit {
-        close(udp)
-        close(packet)
+        closeSockets()
         close(wakeup)
         close(wakeupWriter)
+    }
+
+    /// Closes the UDP and packet sockets now (once; later calls do nothing): the receive loop's thread
+    /// calls it when it stops, so the servers of a launch close their packet sockets at the same time,
+    /// each on its own thread, instead of one after another wherever the last reference goes (closing a
+    /// packet socket waits for an RCU grace period). The wake-up pipe stays open until `deinit`, so a
+    /// late ``signalStop()`` never writes to a reused descriptor number.
+    func closeSockets() {
+        guard !socketsClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        close(udp)
+        close(packet)
     }
 
     /// Makes ``waitForRequest(into:)`` return nil from now on.

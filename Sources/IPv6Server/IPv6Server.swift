@@ -48,7 +48,11 @@ package final class IPv6Server: Sendable {
             throw IPv6ServerError.alreadyRunning(interfaceName)
         }
         logger.info("IPv6 server: \(lease.addresses.map(\.description).joined(separator: ", ")) to \(lease.clientMAC), router \(lease.router.map { "\($0)" } ?? "none")")
-        try await runOnDedicatedThread(named: "ipv6-\(interfaceName)", stop: { [self] in stop() }) { [self] in try serve() }
+        // The socket closes on this thread as it ends (see IPv6Sockets.closeSocket()).
+        try await runOnDedicatedThread(named: "ipv6-\(interfaceName)", stop: { [self] in stop() }) { [self] in
+            defer { sockets.closeSocket() }
+            try serve()
+        }
         logger.info("IPv6 server stopped")
     }
 

@@ -6,6 +6,7 @@ import Musl
 import DHCPServer
 import Foundation
 import NetworkTypes
+import Synchronization
 
 /// The thin OS layer of the IPv6 responder: one AF_PACKET socket that receives the interface's
 /// IPv6 frames (with the DHCPv6 and all-routers group addresses joined) and sends whole frames,
@@ -16,6 +17,8 @@ struct IPv6Sockets: ~Copyable {
     let wakeupWriter: Int32
     let interfaceIndex: Int32
     let interfaceMAC: MACAddress
+    /// Set once ``closeSocket()`` closed `packet`.
+    private let packetClosed = Atomic<Bool>(false)
 
     /// <linux/if_packet.h>, which the Glibc module does not export.
     static let solPacket: Int32 = 263
@@ -81,18 +84,30 @@ struct IPv6Sockets: ~Copyable {
     }
 
     deinit {
-        close(packet)
+        closeSocket()
         close(wakeup)
         close(wakeupWriter)
+    }
+
+    /// Closes the packet socket now (once): the receive loop's thread calls it as it stops, so the
+    /// responders of a launch wait for their RCU grace periods at the same time rather than one after
+    /// another. The wake-up pipe stays open until `deinit` (a late ``signalStop()`` never writes to a
+    /// reused descriptor number).
+    func closeSocket() {
+        guard !packetClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        close(packet)
     }
 
     /// Closes the descriptors on a thread of their own and returns at once: closing a packet socket
     /// hooked to a protocol waits for an RCU grace period (~13 ms here), which the launcher's start
     /// need not wait for (the gateway probe's socket).
     consuming func closeInBackground() {
-        let descriptors = [packet, wakeup, wakeupWriter]
-        discard self
-        Thread { for descriptor in descriptors { close(descriptor) } }.start()
+        if !packetClosed.exchange(true, ordering: .acquiringAndReleasing) {
+            let descriptor = packet
+            let closeIt: @Sendable () -> Void = { close(descriptor) }
+            if !startDetachedThread(named: "close-probe", closeIt) { closeIt() }
+        }
+        // deinit closes the pipe, which needs no grace period.
     }
 
     func signalStop() {

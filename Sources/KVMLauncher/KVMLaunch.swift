@@ -120,6 +120,13 @@ struct KVMLaunch: AsyncParsableCommand {
             execv("/bin/bash", argv)
             throw LaunchFailure("cannot start /bin/bash: \(String(cString: strerror(errno)))")
         }
+        if !dryRun {
+            // The container is restored: exit from this thread. Returning would first hop to the main
+            // actor, which libdispatch serves on a thread it starts for it (a scheduling delay on a
+            // busy machine, between QEMU's exit and the container runtime seeing this one).
+            fflush(nil)
+            Foundation.exit(status)
+        }
         if status != 0 { throw ExitCode(status) }
     }
 

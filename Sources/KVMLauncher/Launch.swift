@@ -267,7 +267,10 @@ struct Launch {
         let scope: Attacher.ScopeResult<SupervisionResult>
         do {
             scope = try await attacher.withAttachment(preparation.plan) { attachments in
-                try await Self.withDHCPResponders(attachments, logger: logger) {
+                // While the responders close their sockets, kvm-launch's own links and descriptors go
+                // (their kernel grace periods overlap); the container's interfaces are restored only
+                // after every responder is gone (the scope's teardown).
+                try await Self.withDHCPResponders(attachments, logger: logger, whileStopping: { _ = attacher.releaseOwnLinks() }) {
                     if let libvirt = preparation.libvirt {
                         return try await libvirt.run(LibvirtRunContext(
                             attachments: attachments,
@@ -310,9 +313,11 @@ struct Launch {
     /// Serves every attachment that has a lease with its own DHCP server, every one with an IPv6
     /// lease with its own Router Advertisement + DHCPv6 responder, and every one whose plan has
     /// a DNS relay with that relay, while `body` runs, as child tasks of one group; they stop when
-    /// `body` returns or throws.
+    /// `body` returns or throws, all at once, and this returns once every one has returned (each
+    /// closes its sockets on its own thread as it ends). `whileStopping` runs after they were told to
+    /// stop, before waiting for them.
     static func withDHCPResponders<Value: Sendable>(
-        _ attachments: [Attachment], logger: Logger, _ body: () async throws -> Value
+        _ attachments: [Attachment], logger: Logger, whileStopping: () -> Void = {}, _ body: () async throws -> Value
     ) async throws -> Value {
         var servers: [DHCPServer] = []
         var relays: [DNSRelay] = []
@@ -362,6 +367,7 @@ struct Launch {
             defer { stopAll() }
             let value = try await body()
             stopAll()
+            whileStopping()
             try await group.waitForAll()
             return value
         }

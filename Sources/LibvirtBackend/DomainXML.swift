@@ -31,6 +31,8 @@ package enum DomainXMLError: Error, Equatable, CustomStringConvertible, Sendable
     case nicCountMismatch(planned: Int, given: Int)
     /// A NIC without a usable target device name.
     case invalidTargetDevice(String)
+    /// The NICs do not fit the machine (``NICLayout``).
+    case nicLayout(QEMUConfigurationError)
 
     package var description: String {
         switch self {
@@ -40,6 +42,8 @@ package enum DomainXMLError: Error, Equatable, CustomStringConvertible, Sendable
             "the domain has \(planned) planned NICs but \(given) attached interfaces"
         case let .invalidTargetDevice(name):
             "'\(name)' is not a usable interface name for a libvirt NIC"
+        case let .nicLayout(error):
+            "\(error)"
         }
     }
 }
@@ -74,6 +78,10 @@ package struct DomainDefinition: Sendable, Equatable {
     /// The cloud-init NoCloud seed disk (ISO 9660, label `cidata`): a file given to the guest as a
     /// read-only raw virtio disk after the boot disk, as the direct path does; nil for none.
     package var seedImagePath: String?
+    /// Where the NICs sit: beyond the root bus's free slots, at the same multifunction addresses on
+    /// `pcie.0` as on the direct path (``NICLayout``); the others get no address, so libvirt places
+    /// them as it always did (each behind a `pcie-root-port` of its own on q35).
+    package var nicLayout: NICLayout
 
     package init(name: String, emulator: String, accelerator: Accelerator, machine: String = "q35", memoryMiB: Int, vcpus: Int,
                 cpuModel: String? = nil, disk: DiskImage?, nics: [DomainNIC], videoModel: String? = nil, extraArguments: [String] = []) {
@@ -88,6 +96,7 @@ package struct DomainDefinition: Sendable, Equatable {
         self.nics = nics
         self.videoModel = videoModel
         self.extraArguments = extraArguments
+        self.nicLayout = NICLayout(addresses: Array(repeating: nil, count: nics.count))
     }
 
     /// The definition for what `qemu` describes, with `nics` (one per planned NIC, same order).
@@ -106,6 +115,11 @@ package struct DomainDefinition: Sendable, Equatable {
         self.init(name: Self.domainName(qemu.name), emulator: emulator, accelerator: qemu.accelerator, machine: qemu.machineType.name,
                   memoryMiB: qemu.memoryMiB, vcpus: qemu.vcpus, cpuModel: qemu.cpuModel, disk: qemu.disk, nics: nics,
                   videoModel: video, extraArguments: qemu.extraArguments)
+        do throws(QEMUConfigurationError) {
+            nicLayout = try qemu.nicLayout()
+        } catch {
+            throw .nicLayout(error)
+        }
     }
 
     /// A libvirt-safe domain name from the host name (libvirt refuses `/`; empty becomes `vm`).
@@ -155,9 +169,13 @@ package struct DomainDefinition: Sendable, Equatable {
             add(2, "</disk>")
         }
         add(2, "<controller type='usb' model='none'/>")
-        for nic in nics {
+        for (position, nic) in nics.enumerated() {
             add(2, "<interface type='ethernet'>")
             add(3, "<mac address='\(nic.mac)'/>")
+            if position < nicLayout.addresses.count, let address = nicLayout.addresses[position] {
+                add(3, "<address type='pci' domain='0x0000' bus='0x00' slot='\(Self.hex(address.slot))' function='\(Self.hex(address.function))'"
+                    + (address.multifunction ? " multifunction='on'/>" : "/>"))
+            }
             add(3, "<target dev='\(escape(nic.targetDevice))' managed='no'/>")
             add(3, "<model type='virtio'/>")
             if nic.queues > 1 { add(3, "<driver queues='\(nic.queues)'/>") }
@@ -179,6 +197,8 @@ package struct DomainDefinition: Sendable, Equatable {
         add(0, "</domain>")
         return lines.joined(separator: "\n") + "\n"
     }
+
+    static func hex(_ value: Int) -> String { "0x" + (value < 16 ? "0" : "") + String(value, radix: 16) }
 
     /// Escapes text for an XML attribute in single quotes or for element content.
     func escape(_ text: String) -> String {

@@ -170,6 +170,9 @@ package final class Attacher {
     let afterStep: ((Int) -> Void)?
     private(set) var journal: [UndoStep] = []
     private var stepCount = 0
+    /// ``releaseOwnLinks()`` ran (its problems wait in `releaseProblems` for ``teardown()``).
+    private var ownLinksReleased = false
+    private var releaseProblems: [UndoProblem] = []
 
     package init(netlink: any NetlinkOperations, devices: any TapDeviceOperations = SystemTapDevices(),
                 nodeDirectory: String, logger: Logger, afterStep: ((Int) -> Void)? = nil) {
@@ -290,25 +293,51 @@ package final class Attacher {
 
     /// Undoes every recorded step, most recent first, best effort: a step that fails does not stop
     /// the others. Returns what could not be undone.
-    @discardableResult
     ///
-    /// kvm-launch's links go first, all in one request (their link group): one kernel grace period
-    /// instead of one per link. A link that is not in the group yet (the attach failed right after
-    /// creating it) is deleted by its own step, which finds the others gone.
+    /// kvm-launch's own links and descriptors go first (``releaseOwnLinks()``, unless the caller did
+    /// that already), then the container's interfaces get back what the attach changed.
+    @discardableResult
     package func teardown() -> [UndoProblem] {
         let started = ContinuousClock.now
         let steps = journal.count
+        releaseOwnLinks()
+        var problems = releaseProblems
+        releaseProblems = []
+        defer { logger.debug("undid \(steps) steps in \(ContinuousClock.now - started)") }
+        while let step = journal.popLast() {
+            // A link the group request deleted is not found here (one lookup); one created outside
+            // the group (an attach that failed right after creating it) is deleted now.
+            let failed = undo(step)
+            if failed.isEmpty {
+                logger.debug("undone: \(step)")
+            } else {
+                for problem in failed { logger.error("could not \(problem)") }
+                problems += failed
+            }
+        }
+        ownLinksReleased = false  // the journal is empty: a later attach starts afresh
+        return problems
+    }
+
+    /// Deletes kvm-launch's own links (one request for the link group: one kernel grace period instead
+    /// of one per link) and closes its descriptors (each on its own thread, so their grace periods
+    /// overlap), leaving the container's own interfaces as they are. Nothing the container had is put
+    /// back yet, so a launcher may do this while its responders are still closing their sockets, and
+    /// call ``teardown()`` once they are gone; `teardown()` reports what failed here too. Once only.
+    @discardableResult
+    package func releaseOwnLinks() -> [UndoProblem] {
+        guard !ownLinksReleased else { return [] }
+        ownLinksReleased = true
         var problems: [UndoProblem] = []
         if journal.contains(where: { if case .deleteLink = $0 { true } else { false } }) {
             do {
                 try netlink.deleteLinks(group: LinkMarker.linkGroup)
             } catch where error.isNotFound {
-                // None in the group (yet): the steps below delete what there is.
+                // None in the group (yet): the journal's own steps delete what there is.
             } catch {
                 logger.warning("could not delete kvm-launch's links at once (\(error)); deleting them one by one")
             }
         }
-        defer { logger.debug("undid \(steps) steps in \(ContinuousClock.now - started)") }
         // Then every descriptor at once (after the links: a macvtap's descriptor closes faster once
         // its link is gone).
         let closing = journal.compactMap { step -> DeviceToClose? in
@@ -323,15 +352,7 @@ package final class Attacher {
                 problems.append(problem)
             }
         }
-        while let step = journal.popLast() {
-            let failed = undo(step)
-            if failed.isEmpty {
-                logger.debug("undone: \(step)")
-            } else {
-                for problem in failed { logger.error("could not \(problem)") }
-                problems += failed
-            }
-        }
+        releaseProblems += problems
         return problems
     }
 

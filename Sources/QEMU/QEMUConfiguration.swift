@@ -127,10 +127,17 @@ package struct QEMUConfiguration: Sendable, Equatable {
                      "-device", "virtio-blk-pci,drive=seed0"]
         }
 
+        let layout = try nicLayout()
         for (index, nic) in nics.enumerated() {
             args += ["-netdev", nic.netdevOption(id: "net\(index)")]
-            args += ["-device", "\(nic.model),netdev=net\(index),mac=\(nic.mac)" + (nic.hostMTU.map { ",host_mtu=\($0)" } ?? "")
-                + (nic.queueCount > 1 ? ",mq=on,vectors=\(2 * nic.queueCount + 2)" : "")]
+            var device = "\(nic.model),netdev=net\(index),mac=\(nic.mac)" + (nic.hostMTU.map { ",host_mtu=\($0)" } ?? "")
+            if nic.queueCount > 1 {
+                device += ",mq=on,vectors=\(2 * nic.queueCount + 2)"
+            } else if layout.addresses[index] != nil {
+                device += ",vectors=\(NICLayout.sharedSlotVectors)"
+            }
+            if let address = layout.addresses[index] { device += ",bus=pcie.0,\(address.option)" }
+            args += ["-device", device]
         }
 
         // signal=off: a Ctrl-C typed on the console is a byte for the guest, not
@@ -192,9 +199,7 @@ package struct QEMUConfiguration: Sendable, Equatable {
         let qmp = QMPAddress(qmpSocketPath)
         guard !qmp.name.isEmpty else { throw .emptyQMPSocketPath }
         guard qmp.name.utf8.count <= Self.maximumSocketPathBytes else { throw .socketPathTooLong(qmpSocketPath) }
-        if let free = freePCISlotsForNICs, nics.count > free {
-            throw .tooManyNICs(count: nics.count, slots: free, machine: machineType.name)
-        }
+        _ = try nicLayout()
         var seen: Set<Int32> = []
         for fd in childFileDescriptors {
             guard fd > 2 else { throw .reservedFileDescriptor(fd) }
@@ -319,6 +324,8 @@ package enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidTapName(String)
     case socketPathTooLong(String)
     case tooManyNICs(count: Int, slots: Int, machine: String)
+    /// More NICs than kvm-launch gives a q35 machine (``NICLayout/maximumNICs``).
+    case moreNICsThanSupported(count: Int, maximum: Int)
     case invalidHostMTU(Int)
     /// A multiqueue NIC without descriptors, or with vhost descriptors that are not one per queue.
     case invalidQueueDescriptors(taps: Int, vhost: Int)
@@ -333,6 +340,7 @@ package enum QEMUConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .invalidTapName(name): "tap device name '\(name)' is not a valid interface name: use 1-15 characters without commas"
         case let .socketPathTooLong(path): "the QMP socket path '\(path)' is \(path.utf8.count) bytes, more than a unix socket path may have (107): choose a shorter path"
         case let .tooManyNICs(count, slots, machine): "\(count) interfaces would need \(count) NICs but the \(machine) machine has \(slots) free PCI slots for them: attach fewer interfaces (ATTACH_IFACES with AUTO_ATTACH=no)"
+        case let .moreNICsThanSupported(count, maximum): "\(count) interfaces would need \(count) NICs but kvm-launch gives a VM at most \(maximum) (each virtio NIC takes interrupt vectors of the guest's CPUs, see README \"NIC count\"): attach fewer interfaces (ATTACH_IFACES with AUTO_ATTACH=no)"
         case let .invalidQueueDescriptors(taps, vhost): "a multiqueue NIC has \(taps) tap descriptor(s) and \(vhost) vhost-net descriptor(s): give it at least one tap descriptor and either no vhost-net descriptor or one per queue"
         case let .invalidHostMTU(mtu): "MTU \(mtu) cannot be given to a virtio NIC: it must be between \(NetworkInterfaceCard.hostMTURange.lowerBound) and \(NetworkInterfaceCard.hostMTURange.upperBound)"
         }

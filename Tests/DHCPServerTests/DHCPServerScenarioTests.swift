@@ -1,4 +1,5 @@
 import DHCPServer
+import IPv6Server
 import Foundation
 import Logging
 import NetworkTypes
@@ -120,6 +121,42 @@ struct DHCPServerScenarioTests {
             }
             #expect(returnedOnCancel, "run() returns within 10 s once its task is cancelled")
             try await task.value
+        }
+    }
+
+    /// Issue 15: the launcher stops every responder at once and restores the network once all their
+    /// run() calls returned, so run() itself must leave nothing open on the link: its packet socket
+    /// and port 67 are gone when it returns, while the server object is still alive (not at deinit).
+    @Test func runClosesItsSocketsBeforeItReturns() async throws {
+        try await withFixture { fixture in
+            let interface = fixture.serverInterface
+            let namespace = fixture.serverNamespace
+            let logger = recordingLogger(OutputCollector())
+            let (dhcp, ipv6) = try await inNetworkNamespace(namespace) {
+                (try DHCPServer(interfaceName: interface, lease: Conformance.podLease(for: fixture.clientMAC), logger: logger),
+                 try IPv6Server(interfaceName: interface, lease: IPv6Lease(clientMAC: fixture.clientMAC, addresses: [IPv6Interface("fd00:15::7/64")!]),
+                                logger: logger))
+            }
+            let index = try #require(Int(try await runAsync(["ip", "netns", "exec", namespace, "cat", "/sys/class/net/\(interface)/ifindex"])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+            /// (packet sockets on the interface, UDP sockets on port 67) in the server's namespace.
+            @Sendable func openSockets() async throws -> (packet: Int, port67: Int) {
+                let packet = try await runAsync(["ip", "netns", "exec", namespace, "cat", "/proc/net/packet"]).stdout
+                let udp = try await runAsync(["ip", "netns", "exec", namespace, "cat", "/proc/net/udp"]).stdout
+                // /proc/net/packet: sk RefCnt Type Proto Iface …; /proc/net/udp: sl local_address …
+                let onInterface = packet.split(separator: "\n").dropFirst().filter { $0.split(separator: " ").dropFirst(4).first == "\(index)" }
+                let port67 = udp.split(separator: "\n").dropFirst().filter { $0.split(separator: " ").dropFirst(1).first?.hasSuffix(":0043") == true }
+                return (onInterface.count, port67.count)
+            }
+            let servers = [Task { try await dhcp.run() }, Task { try await ipv6.run() }]
+            let serving = try await openSockets()
+            #expect(serving.packet == 2 && serving.port67 == 1, "serving: \(serving)")
+            dhcp.stop()
+            ipv6.stop()
+            for server in servers { try await server.value }
+            let stopped = try await openSockets()
+            #expect(stopped.packet == 0 && stopped.port67 == 0, "run() returned with sockets still open: \(stopped)")
+            withExtendedLifetime((dhcp, ipv6)) {}
         }
     }
 

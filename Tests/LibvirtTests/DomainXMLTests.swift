@@ -105,6 +105,35 @@ import Testing
         #expect(try Self.nodes(interfaces[1], "driver").isEmpty, "one queue: no driver element, as before")
     }
 
+    /// Issue 15: NICs beyond the root bus's free slots get the direct path's multifunction addresses on
+    /// pcie.0; up to the free slots no NIC has an address (libvirt places them as before).
+    @Test(arguments: [28, 29, 64])
+    func nicsBeyondTheRootBusGetTheDirectPathsAddresses(_ count: Int) throws {
+        let macs = (0..<count).map { MACAddress("52:54:00:aa:01:\(String($0, radix: 16))")! }
+        let qemu = QEMUConfiguration(accelerator: .tcg, disk: DiskImage(path: "/image/d.qcow2", format: .qcow2),
+                                     nics: macs.enumerated().map { NetworkInterfaceCard(mac: $1, backend: .tapFileDescriptor(Int32(3 + $0), vhost: .off)) },
+                                     qmpSocketPath: "/run/q.sock")
+        let layout = try qemu.nicLayout()
+        #expect(layout.addresses.allSatisfy { $0 == nil } == (count <= 28))
+        let nics = macs.enumerated().map { DomainNIC(targetDevice: "kltap\($0)", mac: $1, mtu: 1500) }
+        let root = try Self.parse(DomainDefinition(qemu, emulator: "/q", nics: nics))
+        let interfaces = try Self.nodes(root, "devices/interface")
+        try #require(interfaces.count == count)
+        for (index, interface) in interfaces.enumerated() {
+            #expect(try Self.attribute(interface, "mac", "address") == "\(macs[index])")
+            let number = { (name: String) throws -> Int? in try Self.attribute(interface, "address", name).flatMap { Int($0.dropFirst(2), radix: 16) } }
+            guard let address = layout.addresses[index] else {
+                #expect(try Self.nodes(interface, "address").isEmpty, "NIC \(index) keeps libvirt's own placement")
+                continue
+            }
+            #expect(try Self.attribute(interface, "address", "type") == "pci")
+            #expect(try number("bus") == 0)
+            #expect(try number("slot") == address.slot)
+            #expect(try number("function") == address.function)
+            #expect(try Self.attribute(interface, "address", "multifunction") == (address.multifunction ? "on" : nil))
+        }
+    }
+
     @Test func commandWordsPassVerbatimInTheQEMUNamespace() throws {
         let words = ["-device", "virtio-rng-pci", "-m 512", "a'b\"c&<d>", "-smbios", "type=1,serial=x y"]
         let root = try Self.parse(DomainDefinition(Self.configuration(extra: words), emulator: "/q", nics: Self.nics))

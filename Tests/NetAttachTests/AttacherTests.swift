@@ -226,15 +226,20 @@ let modes: [LaunchConfiguration.NetworkMode] = [.macvtap, .bridge]
         }
     }
 
+    /// The two-interface container as it starts, and attached in `mode`.
+    private func attachedTwoInterfaces(_ mode: LaunchConfiguration.NetworkMode) throws -> (InMemoryNamespace, start: InMemoryNamespace, Attacher) {
+        let namespace = try ContainerShape.twoInterfaces.namespace()
+        let start = namespace.copy()
+        let attacher = attacher(namespace)
+        _ = try attacher.apply(try makeAttachPlan(for: namespace, shape: .twoInterfaces, mode: mode))
+        return (namespace, start, attacher)
+    }
+
     /// Issue 15 item 3: the teardown deletes kvm-launch's links with one request for their link group,
     /// and closes every descriptor in one batch.
     @Test(arguments: modes)
     func teardownDeletesTheLinkGroupInOneRequest(_ mode: LaunchConfiguration.NetworkMode) throws {
-        let namespace = try ContainerShape.twoInterfaces.namespace()
-        let start = namespace.copy()
-        let plan = try makeAttachPlan(for: namespace, shape: .twoInterfaces, mode: mode)
-        let attacher = attacher(namespace)
-        _ = try attacher.apply(plan)
+        let (namespace, start, attacher) = try attachedTwoInterfaces(mode)
         let created = namespace.state.links.filter { $0.alias == LinkMarker.createdAlias }
         #expect(created.count == 4)
         #expect(created.allSatisfy { $0.group == LinkMarker.linkGroup }, "every link kvm-launch made is in its group")
@@ -246,6 +251,33 @@ let modes: [LaunchConfiguration.NetworkMode] = [.macvtap, .bridge]
         #expect(calls.first == .deleteLinkGroup(LinkMarker.linkGroup), "the links go first")
         #expect(!calls.contains { if case .deleteLink = $0 { true } else { false } }, "no link is deleted on its own")
         expectPristine(namespace, like: start, "after a group teardown")
+    }
+
+    /// Issue 15: the launcher releases kvm-launch's own links and descriptors while its responders close
+    /// their sockets, and restores the container only after: the release touches nothing of the
+    /// container's, the teardown after it restores everything exactly, and nothing is done twice.
+    @Test(arguments: modes)
+    func releasingOwnLinksFirstLeavesTheContainerForTheTeardown(_ mode: LaunchConfiguration.NetworkMode) throws {
+        let (namespace, start, attacher) = try attachedTwoInterfaces(mode)
+        let attached = namespace.copy()
+        let before = namespace.calls.count
+        #expect(attacher.releaseOwnLinks().isEmpty)
+        let releaseCalls = namespace.calls.dropFirst(before)
+        #expect(releaseCalls.first == .deleteLinkGroup(LinkMarker.linkGroup))
+        #expect(releaseCalls.dropFirst().allSatisfy { if case .close = $0 { true } else { false } },
+                "the release deletes the group and closes descriptors, nothing else: \(Array(releaseCalls))")
+        #expect(!namespace.state.links.contains { $0.alias == LinkMarker.createdAlias }, "kvm-launch's links are gone")
+        #expect(namespace.state.descriptors.isEmpty && namespace.state.nodes.isEmpty, "its descriptors and nodes too")
+        // The container's own interfaces still carry what the attach gave them.
+        let containerLinks = { (ns: InMemoryNamespace) in ns.state.links.filter { $0.alias != LinkMarker.createdAlias }.map(\.mac) }
+        #expect(containerLinks(namespace) == containerLinks(attached))
+        #expect(namespace.network.addresses.filter { a in namespace.state.links.contains { $0.index == a.interfaceIndex } }
+                == attached.network.addresses.filter { a in namespace.state.links.contains { $0.index == a.interfaceIndex } })
+        #expect(attacher.releaseOwnLinks().isEmpty, "a second release does nothing")
+        let released = namespace.calls.count
+        #expect(attacher.teardown().isEmpty)
+        #expect(!namespace.calls.dropFirst(released).contains { if case .deleteLinkGroup = $0 { true } else { false } }, "the group goes once")
+        expectPristine(namespace, like: start, "after a release and a teardown")
     }
 
     @Test func stepCountsPerMode() throws {
