@@ -104,7 +104,7 @@ struct IPv6Sockets: ~Copyable {
     consuming func closeInBackground() {
         if !packetClosed.exchange(true, ordering: .acquiringAndReleasing) {
             let descriptor = packet
-            let closeIt: @Sendable () -> Void = { close(descriptor) }
+            let closeIt: @Sendable () -> Void = { _ = close(descriptor) }
             if !startDetachedThread(named: "close-probe", closeIt) { closeIt() }
         }
         // deinit closes the pipe, which needs no grace period.

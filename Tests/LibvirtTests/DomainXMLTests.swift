@@ -109,7 +109,7 @@ import Testing
     /// pcie.0; up to the free slots no NIC has an address (libvirt places them as before).
     @Test(arguments: [28, 29, 64])
     func nicsBeyondTheRootBusGetTheDirectPathsAddresses(_ count: Int) throws {
-        let macs = (0..<count).map { MACAddress("52:54:00:aa:01:\(String($0, radix: 16))")! }
+        let macs = (0..<count).map { MACAddress([0x52, 0x54, 0, 0xaa, 0x01, UInt8($0)]) }
         let qemu = QEMUConfiguration(accelerator: .tcg, disk: DiskImage(path: "/image/d.qcow2", format: .qcow2),
                                      nics: macs.enumerated().map { NetworkInterfaceCard(mac: $1, backend: .tapFileDescriptor(Int32(3 + $0), vhost: .off)) },
                                      qmpSocketPath: "/run/q.sock")

@@ -7,9 +7,9 @@ import QEMU
 @Suite struct NICLayoutTests {
     private static func configuration(nics count: Int, vga: Bool = false, seed: Bool = false,
                                       machine: QEMUConfiguration.MachineType = .q35) -> QEMUConfiguration {
-        let nics = (0..<count).map { index in
-            NetworkInterfaceCard(mac: MACAddress("02:00:00:00:\(String(index / 256, radix: 16)):\(String(index % 256, radix: 16))")!,
-                                 backend: .tapFileDescriptor(Int32(10 + index), vhost: .off))
+        let nics = (0..<count).map { (index: Int) -> NetworkInterfaceCard in
+            let octets: [UInt8] = [0x02, 0, 0, 0, UInt8(index / 256), UInt8(index % 256)]
+            return NetworkInterfaceCard(mac: MACAddress(octets), backend: .tapFileDescriptor(Int32(10 + index), vhost: .off))
         }
         var configuration = QEMUConfiguration(machineType: machine, accelerator: .tcg, disk: DiskImage(path: "/image/image.qcow2", format: .qcow2),
                                               nics: nics, graphics: vga ? .legacyVGA : .none, qmpSocketPath: "/run/q.sock")
