@@ -43,7 +43,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
-        .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "NetworkTypes", dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+                exclude: ["README.md"], swiftSettings: strict),
         .systemLibrary(
             name: "CNetlink",
             pkgConfig: "libnl-route-3.0",
@@ -83,6 +84,7 @@ let package = Package(
             name: "DHCPServer",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -92,6 +94,7 @@ let package = Package(
             name: "IPv6Server",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
                 "DHCPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -294,6 +297,7 @@ let package = Package(
             name: "DNSRelay",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
                 "Netlink",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -323,7 +327,7 @@ let package = Package(
             dependencies: ["LibvirtBackend", "Libvirt", "QEMU", "NetworkTypes", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
-        .target(name: "ContainerInstance", dependencies: ["NetworkTypes"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "ContainerInstance", dependencies: ["NetworkTypes", .product(name: "SystemPackage", package: "swift-system")], exclude: ["README.md"], swiftSettings: strict),
         .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport"], swiftSettings: strict),
         // `kvm-launch`: the launcher without libvirt (VM_BACKEND=libvirt execs `kvm-launch-libvirt`).
         .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict),
