@@ -105,6 +105,7 @@ let package = Package(
             name: "QEMU",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict
@@ -117,6 +118,7 @@ let package = Package(
                 "NetworkTypes",
                 "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict
@@ -125,6 +127,7 @@ let package = Package(
             name: "ConfigAgent",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -154,6 +157,7 @@ let package = Package(
                 "IPv6Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),
@@ -177,6 +181,7 @@ let package = Package(
             dependencies: [
                 "Libvirt", "CLibvirtShims", "QEMU", "Supervisor", "NetworkTypes",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict
@@ -184,7 +189,8 @@ let package = Package(
         // The one test toolkit every test target uses: process runner, namespaces, fixtures, temp dirs, logs.
         .target(name: "TestSupport", dependencies: ["Supervisor", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/TestSupport", exclude: ["README.md"], swiftSettings: strict),
-        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
+                    swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: [
             "NetAttach", "Netlink", "LaunchConfiguration", "IPv6Server", "InMemoryNetlink", "TestSupport",
@@ -199,10 +205,12 @@ let package = Package(
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes", "Supervisor", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes", "Supervisor", "TestSupport",
+                                              .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         // A tiny program the Supervisor tests run as a separate process, so real
         // signals and child reaping never touch the test runner itself.
         .executableTarget(
@@ -213,7 +221,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper", "TestSupport"],
+            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -263,6 +271,7 @@ let package = Package(
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),
@@ -312,6 +321,7 @@ let package = Package(
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),
@@ -328,7 +338,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "ContainerInstance", dependencies: ["NetworkTypes", .product(name: "SystemPackage", package: "swift-system")], exclude: ["README.md"], swiftSettings: strict),
-        .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport",
+                                                           .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         // `kvm-launch`: the launcher without libvirt (VM_BACKEND=libvirt execs `kvm-launch-libvirt`).
         .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict),
         // `kvm-launch-libvirt`: the launcher with the libvirt backend (the libvirt image variant).
