@@ -10,6 +10,7 @@
 #                              left on disk: no documentation)
 #          needs:/path         only the shared libraries of that program (e.g. a binary the Dockerfile copies
 #                              into a later layer itself)
+#          folders:NAME        only the folders of package NAME (base-files: the usual /var/cache, /var/log, …)
 #          status:NAME         record package NAME (below) though no copied file is its own (a file its
 #                              scripts generate, like ca-certificates' bundle)
 #   --libraries LIBROOT  the shared libraries go to LIBROOT instead of ROOT (one layer for the libraries of all)
@@ -83,6 +84,11 @@ for item in "$@"; do
 			[[ $path == /. ]] && continue
 			put "$path" "$root"
 		done < <(dpkg -L "${item#package:}")
+		;;
+	folders:*)
+		while IFS= read -r path; do
+			[[ $path == /. || -L $path || ! -d $path ]] || put "$path" "$root"
+		done < <(dpkg -L "${item#folders:}")
 		;;
 	needs:*)
 		elves+=("${item#needs:}")
