@@ -188,6 +188,11 @@ check "image: QEMU's modules load (-device help lists qxl-vga and usb-redir)" \
 		grep -c '"qxl-vga"\|"usb-redir"')" = 2
 check "image: sh, bash (CMD bash) and the busybox tools are there" \
 	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint /bin/sh "$IMAGE" -c 'bash -c "cat /etc/os-release" && ps && ip link'
+# CMD bash (the old container's debug mode): kvm-launch shows the plan and execs /bin/bash instead of the VM.
+qemu-img create -q -f qcow2 "$work/debug.qcow2" 64M
+check "image: CMD bash starts bash in the container instead of the VM" \
+	grep -q '^bash 5' <(echo 'echo "bash ${BASH_VERSION%%.*}"' | podman run --rm -i "${KVM_LAUNCH_ULIMITS[@]}" -e AUTO_ATTACH=yes \
+		-v "$work/debug.qcow2:/image/image.qcow2" "$IMAGE" bash 2>/dev/null)
 check "image: /var/lib/dpkg/status.d records the Debian packages of its files (qemu-system-x86, seabios, libc6, ca-certificates among them)" \
 	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint /bin/sh "$IMAGE" -c \
 	'cd /var/lib/dpkg/status.d && grep -q "^Package: qemu-system-x86$" qemu-system-x86 && test -s seabios -a -s libc6 -a -s ca-certificates'
