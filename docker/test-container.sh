@@ -186,8 +186,9 @@ check "image: QEMU makes a q35 machine with SeaBIOS, a virtio-net ROM and qxl (D
 check "image: QEMU's modules load (-device help lists qxl-vga and usb-redir)" \
 	test "$(podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint qemu-system-x86_64 "$IMAGE" -device help 2>&1 |
 		grep -c '"qxl-vga"\|"usb-redir"')" = 2
-check "image: sh, bash (CMD bash) and the busybox tools are there" \
-	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint /bin/sh "$IMAGE" -c 'bash -c "cat /etc/os-release" && ps && ip link'
+check "image: sh, bash and the busybox tools are there, and the CA bundle the config agent trusts by default" \
+	quietly podman run --rm "${KVM_LAUNCH_ULIMITS[@]}" --entrypoint /bin/sh "$IMAGE" -c \
+	'bash -c "cat /etc/os-release" && ps && ip link && grep -c "BEGIN CERTIFICATE" /etc/ssl/certs/ca-certificates.crt'
 # CMD bash (the old container's debug mode): kvm-launch shows the plan and execs /bin/bash instead of the VM.
 qemu-img create -q -f qcow2 "$work/debug.qcow2" 64M
 check "image: CMD bash starts bash in the container instead of the VM" \
