@@ -198,7 +198,8 @@ struct SeedContentTests {
         let eth0 = try #require((document["ethernets"] as? [String: [String: Any]])?["eth0"])
         #expect((eth0["nameservers"] as? [String: [String]])?["search"] == awkward)
         #expect(eth0["routes"] == nil && eth0["addresses"] == nil && eth0["mtu"] == nil)
-        #expect(try Yams.load(yaml: NetworkConfig(interfaces: []).yaml()) as? [String: AnyHashable] == ["version": 2, "ethernets": [String: AnyHashable]()])
+        let empty = try #require(try Yams.load(yaml: NetworkConfig(interfaces: []).yaml()) as? [String: Any])
+        #expect(empty["version"] as? Int == 2 && (empty["ethernets"] as? [String: Any])?.isEmpty == true)
     }
 
     @Test func keysAreCheckedLineByLine() throws {
