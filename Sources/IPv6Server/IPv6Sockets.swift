@@ -4,7 +4,7 @@ import Glibc
 import Musl
 #endif
 import DHCPServer
-import Foundation
+import FoundationEssentials
 import NetworkTypes
 import SystemPackage
 
@@ -93,7 +93,8 @@ struct IPv6Sockets: ~Copyable {
     consuming func closeInBackground() {
         let descriptors = [packet, wakeup, wakeupWriter]
         discard self
-        Thread { for descriptor in descriptors { close(descriptor) } }.start()
+        let closeAll: @Sendable () -> Void = { for descriptor in descriptors { close(descriptor) } }
+        if !startDetachedThread(named: "ipv6-close", closeAll) { closeAll() }
     }
 
     func signalStop() {
