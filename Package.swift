@@ -293,7 +293,7 @@ let package = Package(
         .executableTarget(name: "ContainerStart", path: "Tests/ContainerStart", swiftSettings: strict),
         .target(
             name: "CloudInitSeed",
-            dependencies: ["NetworkTypes", .product(name: "Yams", package: "Yams")],
+            dependencies: ["NetworkTypes", "CYAML"],
             exclude: ["README.md"],
             swiftSettings: strict
         ),
@@ -351,5 +351,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libyaml (Debian libyaml-dev): CloudInitSeed reads and writes user data with it (Yams, which needs full
+        // Foundation, stays in the tests only: the launcher links FoundationEssentials alone).
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
     ]
 )

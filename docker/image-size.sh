@@ -23,25 +23,27 @@ done
 python3 - "$work" "$json" "$image" "$libvirt" <<'PY'
 import json, os, re, sys
 work, as_json, images = sys.argv[1], sys.argv[2] == "yes", sys.argv[3:]
-PARTS = ["base (debian:bookworm-slim)", "QEMU and the libraries of both binaries", "kvm-launch-config", "kvm-launch",
-         "libvirt packages (libvirtd, virtlogd, virsh, libvirt0 and what they need)", "other (package lists, checks)"]
-def part(created, base_seen):
-    if "install-packages.sh /usr/share/kvm-launch/packages-libvirt.txt" in created: return PARTS[4]
-    if "install-packages.sh /usr/share/kvm-launch/packages-runtime.txt" in created: return PARTS[1]
+PARTS = ["system: loader, shared libraries of QEMU and the binaries, bash, busybox, CA bundle",
+         "QEMU (x86_64): emulator, modules, firmware, keymaps, helpers", "kvm-launch-config", "kvm-launch",
+         "libvirt: libvirtd, virtlogd, virsh and the libraries the default image lacks", "other (checks, links)"]
+# The Dockerfile's layers FROM scratch: the folders slim-root.sh made, copied in this order (COPY dir:… in /):
+# the system, QEMU, then (libvirt variant) libvirt; then the binaries (COPY file:… in /usr/local/bin/NAME).
+FOLDERS = [PARTS[0], PARTS[1], PARTS[4]]
+def part(created, folders_seen):
     if re.search(r" in /usr/local/bin/kvm-launch-config\s*$", created): return PARTS[2]
     if re.search(r" in /usr/local/bin/kvm-launch(-libvirt)?\s*$", created): return PARTS[3]
-    if not base_seen and re.search(r"#\(nop\) ADD file:.* in /\s*$", created): return PARTS[0]
+    if re.search(r"#\(nop\) COPY dir:\S+ in /\s*$", created) and folders_seen < len(FOLDERS): return FOLDERS[folders_seen]
     return PARTS[5]
 result = {}
 for tag in images:
     name = os.path.join(work, tag.replace("/", "_").replace(":", "_"))
     if not os.path.exists(name + ".json"):
         continue
-    sizes, base_seen = {}, False
+    sizes, folders_seen = {}, 0
     for layer in reversed(json.load(open(name + ".json"))):  # oldest first
         created = layer.get("CreatedBy") or layer.get("createdBy") or ""
-        what = part(created, base_seen)
-        base_seen = base_seen or what == PARTS[0]
+        what = part(created, folders_seen)
+        folders_seen += what in FOLDERS
         sizes[what] = sizes.get(what, 0) + int(layer.get("size") or 0)
     sizes["total"] = int(open(name + ".total").read())
     result[tag] = sizes

@@ -1,5 +1,4 @@
 import NetworkTypes
-import Yams
 
 /// cloud-init's `network-config`, version 2 (netplan's schema): every NIC matched by the VM's MAC,
 /// with static addresses, routes, name servers and MTU, so a guest is configured even when it never
@@ -52,71 +51,71 @@ package struct NetworkConfig: Sendable, Equatable {
         self.interfaces = interfaces
     }
 
-    /// The YAML text, keys in a stable order.
-    package func yaml() throws -> String {
-        var ethernets: [String: Ethernet] = [:]
-        for interface in interfaces {
-            let servers = interface.nameServers.isEmpty && interface.searchDomains.isEmpty
-                ? nil : NameServers(addresses: interface.nameServers.nilIfEmpty, search: interface.searchDomains.nilIfEmpty)
-            ethernets[interface.id] = Ethernet(
-                match: Match(macaddress: interface.mac.description),
-                mtu: interface.mtu,
-                dhcp4: false,
-                dhcp6: false,
-                acceptRA: false,
-                addresses: interface.addresses.nilIfEmpty,
-                routes: interface.routes.map { route in
-                    YAMLRoute(to: route.destination, via: route.gateway, onLink: route.onLink ? true : nil,
-                              scope: route.gateway == nil ? "link" : nil, metric: route.metric)
-                }.nilIfEmpty,
-                nameservers: servers)
+    /// The YAML text: block style, keys sorted, every string double-quoted (so no value is ever read
+    /// back as a number, a boolean or a YAML 1.1 sexagesimal), numbers and booleans plain.
+    package func yaml() -> String {
+        var byID: [String: Interface] = [:]
+        for interface in interfaces { byID[interface.id] = interface }
+        var text = byID.isEmpty ? "ethernets: {}\n" : "ethernets:\n"
+        for id in byID.keys.sorted() {
+            let interface = byID[id]!
+            text += "  \(Self.quoted(id)):\n"
+            text += "    accept-ra: false\n"
+            text += Self.list("addresses", interface.addresses, indent: 4)
+            text += "    dhcp4: false\n    dhcp6: false\n"
+            text += "    match:\n      macaddress: \(Self.quoted(interface.mac.description))\n"
+            if let mtu = interface.mtu { text += "    mtu: \(mtu)\n" }
+            if !interface.nameServers.isEmpty || !interface.searchDomains.isEmpty {
+                text += "    nameservers:\n"
+                text += Self.list("addresses", interface.nameServers, indent: 6)
+                text += Self.list("search", interface.searchDomains, indent: 6)
+            }
+            if !interface.routes.isEmpty {
+                text += "    routes:\n"
+                for route in interface.routes {
+                    var fields: [String] = []
+                    if let metric = route.metric { fields.append("metric: \(metric)") }
+                    if route.onLink { fields.append("on-link: true") }
+                    if route.gateway == nil { fields.append("scope: \"link\"") }
+                    fields.append("to: \(Self.quoted(route.destination))")
+                    if let gateway = route.gateway { fields.append("via: \(Self.quoted(gateway))") }
+                    text += "    - " + fields.joined(separator: "\n      ") + "\n"
+                }
+            }
         }
-        let encoder = YAMLEncoder()
-        encoder.options.sortKeys = true
-        return try encoder.encode(Document(version: 2, ethernets: ethernets))
+        return text + "version: 2\n"
     }
 
-    private struct Document: Encodable {
-        var version: Int
-        var ethernets: [String: Ethernet]
+    /// `name:` and one `- "item"` line per item at `indent`; nothing for no items.
+    private static func list(_ name: String, _ items: [String], indent: Int) -> String {
+        guard !items.isEmpty else { return "" }
+        let pad = String(repeating: " ", count: indent)
+        return pad + name + ":\n" + items.map { pad + "- " + quoted($0) + "\n" }.joined()
     }
 
-    private struct Ethernet: Encodable {
-        var match: Match
-        var mtu: Int?
-        var dhcp4: Bool
-        var dhcp6: Bool
-        var acceptRA: Bool
-        var addresses: [String]?
-        var routes: [YAMLRoute]?
-        var nameservers: NameServers?
-
-        enum CodingKeys: String, CodingKey {
-            case match, mtu, dhcp4, dhcp6, addresses, routes, nameservers
-            case acceptRA = "accept-ra"
+    /// `text` as a YAML double-quoted scalar: `"` and `\` escaped, control characters as `\xNN`, the
+    /// C1 controls, the line breaks YAML knows (NEL, LS, PS), the BOM and the non-characters as `\uNNNN`.
+    static func quoted(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\t": result += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16, uppercase: true)
+                    result += "\\x" + (hex.count < 2 ? "0" : "") + hex
+                } else if (0x80...0x9F).contains(scalar.value) || [0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF].contains(scalar.value) {
+                    let hex = String(scalar.value, radix: 16, uppercase: true)
+                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
         }
-    }
-
-    private struct Match: Encodable {
-        var macaddress: String
-    }
-
-    private struct YAMLRoute: Encodable {
-        var to: String
-        var via: String?
-        var onLink: Bool?
-        var scope: String?
-        var metric: UInt32?
-
-        enum CodingKeys: String, CodingKey {
-            case to, via, scope, metric
-            case onLink = "on-link"
-        }
-    }
-
-    private struct NameServers: Encodable {
-        var addresses: [String]?
-        var search: [String]?
+        return result + "\""
     }
 }
 

@@ -66,8 +66,7 @@ package struct NoCloudSeed: Sendable, Equatable {
         if let hostname { metaData += "local-hostname: \(hostname)\n" }
         let user: String
         do { user = try userData.render() } catch { throw .userData(error) }
-        let network: String
-        do { network = try self.network.yaml() } catch { throw .rendering("network-config: \(error)") }
+        let network = self.network.yaml()
         return [
             ISO9660Image.File(name: "meta-data", contents: Array(metaData.utf8)),
             ISO9660Image.File(name: "user-data", contents: Array(user.utf8)),

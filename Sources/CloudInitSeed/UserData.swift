@@ -1,9 +1,9 @@
-import Yams
+import CYAML
 
 /// The seed's `user-data`: the operator's cloud-config or `#!` script with the SSH keys merged in.
 ///
 /// Only two formats are accepted, because they are the two kvm-launch can check before anything
-/// changes: `#cloud-config` (a YAML mapping; the keys are appended to its `ssh_authorized_keys`)
+/// changes: `#cloud-config` (a YAML mapping, parsed with libyaml; the keys are appended to its `ssh_authorized_keys`)
 /// and a `#!` script (with keys, the seed becomes a two-part MIME message: a cloud-config part
 /// with the keys, then the script). Comments in a cloud-config are not kept when keys are merged.
 package struct UserData: Sendable, Equatable {
@@ -73,29 +73,79 @@ package struct UserData: Sendable, Equatable {
             ])
         }
         guard text.hasPrefix("#cloud-config") else { throw .unsupportedFormat }
-        let node: Node?
+        var stream: YAMLEvents
         do {
-            node = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            throw .notYAML(line: Self.line(of: error))
+            stream = try YAMLEvents.parse(text)
+        } catch {
+            throw .notYAML(line: error.line)
+        }
+        let root = try Self.root(of: stream)
+        guard !sshAuthorizedKeys.isEmpty else { return text }
+        stream.events = Self.merging(keys: sshAuthorizedKeys, into: stream, root: root)
+        do {
+            return "#cloud-config\n" + (try stream.emit())
         } catch {
             throw .notYAML(line: nil)
         }
-        guard var mapping = node?.mapping ?? (node == nil || node?.null != nil ? Node.Mapping([]) : nil) else {
+    }
+
+    /// Where the document's root mapping starts in `stream`, or nil for an empty document (nothing, or
+    /// a null): one document whose root is a mapping, else the problem.
+    private static func root(of stream: YAMLEvents) throws(Problem) -> Int? {
+        let events = stream.events
+        guard events.first == .documentStart else { return nil }
+        let end = stream.endOfNode(at: 1)
+        if end + 1 < events.count { throw .notYAML(line: nil) }  // a second document: cloud-init reads one
+        switch events[1] {
+        case .mappingStart:
+            return 1
+        case .scalar(_, let tag, let value, _, _, let style):
+            let null = tag == "tag:yaml.org,2002:null"
+                || (tag == nil && style == YAML_PLAIN_SCALAR_STYLE && ["", "~", "null", "Null", "NULL"].contains(value))
+            guard null else { throw .notAMapping }
+            return nil
+        default:
             throw .notAMapping
         }
-        guard !sshAuthorizedKeys.isEmpty else { return text }
-        var existing = mapping["ssh_authorized_keys"]?.sequence ?? Node.Sequence([])
-        let present = Set(existing.compactMap(\.string))
-        for key in sshAuthorizedKeys where !present.contains(key) {
-            existing.append(Node(key, Tag(.str), .doubleQuoted))
+    }
+
+    /// The events with `keys` appended to the root mapping's `ssh_authorized_keys` (keys already there
+    /// kept once); a value there that is not a sequence is replaced; a missing entry is added last.
+    private static func merging(keys: [String], into stream: YAMLEvents, root: Int?) -> [YAMLEvents.Event] {
+        func keyScalar(_ text: String) -> YAMLEvents.Event {
+            .scalar(anchor: nil, tag: nil, value: text, plainImplicit: false, quotedImplicit: true, style: YAML_DOUBLE_QUOTED_SCALAR_STYLE)
         }
-        mapping["ssh_authorized_keys"] = Node.sequence(existing)
-        do {
-            return "#cloud-config\n" + (try Yams.serialize(node: Node.mapping(mapping)))
-        } catch {
-            throw .notYAML(line: nil)
+        func newSequence(_ keys: [String]) -> [YAMLEvents.Event] {
+            [.sequenceStart(anchor: nil, tag: nil, implicit: true, style: YAML_ANY_SEQUENCE_STYLE)] + keys.map(keyScalar) + [.sequenceEnd]
         }
+        let entryName = YAMLEvents.Event.scalar(anchor: nil, tag: nil, value: "ssh_authorized_keys", plainImplicit: true,
+                                                 quotedImplicit: false, style: YAML_ANY_SCALAR_STYLE)
+        let events = stream.events
+        guard let root else {
+            return [.documentStart, .mappingStart(anchor: nil, tag: nil, implicit: true, style: YAML_ANY_MAPPING_STYLE), entryName]
+                + newSequence(keys) + [.mappingEnd, .documentEnd]
+        }
+        let rootEnd = stream.endOfNode(at: root) - 1
+        var position = root + 1
+        while position < rootEnd {
+            let valueStart = stream.endOfNode(at: position)
+            let valueEnd = stream.endOfNode(at: valueStart)
+            if case .scalar(_, let tag, "ssh_authorized_keys", _, _, _) = events[position], tag == nil || tag == "tag:yaml.org,2002:str" {
+                guard case .sequenceStart = events[valueStart] else {
+                    return Array(events[..<valueStart]) + newSequence(keys) + Array(events[valueEnd...])
+                }
+                var present: Set<String> = []
+                var item = valueStart + 1
+                while item < valueEnd - 1 {
+                    if case .scalar(_, _, let value, _, _, _) = events[item] { present.insert(value) }
+                    item = stream.endOfNode(at: item)
+                }
+                let added = keys.filter { !present.contains($0) }.map(keyScalar)
+                return Array(events[..<(valueEnd - 1)]) + added + Array(events[(valueEnd - 1)...])
+            }
+            position = valueEnd
+        }
+        return Array(events[..<rootEnd]) + [entryName] + newSequence(keys) + Array(events[rootEnd...])
     }
 
     static func cloudConfig(keys: [String]) -> String {
@@ -120,15 +170,6 @@ package struct UserData: Sendable, Equatable {
         !text.isEmpty && text.utf8.allSatisfy { byte in
             (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
                 || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
-        }
-    }
-
-    private static func line(of error: YamlError) -> Int? {
-        switch error {
-        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
-            return mark.line
-        default:
-            return nil
         }
     }
 }

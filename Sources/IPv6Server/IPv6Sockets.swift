@@ -4,7 +4,7 @@ import Glibc
 import Musl
 #endif
 import DHCPServer
-import Foundation
+import FoundationEssentials
 import NetworkTypes
 import Synchronization
 import SystemPackage
@@ -106,7 +106,7 @@ struct IPv6Sockets: ~Copyable {
         if !packetClosed.exchange(true, ordering: .acquiringAndReleasing) {
             let descriptor = packet
             let closeIt: @Sendable () -> Void = { _ = close(descriptor) }
-            if !startDetachedThread(named: "close-probe", closeIt) { closeIt() }
+            if !startDetachedThread(named: "ipv6-close", closeIt) { closeIt() }
         }
         // deinit closes the pipe, which needs no grace period.
     }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import NetworkTypes
 import SystemPackage
 import Supervisor
@@ -47,8 +47,8 @@ enum ConfigAgentProgram {
         fflush(nil)
         execv(executable, argv)
         let reason = Errno.current.description
-        FileHandle.standardError.write(Data(
-            "Error: cannot run the config agent \(executable): \(reason); it ships next to kvm-launch (reinstall both)\n".utf8))
+        writeToStandardError(
+            "Error: cannot run the config agent \(executable): \(reason); it ships next to kvm-launch (reinstall both)\n")
         exit(1)
     }
 
@@ -71,10 +71,11 @@ enum ConfigAgentProgram {
         }
         let added = general.keys.filter { container[$0] == nil }.sorted()
         let kept = general.keys.filter { container[$0] != nil }.sorted()
-        let role = (container["ETCD_ROLE"] ?? "").trimmingCharacters(in: .whitespaces)
-        FileHandle.standardError.write(Data(
-            ("kvm-launch: settings from etcd general/\(role.isEmpty ? "" : " and \(role)/"): added \(added.isEmpty ? "none" : added.joined(separator: ","))"
-                + "; kept from the container: \(kept.isEmpty ? "none" : kept.joined(separator: ","))\n").utf8))
+        let blank: (Character) -> Bool = { $0.isWhitespace && !$0.isNewline }
+        let role = String((container["ETCD_ROLE"] ?? "").drop(while: blank).reversed().drop(while: blank).reversed())
+        writeToStandardError(
+            "kvm-launch: settings from etcd general/\(role.isEmpty ? "" : " and \(role)/"): added \(added.isEmpty ? "none" : added.joined(separator: ","))"
+                + "; kept from the container: \(kept.isEmpty ? "none" : kept.joined(separator: ","))\n")
         return general.merging(container) { _, containerValue in containerValue }
     }
 

@@ -36,20 +36,10 @@ enum FaultInjection {
 
     static func die(afterStep step: Int) -> Never {
         if getpid() != 1 { kill(getpid(), SIGKILL) }
-        write(standardError: requestLine(step: step) + "\n")
+        writeToStandardError(requestLine(step: step) + "\n")
         var left = waitForOutsideKill
         while left > 0 { left = sleep(left) }
-        write(standardError: "kvm-launch: fault injection: nobody killed kvm-launch after attach step \(step) within \(waitForOutsideKill) s\n")
+        writeToStandardError("kvm-launch: fault injection: nobody killed kvm-launch after attach step \(step) within \(waitForOutsideKill) s\n")
         _exit(nobodyKilledStatus)
-    }
-
-    private static func write(standardError text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = retryingOnInterrupt { bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + offset, $0.count - offset) } }
-            if written <= 0 { return }
-            offset += written
-        }
     }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import LaunchConfiguration
 import Logging
 import NetAttach
@@ -126,7 +126,7 @@ struct KVMLaunch: AsyncParsableCommand {
             // actor, which libdispatch serves on a thread it starts for it (a scheduling delay on a
             // busy machine, between QEMU's exit and the container runtime seeing this one).
             fflush(nil)
-            Foundation.exit(status)
+            Glibc.exit(status)
         }
         if status != 0 { throw ExitCode(status) }
     }

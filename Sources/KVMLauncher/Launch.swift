@@ -2,7 +2,7 @@ import ContainerInstance
 import DHCPServer
 import DNSRelay
 import IPv6Server
-import Foundation
+import FoundationEssentials
 import LaunchConfiguration
 import Logging
 import NetAttach
@@ -141,7 +141,7 @@ struct Launch {
             do throws(GatewayDiscoveryError) {
                 let found = try GatewayProbe.discover(gateway: question.gateway, interfaceName: question.interfaceName,
                                                       localLinkLocal: question.localLinkLocal)
-                let took = (ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds], fractionalPart: .show(length: 1)))
+                let took = Self.milliseconds(ContinuousClock.now - started)
                 logger.info("\(question.interfaceName): the IPv6 gateway \(question.gateway) is \(found) on the link (learned in \(took)): the VM's default router")
                 answers[question.interfaceIndex] = .learned(found.address)
             } catch {
@@ -149,6 +149,20 @@ struct Launch {
             }
         }
         return answers
+    }
+
+    /// `duration` as milliseconds with one decimal and grouped thousands (`"12.3 ms"`, `"4,200.0 ms"`),
+    /// the form Foundation's `.units(allowed: [.milliseconds], fractionalPart: .show(length: 1))` printed.
+    static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let tenths = Int((Double(seconds) * 10_000 + Double(attoseconds) / 1e14).rounded())
+        var whole = String(abs(tenths) / 10)
+        var grouped = ""
+        while whole.count > 3 {
+            grouped = "," + whole.suffix(3) + grouped
+            whole.removeLast(3)
+        }
+        return (tenths < 0 ? "-" : "") + whole + grouped + ".\(abs(tenths) % 10) ms"
     }
 
     /// Every planned DHCP answer must fit DHCP and give the VM a host address (not its subnet's

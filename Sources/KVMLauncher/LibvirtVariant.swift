@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import LaunchConfiguration
 import Logging
 import NetAttach
@@ -95,9 +95,9 @@ enum LibvirtVariant {
         fflush(nil)
         execv(executable, argv)
         let reason = Errno.current.description
-        FileHandle.standardError.write(Data(
-            ("Error: VM_BACKEND=libvirt needs the libvirt image variant (kvm-launch:libvirt, which has libvirtd and "
-                + "\(name)): cannot run \(executable): \(reason); use that image, or VM_BACKEND=qemu\n").utf8))
+        writeToStandardError(
+            "Error: VM_BACKEND=libvirt needs the libvirt image variant (kvm-launch:libvirt, which has libvirtd and "
+                + "\(name)): cannot run \(executable): \(reason); use that image, or VM_BACKEND=qemu\n")
         exit(1)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import LaunchConfiguration
 import NetAttach
 import Netlink
@@ -29,7 +29,7 @@ struct ListInterfaces {
             }
         }
         for warning in configuration.warnings {
-            FileHandle.standardError.write(Data("kvm-launch: warning: \(warning)\n".utf8))
+            writeToStandardError("kvm-launch: warning: \(warning)\n")
         }
     }
 }

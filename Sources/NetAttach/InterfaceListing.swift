@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Netlink
 
 /// One row of `kvm-launch --list-ifaces`: a link, its addresses and the selection verdict.
@@ -67,9 +67,11 @@ package enum InterfaceListing {
         var widths = Array(repeating: 0, count: header.count)
         for line in lines { for (column, cell) in line.enumerated() { widths[column] = max(widths[column], cell.count) } }
         return lines.map { line in
-            line.enumerated().map { column, cell in
+            var text = line.enumerated().map { column, cell in
                 column == line.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
-            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+            }.joined(separator: "  ")
+            while text.last?.isWhitespace == true { text.removeLast() }
+            return text
         }.joined(separator: "\n")
     }
 }

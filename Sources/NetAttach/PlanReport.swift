@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Renders an ``AttachPlan`` for `kvm-launch --dry-run`: what recovery restores first (when an
 /// earlier run left state behind), then per interface the mode, MACs, the VM's address, gateway,

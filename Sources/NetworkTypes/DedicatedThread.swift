@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
 import Glibc
@@ -17,10 +17,7 @@ package func startDetachedThread(named name: String? = nil, _ body: @escaping @S
     var thread = pthread_t()
     let created = pthread_create(&thread, nil, { raw in
         let job = Unmanaged<DetachedThreadJob>.fromOpaque(raw!).takeRetainedValue()
-        if let name = job.name {
-            // Foundation sets it with pthread_setname_np, which Glibc's Swift module does not export.
-            Thread.current.name = String(decoding: Array(name.utf8.prefix(15)), as: UTF8.self)
-        }
+        if let name = job.name { nameCurrentThread(name) }
         job.body()
         return nil
     }, context)
@@ -30,6 +27,18 @@ package func startDetachedThread(named name: String? = nil, _ body: @escaping @S
     }
     pthread_detach(thread)
     return true
+}
+
+/// Names the calling thread (what `ps -L` and debuggers show): the kernel's `comm` of this thread,
+/// cut to its 15 bytes. Glibc's Swift module exports neither `pthread_setname_np` nor `prctl`
+/// (variadic), so it is written where the kernel keeps it. Best effort: without `/proc` the thread
+/// keeps its inherited name.
+private func nameCurrentThread(_ name: String) {
+    let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { return }
+    defer { close(descriptor) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
 }
 
 private final class DetachedThreadJob: Sendable {

@@ -131,6 +131,77 @@ struct SeedContentTests {
         }
     }
 
+    /// The merge through libyaml's events: every shape `ssh_authorized_keys` and the root can take.
+    @Test func keysAreMergedWhateverShapeTheCloudConfigHas() throws {
+        func merged(_ text: String, keys: [String] = [key]) throws -> [String: Any] {
+            let rendered = try UserData(text: text, sshAuthorizedKeys: keys).render()
+            #expect(rendered.hasPrefix("#cloud-config\n"))
+            return try #require(try Yams.load(yaml: rendered) as? [String: Any], "\(rendered)")
+        }
+        // No entry yet: added last; the other values keep their types (a quoted "yes" stays a string).
+        var document = try merged("#cloud-config\nhostname: vm1\nlocale: 'yes'\nretries: 3\n")
+        #expect(document["ssh_authorized_keys"] as? [String] == [key])
+        #expect(document["hostname"] as? String == "vm1" && document["locale"] as? String == "yes" && document["retries"] as? Int == 3)
+        // An entry that is not a sequence (a lone string, or null) is replaced by the keys.
+        document = try merged("#cloud-config\nssh_authorized_keys: ssh-rsa AAAAB3lone\nusers: [default]\n")
+        #expect(document["ssh_authorized_keys"] as? [String] == [key] && document["users"] as? [String] == ["default"])
+        document = try merged("#cloud-config\nssh_authorized_keys:\n")
+        #expect(document["ssh_authorized_keys"] as? [String] == [key])
+        // A flow mapping and a flow sequence; keys already there once.
+        document = try merged("#cloud-config\n{ssh_authorized_keys: [\"\(key)\", ssh-rsa AAAAB3other], a: 1}\n")
+        #expect(document["ssh_authorized_keys"] as? [String] == [key, "ssh-rsa AAAAB3other"] && document["a"] as? Int == 1)
+        // An empty document, a null root, or only an explicit document start: a mapping with the keys.
+        for empty in ["#cloud-config\n", "#cloud-config\n~\n", "#cloud-config\n---\n"] {
+            #expect(try merged(empty).keys.sorted() == ["ssh_authorized_keys"], "\(empty)")
+        }
+        // Anchors and aliases, block scalars and nested values come back as they were.
+        let rich = "#cloud-config\nbase: &b {shell: /bin/bash}\nusers:\n  - <<: *b\n    name: ops\nwrite_files:\n  - path: /etc/motd\n    content: |\n      line one\n      line two\n"
+        document = try merged(rich, keys: [key, "ssh-rsa AAAAB3second"])
+        #expect(document["ssh_authorized_keys"] as? [String] == [key, "ssh-rsa AAAAB3second"])
+        let users = try #require(document["users"] as? [[String: Any]])
+        #expect(users.first?["name"] as? String == "ops" && users.first?["shell"] as? String == "/bin/bash")
+        #expect((document["write_files"] as? [[String: Any]])?.first?["content"] as? String == "line one\nline two\n")
+        // Without keys a valid cloud-config goes exactly as written (comments included).
+        #expect(try UserData(text: rich + "# note\n", sshAuthorizedKeys: []).render() == rich + "# note\n")
+    }
+
+    @Test(arguments: [
+        "#cloud-config\na: 1\n---\nb: 2\n",  // two documents: cloud-init reads one
+        "#cloud-config\nusers: *nowhere\n",  // an alias without its anchor
+        "#cloud-config\na: \"unterminated\n",
+        "#cloud-config\n\tkey: tab-indented\n",
+    ])
+    func notYAMLIsRefused(text: String) {
+        #expect(throws: UserData.Problem.self) { try UserData(text: text, sshAuthorizedKeys: [key]).render() }
+        do {
+            _ = try UserData(text: text, sshAuthorizedKeys: []).render()
+            Issue.record("accepted: \(text)")
+        } catch {
+            guard case .notYAML = error else { Issue.record("\(text): got \(error)"); return }
+        }
+    }
+
+    @Test func aLineNumberNamesWhereTheYAMLBreaks() {
+        #expect(throws: UserData.Problem.notYAML(line: 3)) {
+            try UserData(text: "#cloud-config\nok: 1\nbad: \"x\" y\nmore: 2\n", sshAuthorizedKeys: []).render()
+        }
+    }
+
+    /// Every string double-quoted: values YAML would read as another type, or that hold quotes,
+    /// backslashes and control characters, come back as the same strings.
+    @Test func networkConfigStringsReadBackUnchanged() throws {
+        let awkward = ["yes", "on", "1:30", "0x1f", "~", "a \"quoted\" \\ value", "tab\there", "bell\u{07}", "next\u{85}line", "ünï"]
+        let nic = NetworkConfig.Interface(id: "eth0", mac: MACAddress("52:54:00:12:34:56")!, nameServers: ["10.0.0.1"],
+                                          searchDomains: awkward)
+        let yaml = NetworkConfig(interfaces: [nic]).yaml()
+        let document = try #require(try Yams.load(yaml: yaml) as? [String: Any])
+        let eth0 = try #require((document["ethernets"] as? [String: [String: Any]])?["eth0"])
+        #expect((eth0["nameservers"] as? [String: [String]])?["search"] == awkward)
+        #expect(eth0["routes"] == nil && eth0["addresses"] == nil && eth0["mtu"] == nil)
+        let empty = try #require(try Yams.load(yaml: NetworkConfig(interfaces: []).yaml()) as? [String: Any])
+        #expect(empty["version"] as? Int == 2 && (empty["ethernets"] as? [String: Any])?.isEmpty == true)
+    }
+
     @Test func keysAreCheckedLineByLine() throws {
         #expect(try UserData.parseKeys("# ops keys\n\n\(key)\n") == [key])
         #expect(throws: UserData.Problem.badKey(line: 2)) { try UserData.parseKeys("\(key)\nnot-a-key AAAA\n") }
