@@ -43,7 +43,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
-        .target(name: "NetworkTypes", exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "NetworkTypes", dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+                exclude: ["README.md"], swiftSettings: strict),
         .systemLibrary(
             name: "CNetlink",
             pkgConfig: "libnl-route-3.0",
@@ -83,6 +84,7 @@ let package = Package(
             name: "DHCPServer",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -92,6 +94,7 @@ let package = Package(
             name: "IPv6Server",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
                 "DHCPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -102,6 +105,7 @@ let package = Package(
             name: "QEMU",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict
@@ -114,6 +118,7 @@ let package = Package(
                 "NetworkTypes",
                 "CSupervisorShims",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict
@@ -122,6 +127,7 @@ let package = Package(
             name: "ConfigAgent",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -151,6 +157,7 @@ let package = Package(
                 "IPv6Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),
@@ -174,6 +181,7 @@ let package = Package(
             dependencies: [
                 "Libvirt", "CLibvirtShims", "QEMU", "Supervisor", "NetworkTypes",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict
@@ -181,7 +189,8 @@ let package = Package(
         // The one test toolkit every test target uses: process runner, namespaces, fixtures, temp dirs, logs.
         .target(name: "TestSupport", dependencies: ["Supervisor", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/TestSupport", exclude: ["README.md"], swiftSettings: strict),
-        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
+                    swiftSettings: strict),
         .testTarget(name: "LaunchConfigurationTests", dependencies: ["LaunchConfiguration", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "NetAttachTests", dependencies: [
             "NetAttach", "Netlink", "LaunchConfiguration", "IPv6Server", "InMemoryNetlink", "TestSupport",
@@ -196,10 +205,12 @@ let package = Package(
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes", "Supervisor", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "NetworkTypes", "Supervisor", "TestSupport",
+                                              .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         // A tiny program the Supervisor tests run as a separate process, so real
         // signals and child reaping never touch the test runner itself.
         .executableTarget(
@@ -210,7 +221,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper", "TestSupport"],
+            dependencies: ["Supervisor", "QEMU", "NetworkTypes", "SupervisorTestHelper", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -260,6 +271,7 @@ let package = Package(
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),
@@ -294,6 +306,7 @@ let package = Package(
             name: "DNSRelay",
             dependencies: [
                 "NetworkTypes",
+                .product(name: "SystemPackage", package: "swift-system"),
                 "Netlink",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -308,6 +321,7 @@ let package = Package(
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),
@@ -323,8 +337,9 @@ let package = Package(
             dependencies: ["LibvirtBackend", "Libvirt", "QEMU", "NetworkTypes", "LaunchConfiguration", "TestSupport"],
             swiftSettings: strict
         ),
-        .target(name: "ContainerInstance", dependencies: ["NetworkTypes"], exclude: ["README.md"], swiftSettings: strict),
-        .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport"], swiftSettings: strict),
+        .target(name: "ContainerInstance", dependencies: ["NetworkTypes", .product(name: "SystemPackage", package: "swift-system")], exclude: ["README.md"], swiftSettings: strict),
+        .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport",
+                                                           .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         // `kvm-launch`: the launcher without libvirt (VM_BACKEND=libvirt execs `kvm-launch-libvirt`).
         .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict),
         // `kvm-launch-libvirt`: the launcher with the libvirt backend (the libvirt image variant).

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import NetworkTypes
+import SystemPackage
 
 /// The file-system boundary of render: read a file, replace it atomically.
 ///
@@ -26,21 +27,21 @@ package enum AtomicFile {
     package static func read(_ path: String) throws(AtomicFileError) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         if fd < 0 {
-            let code = errno
-            if code == ENOENT { return nil }
-            if code == ELOOP { throw .symbolicLink(path) }
+            let code = Errno.current
+            if code == .noSuchFileOrDirectory { return nil }
+            if code == .tooManySymbolicLinkLevels { throw .symbolicLink(path) }
             throw .failed(path, "cannot open", code)
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .failed(path, "cannot inspect", errno) }
+        guard fstat(fd, &info) == 0 else { throw .failed(path, "cannot inspect", .current) }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw .notRegularFile(path) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = retryingOnInterrupt { chunk.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress, $0.count) } }
             if count < 0 {
-                throw .failed(path, "cannot read", errno)
+                throw .failed(path, "cannot read", .current)
             }
             if count == 0 { break }
             bytes += chunk[0..<count]
@@ -61,25 +62,25 @@ package enum AtomicFile {
             case S_IFLNK: throw .symbolicLink(path)
             default: throw .notRegularFile(path)
             }
-        } else if errno == ENOENT {
+        } else if Errno.current == .noSuchFileOrDirectory {
             exists = false
             var directoryInfo = stat()
             guard stat(directory, &directoryInfo) == 0, (directoryInfo.st_mode & S_IFMT) == S_IFDIR else {
                 throw .noDirectory(directory)
             }
         } else {
-            throw .failed(path, "cannot inspect", errno)
+            throw .failed(path, "cannot inspect", .current)
         }
 
         let temporary = directory + "/." + baseName(of: path) + ".tmp-" + randomSuffix()
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .failed(temporary, "cannot create", errno) }
+        guard fd >= 0 else { throw .failed(temporary, "cannot create", .current) }
         var done = false
         defer {
             if !done { unlink(temporary) }
         }
         try fill(fd, temporary: temporary, target: path, with: text, existing: exists ? existing : nil, newFileMode: newFileMode)
-        guard rename(temporary, path) == 0 else { throw .failed(path, "cannot replace", errno) }
+        guard rename(temporary, path) == 0 else { throw .failed(path, "cannot replace", .current) }
         done = true
         // Make the rename itself durable; failure here does not undo it.
         let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -101,13 +102,13 @@ package enum AtomicFile {
         defer { close(fd) }
         try writeAll(Array(text.utf8), to: fd, path: temporary)
         let mode = existing.map { $0.st_mode & 0o7777 } ?? newFileMode
-        guard fchmod(fd, mode) == 0 else { throw .failed(temporary, "cannot set mode of", errno) }
+        guard fchmod(fd, mode) == 0 else { throw .failed(temporary, "cannot set mode of", .current) }
         if let existing, existing.st_uid != geteuid() || existing.st_gid != getegid() {
             guard fchown(fd, existing.st_uid, existing.st_gid) == 0 else {
                 throw .ownerNotKept(target, uid: existing.st_uid, gid: existing.st_gid)
             }
         }
-        guard fsync(fd) == 0 else { throw .failed(temporary, "cannot flush", errno) }
+        guard fsync(fd) == 0 else { throw .failed(temporary, "cannot flush", .current) }
     }
 
     private static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(AtomicFileError) {
@@ -119,7 +120,7 @@ package enum AtomicFile {
                 }
             }
             if written < 0 {
-                throw .failed(path, "cannot write", errno)
+                throw .failed(path, "cannot write", .current)
             }
             offset += written
         }
@@ -151,7 +152,7 @@ private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) 
 
 /// A file that cannot be read or replaced.
 package enum AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible {
-    case failed(String, String, Int32)
+    case failed(String, String, Errno)
     case notText(String)
     case noDirectory(String)
     case ownerNotKept(String, uid: uid_t, gid: gid_t)
@@ -163,7 +164,7 @@ package enum AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible
     package var description: String {
         switch self {
         case .failed(let path, let action, let code):
-            "\(action) \(path): \(String(cString: strerror(code)))"
+            "\(action) \(path): \(code)"
         case .notText(let path):
             "\(path) is not UTF-8 text; refusing to merge into it"
         case .noDirectory(let directory):

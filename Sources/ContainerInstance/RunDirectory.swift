@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NetworkTypes
+import SystemPackage
 
 /// Why the run directory cannot be used. Each description is one line that says what to do.
 package enum RunDirectoryError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -11,7 +12,7 @@ package enum RunDirectoryError: Error, Sendable, Equatable, CustomStringConverti
     case notDirectory(String)
     case foreignOwner(path: String, owner: UInt32)
     case writableByOthers(path: String, mode: UInt32)
-    case system(operation: String, path: String, errno: Int32)
+    case system(operation: String, path: String, errno: Errno)
 
     package var description: String {
         switch self {
@@ -28,7 +29,7 @@ package enum RunDirectoryError: Error, Sendable, Equatable, CustomStringConverti
         case .writableByOthers(let path, let mode):
             return "\(path) is writable by other users (mode \(String(mode & 0o7777, radix: 8))): make it writable by its owner only or set KVM_LAUNCH_RUN_DIR elsewhere"
         case .system(let operation, let path, let code):
-            return "cannot \(operation) \(path): \(String(cString: strerror(code)))"
+            return "cannot \(operation) \(path): \(code)"
         }
     }
 }
@@ -87,7 +88,7 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
         }
         guard let made else {
             close(baseFD)
-            throw .system(operation: "make a directory of its own in", path: base, errno: EEXIST)
+            throw .system(operation: "make a directory of its own in", path: base, errno: .fileExists)
         }
         self.base = base
         self.name = made.name
@@ -120,14 +121,14 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
     /// directory's own descriptor, so never through a link. ``remove()`` deletes it. Returns its path.
     package func createFile(named name: String, contents: [UInt8]) throws(RunDirectoryError) -> String {
         let full = path + "/" + name
-        guard !name.contains("/"), name != ".", name != ".." else { throw .system(operation: "write", path: full, errno: EINVAL) }
+        guard !name.contains("/"), name != ".", name != ".." else { throw .system(operation: "write", path: full, errno: .invalidArgument) }
         let fd = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o400)
-        guard fd >= 0 else { throw .system(operation: "create", path: full, errno: errno) }
+        guard fd >= 0 else { throw .system(operation: "create", path: full, errno: .current) }
         defer { close(fd) }
         var written = 0
         while written < contents.count {
             let count = retryingOnInterrupt { contents[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
-            guard count > 0 else { throw .system(operation: "write", path: full, errno: count < 0 ? errno : EIO) }
+            guard count > 0 else { throw .system(operation: "write", path: full, errno: count < 0 ? .current : .ioError) }
             written += count
         }
         return full
@@ -170,36 +171,36 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
     /// Opens (creating what is missing) every component of `base` without following links.
     static func openBase(_ base: String) throws(RunDirectoryError) -> Int32 {
         var current = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard current >= 0 else { throw .system(operation: "open", path: "/", errno: errno) }
+        guard current >= 0 else { throw .system(operation: "open", path: "/", errno: .current) }
         var walked = ""
         let components = base.split(separator: "/").map(String.init)
         for (position, component) in components.enumerated() {
             walked += "/" + component
             let last = position == components.count - 1
             var next = openat(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if next < 0 && errno == ENOENT {
-                if mkdirat(current, component, last ? 0o700 : 0o755) != 0 && errno != EEXIST {
-                    let code = errno
+            if next < 0 && Errno.current == .noSuchFileOrDirectory {
+                if mkdirat(current, component, last ? 0o700 : 0o755) != 0 && Errno.current != .fileExists {
+                    let code = Errno.current
                     close(current)
                     throw .system(operation: "create", path: walked, errno: code)
                 }
                 next = openat(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
             if next < 0 {
-                let code = errno
+                let code = Errno.current
                 // O_NOFOLLOW on a link gives ELOOP; O_DIRECTORY on a link to a directory gives ENOTDIR.
                 var info = stat()
                 let isLink = fstatat(current, component, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
                 close(current)
-                if isLink || code == ELOOP { throw .symbolicLink(walked) }
-                if code == ENOTDIR { throw .notDirectory(walked) }
+                if isLink || code == .tooManySymbolicLinkLevels { throw .symbolicLink(walked) }
+                if code == .notDirectory { throw .notDirectory(walked) }
                 throw .system(operation: "open", path: walked, errno: code)
             }
             close(current)
             current = next
             var info = stat()
             guard fstat(current, &info) == 0 else {
-                let code = errno
+                let code = Errno.current
                 close(current)
                 throw .system(operation: "inspect", path: walked, errno: code)
             }
@@ -234,8 +235,9 @@ package final class RunDirectory: @unchecked Sendable {  // immutable after init
         let hex = String(number, radix: 16)
         let name = namePrefix + String(repeating: "0", count: 16 - hex.count) + hex
         guard mkdirat(baseFD, name, 0o700) == 0 else {
-            if errno == EEXIST { return nil }
-            throw .system(operation: "create a directory in", path: base, errno: errno)
+            let code = Errno.current
+            if code == .fileExists { return nil }
+            throw .system(operation: "create a directory in", path: base, errno: code)
         }
         let fd = openat(baseFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return nil }  // replaced or removed in between: another name

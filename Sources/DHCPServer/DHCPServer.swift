@@ -6,6 +6,7 @@ import Musl
 import Foundation
 import Logging
 import NetworkTypes
+import SystemPackage
 import Synchronization
 
 /// Serves one ``DHCPLease`` on one interface until stopped.
@@ -115,7 +116,7 @@ package final class DHCPServer: Sendable {
 package enum DHCPServerError: Error, CustomStringConvertible {
     case invalidLease(DHCPLeaseError)
     case interfaceNotFound(String)
-    case systemCall(String, interface: String?, errno: Int32)
+    case systemCall(String, interface: String?, errno: Errno)
     case alreadyRunning(String)
 
     package var description: String {
@@ -125,16 +126,16 @@ package enum DHCPServerError: Error, CustomStringConvertible {
         case .interfaceNotFound(let name):
             "DHCP server: no interface named \"\(name)\" in this network namespace; check the attach plan's container-side device"
         case .systemCall(let call, let interface, let code):
-            "DHCP server\(interface.map { " on \($0)" } ?? ""): \(call) failed: \(String(cString: strerror(code))) (errno \(code))\(Self.hint(code))"
+            "DHCP server\(interface.map { " on \($0)" } ?? ""): \(call) failed: \(code) (errno \(code.rawValue))\(Self.hint(code))"
         case .alreadyRunning(let name):
             "DHCP server on \(name) was already started; create a new DHCPServer to serve again"
         }
     }
 
-    private static func hint(_ code: Int32) -> String {
+    private static func hint(_ code: Errno) -> String {
         switch code {
-        case EADDRINUSE: "; is another DHCP server (dnsmasq?) bound to port 67 on this interface?"
-        case EPERM, EACCES: "; the launcher needs CAP_NET_RAW and CAP_NET_BIND_SERVICE (run the container privileged)"
+        case .addressInUse: "; is another DHCP server (dnsmasq?) bound to port 67 on this interface?"
+        case .notPermitted, .permissionDenied: "; the launcher needs CAP_NET_RAW and CAP_NET_BIND_SERVICE (run the container privileged)"
         default: ""
         }
     }

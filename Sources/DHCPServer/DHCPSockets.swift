@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import NetworkTypes
+import SystemPackage
 
 /// The thin OS layer of the server: the file descriptors it needs and the system calls on
 /// them. Everything here is created in the network namespace of the calling thread.
@@ -31,7 +32,7 @@ struct DHCPSockets: ~Copyable {
 
         var opened: [Int32] = []
         func fail(_ operation: String) -> DHCPServerError {
-            let error = DHCPServerError.systemCall(operation, interface: name, errno: errno)
+            let error = DHCPServerError.systemCall(operation, interface: name, errno: .current)
             for fd in opened { close(fd) }
             return error
         }
@@ -96,22 +97,23 @@ struct DHCPSockets: ~Copyable {
             var fds = [pollfd(fd: packet, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
             let ready = retryingOnInterrupt { poll(&fds, nfds_t(fds.count), -1) }
-            if ready < 0 {
-                throw .systemCall("poll", interface: nil, errno: errno)
-            }
+            if ready < 0 { throw .systemCall("poll", interface: nil, errno: .current) }
             if fds[1].revents != 0 { return nil }
             guard fds[0].revents != 0 else { continue }
             var source = [UInt8](repeating: 0, count: 20)
             var sourceLength = socklen_t(source.count)
-            let count = buffer.withUnsafeMutableBytes { bytes in
-                source.withUnsafeMutableBytes {
-                    recvfrom(packet, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT | MSG_TRUNC),
-                             $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &sourceLength)
+            let count = retryingOnInterrupt {
+                buffer.withUnsafeMutableBytes { bytes in
+                    source.withUnsafeMutableBytes {
+                        recvfrom(packet, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT | MSG_TRUNC),
+                                 $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &sourceLength)
+                    }
                 }
             }
             if count < 0 {
-                if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
-                throw .systemCall("recvfrom(AF_PACKET)", interface: nil, errno: errno)
+                let error = Errno.current
+                if error.isWouldBlock { continue }  // poll's readiness was stale: no data after all
+                throw .systemCall("recvfrom(AF_PACKET)", interface: nil, errno: error)
             }
             // sll_pkttype (offset 10): frames this host sent itself are not requests; a frame
             // larger than the buffer is not a DHCP request this server reads.
@@ -123,7 +125,7 @@ struct DHCPSockets: ~Copyable {
     /// Sends a complete Ethernet frame out of the interface.
     func send(frame: [UInt8]) throws(DHCPServerError) {
         guard PacketSocket.send(frame, on: packet, ethertype: PacketSocket.ethertypeIPv4, interfaceIndex: interfaceIndex) else {
-            throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno)
+            throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: .current)
         }
     }
 

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import NetworkTypes
+import SystemPackage
 
 /// The AF_PACKET pieces every responder that reads and writes whole Ethernet frames shares (the DHCPv4
 /// server here, the RA + DHCPv6 responder in IPv6Server): the interface's index and MAC, `struct
@@ -50,9 +51,9 @@ package enum PacketSocket {
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { return nil }
         for end in ends where fcntl(end, F_SETFD, FD_CLOEXEC) != 0 || fcntl(end, F_SETFL, O_NONBLOCK) != 0 {
-            let saved = errno
+            let saved = Errno.current
             ends.forEach { close($0) }
-            errno = saved
+            Errno.current = saved
             return nil
         }
         return (ends[0], ends[1])

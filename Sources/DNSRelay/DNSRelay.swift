@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import Netlink
 import NetworkTypes
+import SystemPackage
 import Synchronization
 
 /// Relays the VM's DNS queries to the container's loopback resolvers (Docker's 127.0.0.11,
@@ -71,7 +72,7 @@ package final class DNSRelay: Sendable {
 package enum DNSRelayError: Error, Sendable, CustomStringConvertible {
     case noResolver
     case noClient
-    case systemCall(String, interface: String, address: String, errno: Int32)
+    case systemCall(String, interface: String, address: String, errno: Errno)
     case alreadyRunning(String)
 
     package var description: String {
@@ -81,17 +82,17 @@ package enum DNSRelayError: Error, Sendable, CustomStringConvertible {
         case .noClient:
             "DNS relay: no VM address to accept queries from"
         case .systemCall(let call, let interface, let address, let code):
-            "DNS relay on \(interface) (\(address)): \(call) failed: \(String(cString: strerror(code))) (errno \(code))\(Self.hint(code))"
+            "DNS relay on \(interface) (\(address)): \(call) failed: \(code) (errno \(code.rawValue))\(Self.hint(code))"
         case .alreadyRunning(let name):
             "DNS relay on \(name) was already started; create a new DNSRelay to relay again"
         }
     }
 
-    private static func hint(_ code: Int32) -> String {
+    private static func hint(_ code: Errno) -> String {
         switch code {
-        case EADDRINUSE: "; is another DNS server (dnsmasq?) listening on port 53 in the container? Set DNS_SERVERS to hand out name servers without the relay"
-        case EADDRNOTAVAIL: "; the container-side address is not on the interface"
-        case EPERM, EACCES: "; the launcher needs CAP_NET_BIND_SERVICE (run the container privileged)"
+        case .addressInUse: "; is another DNS server (dnsmasq?) listening on port 53 in the container? Set DNS_SERVERS to hand out name servers without the relay"
+        case .addressNotAvailable: "; the container-side address is not on the interface"
+        case .notPermitted, .permissionDenied: "; the launcher needs CAP_NET_BIND_SERVICE (run the container privileged)"
         default: ""
         }
     }
@@ -175,14 +176,12 @@ private struct DNSRelayLoop {
                 }
                 fds.append(pollfd(fd: conversation.upstream, events: Int16(upstreamEvents), revents: 0))
             }
-            let now = DNSSocket.now()
             let nextDeadline = (queries.map(\.deadline) + conversations.map(\.deadline)).min()
-            let wait = nextDeadline.map { Int32(clamping: max(0, $0 - now)) } ?? -1
-            let ready = poll(&fds, nfds_t(fds.count), wait)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                throw .systemCall("poll", interface: "", address: "", errno: errno)
+            // What is left until the first deadline, computed again when a signal cut the wait short.
+            let ready = retryingOnInterrupt {
+                poll(&fds, nfds_t(fds.count), nextDeadline.map { Int32(clamping: max(0, $0 - DNSSocket.now())) } ?? -1)
             }
+            if ready < 0 { throw .systemCall("poll", interface: "", address: "", errno: .current) }
             if fds[2].revents != 0 { return }
 
             // Work on what poll saw, by position, before the lists change.
@@ -234,7 +233,7 @@ private struct DNSRelayLoop {
         while pending.upstream < upstreams.count {
             let fd = DNSSocket.open(SOCK_DGRAM)
             guard fd >= 0 else {
-                logger.warning("DNS relay: socket failed: \(String(cString: strerror(errno))); query dropped")
+                logger.warning("DNS relay: socket failed: \(Errno.current); query dropped")
                 return
             }
             let target = DNSSocket.address(upstreams[pending.upstream], port: policy.configuration.upstreamPort)
@@ -243,7 +242,7 @@ private struct DNSRelayLoop {
                 queries.append(pending)
                 return
             }
-            logger.debug("resolver \(upstreams[pending.upstream]) refused a query: \(String(cString: strerror(errno)))")
+            logger.debug("resolver \(upstreams[pending.upstream]) refused a query: \(Errno.current)")
             close(fd)
             pending.upstream += 1
         }
@@ -255,8 +254,9 @@ private struct DNSRelayLoop {
         var pending = queries[index]
         let count = DNSSocket.receiveStream(pending.socket, into: &buffer, limit: buffer.count)
         if count < 0 {
-            if DNSSocket.wouldBlock(errno) { return }
-            logger.debug("resolver \(policy.configuration.upstreams[pending.upstream]) failed: \(String(cString: strerror(errno)))")
+            let error = Errno.current
+            if DNSSocket.wouldBlock(error) { return }
+            logger.debug("resolver \(policy.configuration.upstreams[pending.upstream]) failed: \(error)")
             close(pending.socket)
             queries.remove(at: index)
             pending.upstream += 1
@@ -269,7 +269,7 @@ private struct DNSRelayLoop {
         }
         let sent = DNSSocket.sendTo(listeners.udp, buffer[..<count], to: pending.client)
         if sent != count {
-            logger.debug("answer to \(DNSSocket.ip(of: pending.client)) not sent: \(String(cString: strerror(errno)))")
+            logger.debug("answer to \(DNSSocket.ip(of: pending.client)) not sent: \(Errno.current)")
         }
         close(pending.socket)
         queries.remove(at: index)
@@ -301,8 +301,8 @@ private struct DNSRelayLoop {
             conversation.upstream = DNSSocket.open(SOCK_STREAM)
             let target = DNSSocket.address(policy.configuration.upstreams[0], port: policy.configuration.upstreamPort)
             guard conversation.upstream >= 0,
-                  DNSSocket.connectTo(conversation.upstream, target) == 0 || errno == EINPROGRESS else {
-                logger.debug("TCP to resolver \(policy.configuration.upstreams[0]) failed: \(String(cString: strerror(errno)))")
+                  DNSSocket.connectTo(conversation.upstream, target) == 0 || Errno.current == .nowInProgress else {
+                logger.debug("TCP to resolver \(policy.configuration.upstreams[0]) failed: \(Errno.current)")
                 closeSockets(of: conversation)
                 continue
             }
@@ -318,11 +318,11 @@ private struct DNSRelayLoop {
         var healthy = clientEvents & broken == 0
         if healthy && !conversation.connected && upstreamEvents != 0 {
             let error = DNSSocket.pendingError(conversation.upstream)
-            if error == 0 {
-                conversation.connected = true
-            } else {
-                logger.debug("TCP to resolver \(policy.configuration.upstreams[0]) failed: \(String(cString: strerror(error)))")
+            if let error {
+                logger.debug("TCP to resolver \(policy.configuration.upstreams[0]) failed: \(error)")
                 healthy = false
+            } else {
+                conversation.connected = true
             }
         }
         if healthy && clientEvents & Int16(POLLIN | POLLHUP) != 0 { healthy = readClient(conversation) }
@@ -342,7 +342,7 @@ private struct DNSRelayLoop {
     func readClient(_ conversation: Conversation) -> Bool {
         var chunk = [UInt8](repeating: 0, count: 2 + limits.maxQueryBytes)
         let count = DNSSocket.receiveStream(conversation.client, into: &chunk, limit: chunk.count)
-        if count < 0 { return DNSSocket.wouldBlock(errno) }
+        if count < 0 { return DNSSocket.wouldBlock(.current) }
         if count == 0 {
             conversation.clientDone = true
             return true
@@ -371,7 +371,7 @@ private struct DNSRelayLoop {
         let room = DNSRelayLimits.maxTCPAnswerBuffer - conversation.toClient.count
         guard room > 0 else { return true }
         let count = DNSSocket.receiveStream(conversation.upstream, into: &buffer, limit: room)
-        if count < 0 { return DNSSocket.wouldBlock(errno) }
+        if count < 0 { return DNSSocket.wouldBlock(.current) }
         if count == 0 {
             conversation.upstreamDone = true
             return true
@@ -385,7 +385,7 @@ private struct DNSRelayLoop {
     /// Sends as much of `bytes` as the socket takes. False: the peer is gone.
     func flush(_ bytes: inout [UInt8], to fd: Int32) -> Bool {
         let sent = DNSSocket.sendStream(fd, bytes[...])
-        if sent < 0 { return DNSSocket.wouldBlock(errno) }
+        if sent < 0 { return DNSSocket.wouldBlock(.current) }
         bytes.removeFirst(sent)
         return true
     }

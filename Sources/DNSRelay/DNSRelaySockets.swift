@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import NetworkTypes
+import SystemPackage
 
 /// The thin OS layer of the relay: small wrappers over the socket calls it makes. Sockets are
 /// created in the network namespace of the calling thread, non-blocking and close-on-exec.
@@ -20,7 +21,7 @@ enum DNSSocket {
         IPv4Address(UInt32(bigEndian: address.sin_addr.s_addr))
     }
 
-    /// A non-blocking socket of `type` (SOCK_DGRAM or SOCK_STREAM); -1 with errno set on failure.
+    /// A non-blocking socket of `type` (SOCK_DGRAM or SOCK_STREAM); -1 on failure (`Errno.current` says why).
     static func open(_ type: __socket_type) -> Int32 {
         socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     }
@@ -87,16 +88,17 @@ enum DNSSocket {
         buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min(limit, $0.count), 0) }
     }
 
-    /// The pending error of a socket (a non-blocking connect's outcome).
-    static func pendingError(_ fd: Int32) -> Int32 {
+    /// The pending error of a socket (a non-blocking connect's outcome); nil when there is none.
+    static func pendingError(_ fd: Int32) -> Errno? {
         var error: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else { return errno }
-        return error
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else { return .current }
+        return error == 0 ? nil : Errno(rawValue: error)
     }
 
-    static func wouldBlock(_ code: Int32) -> Bool {
-        code == EAGAIN || code == EWOULDBLOCK || code == EINTR
+    /// A non-blocking call that found nothing to do now (or was interrupted): try again at the next wake-up.
+    static func wouldBlock(_ code: Errno) -> Bool {
+        code.isWouldBlock || code == .interrupted
     }
 
     /// CLOCK_MONOTONIC in milliseconds.
@@ -122,7 +124,7 @@ final class DNSRelayListeners: Sendable {
     init(interfaceName: String, listenAddress: IPv4Address, port: UInt16) throws(DNSRelayError) {
         var opened: [Int32] = []
         func fail(_ call: String) -> DNSRelayError {
-            let error = DNSRelayError.systemCall(call, interface: interfaceName, address: "\(listenAddress):\(port)", errno: errno)
+            let error = DNSRelayError.systemCall(call, interface: interfaceName, address: "\(listenAddress):\(port)", errno: .current)
             for fd in opened { close(fd) }
             return error
         }

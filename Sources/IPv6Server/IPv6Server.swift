@@ -7,6 +7,7 @@ import Foundation
 import DHCPServer
 import Logging
 import NetworkTypes
+import SystemPackage
 import Synchronization
 
 /// Serves one ``IPv6Lease`` on one interface until stopped: Router Advertisements (answering
@@ -122,7 +123,7 @@ struct AdvertisementSchedule {
 package enum IPv6ServerError: Error, CustomStringConvertible {
     case invalidLease(IPv6LeaseError)
     case interfaceNotFound(String)
-    case systemCall(String, interface: String?, errno: Int32)
+    case systemCall(String, interface: String?, errno: Errno)
     case alreadyRunning(String)
 
     package var description: String {
@@ -131,8 +132,8 @@ package enum IPv6ServerError: Error, CustomStringConvertible {
         case .interfaceNotFound(let name):
             "IPv6 server: no interface named \"\(name)\" in this network namespace; check the attach plan's container-side device"
         case .systemCall(let call, let interface, let code):
-            "IPv6 server\(interface.map { " on \($0)" } ?? ""): \(call) failed: \(String(cString: strerror(code))) (errno \(code))"
-                + (code == EPERM || code == EACCES ? "; the launcher needs CAP_NET_RAW (run the container privileged)" : "")
+            "IPv6 server\(interface.map { " on \($0)" } ?? ""): \(call) failed: \(code) (errno \(code.rawValue))"
+                + (code == .notPermitted || code == .permissionDenied ? "; the launcher needs CAP_NET_RAW (run the container privileged)" : "")
         case .alreadyRunning(let name): "IPv6 server on \(name) was already started; create a new IPv6Server to serve again"
         }
     }

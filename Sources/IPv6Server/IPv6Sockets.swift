@@ -6,6 +6,7 @@ import Musl
 import DHCPServer
 import Foundation
 import NetworkTypes
+import SystemPackage
 
 /// The thin OS layer of the IPv6 responder: one AF_PACKET socket that receives the interface's
 /// IPv6 frames (with the DHCPv6 and all-routers group addresses joined) and sends whole frames,
@@ -37,7 +38,7 @@ struct IPv6Sockets: ~Copyable {
 
         var opened: [Int32] = []
         func fail(_ operation: String) -> IPv6ServerError {
-            let error = IPv6ServerError.systemCall(operation, interface: name, errno: errno)
+            let error = IPv6ServerError.systemCall(operation, interface: name, errno: .current)
             for fd in opened { close(fd) }
             return error
         }
@@ -114,16 +115,14 @@ struct IPv6Sockets: ~Copyable {
             var fds = [pollfd(fd: packet, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
             let ready = retryingOnInterrupt { poll(&fds, nfds_t(fds.count), timeoutMilliseconds) }
-            if ready < 0 {
-                throw .systemCall("poll", interface: nil, errno: errno)
-            }
+            if ready < 0 { throw .systemCall("poll", interface: nil, errno: .current) }
             if fds[1].revents != 0 { return .stopped }
             if ready == 0 { return .timeout }
             guard fds[0].revents != 0 else { continue }
             var from = [UInt8](repeating: 0, count: 20)
             var control = [UInt8](repeating: 0, count: 64)
             var status: UInt32 = 0
-            let count = buffer.withUnsafeMutableBytes { bytes in
+            let count = retryingOnInterrupt { buffer.withUnsafeMutableBytes { bytes in
                 from.withUnsafeMutableBytes { fromBytes in
                     control.withUnsafeMutableBytes { controlBytes in
                         var vector = iovec(iov_base: bytes.baseAddress, iov_len: bytes.count)
@@ -141,10 +140,11 @@ struct IPv6Sockets: ~Copyable {
                         }
                     }
                 }
-            }
+            } }
             if count < 0 {
-                if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
-                throw .systemCall("recvmsg(AF_PACKET)", interface: nil, errno: errno)
+                let error = Errno.current
+                if error.isWouldBlock { continue }  // poll's readiness was stale: no data after all
+                throw .systemCall("recvmsg(AF_PACKET)", interface: nil, errno: error)
             }
             if from[10] == PacketSocket.outgoing { continue }  // our own frames, looped back to packet sockets
             return .frame(count, checksumUnverifiable: status & Self.statusChecksumNotReady != 0)
@@ -168,7 +168,7 @@ struct IPv6Sockets: ~Copyable {
 
     func send(frame: [UInt8]) throws(IPv6ServerError) {
         guard PacketSocket.send(frame, on: packet, ethertype: PacketSocket.ethertypeIPv6, interfaceIndex: interfaceIndex) else {
-            throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: errno)
+            throw .systemCall("sendto(AF_PACKET)", interface: nil, errno: .current)
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NetworkTypes
+import SystemPackage
 import Supervisor
 
 #if canImport(Glibc)
@@ -45,7 +46,7 @@ enum ConfigAgentProgram {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         fflush(nil)
         execv(executable, argv)
-        let reason = String(cString: strerror(errno))
+        let reason = Errno.current.description
         FileHandle.standardError.write(Data(
             "Error: cannot run the config agent \(executable): \(reason); it ships next to kvm-launch (reinstall both)\n".utf8))
         exit(1)
@@ -89,10 +90,10 @@ enum ConfigAgentProgram {
         let executable = path
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
-        guard pipe(&outPipe) == 0 else { throw LaunchFailure("cannot run \(executable): pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&outPipe) == 0 else { throw LaunchFailure("cannot run \(executable): pipe: \(Errno.current)") }
         guard pipe(&errPipe) == 0 else {
             close(outPipe[0]); close(outPipe[1])
-            throw LaunchFailure("cannot run \(executable): pipe: \(String(cString: strerror(errno)))")
+            throw LaunchFailure("cannot run \(executable): pipe: \(Errno.current)")
         }
         // Nothing else this process starts may inherit them (the child gets its copies as 1 and 2).
         for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -135,11 +136,11 @@ enum ConfigAgentProgram {
         while fds.contains(where: { $0.fd >= 0 }) {
             if retryingOnInterrupt({ poll(&fds, nfds_t(fds.count), -1) }) < 0 { break }
             for index in fds.indices where fds[index].fd >= 0 && fds[index].revents != 0 {
-                let count = chunk.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) }
+                let count = retryingOnInterrupt { chunk.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) } }
                 if count > 0 {
                     buffers[index] += chunk[0..<count]
-                } else if count == 0 || errno != EINTR {
-                    fds[index].fd = -1
+                } else {
+                    fds[index].fd = -1  // end of file, or a read error: nothing more comes from it
                 }
             }
         }

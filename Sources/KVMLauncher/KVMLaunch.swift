@@ -9,6 +9,7 @@ import QEMU
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemPackage
 
 /// `kvm-launch`: the container entrypoint. With no subcommand it launches the VM; its flags
 /// inspect instead of launching; everything it does not recognise is for QEMU. Started by
@@ -118,7 +119,7 @@ struct KVMLaunch: AsyncParsableCommand {
             let argv = shell.map { strdup($0) } + [nil]
             fflush(nil)  // what was printed must not vanish with this process image
             execv("/bin/bash", argv)
-            throw LaunchFailure("cannot start /bin/bash: \(String(cString: strerror(errno)))")
+            throw LaunchFailure("cannot start /bin/bash: \(Errno.current)")
         }
         if status != 0 { throw ExitCode(status) }
     }

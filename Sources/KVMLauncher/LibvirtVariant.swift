@@ -8,6 +8,7 @@ import Supervisor
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemPackage
 
 /// `VM_BACKEND=libvirt` as a seam: the launcher (this target) knows only these protocols, and the
 /// `kvm-launch-libvirt` executable supplies the implementation, so `kvm-launch` itself never links
@@ -93,7 +94,7 @@ enum LibvirtVariant {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         fflush(nil)
         execv(executable, argv)
-        let reason = String(cString: strerror(errno))
+        let reason = Errno.current.description
         FileHandle.standardError.write(Data(
             ("Error: VM_BACKEND=libvirt needs the libvirt image variant (kvm-launch:libvirt, which has libvirtd and "
                 + "\(name)): cannot run \(executable): \(reason); use that image, or VM_BACKEND=qemu\n").utf8))

@@ -3,6 +3,7 @@ import CloudInitSeed
 import LaunchConfiguration
 import NetAttach
 import NetworkTypes
+import SystemPackage
 import QEMU
 
 #if canImport(Glibc)
@@ -58,7 +59,7 @@ struct SeedPreparation {
         guard value.hasPrefix("/"), !value.contains("\n") else { return value }
         let descriptor = open(value, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw LaunchFailure("CLOUD_INIT_USER_DATA names \(LaunchConfiguration.quoted(value)), which cannot be read: \(String(cString: strerror(errno)))")
+            throw LaunchFailure("CLOUD_INIT_USER_DATA names \(LaunchConfiguration.quoted(value)), which cannot be read: \(Errno.current)")
         }
         defer { close(descriptor) }
         var status = stat()
@@ -72,7 +73,7 @@ struct SeedPreparation {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = retryingOnInterrupt { read(descriptor, &buffer, buffer.count) }
-            guard count >= 0 else { throw LaunchFailure("cannot read CLOUD_INIT_USER_DATA's file: \(String(cString: strerror(errno)))") }
+            guard count >= 0 else { throw LaunchFailure("cannot read CLOUD_INIT_USER_DATA's file: \(Errno.current)") }
             if count == 0 { break }
             bytes += buffer[..<count]
             guard bytes.count <= NoCloudSeed.maximumBytes else {
@@ -125,16 +126,16 @@ struct SeedPreparation {
     /// takes only a descriptor opened that way). The caller owns the returned descriptor.
     func readOnlyDescriptor() throws(LaunchFailure) -> Int32 {
         let writable = kvml_memfd_create("kvm-launch-seed")
-        guard writable >= 0 else { throw LaunchFailure("cannot create the cloud-init seed in memory: \(String(cString: strerror(errno)))") }
+        guard writable >= 0 else { throw LaunchFailure("cannot create the cloud-init seed in memory: \(Errno.current)") }
         defer { close(writable) }
         var written = 0
         while written < image.count {
             let count = retryingOnInterrupt { image[written...].withUnsafeBytes { write(writable, $0.baseAddress, $0.count) } }
-            guard count > 0 else { throw LaunchFailure("cannot write the cloud-init seed in memory: \(String(cString: strerror(errno)))") }
+            guard count > 0 else { throw LaunchFailure("cannot write the cloud-init seed in memory: \(Errno.current)") }
             written += count
         }
         let readOnly = open("/proc/self/fd/\(writable)", O_RDONLY | O_CLOEXEC)
-        guard readOnly >= 0 else { throw LaunchFailure("cannot reopen the cloud-init seed read-only: \(String(cString: strerror(errno)))") }
+        guard readOnly >= 0 else { throw LaunchFailure("cannot reopen the cloud-init seed read-only: \(Errno.current)") }
         return readOnly
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Libvirt
 import Logging
 import NetworkTypes
+import SystemPackage
 import Synchronization
 
 #if canImport(Glibc)
@@ -54,7 +55,7 @@ package struct TapNode: Sendable, Equatable {
     package static func macvtap(link: String, descriptor: Int32, sysfs: String = "/sys/class/net") throws(LibvirtBackendError) -> TapNode {
         var info = stat()
         guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFCHR else {
-            throw .setup("the descriptor of \(link) is not its macvtap device (\(String(cString: strerror(errno))))")
+            throw .setup("the descriptor of \(link) is not its macvtap device (\(Errno.current))")
         }
         guard let text = try? String(contentsOfFile: "\(sysfs)/\(link)/ifindex", encoding: .utf8),
               let index = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
@@ -208,8 +209,8 @@ package final class LibvirtDaemons: Sendable {
     static func prepareDirectories(_ configuration: PrivateConfiguration) throws(LibvirtBackendError) {
         let directories = [configuration.root] + configuration.binds.map(\.source) + [configuration.deviceStage]
         for directory in directories {
-            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-                throw .setup("mkdir \(directory): \(String(cString: strerror(errno)))")
+            if mkdir(directory, 0o700) != 0 && Errno.current != .fileExists {
+                throw .setup("mkdir \(directory): \(Errno.current)")
             }
             var info = stat()
             guard lstat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
@@ -228,7 +229,7 @@ package final class LibvirtDaemons: Sendable {
     static func spawn(_ arguments: [String], configuration: PrivateConfiguration, taps: [TapNode], privateDev: Bool,
                       output: String, environment: [String: String]) throws(LibvirtBackendError) -> pid_t {
         let outputFD = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard outputFD >= 0 else { throw .setup("open \(output): \(String(cString: strerror(errno)))") }
+        guard outputFD >= 0 else { throw .setup("open \(output): \(Errno.current)") }
         defer { close(outputFD) }
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -248,7 +249,7 @@ package final class LibvirtDaemons: Sendable {
         }
         guard pid > 0 else {
             let step = failedStep.map { String(cString: $0) } ?? "fork"
-            throw .daemonFailed("cannot start \(arguments[0]): \(step) failed: \(String(cString: strerror(errno)))")
+            throw .daemonFailed("cannot start \(arguments[0]): \(step) failed: \(Errno.current)")
         }
         return pid
     }
@@ -292,7 +293,7 @@ final class ChildReaper: Sendable {
                 let pid = waitpid(-1, &status, 0)
                 if pid > 0 {
                     state.withLock { $0.exits[pid] = status }
-                } else if errno == ECHILD {
+                } else if Errno.current == .noChildProcess {
                     usleep(100_000)
                 }
                 continue

@@ -106,83 +106,62 @@ package struct LibvirtMachine: Sendable {
         }
         defer { poll.cancel() }
 
-        var sequence = ShutdownSequence(policy: policy)
-        var tasks: [Task<Void, Never>] = []
-        var powerdownTask: Task<Void, Never>?
-        defer { tasks.forEach { $0.cancel() } }
         let repeatEvery = repeatPowerButton
         let logger = self.logger
+        let pidFile = "\(daemons.configuration.qemuStateDirectory)/\(name).pid"
+        let steps = ShutdownSteps(
+            powerdown: {
+                var landed = false
+                while !Task.isCancelled {
+                    do {
+                        try await offPool { try domain.pressPowerButton() }
+                        landed = true
+                    } catch {
+                        if !landed { throw error }
+                    }
+                    do { try await Task.sleep(for: repeatEvery) } catch { return }
+                }
+            },
+            quit: {
+                do {
+                    try await offPool { try domain.destroy() }
+                } catch {
+                    logger.warning("virDomainDestroy failed: \(error)")
+                }
+            },
+            kill: {
+                if let pid = LibvirtDaemons.recordedProcess(pidFile, processPrefix: "qemu") {
+                    logger.warning("killing QEMU", metadata: ["pid": "\(pid)"])
+                    kill(pid, SIGKILL)
+                }
+                return .seconds(5)  // no stop event by then: give up on the domain
+            }
+        )
+        var driver = ShutdownDriver(policy: policy, steps: steps, waitingFor: "the domain to stop", logger: logger,
+                                    deadline: { sink.yield(.deadline($0)) }, failed: { sink.yield(.actionFailed($0, $1)) })
+        defer { driver.finish() }
         for await event in events {
-            let next: [ShutdownSequence.Action]
             switch event {
             case let .stop(request):
-                logger.info("stop requested", metadata: ["reason": "\(request)", "phase": "\(sequence.phase)"])
-                next = sequence.stopRequested(request)
+                driver.stopRequested(request)
             case let .deadline(phase):
                 if phase == .killed {
                     return SupervisionResult(outcome: .killedAfterTimeout, termination: .signaled(SIGKILL, coreDumped: false),
-                                             stopRequest: sequence.firstRequest, orphansReaped: 0)
+                                             stopRequest: driver.sequence.firstRequest, orphansReaped: 0)
                 }
-                logger.notice("timed out waiting for the domain to stop", metadata: ["phase": "\(phase)"])
-                next = sequence.deadlineReached(phase)
+                driver.deadlineReached(phase)
             case let .actionFailed(phase, message):
-                logger.warning("stop step failed", metadata: ["phase": "\(phase)", "error": "\(message)"])
-                next = sequence.actionFailed(in: phase)
+                driver.stepFailed(phase, message)
             case let .stopped(termination, how):
                 logger.info("domain \(name) stopped: \(how)")
-                return SupervisionResult(outcome: sequence.outcome(for: termination), termination: termination,
-                                         stopRequest: sequence.firstRequest, orphansReaped: 0)
+                return SupervisionResult(outcome: driver.sequence.outcome(for: termination), termination: termination,
+                                         stopRequest: driver.sequence.firstRequest, orphansReaped: 0)
             case let .daemonGone(reason):
                 logger.error("libvirtd is gone (\(reason)); the domain cannot be supervised any more")
-                return SupervisionResult(outcome: .crashed, termination: .exited(1), stopRequest: sequence.firstRequest, orphansReaped: 0)
-            }
-            for action in next {
-                switch action {
-                case .powerdown:
-                    let task = Task {
-                        var landed = false
-                        while !Task.isCancelled {
-                            do {
-                                try await offPool { try domain.pressPowerButton() }
-                                landed = true
-                            } catch {
-                                if !landed { sink.yield(.actionFailed(.poweringDown, "\(error)")); return }
-                            }
-                            do { try await Task.sleep(for: repeatEvery) } catch { return }
-                        }
-                    }
-                    powerdownTask = task
-                    tasks.append(task)
-                case .quit:
-                    powerdownTask?.cancel()
-                    tasks.append(Task {
-                        do {
-                            try await offPool { try domain.destroy() }
-                        } catch {
-                            logger.warning("virDomainDestroy failed: \(error)")
-                        }
-                    })
-                case .kill:
-                    let pidFile = "\(daemons.configuration.qemuStateDirectory)/\(name).pid"
-                    if let pid = LibvirtDaemons.recordedProcess(pidFile, processPrefix: "qemu") {
-                        logger.warning("killing QEMU", metadata: ["pid": "\(pid)"])
-                        kill(pid, SIGKILL)
-                    }
-                    tasks.append(Task {
-                        try? await Task.sleep(for: .seconds(5))
-                        sink.yield(.deadline(.killed))
-                    })
-                case let .startTimer(phase, delay):
-                    tasks.append(Task {
-                        do {
-                            try await Task.sleep(for: delay)
-                            sink.yield(.deadline(phase))
-                        } catch {}
-                    })
-                }
+                return SupervisionResult(outcome: .crashed, termination: .exited(1), stopRequest: driver.sequence.firstRequest, orphansReaped: 0)
             }
         }
-        return SupervisionResult(outcome: .crashed, termination: .exited(1), stopRequest: sequence.firstRequest, orphansReaped: 0)
+        return SupervisionResult(outcome: .crashed, termination: .exited(1), stopRequest: driver.sequence.firstRequest, orphansReaped: 0)
     }
 
     /// How a `VIR_DOMAIN_EVENT_STOPPED` detail maps onto a process end, for the same

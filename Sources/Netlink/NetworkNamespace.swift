@@ -1,4 +1,6 @@
 import CNetlink
+import NetworkTypes
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -16,9 +18,9 @@ package enum NetworkNamespace {
     /// A namespace could not be entered or left.
     package struct Error: Swift.Error, CustomStringConvertible, Sendable {
         package var path: String
-        package var errno: Int32
+        package var errno: Errno
         package var description: String {
-            "network namespace \(path): \(String(cString: strerror(errno))) (is it a namespace file such as /run/netns/NAME, and are you root?)"
+            "network namespace \(path): \(errno) (is it a namespace file such as /run/netns/NAME, and are you root?)"
         }
     }
 
@@ -26,15 +28,15 @@ package enum NetworkNamespace {
     /// and returns the thread to its own namespace.
     package static func run<T>(inNamespaceAt path: String, _ body: () throws -> T) throws -> T {
         let target = open(path, O_RDONLY | O_CLOEXEC)
-        guard target >= 0 else { throw Error(path: path, errno: errno) }
+        guard target >= 0 else { throw Error(path: path, errno: .current) }
         defer { close(target) }
         let own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard own >= 0 else { throw Error(path: "/proc/thread-self/ns/net", errno: errno) }
+        guard own >= 0 else { throw Error(path: "/proc/thread-self/ns/net", errno: .current) }
         defer { close(own) }
-        guard cnetlink_enter_netns(target) == 0 else { throw Error(path: path, errno: errno) }
+        guard cnetlink_enter_netns(target) == 0 else { throw Error(path: path, errno: .current) }
         defer {
             if cnetlink_enter_netns(own) != 0 {
-                fatalError("cannot return to the original network namespace: \(String(cString: strerror(errno)))")
+                fatalError("cannot return to the original network namespace: \(Errno.current)")
             }
         }
         return try body()

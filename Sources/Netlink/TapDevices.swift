@@ -69,7 +69,7 @@ package enum TapDevices {
     static func setInterface(_ descriptor: FileDescriptor, name: String, flags: Int16) throws(Errno) {
         var request = InterfaceRequest(name: name)
         request.flags = flags
-        if request.perform(tunSetInterface, on: descriptor.rawValue) < 0 { throw Errno(rawValue: errno) }
+        if request.perform(tunSetInterface, on: descriptor.rawValue) < 0 { throw Errno.current }
     }
 
     /// Reads `major:minor` of a macvtap's character device from sysfs
@@ -110,7 +110,7 @@ package enum TapDevices {
         let number = try macvtapDeviceNumber(name: name, index: index, sysfs: sysfs)
         let device = makeDevice(major: number.major, minor: number.minor)
         guard mknod(nodePath, S_IFCHR | 0o600, device) == 0 else {
-            throw Error(operation: "mknod \(nodePath) \(number.major):\(number.minor)", errno: Errno(rawValue: errno))
+            throw Error(operation: "mknod \(nodePath) \(number.major):\(number.minor)", errno: Errno.current)
         }
         defer { unlink(nodePath) }
         var opened: [FileDescriptor] = []

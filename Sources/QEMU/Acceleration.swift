@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NetworkTypes
+import SystemPackage
 
 /// The accelerator QEMU runs the guest with.
 package enum Accelerator: String, Sendable, Equatable, CustomStringConvertible {
@@ -29,12 +30,12 @@ package struct AccelerationFacts: Sendable, Equatable {
     /// What happened when /dev/kvm was opened and asked for its API version.
     package enum Device: Sendable, Equatable {
         /// Opening the device failed (missing, permission denied, ...).
-        case unavailable(reason: String)
+        case unavailable(errno: Errno)
         /// The device opened and `KVM_GET_API_VERSION` returned this value (or -1 on error); with
         /// version 12, `KVM_CREATE_VM` worked too.
         case apiVersion(Int32)
         /// The device answered version 12 but `KVM_CREATE_VM` failed: no guest can run.
-        case cannotCreateVM(reason: String)
+        case cannotCreateVM(errno: Errno)
     }
 
     package var device: Device
@@ -143,13 +144,13 @@ package enum AccelerationProbe {
 
     static func probeDevice(path: String) -> AccelerationFacts.Device {
         let fd = open(path, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { return .unavailable(reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { return .unavailable(errno: .current) }
         defer { close(fd) }
         let version = ioctl(fd, kvmGetAPIVersion)
         guard version == expectedAPIVersion else { return .apiVersion(version) }
         // A VM that is created and closed at once: proves the kernel would run one.
         let vm = ioctl(fd, kvmCreateVM, 0)
-        guard vm >= 0 else { return .cannotCreateVM(reason: String(cString: strerror(errno))) }
+        guard vm >= 0 else { return .cannotCreateVM(errno: .current) }
         close(vm)
         return .apiVersion(version)
     }

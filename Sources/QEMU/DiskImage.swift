@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NetworkTypes
+import SystemPackage
 
 /// The on-disk formats QEMU is told about explicitly (`format=` on `-drive`).
 ///
@@ -282,7 +283,7 @@ package struct DiskImage: Sendable, Equatable {
 
     private static func realFolder(_ folder: String, image: String) throws(PreflightError) -> String {
         guard let real = realpath(folder, nil) else {
-            throw .imageUnreadable(path: image, reason: String(cString: strerror(errno)))
+            throw .imageUnreadable(path: image, errno: .current)
         }
         defer { free(real) }
         return String(cString: real)
@@ -343,12 +344,12 @@ struct DiskFileHandle {
     /// opened.
     static func open(_ path: String, writable: Bool) throws(PreflightError) -> DiskFileHandle {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw error(errno, path: path) }
+        guard stat(path, &info) == 0 else { throw error(.current, path: path) }
         guard isDisk(info.st_mode) else { throw .imageNotAFile(path: path, kind: kindName(info.st_mode)) }
         let descriptor = Glibc.open(path, (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard descriptor >= 0 else { throw error(errno, path: path, writable: writable) }
+        guard descriptor >= 0 else { throw error(.current, path: path, writable: writable) }
         guard fstat(descriptor, &info) == 0 else {
-            let code = errno
+            let code = Errno.current
             Glibc.close(descriptor)
             throw error(code, path: path)
         }
@@ -363,7 +364,7 @@ struct DiskFileHandle {
         if block {
             let end = lseek(descriptor, 0, SEEK_END)
             guard end >= 0 else {
-                let code = errno
+                let code = Errno.current
                 Glibc.close(descriptor)
                 throw error(code, path: path)
             }
@@ -386,7 +387,7 @@ struct DiskFileHandle {
                 }
             }
             if got < 0 {
-                throw .imageUnreadable(path: path, reason: String(cString: strerror(errno)))
+                throw .imageUnreadable(path: path, errno: .current)
             }
             if got == 0 { break }
             filled += got
@@ -418,13 +419,10 @@ struct DiskFileHandle {
         }
     }
 
-    private static func error(_ code: Int32, path: String, writable: Bool = false) -> PreflightError {
-        if code == ENOENT { return .imageMissing(candidates: [path]) }
-        let reason = String(cString: strerror(code))
-        if writable && (code == EROFS || code == EACCES || code == EPERM) {
-            return .imageUnreadable(path: path, reason: "\(reason) when opening it for writing; QEMU writes to the disk")
-        }
-        return .imageUnreadable(path: path, reason: reason)
+    private static func error(_ code: Errno, path: String, writable: Bool = false) -> PreflightError {
+        if code == .noSuchFileOrDirectory { return .imageMissing(candidates: [path]) }
+        let forWriting = writable && (code == .readOnlyFileSystem || code == .permissionDenied || code == .notPermitted)
+        return .imageUnreadable(path: path, errno: code, forWriting: forWriting)
     }
 }
 

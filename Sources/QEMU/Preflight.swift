@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemPackage
 
 /// Something that must be fixed before QEMU can start. Each description is one
 /// line that says what is wrong and what to do.
@@ -14,7 +15,8 @@ package enum PreflightError: Error, Equatable, CustomStringConvertible {
     case memoryBeyondMachine(requested: Int, available: Int)
     /// A FIFO, socket, directory or character device: only regular files and block devices are disks.
     case imageNotAFile(path: String, kind: String)
-    case imageUnreadable(path: String, reason: String)
+    /// Opening or reading it failed; `forWriting`: it was opened for writing (QEMU writes to the disk).
+    case imageUnreadable(path: String, errno: Errno, forWriting: Bool = false)
     case imageEmpty(path: String)
     case imageTooSmall(path: String, size: UInt64)
     case imageHeaderTruncated(path: String, format: DiskImageFormat)
@@ -37,12 +39,16 @@ package enum PreflightError: Error, Equatable, CustomStringConvertible {
         }
     }
 
+    private static func unreadableReason(_ errno: Errno, forWriting: Bool) -> String {
+        forWriting ? "\(errno) when opening it for writing; QEMU writes to the disk" : errno.description
+    }
+
     /// A short reason for a referenced file that cannot be opened.
     var shortReason: String {
         switch self {
         case .imageMissing: "it does not exist"
         case let .imageNotAFile(_, kind): "it is \(kind), not a regular file or block device"
-        case let .imageUnreadable(_, reason): reason
+        case let .imageUnreadable(_, errno, forWriting): Self.unreadableReason(errno, forWriting: forWriting)
         default: description
         }
     }
@@ -61,8 +67,8 @@ package enum PreflightError: Error, Equatable, CustomStringConvertible {
             "no disk image at \(candidates.joined(separator: " or ")): mount your image there, e.g. -v /path/disk.qcow2:\(candidates.first ?? "/image/image.qcow2")"
         case let .imageNotAFile(path, kind):
             "disk image '\(path)' is \(kind), not a regular file or block device: mount the image file itself"
-        case let .imageUnreadable(path, reason):
-            "cannot read disk image '\(path)' (\(reason)): check the mount and its permissions"
+        case let .imageUnreadable(path, errno, forWriting):
+            "cannot read disk image '\(path)' (\(Self.unreadableReason(errno, forWriting: forWriting))): check the mount and its permissions"
         case let .imageEmpty(path):
             "disk image '\(path)' is empty (0 bytes): mount a real image, or create one with qemu-img create -f qcow2"
         case let .imageTooSmall(path, size):

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import CSupervisorShims
+import NetworkTypes
+import SystemPackage
 
 /// A descriptor of the supervisor handed to the child at a chosen number.
 package struct FileDescriptorMapping: Sendable, Equatable {
@@ -113,7 +115,7 @@ package enum ChildProcess {
         defer { temporaries.forEach { close($0) } }
         for mapping in command.fileDescriptors {
             let copy = fcntl(mapping.parent, F_DUPFD_CLOEXEC, highest + 1)
-            guard copy >= 0 else { throw .spawnFailed(executable: command.executable, reason: String(cString: strerror(errno))) }
+            guard copy >= 0 else { throw .spawnFailed(executable: command.executable, errno: .current) }
             temporaries.append(copy)
         }
 
@@ -152,7 +154,7 @@ package enum ChildProcess {
             result = posix_spawn(&pid, command.executable, &actions, &attributes, argv.pointers, environ)
         }
         guard result == 0 else {
-            throw .spawnFailed(executable: command.executable, reason: String(cString: strerror(result)))
+            throw .spawnFailed(executable: command.executable, errno: Errno(rawValue: result))
         }
         return pid
     }

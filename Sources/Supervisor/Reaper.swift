@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSupervisorShims
 import NetworkTypes
+import SystemPackage
 
 /// Which children the supervisor waits for.
 package enum ReapingScope: Sendable, Equatable {
@@ -48,7 +49,7 @@ enum Reaper {
                     waitid(idType, id_t(scope == .allChildren ? 0 : child.pid), &info, WEXITED | WNOWAIT)
                 }
                 if observed < 0 {
-                    completion(.failure(.waitFailed(reason: String(cString: strerror(errno)))))
+                    completion(.failure(.waitFailed(reason: Errno.current.description)))
                     return
                 }
                 let exited = info._sifields._sigchld.si_pid
@@ -61,7 +62,7 @@ enum Reaper {
                     continue
                 }
                 guard let status = child.reap() else {
-                    completion(.failure(.waitFailed(reason: String(cString: strerror(errno)))))
+                    completion(.failure(.waitFailed(reason: Errno.current.description)))
                     return
                 }
                 if scope == .allChildren {
@@ -87,7 +88,7 @@ enum Reaper {
     static func becomeSubreaper() throws(SupervisorError) {
         if getpid() == 1 { return }
         guard kvml_set_child_subreaper() == 0 else {
-            throw .subreaperFailed(reason: String(cString: strerror(errno)))
+            throw .subreaperFailed(errno: .current)
         }
     }
 }

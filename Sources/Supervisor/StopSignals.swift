@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSupervisorShims
 import NetworkTypes
+import SystemPackage
 import Synchronization
 
 /// A request to stop the guest: a signal, a cancelled task, or a test.
@@ -50,7 +51,7 @@ package enum StopSignals {
         var ends: [Int32] = [-1, -1]
         guard kvml_make_signal_pipe(&ends) == 0 else {
             installed.withLock { $0 = false }
-            throw .signalSetupFailed(reason: String(cString: strerror(errno)))
+            throw .signalSetupFailed(errno: .current)
         }
         let (readEnd, writeEnd) = (ends[0], ends[1])
 
@@ -73,7 +74,7 @@ package enum StopSignals {
         let result = signals.withUnsafeBufferPointer {
             kvml_install_signal_pipe(writeEnd, $0.baseAddress, Int32($0.count))
         }
-        guard result == 0 else { throw .signalSetupFailed(reason: String(cString: strerror(errno))) }
+        guard result == 0 else { throw .signalSetupFailed(errno: .current) }
         return stream
     }
 }

@@ -101,24 +101,36 @@ package struct Supervisor: Sendable {
         actions: StopActions,
         logger: Logger
     ) async -> Result<SupervisionResult, SupervisorError> {
-        var sequence = ShutdownSequence(policy: policy)
-        var tasks: [Task<Void, Never>] = []
-        var powerdownTask: Task<Void, Never>?
-        defer { tasks.forEach { $0.cancel() } }
+        let steps = ShutdownSteps(
+            powerdown: { try await actions.powerdown(child) },
+            quit: {
+                do {
+                    try await actions.quit(child)
+                } catch {
+                    logger.warning("quit failed, sending SIGTERM", metadata: ["error": "\(error)"])
+                    child.signal(SIGTERM)
+                }
+            },
+            kill: {
+                logger.warning("killing QEMU", metadata: ["pid": "\(child.pid)"])
+                child.signal(SIGKILL)
+                return nil  // the reaper reports its end
+            }
+        )
+        var driver = ShutdownDriver(policy: policy, steps: steps, waitingFor: "QEMU to exit", logger: logger,
+                                    deadline: { sink.yield(.deadline($0)) }, failed: { sink.yield(.actionFailed($0, $1)) })
+        defer { driver.finish() }
 
         for await event in events {
-            let next: [ShutdownSequence.Action]
             switch event {
             case let .stop(request):
-                logger.info("stop requested", metadata: ["reason": "\(request)", "phase": "\(sequence.phase)"])
-                next = sequence.stopRequested(request)
+                driver.stopRequested(request)
             case let .deadline(phase):
-                logger.notice("timed out waiting for QEMU to exit", metadata: ["phase": "\(phase)"])
-                next = sequence.deadlineReached(phase)
+                driver.deadlineReached(phase)
             case let .actionFailed(phase, message):
-                logger.warning("stop step failed", metadata: ["phase": "\(phase)", "error": "\(message)"])
-                next = sequence.actionFailed(in: phase)
+                driver.stepFailed(phase, message)
             case let .exited(report):
+                let sequence = driver.sequence
                 return report.map { report in
                     SupervisionResult(
                         outcome: sequence.outcome(for: report.termination),
@@ -126,43 +138,6 @@ package struct Supervisor: Sendable {
                         stopRequest: sequence.firstRequest,
                         orphansReaped: report.orphansReaped
                     )
-                }
-            }
-            for action in next {
-                switch action {
-                case .powerdown:
-                    let task = Task {
-                        do {
-                            try await actions.powerdown(child)
-                        } catch is CancellationError {
-                            return
-                        } catch {
-                            sink.yield(.actionFailed(.poweringDown, "\(error)"))
-                        }
-                    }
-                    powerdownTask = task
-                    tasks.append(task)
-                case .quit:
-                    // A repeating power-button press must not hold QMP (one client at a time) now.
-                    powerdownTask?.cancel()
-                    tasks.append(Task {
-                        do {
-                            try await actions.quit(child)
-                        } catch {
-                            logger.warning("quit failed, sending SIGTERM", metadata: ["error": "\(error)"])
-                            child.signal(SIGTERM)
-                        }
-                    })
-                case .kill:
-                    logger.warning("killing QEMU", metadata: ["pid": "\(child.pid)"])
-                    child.signal(SIGKILL)
-                case let .startTimer(phase, delay):
-                    tasks.append(Task {
-                        do {
-                            try await Task.sleep(for: delay)
-                            sink.yield(.deadline(phase))
-                        } catch {}
-                    })
                 }
             }
         }

@@ -1,12 +1,14 @@
+import SystemPackage
+
 /// A supervision failure. Each description is one line that says what to do.
 package enum SupervisorError: Error, Equatable, CustomStringConvertible {
     case invalidFileDescriptor(Int32)
     case duplicateChildFileDescriptor(Int32)
-    case spawnFailed(executable: String, reason: String)
+    case spawnFailed(executable: String, errno: Errno)
     case waitFailed(reason: String)
-    case signalSetupFailed(reason: String)
+    case signalSetupFailed(errno: Errno)
     case signalsAlreadyInstalled
-    case subreaperFailed(reason: String)
+    case subreaperFailed(errno: Errno)
 
     package var description: String {
         switch self {

@@ -1,6 +1,7 @@
 import ContainerInstance
 import Foundation
 import QEMU
+import SystemPackage
 import TestSupport
 import Testing
 
@@ -93,18 +94,22 @@ private func exists(_ path: String) -> Bool {
         #expect(path == directory.path + "/" + RunDirectory.seedFileName)
         #expect(FileManager.default.contents(atPath: path) == Data("cidata".utf8))
         #expect(mode(path) == 0o400)
-        #expect(throws: RunDirectoryError.self, "an existing entry is never reused") {
+        #expect(throws: RunDirectoryError.system(operation: "create", path: path, errno: .fileExists),
+                "an existing entry is never reused") {
             try directory.createFile(named: RunDirectory.seedFileName, contents: [1])
         }
         // A link planted under the name: refused, its target untouched.
         let target = scratch.path + "/target"
         FileManager.default.createFile(atPath: target, contents: Data("keep".utf8))
         symlink(target, directory.path + "/planted")
-        #expect(throws: RunDirectoryError.self, "never through a symbolic link") {
+        #expect(throws: RunDirectoryError.system(operation: "create", path: directory.path + "/planted", errno: .fileExists),
+                "never through a symbolic link") {
             try directory.createFile(named: "planted", contents: [1])
         }
         #expect(FileManager.default.contents(atPath: target) == Data("keep".utf8))
-        #expect(throws: RunDirectoryError.self) { try directory.createFile(named: "../escape", contents: [1]) }
+        #expect(throws: RunDirectoryError.system(operation: "write", path: directory.path + "/../escape", errno: .invalidArgument)) {
+            try directory.createFile(named: "../escape", contents: [1])
+        }
         #expect(!exists(directory.path + "/../escape"))
         directory.remove()
         #expect(!exists(path) && !exists(directory.path), "removed at teardown")
@@ -179,6 +184,27 @@ private func exists(_ path: String) -> Bool {
         #expect(!RunDirectory.isLauncherName("vm-0123456789abcde"))
         #expect(!RunDirectory.isLauncherName("qmp.sock"))
         #expect(!RunDirectory.isLauncherName("taps"))
+    }
+}
+
+extension RunDirectoryTests {
+    /// A system call's failure keeps its `Errno` and prints the operation, the path and the errno's text.
+    @Test func systemFailureKeepsItsErrno() throws {
+        let scratch = try Scratch()
+        let directory = try RunDirectory(base: scratch.path + "/base")
+        defer { directory.remove() }
+        _ = try directory.createFile(named: "taken", contents: [1])
+        do {
+            _ = try directory.createFile(named: "taken", contents: [2])
+            Issue.record("a second file under the same name was created")
+        } catch {
+            guard case .system(let operation, let path, let errno) = error else {
+                Issue.record("not a system-call failure: \(error)")
+                return
+            }
+            #expect(operation == "create" && path == directory.path + "/taken" && errno == .fileExists)
+            #expect(error.description == "cannot create \(directory.path)/taken: File exists")
+        }
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 import QEMU
+import SystemPackage
 
 @Suite struct AccelerationTests {
     private let withVMX: Set<String> = ["fpu", "vmx", "sse2"]
@@ -16,11 +17,11 @@ import QEMU
     }
 
     @Test(arguments: [
-        AccelerationFacts(device: .unavailable(reason: "No such file or directory"), cpuFlags: ["vmx"]),
+        AccelerationFacts(device: .unavailable(errno: .noSuchFileOrDirectory), cpuFlags: ["vmx"]),
         AccelerationFacts(device: .apiVersion(11), cpuFlags: ["vmx"]),
         AccelerationFacts(device: .apiVersion(-1), cpuFlags: ["svm"]),
         AccelerationFacts(device: .apiVersion(12), cpuFlags: ["fpu", "hypervisor"]),
-        AccelerationFacts(device: .unavailable(reason: "Permission denied"), cpuFlags: []),
+        AccelerationFacts(device: .unavailable(errno: .permissionDenied), cpuFlags: []),
     ])
     func autoFallsBackToTCGWithOneWarningLine(_ facts: AccelerationFacts) throws {
         let choice = try AccelerationProbe.choose(mode: .auto, facts: facts)
@@ -33,13 +34,13 @@ import QEMU
     @Test func theWarningSaysWhy() throws {
         let nested = AccelerationFacts(device: .apiVersion(12), cpuFlags: withoutFlag)
         #expect(try AccelerationProbe.choose(mode: .auto, facts: nested).warning?.contains("neither vmx nor svm") == true)
-        let missing = AccelerationFacts(device: .unavailable(reason: "No such file or directory"), cpuFlags: withVMX)
+        let missing = AccelerationFacts(device: .unavailable(errno: .noSuchFileOrDirectory), cpuFlags: withVMX)
         #expect(try AccelerationProbe.choose(mode: .auto, facts: missing).warning?.contains("No such file or directory") == true)
     }
 
     @Test func tcgIsAlwaysHonoured() throws {
         for facts in [AccelerationFacts(device: .apiVersion(12), cpuFlags: withVMX),
-                      AccelerationFacts(device: .unavailable(reason: "x"), cpuFlags: [])] {
+                      AccelerationFacts(device: .unavailable(errno: .ioError), cpuFlags: [])] {
             #expect(try AccelerationProbe.choose(mode: .tcg, facts: facts) == AccelerationChoice(accelerator: .tcg))
         }
     }
@@ -51,7 +52,7 @@ import QEMU
         #expect(try AccelerationProbe.choose(mode: .kvm, facts: AccelerationFacts(device: .apiVersion(12), cpuFlags: withVMX))
             == AccelerationChoice(accelerator: .kvm))
         #expect(throws: AccelerationError.self) {
-            try AccelerationProbe.choose(mode: .kvm, facts: AccelerationFacts(device: .unavailable(reason: "Permission denied"), cpuFlags: withVMX))
+            try AccelerationProbe.choose(mode: .kvm, facts: AccelerationFacts(device: .unavailable(errno: .permissionDenied), cpuFlags: withVMX))
         }
         #expect(throws: AccelerationError.self) {
             try AccelerationProbe.choose(mode: .kvm, facts: AccelerationFacts(device: .apiVersion(3), cpuFlags: withVMX))
@@ -75,11 +76,11 @@ import QEMU
     @Test func probingAMissingDeviceReportsItUnavailable() throws {
         let directory = try TemporaryDirectory()
         let facts = AccelerationProbe.probeHost(devicePath: directory.file("kvm"), cpuinfoPath: directory.file("cpuinfo"))
-        #expect(facts == AccelerationFacts(device: .unavailable(reason: "No such file or directory"), cpuFlags: []))
+        #expect(facts == AccelerationFacts(device: .unavailable(errno: .noSuchFileOrDirectory), cpuFlags: []))
     }
 
     @Test func aDeviceThatCannotCreateAVMMeansTCG() throws {
-        let facts = AccelerationFacts(device: .cannotCreateVM(reason: "Operation not supported"), cpuFlags: withVMX)
+        let facts = AccelerationFacts(device: .cannotCreateVM(errno: .notSupported), cpuFlags: withVMX)
         let choice = try AccelerationProbe.choose(mode: .auto, facts: facts)
         #expect(choice.accelerator == .tcg)
         #expect(choice.warning?.contains("KVM_CREATE_VM") == true)

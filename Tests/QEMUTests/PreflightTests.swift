@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 import QEMU
+import SystemPackage
 
 @Suite struct PreflightTests {
     private func makeFile(_ path: String, mode: Int) throws {
@@ -58,7 +59,7 @@ import QEMU
             .imageFormatNotStated(path: "/i", found: .qcow2),
             .imageReferenceOutside(path: "/i", role: "backing file", reference: "/etc/shadow", resolved: "/etc/shadow", folder: "/image"),
             .imageReferenceUnusable(path: "/i", role: "data file", reference: "d", reason: "it does not exist"),
-            .imageUnreadable(path: "/i", reason: "Permission denied"), .imageEmpty(path: "/i"),
+            .imageUnreadable(path: "/i", errno: .permissionDenied), .imageUnreadable(path: "/i", errno: .readOnlyFileSystem, forWriting: true), .imageEmpty(path: "/i"),
             .imageTooSmall(path: "/i", size: 3), .imageHeaderTruncated(path: "/i", format: .qcow2),
             .imageHeaderCorrupt(path: "/i", format: .qcow2, detail: "x"),
         ]

@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 import QEMU
+import SystemPackage
 
 @Suite struct QMPClientTests {
     /// An abstract socket (`@NAME`): QEMU binds it with `abstract=on`, the client reaches it, no
@@ -112,7 +113,7 @@ import QEMU
     @Test func connectingWithoutQEMUFails() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("absent.sock")
-        await #expect(throws: QMPError.connectFailed(path: path, reason: "No such file or directory")) {
+        await #expect(throws: QMPError.connectFailed(path: path, errno: .noSuchFileOrDirectory)) {
             try await QMPClient.queryStatus(socketPath: path)
         }
         let long = "/tmp/" + String(repeating: "x", count: 120)
@@ -150,7 +151,7 @@ import QEMU
 
     @Test func errorDescriptionsAreOneLine() {
         let errors: [QMPError] = [
-            .socketPathTooLong("/x"), .connectFailed(path: "/x", reason: "r"), .timedOut, .connectionClosed,
+            .socketPathTooLong("/x"), .connectFailed(path: "/x", errno: .connectionRefused), .timedOut, .connectionClosed,
             .malformedMessage("{"), .unexpectedGreeting("{}"), .commandFailed(command: "c", errorClass: "E", message: "m"),
         ]
         for error in errors { #expect(!error.description.contains("\n")) }

@@ -4,6 +4,7 @@ import TestSupport
 import Testing
 import QEMU
 import Supervisor
+import SystemPackage
 
 /// In-process supervision: the test runner has other children, so these tests
 /// wait for their own child only; reaping of every child runs in the helper process.
@@ -256,7 +257,7 @@ import Supervisor
 
     @Test func spawnProblemsAreTypedErrors() async throws {
         let (stops, _) = makeStopStream()
-        await #expect(throws: SupervisorError.spawnFailed(executable: "/nonexistent/qemu", reason: "No such file or directory")) {
+        await #expect(throws: SupervisorError.spawnFailed(executable: "/nonexistent/qemu", errno: .noSuchFileOrDirectory)) {
             try await supervisor().run(ChildCommand(executable: "/nonexistent/qemu"), stopActions: .signals(), stopRequests: stops)
         }
         let closed = open("/dev/null", O_RDONLY | O_CLOEXEC)

@@ -5,11 +5,12 @@ import Foundation
 #endif
 import NetworkTypes
 import Synchronization
+import SystemPackage
 
 /// A QMP failure. Each description is one line that says what to do.
 package enum QMPError: Error, Equatable, CustomStringConvertible {
     case socketPathTooLong(String)
-    case connectFailed(path: String, reason: String)
+    case connectFailed(path: String, errno: Errno)
     case timedOut
     case connectionClosed
     case malformedMessage(String)

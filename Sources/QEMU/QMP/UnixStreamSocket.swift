@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NetworkTypes
+import SystemPackage
 
 /// A blocking AF_UNIX stream socket with send/receive timeouts: the thin OS layer
 /// under ``QMPClient``. Not thread-safe; ``QMPClient`` serializes access.
@@ -21,7 +22,7 @@ final class UnixStreamSocket {
         }
 
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .connectFailed(path: path, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw .connectFailed(path: path, errno: .current) }
 
         let (seconds, attoseconds) = timeout.components
         var interval = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
@@ -36,9 +37,9 @@ final class UnixStreamSocket {
             }
         }
         guard result == 0 else {
-            let reason = String(cString: strerror(errno))
+            let failure = Errno.current
             close(fd)
-            throw .connectFailed(path: path, reason: reason)
+            throw .connectFailed(path: path, errno: failure)
         }
         self.fd = fd
     }
@@ -54,7 +55,7 @@ final class UnixStreamSocket {
                 }
             }
             if count < 0 {
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
+                if Errno.current.isWouldBlock { throw .timedOut }
                 throw .connectionClosed
             }
             sent += count
@@ -66,7 +67,7 @@ final class UnixStreamSocket {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = retryingOnInterrupt { buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
         if count < 0 {
-            if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
+            if Errno.current.isWouldBlock { throw .timedOut }
             return []
         }
         return Array(buffer[0..<count])
@@ -90,6 +91,6 @@ extension QMPClient {
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(addressLength)) }
         }
         // EAGAIN: the listener's backlog is full, which still means someone listens.
-        return result == 0 || errno == EAGAIN
+        return result == 0 || Errno.current == .resourceTemporarilyUnavailable
     }
 }
