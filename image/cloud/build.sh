@@ -40,7 +40,8 @@ inputs() {
 	packages
 	apt-cache policy linux-image-cloud-amd64 cloud-init netplan.io 2>/dev/null | awk '/Candidate:/ { print $2 }'
 	(cd "$here" && find . ../disk.sh -type f -print0 | sort -z | xargs -0 sha256sum)
-	[[ -n $extra_list ]] && sha256sum "$extra_list"
+	# Contents, not paths: a cache copied into another checkout stays valid.
+	[[ -n $extra_list ]] && sha256sum < "$extra_list"
 	[[ -n $extra_rootfs ]] && (cd "$extra_rootfs" && find . -printf '%m %y %p %l\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum)
 	true
 }
@@ -49,7 +50,7 @@ packages_key() {
 	echo "mirror $mirror"
 	packages
 	apt-cache policy linux-image-cloud-amd64 cloud-init netplan.io $(packages | tr ',' ' ') 2>/dev/null | awk '/Candidate:/ { print $2 }'
-	sha256sum "$here/build.sh"
+	sha256sum < "$here/build.sh"
 }
 key=$(inputs | sha256sum | cut -d' ' -f1)
 if [[ -z ${FORCE:-} && -s $image && -s $stamp && $(cat "$stamp") == "$key" ]]; then
