@@ -49,7 +49,7 @@ skipped() {
 	for r in "${skips[@]}"; do [[ -e $r$1 || -L $r$1 ]] && return 0; done
 	return 1
 }
-is_elf() { [[ -f $1 && ! -L $1 && $(head -c 4 "$1" | tail -c 3) == ELF ]]; }
+is_elf() { [[ -f $1 && ! -L $1 ]] && cmp -s -n 4 "$1" <(printf '\177ELF'); }  # no NUL bytes through $(…)
 put() { # put PATH DEST: copy one path into DEST (a root), links with their targets
 	local path dest=$2 target
 	path=$(canonical "$1")
