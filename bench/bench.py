@@ -3,7 +3,7 @@
 
     bench/bench.py [--quick] [--only SECTION,...] [--runs N]
 
-Sections: setup, dhcp, boot, net, footprint, config, multiqueue, backends, image (footprint runs inside net's
+Sections: startup, setup, dhcp, boot, net, footprint, config, multiqueue, backends, image (footprint runs inside net's
 macvtap boot); optional, only with --only: compute (the compute node image up to nova-compute's AMQP connection;
 make compute-image).
 Every figure is the median of repeated runs with min and max; a ratio compares medians measured in
@@ -1172,6 +1172,55 @@ def bench_image(results, table):
             table.add(section, f"libvirt image: {part}", mb(value), "MB")
 
 
+def exec_costs(argv, count):
+    """Means over `count` runs of argv (stdout and stderr discarded): wall time from spawn to reaped, CPU time
+    (user + system, the kernel's task clock as wait4 reports it) and minor page faults, per run."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        wall = cpu = faults = 0.0
+        for _ in range(count):
+            start = time.perf_counter()
+            pid = os.posix_spawn(argv[0], argv, {}, file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1),
+                                                                (os.POSIX_SPAWN_DUP2, devnull, 2)])
+            _, _, usage = os.wait4(pid, 0)
+            wall += time.perf_counter() - start
+            cpu += usage.ru_utime + usage.ru_stime
+            faults += usage.ru_minflt
+        return wall / count, cpu / count, faults / count
+    finally:
+        os.close(devnull)
+
+
+def bench_startup(rounds, results, table):
+    """Issue 15's start-up target: `kvm-launch --version` against a C program's floor and a static Swift program
+    with full Foundation (the config agent), interleaved round by round."""
+    log("start-up: kvm-launch --version, /bin/true, kvm-launch-config --help")
+    programs = {"kvm-launch --version": [KVM_LAUNCH, "--version"],
+                "/bin/true (the floor of any exec)": ["/bin/true"],
+                "kvm-launch-config --help (static Swift with full Foundation)": [os.path.join(RELEASE, "kvm-launch-config"), "--help"]}
+    samples = {name: {"wall": [], "cpu": [], "faults": []} for name in programs}
+    for _ in range(rounds):
+        for name, argv in programs.items():
+            wall, cpu, faults = exec_costs(argv, 50)
+            samples[name]["wall"].append(wall * 1000)
+            samples[name]["cpu"].append(cpu * 1000)
+            samples[name]["faults"].append(faults)
+    results["startup"] = samples
+    section = "start-up (issue 15), each figure the mean of 50 runs, rounds interleaved"
+    launcher, floor, foundation = (samples[name] for name in programs)
+    med = lambda values: statistics.median(values)
+    table.add(section, "kvm-launch --version: CPU time (user + system)", summary(launcher["cpu"]), "ms", headline=True, comparison=
+              f"target ≤ 2 ms; /bin/true {number(med(floor['cpu']))} ms, kvm-launch-config --help (full Foundation) "
+              f"{number(med(foundation['cpu']))} ms")
+    table.add(section, "kvm-launch --version: spawn → reaped", summary(launcher["wall"]), "ms", comparison=
+              f"/bin/true {number(med(floor['wall']))} ms, kvm-launch-config --help {number(med(foundation['wall']))} ms")
+    table.add(section, "kvm-launch --version: minor page faults", summary(launcher["faults"]), "", digits=0, comparison=
+              f"/bin/true {number(med(floor['faults']), 0)}, kvm-launch-config --help {number(med(foundation['faults']), 0)}")
+    table.note(section, "executable sizes", f"kvm-launch {number(os.path.getsize(KVM_LAUNCH) / 1e6, 1)} MB, kvm-launch-config "
+               f"{number(os.path.getsize(os.path.join(RELEASE, 'kvm-launch-config')) / 1e6, 1)} MB (release, static, unstripped; "
+               f"the image ships them stripped)")
+
+
 # ---------------------------------------------------------------------------------------------
 # 6. Config agent (bench/ConfigAgentBench)
 
@@ -1330,7 +1379,7 @@ def bench_compute(h, results, table):
 def main():
     parser = argparse.ArgumentParser(description="kvm-launch benchmarks (see bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter waits: to check the harness, not for numbers")
-    parser.add_argument("--only", default="setup,dhcp,boot,net,footprint,config,multiqueue,backends,image", help="comma-separated sections")
+    parser.add_argument("--only", default="startup,setup,dhcp,boot,net,footprint,config,multiqueue,backends,image", help="comma-separated sections")
     parser.add_argument("--runs", type=int, help="runs per point (default 5, --quick 2)")
     parser.add_argument("--sizes", help="interface counts of the setup section, comma-separated (default 1,4,16,64: issue 15's sizes, 64 the most NICs kvm-launch gives a VM; --quick 1,4,16)")
     parser.add_argument("--stub", default=os.path.join(BENCH, "results", "bin", "qemu-stub"), help="the compiled qemu-stub")
@@ -1369,6 +1418,8 @@ def main():
             table.note(name, "not measured", f"the benchmark failed: {failure}")
 
     try:
+        if "startup" in sections:
+            attempt("startup", lambda: bench_startup(5 if not options.quick else 2, results, table))
         if "setup" in sections:
             sizes = [int(n) for n in options.sizes.split(",")] if options.sizes else [1, 4, 16, 64] if not options.quick else [1, 4, 16]
             attempt("setup", lambda: bench_setup(h, options.stub, runs, sizes, results, table))
