@@ -158,6 +158,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                "LauncherExecutor",
             ],
             swiftSettings: strict
         ),
@@ -354,5 +355,9 @@ let package = Package(
         // libyaml (Debian libyaml-dev): CloudInitSeed reads and writes user data with it (Yams, which needs full
         // Foundation, stays in the tests only: the launcher links FoundationEssentials alone).
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        // kvm-launch's own executor (main, global and delayed jobs on the main thread): libdispatch's worker
+        // pool, whose monitor timer wakes the process every second, is never started.
+        .target(name: "LauncherExecutor", exclude: ["README.md"], swiftSettings: strict),
+        .testTarget(name: "LauncherExecutorTests", dependencies: ["LauncherExecutor", "NetworkTypes"], swiftSettings: strict),
     ]
 )

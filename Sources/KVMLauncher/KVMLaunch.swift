@@ -122,9 +122,8 @@ struct KVMLaunch: AsyncParsableCommand {
             throw LaunchFailure("cannot start /bin/bash: \(Errno.current)")
         }
         if !dryRun {
-            // The container is restored: exit from this thread. Returning would first hop to the main
-            // actor, which libdispatch serves on a thread it starts for it (a scheduling delay on a
-            // busy machine, between QEMU's exit and the container runtime seeing this one).
+            // The container is restored: exit at once with the launch's status (on the main thread, which
+            // runs kvm-launch's executor; see Sources/LauncherExecutor).
             fflush(nil)
             Glibc.exit(status)
         }

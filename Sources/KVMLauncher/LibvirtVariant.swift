@@ -1,5 +1,6 @@
 import FoundationEssentials
 import LaunchConfiguration
+import LauncherExecutor
 import Logging
 import NetAttach
 import QEMU
@@ -57,6 +58,15 @@ package struct LibvirtRunContext: Sendable {
 
 /// The entry points of the two executables.
 package enum Launcher {
+    /// The whole of a synchronous `main`: runs the launcher on kvm-launch's own executor, on the main
+    /// thread (``LauncherExecutor/runMain(_:)``), so libdispatch's worker pool and its one-second
+    /// monitor timer never start; exits when the launcher is done.
+    package static func run(libvirt: (any LibvirtBackendProvider)?) -> Never {
+        LauncherExecutor.runMain {
+            await main(libvirt: libvirt)
+        }
+    }
+
     /// Runs the launcher; `libvirt` is the backend `kvm-launch-libvirt` supplies (nil in `kvm-launch`).
     package static func main(libvirt: (any LibvirtBackendProvider)?) async {
         await LibvirtVariant.$provider.withValue(libvirt) {

@@ -31,9 +31,15 @@ package struct StopRequest: Sendable, Equatable, CustomStringConvertible {
 /// disposition is SIG_DFL for a namespace's init), so a handler must be installed
 /// or `docker stop` does nothing until its SIGKILL. The handler is a tiny C
 /// function that writes the signal number to a pipe (the self-pipe trick); a
-/// dedicated thread blocks on reading that pipe and feeds the stream. This works
-/// whichever thread the kernel delivers the signal to, so nothing needs to block
-/// signals before the Swift runtime starts its threads.
+/// dedicated thread blocks on reading that pipe and feeds the stream.
+///
+/// That thread is where the signals are taken: it unblocks them for itself, and the
+/// thread that installs them blocks them (and so every thread it starts afterwards).
+/// A process can be started with them blocked — children of a program whose threads
+/// block signals, as Foundation's `Process` in the test runner does — and kvm-launch's
+/// main thread, which runs its executor (Sources/LauncherExecutor), would otherwise keep
+/// them blocked too: nothing would take a SIGTERM. Blocked on the installing thread, a
+/// stop signal never interrupts the system calls of the launcher's own work either.
 package enum StopSignals {
     private static let installed = Mutex(false)
 
@@ -57,6 +63,7 @@ package enum StopSignals {
 
         let (stream, continuation) = AsyncStream.makeStream(of: StopRequest.self)
         let relay: @Sendable () -> Void = {
+            setMask(SIG_UNBLOCK, signals)
             var byte: UInt8 = 0
             while true {
                 let count = retryingOnInterrupt { read(readEnd, &byte, 1) }
@@ -75,6 +82,15 @@ package enum StopSignals {
             kvml_install_signal_pipe(writeEnd, $0.baseAddress, Int32($0.count))
         }
         guard result == 0 else { throw .signalSetupFailed(errno: .current) }
+        setMask(SIG_BLOCK, signals)
         return stream
+    }
+
+    /// Blocks or unblocks `signals` for the calling thread (`how`: SIG_BLOCK or SIG_UNBLOCK).
+    private static func setMask(_ how: Int32, _ signals: [Int32]) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+        pthread_sigmask(how, &set, nil)
     }
 }
