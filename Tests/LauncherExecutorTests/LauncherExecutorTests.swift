@@ -10,7 +10,7 @@ import Glibc
 /// kvm-launch's executor on a thread of its own (the test process keeps libdispatch's executors as its
 /// default): tasks that prefer it, actors on it, its sleeps, cancellation and stop. That the launcher
 /// itself runs on it and never starts libdispatch's threads is `IdleEndToEndTests`.
-@Suite struct LauncherExecutorTests {
+@Suite(.timeLimit(.minutes(1))) struct LauncherExecutorTests {
     /// A ``LauncherExecutor`` running on a detached thread for one test.
     final class Running: Sendable {
         let executor = LauncherExecutor()
@@ -32,15 +32,17 @@ import Glibc
         }
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    /// The task's value; cancelling the waiting test (its time limit) cancels the task too, so a sleep that
+    /// never ends fails the test instead of hanging the run.
+    static func value<T: Sendable>(of task: Task<T, Never>) async -> T {
+        await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
     }
 
     @Test func everyJobOfAPreferringTaskRunsOnTheExecutorsThread() async throws {
         let running = Running()
         let executor = running.executor
         #expect(!executor.isCurrentThread, "the test's own task runs elsewhere")
-        let seen = await Task(executorPreference: executor) { () async -> [String: Bool] in
+        let seen = await Self.value(of: Task(executorPreference: executor) { () async -> [String: Bool] in
             var seen = ["task": executor.isCurrentThread]
             let children = await withTaskGroup(of: Bool.self) { group in
                 for _ in 0..<4 { group.addTask { executor.isCurrentThread } }
@@ -61,7 +63,7 @@ import Glibc
             for await _ in stream {}
             seen["after an AsyncStream"] = executor.isCurrentThread
             return seen
-        }.value
+        })
         #expect(seen.count == 6)
         #expect(seen.filter { !$0.value }.keys.sorted() == [], "on another thread")
         #expect(running.stop())
@@ -92,21 +94,26 @@ import Glibc
     @Test func sleepsEndInDeadlineOrder() async {
         let running = Running()
         let executor = running.executor
-        let order = await Task(executorPreference: executor) { () async -> [Int] in
+        let ended = await Self.value(of: Task(executorPreference: executor) { () async -> [(offset: Int, slept: Bool)] in
             let start = ContinuousClock.now
-            return await withTaskGroup(of: Int.self) { group in
+            return await withTaskGroup(of: (offset: Int, slept: Bool).self) { group in
                 for offset in [300, 100, 200, 0] {
                     group.addTask {
-                        try? await Task.sleep(until: start + .milliseconds(offset), clock: .continuous)
-                        return offset
+                        do {
+                            try await Task.sleep(until: start + .milliseconds(offset), clock: .continuous)
+                            return (offset, true)
+                        } catch {
+                            return (offset, false)
+                        }
                     }
                 }
-                var order: [Int] = []
-                for await offset in group { order.append(offset) }
-                return order
+                var ended: [(offset: Int, slept: Bool)] = []
+                for await sleep in group { ended.append(sleep) }
+                return ended
             }
-        }.value
-        #expect(order == [0, 100, 200, 300])
+        })
+        #expect(ended.map(\.offset) == [0, 100, 200, 300])
+        #expect(ended.allSatisfy { $0.slept }, "every sleep ran to its deadline (none was cancelled)")
         #expect(running.stop())
     }
 
@@ -131,7 +138,7 @@ import Glibc
         }
         try #require(queued, "the hour-long sleep never reached the executor's timers")
         sleeper.cancel()
-        #expect(await sleeper.value, "the sleep ended by cancellation")
+        #expect(await Self.value(of: sleeper), "the sleep ended by cancellation")
         #expect(running.stop())
     }
 
