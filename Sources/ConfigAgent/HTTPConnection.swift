@@ -1,0 +1,201 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// The transport under ``EtcdClient``: one HTTP/1.1 POST over its own TCP (or TLS) connection, on swift-nio.
+///
+/// Only what etcd's JSON gateway needs: a request with a body, an answer read as it arrives (chunked
+/// or not: a watch is one endless chunked answer). Each exchange has its own connection, closed when
+/// its answer ends or its reader stops (task cancelled, iterator dropped), so no pooled connection can
+/// go stale. Deliberately without Foundation (issue 15: the config agent links FoundationEssentials only).
+struct HTTPConnector: Sendable {
+    /// How long a TCP connection may take to be established.
+    var connectTimeout: TimeAmount
+    /// How long the answer's head may take, from the start of the connection (TLS handshake included).
+    var headTimeout: TimeAmount
+    /// For `https` endpoints: the CA, the client certificate and key (nil: no TLS configured).
+    var tls: NIOSSLContext?
+
+    /// Connects to `endpoint`, sends `POST path` with `body` and `headers`, and returns once the answer's
+    /// head has arrived; its body is then read with ``HTTPResponse/nextChunk()``.
+    ///
+    /// Throws the transport's own errors (`ChannelError`, `NIOConnectionError`, `IOError`, NIOSSL's errors,
+    /// ``HTTPTransportError``) for the caller to describe.
+    func post(
+        to endpoint: EtcdEndpoint,
+        path: String,
+        headers extra: [(String, String)],
+        body: [UInt8]
+    ) async throws -> HTTPResponse {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: HTTPClientResponsePart.self)
+        let tls: NIOSSLContext?
+        if endpoint.secure {
+            guard let configured = self.tls else { throw HTTPTransportError.tlsNotConfigured }
+            tls = configured
+        } else {
+            tls = nil
+        }
+        // Certificates name IP addresses in their subjectAltName, not in SNI: for an IP literal NIOSSL
+        // checks the peer's address against the certificate instead of a host name.
+        let serverName = HTTPConnector.isIPAddress(endpoint.host) ? nil : endpoint.host
+        let headTimeout = self.headTimeout
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    continuation.onTermination = { _ in channel.close(promise: nil) }
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(
+                        ResponseForwarder(continuation: continuation, headTimeout: headTimeout))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+        } catch {
+            continuation.finish()
+            throw error
+        }
+
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
+        head.headers.add(name: "Host", value: endpoint.hostHeader)
+        head.headers.add(name: "Content-Length", value: String(body.count))
+        head.headers.add(name: "Connection", value: "close")
+        for (name, value) in extra { head.headers.add(name: name, value: value) }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
+        // A failed write also ends the answer's stream (the channel closes): the reason is read there.
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+
+        var parts = stream.makeAsyncIterator()
+        while true {
+            guard let part = try await parts.next() else {
+                if Task.isCancelled { throw CancellationError() }
+                throw HTTPTransportError.closedBeforeAnswer
+            }
+            if case .head(let responseHead) = part, responseHead.status != .continue {
+                return HTTPResponse(status: responseHead.status, parts: parts, channel: channel)
+            }
+        }
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return host.withCString { inet_pton(AF_INET, $0, &v4) == 1 || inet_pton(AF_INET6, $0, &v6) == 1 }
+    }
+}
+
+/// Transport failures that are neither the OS's nor TLS's.
+enum HTTPTransportError: Error, Equatable {
+    /// No answer's head within ``HTTPConnector/headTimeout``.
+    case noAnswer(TimeAmount)
+    /// The server closed the connection before the answer's head.
+    case closedBeforeAnswer
+    /// The server closed the connection in the middle of the answer's body.
+    case closedMidAnswer
+    /// An `https` endpoint but no TLS context (a programming error: ``EtcdClient`` makes one).
+    case tlsNotConfigured
+}
+
+/// An answer whose head has arrived; its body is read chunk by chunk, as the server sends it.
+struct HTTPResponse {
+    let status: HTTPResponseStatus
+    fileprivate var parts: AsyncThrowingStream<HTTPClientResponsePart, any Error>.Iterator
+    let channel: any Channel
+
+    /// The next piece of the body, or nil at its end (then the connection is closed).
+    mutating func nextChunk() async throws -> ByteBuffer? {
+        while true {
+            guard let part = try await parts.next() else {
+                if Task.isCancelled { throw CancellationError() }
+                throw HTTPTransportError.closedMidAnswer
+            }
+            switch part {
+            case .body(let chunk): return chunk
+            case .end:
+                channel.close(promise: nil)
+                return nil
+            case .head: continue
+            }
+        }
+    }
+
+    /// The whole body (at most `limit` bytes).
+    mutating func collect(upTo limit: Int) async throws -> [UInt8] {
+        var body: [UInt8] = []
+        while let chunk = try await nextChunk() {
+            guard body.count + chunk.readableBytes <= limit else {
+                channel.close(promise: nil)
+                throw HTTPTransportError.closedMidAnswer
+            }
+            body += chunk.readableBytesView
+        }
+        return body
+    }
+}
+
+/// Hands the decoded answer to the reading task; fails it when the head is late or the connection breaks.
+private final class ResponseForwarder: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let continuation: AsyncThrowingStream<HTTPClientResponsePart, any Error>.Continuation
+    private let headTimeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(continuation: AsyncThrowingStream<HTTPClientResponsePart, any Error>.Continuation, headTimeout: TimeAmount) {
+        self.continuation = continuation
+        self.headTimeout = headTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let continuation = self.continuation
+        let channel = context.channel
+        let limit = headTimeout
+        deadline = context.eventLoop.scheduleTask(in: limit) {
+            continuation.finish(throwing: HTTPTransportError.noAnswer(limit))
+            channel.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .head = part {
+            deadline?.cancel()
+            deadline = nil
+        }
+        continuation.yield(part)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        deadline?.cancel()
+        // The first error is the cause; what follows from closing is not.
+        continuation.finish(throwing: error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        continuation.finish()
+        context.fireChannelInactive()
+    }
+}
+
+extension EtcdEndpoint {
+    /// The `Host` header: the host (IPv6 in brackets) and port.
+    var hostHeader: String {
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        return "\(shownHost):\(port)"
+    }
+}
