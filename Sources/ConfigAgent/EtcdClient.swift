@@ -390,6 +390,7 @@ package final class EtcdClient: Sendable {
             case .noAnswer: return "no answer within \(settings.requestTimeout) (ETCD_TIMEOUT)"
             case .closedBeforeAnswer: return "closed the connection without answering"
             case .closedMidAnswer: return "closed the connection in the middle of its answer"
+            case .answerTooLarge(let limit): return "answered with more than \(limit) bytes"
             case .tlsNotConfigured: return "https endpoint but no TLS configuration"
             }
         }

@@ -9,6 +9,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// The transport under ``EtcdClient``: one HTTP/1.1 POST over its own TCP (or TLS) connection, on swift-nio.
 ///
@@ -47,17 +48,18 @@ struct HTTPConnector: Sendable {
         // checks the peer's address against the certificate instead of a host name.
         let serverName = HTTPConnector.isIPAddress(endpoint.host) ? nil : endpoint.host
         let headTimeout = self.headTimeout
+        let forwarders = ForwarderRegistry()
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    continuation.onTermination = { _ in channel.close(promise: nil) }
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(
-                        ResponseForwarder(continuation: continuation, headTimeout: headTimeout))
+                    let forwarder = ResponseForwarder()
+                    try channel.pipeline.syncOperations.addHandler(forwarder)
+                    forwarders.insert(forwarder, for: channel)
                 }
             }
         let channel: any Channel
@@ -65,6 +67,21 @@ struct HTTPConnector: Sendable {
             channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
         } catch {
             continuation.finish()
+            throw error
+        }
+        do {
+            // Only the connection that won (a host name may have several addresses, tried at once) feeds the
+            // answer's stream: its forwarder is given the stream now, with what happened since the connect
+            // (a TLS handshake may already have failed).
+            // The registry, not the pipeline: a connection that already closed has an empty pipeline.
+            guard let forwarder = forwarders.take(for: channel) else { throw HTTPTransportError.closedBeforeAnswer }
+            try await channel.eventLoop.submit {
+                continuation.onTermination = { _ in channel.close(promise: nil) }
+                forwarder.value.attach(continuation, headTimeout: headTimeout, channel: channel)
+            }.get()
+        } catch {
+            continuation.finish()
+            channel.close(promise: nil)
             throw error
         }
 
@@ -105,6 +122,8 @@ enum HTTPTransportError: Error, Equatable {
     case closedBeforeAnswer
     /// The server closed the connection in the middle of the answer's body.
     case closedMidAnswer
+    /// An answer body larger than the reader's limit.
+    case answerTooLarge(limit: Int)
     /// An `https` endpoint but no TLS context (a programming error: ``EtcdClient`` makes one).
     case tlsNotConfigured
 }
@@ -138,7 +157,7 @@ struct HTTPResponse {
         while let chunk = try await nextChunk() {
             guard body.count + chunk.readableBytes <= limit else {
                 channel.close(promise: nil)
-                throw HTTPTransportError.closedMidAnswer
+                throw HTTPTransportError.answerTooLarge(limit: limit)
             }
             body += chunk.readableBytesView
         }
@@ -146,27 +165,53 @@ struct HTTPResponse {
     }
 }
 
-/// Hands the decoded answer to the reading task; fails it when the head is late or the connection breaks.
-private final class ResponseForwarder: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+/// The forwarder of each connection one ``HTTPConnector/post(to:path:headers:body:)`` started, by channel.
+private final class ForwarderRegistry: Sendable {
+    private let forwarders = Mutex<[ObjectIdentifier: NIOLoopBound<ResponseForwarder>]>([:])
 
-    private let continuation: AsyncThrowingStream<HTTPClientResponsePart, any Error>.Continuation
-    private let headTimeout: TimeAmount
-    private var deadline: Scheduled<Void>?
-
-    init(continuation: AsyncThrowingStream<HTTPClientResponsePart, any Error>.Continuation, headTimeout: TimeAmount) {
-        self.continuation = continuation
-        self.headTimeout = headTimeout
+    func insert(_ forwarder: ResponseForwarder, for channel: any Channel) {
+        let bound = NIOLoopBound(forwarder, eventLoop: channel.eventLoop)
+        forwarders.withLock { $0[ObjectIdentifier(channel)] = bound }
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        let continuation = self.continuation
-        let channel = context.channel
-        let limit = headTimeout
-        deadline = context.eventLoop.scheduleTask(in: limit) {
-            continuation.finish(throwing: HTTPTransportError.noAnswer(limit))
+    func take(for channel: any Channel) -> NIOLoopBound<ResponseForwarder>? {
+        forwarders.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}
+
+/// Hands the decoded answer to the reading task; fails it when the head is late or the connection breaks.
+///
+/// In every connection's pipeline from the start, but silent until ``attach(_:headTimeout:channel:)`` gives it
+/// the stream (only the connection that won the connect gets one); what happened before is handed on then.
+private final class ResponseForwarder: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias Continuation = AsyncThrowingStream<HTTPClientResponsePart, any Error>.Continuation
+
+    private var continuation: Continuation?
+    private var deadline: Scheduled<Void>?
+    /// Before ``attach(_:headTimeout:channel:)``: the first error, and whether the connection closed.
+    private var earlyError: (any Error)?
+    private var closed = false
+
+    func attach(_ continuation: Continuation, headTimeout: TimeAmount, channel: any Channel) {
+        if let earlyError {
+            continuation.finish(throwing: earlyError)
+            return
+        }
+        if closed {
+            continuation.finish(throwing: HTTPTransportError.closedBeforeAnswer)
+            return
+        }
+        self.continuation = continuation
+        deadline = channel.eventLoop.scheduleTask(in: headTimeout) {
+            continuation.finish(throwing: HTTPTransportError.noAnswer(headTimeout))
             channel.close(promise: nil)
         }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -175,19 +220,24 @@ private final class ResponseForwarder: ChannelInboundHandler {
             deadline?.cancel()
             deadline = nil
         }
-        continuation.yield(part)
+        continuation?.yield(part)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         deadline?.cancel()
         // The first error is the cause; what follows from closing is not.
-        continuation.finish(throwing: error)
+        if let continuation {
+            continuation.finish(throwing: error)
+        } else if earlyError == nil {
+            earlyError = error
+        }
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
-        continuation.finish()
+        closed = true
+        continuation?.finish()
         context.fireChannelInactive()
     }
 }

@@ -72,23 +72,6 @@ struct EtcdSecurityTests {
         }
     }
 
-    /// The server certificate names 127.0.0.1 only: reached as `localhost` it is refused, however trusted its CA.
-    @Test("the server certificate must name the endpoint's host")
-    func hostnameChecked() async throws {
-        try await EtcdServer.with(tls: true) { server in
-            var settings = try server.clientSettings(prefix: "/tlsh")
-            let byName = EtcdEndpoint(secure: true, host: "localhost", port: server.endpoint.port)
-            settings.endpoints = [byName]
-            let error = await #expect(throws: EtcdError.self) {
-                try await EtcdClient.withClient(settings: settings, logger: quietLogger) { client in
-                    try await ConfigStore(client: client).readGeneral()
-                }
-            }
-            let message = error.map { "\($0)" } ?? ""
-            #expect(message.contains(byName.url) && message.contains("not issued for this host"), "\(message)")
-        }
-    }
-
     @Test("a missing TLS file is reported before any connection")
     func missingTLSFile() throws {
         let settings = try EtcdSettings(
