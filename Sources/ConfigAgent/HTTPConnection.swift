@@ -44,8 +44,8 @@ struct HTTPConnector: Sendable {
         } else {
             tls = nil
         }
-        // Certificates name IP addresses in their subjectAltName, not in SNI: for an IP literal NIOSSL
-        // checks the peer's address against the certificate instead of a host name.
+        // SNI cannot carry an IP address (NIOSSL refuses one): for an IP literal NIOSSL checks the connected
+        // address against the certificate's IP addresses instead of a host name.
         let serverName = HTTPConnector.isIPAddress(endpoint.host) ? nil : endpoint.host
         let headTimeout = self.headTimeout
         let forwarders = ForwarderRegistry()
@@ -72,8 +72,8 @@ struct HTTPConnector: Sendable {
         do {
             // Only the connection that won (a host name may have several addresses, tried at once) feeds the
             // answer's stream: its forwarder is given the stream now, with what happened since the connect
-            // (a TLS handshake may already have failed).
-            // The registry, not the pipeline: a connection that already closed has an empty pipeline.
+            // (a TLS handshake may already have failed). Found in the registry, not the pipeline: a connection
+            // that already closed has an empty pipeline.
             guard let forwarder = forwarders.take(for: channel) else { throw HTTPTransportError.closedBeforeAnswer }
             try await channel.eventLoop.submit {
                 continuation.onTermination = { _ in channel.close(promise: nil) }
