@@ -41,6 +41,18 @@ package struct Supervisor: Sendable {
         try Reaper.becomeSubreaper()
     }
 
+    /// Blocks SIGPIPE for the calling thread and every thread it starts afterwards: a write to a socket
+    /// or pipe whose reader is gone (libvirt's RPC socket as libvirtd stops, a closed stderr) then fails
+    /// with EPIPE instead of ending the launcher. kvm-launch's async code runs on its main thread
+    /// (Sources/LauncherExecutor); libdispatch's worker threads, where it ran before, blocked SIGPIPE too.
+    /// Children start with an empty mask all the same (``ChildCommand``'s spawn, the libvirt daemons').
+    package static func blockBrokenPipeSignal() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
     /// Spawns `command` and supervises it until it has exited and been reaped.
     ///
     /// - Parameters:
