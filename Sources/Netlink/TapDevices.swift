@@ -187,8 +187,8 @@ package final class SystemTapDevices: TapDeviceOperations {
 
     /// Closes every item on its own thread and runs `meanwhile` once each close is under way in the
     /// kernel (the thread sleeps in it: on the RTNL lock or in its grace period) or done, then waits
-    /// for every close. A thread that does not get there within ~200 yields (a busy machine) is not
-    /// waited for: `meanwhile` then runs anyway, the closes merely overlap it less.
+    /// for every close. Threads that do not all get there within 2 ms (a busy machine) are not waited
+    /// for: `meanwhile` then runs anyway, the closes merely overlap it less.
     package func closeAll(_ items: [DeviceToClose], meanwhile: () -> Void) -> [TapDevices.Error?] {
         let jobs = items.map { CloseJob(item: $0) }
         let starting = DispatchSemaphore(value: 0)
@@ -203,12 +203,9 @@ package final class SystemTapDevices: TapDeviceOperations {
             if !startDetachedThread(named: "close-tap", close) { close() }
         }
         for _ in jobs { starting.wait() }
+        let deadline = ContinuousClock.now + .milliseconds(2)
         for job in jobs {
-            var tries = 0
-            while tries < 200, Self.isRunning(thread: job.thread) {
-                sched_yield()
-                tries += 1
-            }
+            while Self.isRunning(thread: job.thread), ContinuousClock.now < deadline { sched_yield() }
         }
         meanwhile()
         for _ in jobs { finished.wait() }
