@@ -20,6 +20,16 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
+/// `kvm-launch`'s release link (issue 15's start-up, README): the C++ runtime that the static Swift runtime needs
+/// (libstdc++) and libgcc linked into the executable, so the loader neither maps nor relocates them at every start.
+/// `scripts/static-libstdcxx.sh` (run by `make image` and `make bench`) puts a link to libstdc++.a alone in
+/// `.build/static-libstdc++`, searched before the compiler's folder (which has libstdc++.so too); without it the
+/// link still works, with the shared library. Debug builds (the tests) link as before.
+let launcherStartupLinking: [LinkerSetting] = [
+    .unsafeFlags(["-L", Context.packageDirectory + "/.build/static-libstdc++", "-Xclang-linker", "-static-libgcc"],
+                 .when(configuration: .release)),
+]
+
 let package = Package(
     name: "kvm-launch",
     platforms: [.macOS(.v14)],
@@ -341,7 +351,8 @@ let package = Package(
         .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport",
                                                            .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         // `kvm-launch`: the launcher without libvirt (VM_BACKEND=libvirt execs `kvm-launch-libvirt`).
-        .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict),
+        .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict,
+                         linkerSettings: launcherStartupLinking),
         // `kvm-launch-libvirt`: the launcher with the libvirt backend (the libvirt image variant).
         .executableTarget(
             name: "KVMLaunchLibvirt",

@@ -36,4 +36,26 @@ import TestSupport
         #expect(found.contains("$s20FoundationEssentials"), "the search sees FoundationEssentials' symbols in \(Self.releaseBinary)")
         #expect(found.isDisjoint(with: Self.forbidden), "the release kvm-launch links full Foundation or ICU again: \(found.sorted())")
     }
+
+    /// The shared libraries the dynamic loader would map for `binary` (its `DT_NEEDED` entries, `readelf -d`).
+    static func neededLibraries(of binary: String) throws -> [String] {
+        let result = try run(["readelf", "-d", binary], timeout: 60)
+        return result.stdout.split(separator: "\n").compactMap { line in
+            guard line.contains("(NEEDED)"), let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]") else { return nil }
+            return String(line[line.index(after: open)..<close])
+        }
+    }
+
+    /// Issue 15's start-up: the release launcher carries the C++ runtime and libgcc inside (Package.swift's
+    /// `launcherStartupLinking`, with `scripts/static-libstdcxx.sh`'s folder), so the loader neither maps nor
+    /// relocates libstdc++ and libgcc_s at every start; libc and libnl stay shared.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: releaseBinary),
+                   "no release build (.build/release/kvm-launch): `make image` or `make bench` builds it"))
+    func theReleaseLauncherLoadsNoCxxRuntime() throws {
+        let needed = try Self.neededLibraries(of: Self.releaseBinary)
+        #expect(needed.contains { $0.hasPrefix("libc.so") }, "readelf shows \(Self.releaseBinary)'s libraries: \(needed)")
+        #expect(needed.contains { $0.hasPrefix("libnl-3.so") }, "libnl stays a shared library: \(needed)")
+        let cxx = needed.filter { $0.hasPrefix("libstdc++") || $0.hasPrefix("libgcc_s") }
+        #expect(cxx.isEmpty, "the release kvm-launch loads \(cxx) again: build it after scripts/static-libstdcxx.sh (make image does)")
+    }
 }
