@@ -21,13 +21,13 @@ import PackageDescription
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 /// `kvm-launch`'s release link (issue 15's start-up, README): the C++ runtime that the static Swift runtime needs
-/// (libstdc++) and libgcc linked into the executable, so the loader neither maps nor relocates them at every start.
+/// (libstdc++) linked into the executable, so the loader neither maps nor relocates it at every start.
 /// `scripts/static-libstdcxx.sh` (run by `make image` and `make bench`) puts a link to libstdc++.a alone in
 /// `.build/static-libstdc++`, searched before the compiler's folder (which has libstdc++.so too); without it the
-/// link still works, with the shared library. Debug builds (the tests) link as before.
+/// link still works, with the shared library. libgcc_s stays shared: glibc's pthread_exit loads it anyway (the
+/// async main's dispatch_main), and ldd's closure, which the image copies, must name it. Debug builds link as before.
 let launcherStartupLinking: [LinkerSetting] = [
-    .unsafeFlags(["-L", Context.packageDirectory + "/.build/static-libstdc++", "-Xclang-linker", "-static-libgcc"],
-                 .when(configuration: .release)),
+    .unsafeFlags(["-L", Context.packageDirectory + "/.build/static-libstdc++"], .when(configuration: .release)),
 ]
 
 let package = Package(

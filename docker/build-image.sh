@@ -18,7 +18,7 @@ mkdir -p "$here/out"
 # directory) and the launcher with the libvirt backend (the libvirt variant's kvm-launch). A static Swift standard
 # library: the image needs no Swift runtime, only glibc and libnl (and libvirt for the last). Stripped: the symbols
 # and debug information are a quarter of a release binary.
-# kvm-launch links libstdc++ and libgcc statically (issue 15's start-up; Package.swift): the archive's folder first.
+# kvm-launch links libstdc++ statically (issue 15's start-up; Package.swift): the archive's folder first.
 start=$SECONDS
 "$repo/scripts/static-libstdcxx.sh"
 for product in kvm-launch kvm-launch-config kvm-launch-libvirt; do
