@@ -20,14 +20,14 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
-/// `kvm-launch`'s release link (issue 15's start-up, README): the C++ runtime that the static Swift runtime needs
-/// (libstdc++) linked into the executable, so the loader neither maps nor relocates it at every start.
-/// `scripts/static-libstdcxx.sh` (run by `make image` and `make bench`) puts a link to libstdc++.a alone in
-/// `.build/static-libstdc++`, searched before the compiler's folder (which has libstdc++.so too); without it the
-/// link still works, with the shared library. libgcc_s stays shared: glibc's pthread_exit loads it anyway (the
-/// async main's dispatch_main), and ldd's closure, which the image copies, must name it. Debug builds link as before.
+/// `kvm-launch`'s release link (issue 15's start-up, README): one static position-independent executable
+/// (`-static-pie`: still randomised by ASLR), so no dynamic loader maps and relocates libstdc++, libnl, libyaml and
+/// glibc at every start, and the unwinder that dispatch_main's pthread_exit runs finds frames through the
+/// executable's own `PT_GNU_EH_FRAME` table. ld.bfd (binutils) links it (gold cannot make a static PIE).
+/// Such a binary must carry no run path: build it with `--disable-local-rpath` (make image, make bench do), or glibc
+/// stops it at start. Debug builds (the tests) link as before.
 let launcherStartupLinking: [LinkerSetting] = [
-    .unsafeFlags(["-L", Context.packageDirectory + "/.build/static-libstdc++"], .when(configuration: .release)),
+    .unsafeFlags(["-static-executable", "-use-ld=bfd", "-Xclang-linker", "-static-pie"], .when(configuration: .release)),
 ]
 
 let package = Package(

@@ -37,26 +37,30 @@ import TestSupport
         #expect(found.isDisjoint(with: Self.forbidden), "the release kvm-launch links full Foundation or ICU again: \(found.sorted())")
     }
 
-    /// The shared libraries the dynamic loader would map for `binary` (its `DT_NEEDED` entries, `readelf -d`).
-    static func neededLibraries(of binary: String) throws -> [String] {
-        let result = try run(["readelf", "-d", binary], timeout: 60)
-        return result.stdout.split(separator: "\n").compactMap { line in
-            guard line.contains("(NEEDED)"), let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]") else { return nil }
-            return String(line[line.index(after: open)..<close])
-        }
+    /// `readelf` on `binary` with `option` (`-h`, `-l`, `-d`), its standard output.
+    static func readelf(_ option: String, _ binary: String) throws -> String {
+        try run(["readelf", "-W", option, binary], timeout: 60).stdout
     }
 
-    /// Issue 15's start-up: the release launcher carries the C++ runtime inside (Package.swift's
-    /// `launcherStartupLinking`, with `scripts/static-libstdcxx.sh`'s folder), so the loader neither maps nor
-    /// relocates libstdc++ at every start. libgcc_s stays a dependency the loader sees: glibc's pthread_exit
-    /// loads it at run time, and the `FROM scratch` image copies only what ldd lists.
+    /// Issue 15's start-up: the release launcher is one static position-independent executable (Package.swift's
+    /// `launcherStartupLinking`): no dynamic loader, no shared library to map and relocate at each start, still
+    /// placed at a random address (ELF type DYN). Built without `--disable-local-rpath` it would carry a run path,
+    /// which glibc's static start-up refuses: it has to start and answer `--version`.
     @Test(.enabled(if: FileManager.default.fileExists(atPath: releaseBinary),
                    "no release build (.build/release/kvm-launch): `make image` or `make bench` builds it"))
-    func theReleaseLauncherLoadsNoCxxRuntime() throws {
-        let needed = try Self.neededLibraries(of: Self.releaseBinary)
-        #expect(needed.contains { $0.hasPrefix("libc.so") }, "readelf shows \(Self.releaseBinary)'s libraries: \(needed)")
-        #expect(needed.contains { $0.hasPrefix("libgcc_s.so") }, "libgcc_s must stay in ldd's closure (pthread_exit loads it): \(needed)")
-        let cxx = needed.filter { $0.hasPrefix("libstdc++") }
-        #expect(cxx.isEmpty, "the release kvm-launch loads \(cxx) again: build it after scripts/static-libstdcxx.sh (make image does)")
+    func theReleaseLauncherIsOneStaticPIE() throws {
+        let header = try Self.readelf("-h", Self.releaseBinary)
+        #expect(header.contains("DYN (Position-Independent Executable file)"), "a PIE, randomised by ASLR: \(header)")
+        let segments = try Self.readelf("-l", Self.releaseBinary)
+        #expect(!segments.contains("INTERP"), "no dynamic loader (PT_INTERP): \(segments)")
+        #expect(segments.contains("GNU_EH_FRAME"), "the unwinder's table (pthread_exit unwinds through it): \(segments)")
+        let dynamic = try Self.readelf("-d", Self.releaseBinary)
+        #expect(!dynamic.contains("(NEEDED)"), "no shared library: \(dynamic)")
+        #expect(!dynamic.contains("(RUNPATH)") && !dynamic.contains("(RPATH)"),
+                "a run path stops a static PIE at start: build with --disable-local-rpath (make image does): \(dynamic)")
+        let expected = try run([kvmLaunchBinary, "--version"], timeout: 60).stdout
+        let version = try run([Self.releaseBinary, "--version"], check: false, timeout: 60)
+        #expect(version.status == 0 && version.stdout == expected && !expected.isEmpty,
+                "the release kvm-launch starts and answers like the debug one (\(expected)): \(version.status) \(version.stdout) \(version.stderr)")
     }
 }
