@@ -35,7 +35,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "kvm-launch", targets: ["KVMLaunchMain"]),
-        // The config agent on its own, so the launcher never loads swift-nio, BoringSSL or AsyncHTTPClient:
+        // The config agent on its own, so the launcher never loads swift-nio or BoringSSL:
         // `kvm-launch config …` execs it (it ships next to kvm-launch).
         .executable(name: "kvm-launch-config", targets: ["KVMLaunchConfig"]),
         // The full launcher with VM_BACKEND=libvirt (links libvirt.so.0): only in the libvirt image variant;
@@ -49,7 +49,6 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
@@ -137,9 +136,9 @@ let package = Package(
             name: "ConfigAgent",
             dependencies: [
                 "NetworkTypes",
+                "Supervisor",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

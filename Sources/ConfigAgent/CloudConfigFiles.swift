@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Rendered files carried to a guest as cloud-init user data: a `#cloud-config` document whose
 /// `write_files` list holds each file's text, guest path, owner and mode (`kvm-launch config user-data`).
@@ -63,9 +67,10 @@ package struct CloudConfigFiles: Sendable, Hashable {
         let list: [[String: String]] = files.map {
             ["path": $0.path, "content": $0.content, "owner": $0.owner, "permissions": $0.permissions]
         }
-        // Plain strings and arrays of them always serialize.
-        let json = try! JSONSerialization.data(
-            withJSONObject: ["write_files": list], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // Plain strings and arrays of them always encode.
+        let json = try! encoder.encode(["write_files": list])
         return "#cloud-config\n" + String(decoding: json, as: UTF8.self) + "\n"
     }
 

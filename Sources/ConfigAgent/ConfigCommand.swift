@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 /// `kvm-launch config …` (the `kvm-launch-config` executable): load, env, render and watch the
@@ -27,7 +34,7 @@ struct CommandContext: Sendable {
     @TaskLocal static var current = CommandContext(
         environment: ProcessInfo.processInfo.environment,
         out: { print($0) },
-        err: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        err: { line in StandardError.write(line + "\n") }
     )
 }
 
@@ -348,6 +355,19 @@ extension ConfigCommand {
                 context.out("\(file.path): \(file.content.utf8.count) bytes, \(file.owner) \(file.permissions)")
             }
             context.out("user data -> \(output): \(document.files.count) files, \(document.userData.utf8.count) bytes (revision \(snapshot.revision))")
+        }
+    }
+}
+
+/// The process's standard error, written with write(2) (FoundationEssentials has no `FileHandle`).
+enum StandardError {
+    static func write(_ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            bytes = bytes.dropFirst(written)
         }
     }
 }

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One value of the tree in INI terms: its section (nil before any header), key and value.
 package struct INISetting: Sendable, Hashable {
@@ -146,38 +153,54 @@ extension ConfigTree {
     package static func inputFiles(_ paths: [String]) throws(InputErrors) -> [String] {
         var files: [String] = []
         var errors: [ConfigInputError] = []
-        let manager = FileManager.default
         for path in paths {
-            var isDirectory: ObjCBool = false
-            guard manager.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            switch FileKind(path) {
+            case .missing:
                 errors.append(ConfigInputError(SourceLocation(file: path, line: 0), .unreadable("no such file or directory")))
-                continue
-            }
-            guard isDirectory.boolValue else {
+            case .other:
                 files.append(path)
-                continue
-            }
-            guard let walker = manager.enumerator(atPath: path) else {
-                errors.append(ConfigInputError(SourceLocation(file: path, line: 0), .unreadable("cannot list directory")))
-                continue
-            }
-            var found: [String] = []
-            while let relative = walker.nextObject() as? String {
-                let name = (relative as NSString).lastPathComponent
-                if name.hasPrefix(".") {
-                    walker.skipDescendants()
+            case .directory:
+                guard let found = regularFiles(below: path) else {
+                    errors.append(ConfigInputError(SourceLocation(file: path, line: 0), .unreadable("cannot list directory")))
                     continue
                 }
-                let full = (path as NSString).appendingPathComponent(relative)
-                var childIsDirectory: ObjCBool = false
-                if manager.fileExists(atPath: full, isDirectory: &childIsDirectory), !childIsDirectory.boolValue {
-                    found.append(full)
-                }
+                files += found.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             }
-            files += found.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         }
         if !errors.isEmpty { throw InputErrors(errors: errors) }
         return files
+    }
+
+    /// What a path names, symbolic links followed.
+    private enum FileKind {
+        case missing, directory, other
+
+        init(_ path: String) {
+            var info = stat()
+            guard stat(path, &info) == 0 else {
+                self = .missing
+                return
+            }
+            self = (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other
+        }
+    }
+
+    /// Every file below `directory` that is not a directory, recursively, hidden names (and what is below
+    /// them) skipped; symbolic links to directories are not followed. Nil if `directory` cannot be listed.
+    private static func regularFiles(below directory: String) -> [String]? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        var found: [String] = []
+        for name in names where !name.hasPrefix(".") {
+            let full = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+            var info = stat()
+            guard lstat(full, &info) == 0 else { continue }
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                found += regularFiles(below: full) ?? []
+            } else if case .other = FileKind(full) {
+                found.append(full)
+            }
+        }
+        return found
     }
 
     /// Reads and validates every file first; returns the tree only if no line is bad.

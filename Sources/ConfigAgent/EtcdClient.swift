@@ -1,5 +1,11 @@
-import AsyncHTTPClient
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -15,13 +21,13 @@ import NIOSSL
 /// - With credentials, each endpoint gets a token from `/v3/auth/authenticate`
 ///   (etcd's simple tokens are per member), sent as the `Authorization` header
 ///   and renewed once when etcd calls it invalid.
-/// - HTTP/1.1 only, one connection pool per client. Call ``shutdown()`` when done,
-///   or use ``withClient(settings:logger:_:)``.
+/// - HTTP/1.1 on swift-nio (``HTTPConnector``), one connection per exchange. Call ``shutdown()`` when
+///   done, or use ``withClient(settings:logger:_:)``.
 package final class EtcdClient: Sendable {
     package let settings: EtcdSettings
-    private let http: HTTPClient
-    /// For watches: no read timeout, a watch may stay quiet for hours.
-    private let streamingHTTP: HTTPClient
+    /// Each exchange's answer head must come within ``EtcdSettings/requestTimeout``; a watch's body
+    /// has no limit after that (a watch may stay quiet for hours).
+    private let http: HTTPConnector
     private let session = Session()
     private let logger: Logger
 
@@ -29,24 +35,20 @@ package final class EtcdClient: Sendable {
     package init(settings: EtcdSettings, logger: Logger = Logger(label: "kvm-launch.config.etcd")) throws {
         self.settings = settings
         self.logger = logger
-        var configuration = HTTPClient.Configuration()
-        configuration.httpVersion = .http1Only
-        configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: settings.connectTimeout.timeAmount, read: settings.requestTimeout.timeAmount)
+        var tls: NIOSSLContext?
         if settings.endpoints.contains(where: \.secure) || settings.tls != EtcdSettings.TLSFiles() {
-            configuration.tlsConfiguration = try EtcdClient.makeTLSConfiguration(settings.tls)
+            tls = try EtcdClient.makeTLSContext(settings.tls)
         }
-        var streaming = configuration
-        streaming.timeout = .init(connect: settings.connectTimeout.timeAmount, read: nil)
-        http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration, backgroundActivityLogger: logger)
-        streamingHTTP = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: streaming, backgroundActivityLogger: logger)
+        http = HTTPConnector(
+            connectTimeout: settings.connectTimeout.timeAmount,
+            headTimeout: settings.requestTimeout.timeAmount,
+            tls: tls
+        )
     }
 
-    /// Closes every connection. The client cannot be used afterwards.
-    package func shutdown() async throws {
-        try await http.shutdown()
-        try await streamingHTTP.shutdown()
-    }
+    /// Ends the client. Every exchange has its own connection, closed when its answer ends or its
+    /// task is cancelled, so nothing is left open here; kept so that callers need not know.
+    package func shutdown() async throws {}
 
     /// Runs `body` with a client that is shut down afterwards, also when `body` throws.
     @discardableResult
@@ -135,11 +137,11 @@ package final class EtcdClient: Sendable {
         var failures: [EtcdEndpointFailure] = []
         for index in await session.order(count: settings.endpoints.count) {
             let endpoint = settings.endpoints[index]
-            let response: HTTPClientResponse
+            let response: HTTPResponse
             do {
                 // Not under ``withinDeadline(_:_:)``: cancelling the task that opened the stream would end it.
                 // Until the answer's head arrives the request's own deadline (ETCD_TIMEOUT) holds.
-                response = try await exchange(index, "/v3/watch", payload, client: streamingHTTP)
+                response = try await exchange(index, "/v3/watch", payload)
             } catch let down as EndpointDown {
                 failures.append(EtcdEndpointFailure(endpoint: endpoint.url, reason: down.reason))
                 continue
@@ -152,17 +154,17 @@ package final class EtcdClient: Sendable {
     }
 
     private func stream(
-        _ response: HTTPClientResponse,
+        _ response: HTTPResponse,
         endpoint: EtcdEndpoint,
         onBatch: (EtcdWatchBatch) async throws -> Void
     ) async throws -> Never {
-        var iterator = response.body.makeAsyncIterator()
+        var response = response
         var pending: [UInt8] = []
         let decoder = JSONDecoder()
         while true {
             let chunk: ByteBuffer?
             do {
-                chunk = try await iterator.next()
+                chunk = try await response.nextChunk()
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 throw EtcdError.watchEnded(endpoint: endpoint.url, reason: describe(error))
@@ -207,8 +209,6 @@ package final class EtcdClient: Sendable {
     /// An endpoint that cannot serve; the next one is tried.
     private struct EndpointDown: Error {
         var reason: String
-        /// A pooled connection that etcd had closed (e.g. after a restart): worth one more try.
-        var staleConnection = false
     }
 
     private func call<Request: Encodable, Response: Decodable>(
@@ -220,25 +220,21 @@ package final class EtcdClient: Sendable {
         var failures: [EtcdEndpointFailure] = []
         for index in await session.order(count: settings.endpoints.count) {
             let endpoint = settings.endpoints[index]
-            for attempt in 1...2 {
-                do {
-                    // One deadline for the whole exchange: a server that answers slowly, a byte at a
-                    // time, cannot hold us past it (the HTTP read timeout only bounds each silence).
-                    let body = try await withinDeadline(endpoint) {
-                        let response = try await self.exchange(index, path, payload, client: self.http)
-                        return try await self.collect(response)
-                    }
-                    guard let decoded = try? JSONDecoder().decode(Response.self, from: body) else {
-                        throw EndpointDown(reason: "answered with something that is not etcd's JSON")
-                    }
-                    await session.succeeded(index)
-                    return (decoded, endpoint.url)
-                } catch let down as EndpointDown {
-                    if down.staleConnection && attempt == 1 { continue }
-                    logger.warning("etcd endpoint failed", metadata: ["endpoint": "\(endpoint)", "reason": "\(down.reason)"])
-                    failures.append(EtcdEndpointFailure(endpoint: endpoint.url, reason: down.reason))
-                    break
+            do {
+                // One deadline for the whole exchange: a server that answers slowly, a byte at a
+                // time, cannot hold us past it.
+                let body = try await withinDeadline(endpoint) {
+                    var response = try await self.exchange(index, path, payload)
+                    return try await self.collect(&response)
                 }
+                guard let decoded = try? JSONDecoder().decode(Response.self, from: body) else {
+                    throw EndpointDown(reason: "answered with something that is not etcd's JSON")
+                }
+                await session.succeeded(index)
+                return (decoded, endpoint.url)
+            } catch let down as EndpointDown {
+                logger.warning("etcd endpoint failed", metadata: ["endpoint": "\(endpoint)", "reason": "\(down.reason)"])
+                failures.append(EtcdEndpointFailure(endpoint: endpoint.url, reason: down.reason))
             }
         }
         throw EtcdError.unreachable(failures)
@@ -246,7 +242,7 @@ package final class EtcdClient: Sendable {
 
     /// Runs `body` (one exchange with `endpoint`) within ``EtcdSettings/requestTimeout``.
     ///
-    /// When the time is up, `body` is cancelled (which aborts its HTTP request) and the endpoint
+    /// When the time is up, `body` is cancelled (which closes its connection) and the endpoint
     /// counts as down: the next one is tried.
     private func withinDeadline<Value: Sendable>(
         _ endpoint: EtcdEndpoint,
@@ -274,16 +270,15 @@ package final class EtcdClient: Sendable {
     private func exchange(
         _ index: Int,
         _ path: String,
-        _ payload: Data,
-        client: HTTPClient
-    ) async throws -> HTTPClientResponse {
+        _ payload: Data
+    ) async throws -> HTTPResponse {
         let endpoint = settings.endpoints[index]
         var renewed = false
         while true {
             let token = try await token(for: index)
-            let response = try await post(endpoint, path, payload, token: token, client: client)
+            var response = try await post(endpoint, path, payload, token: token)
             if response.status == .ok { return response }
-            let body = try await collect(response)
+            let body = try await collect(&response)
             switch classify(status: response.status, body: body, endpoint: endpoint) {
             case .renewToken where settings.credentials != nil && !renewed:
                 await session.setToken(nil, for: index)
@@ -303,8 +298,8 @@ package final class EtcdClient: Sendable {
         if let token = await session.token(for: index) { return token.isEmpty ? nil : token }
         let endpoint = settings.endpoints[index]
         let payload = try JSONEncoder().encode(WireAuthenticateRequest(name: credentials.user, password: credentials.password))
-        let response = try await post(endpoint, "/v3/auth/authenticate", payload, token: nil, client: http)
-        let body = try await collect(response)
+        var response = try await post(endpoint, "/v3/auth/authenticate", payload, token: nil)
+        let body = try await collect(&response)
         if response.status == .ok {
             guard let token = (try? JSONDecoder().decode(WireAuthenticateResponse.self, from: body))?.token, !token.isEmpty else {
                 throw EndpointDown(reason: "answered authentication without a token")
@@ -332,35 +327,24 @@ package final class EtcdClient: Sendable {
         _ endpoint: EtcdEndpoint,
         _ path: String,
         _ payload: Data,
-        token: String?,
-        client: HTTPClient
-    ) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: endpoint.url + path)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        if let token { request.headers.add(name: "Authorization", value: token) }
-        request.body = .bytes(ByteBuffer(bytes: payload))
+        token: String?
+    ) async throws -> HTTPResponse {
+        var headers = [("Content-Type", "application/json")]
+        if let token { headers.append(("Authorization", token)) }
         do {
-            return try await client.execute(request, timeout: settings.requestTimeout.timeAmount, logger: logger)
+            return try await http.post(to: endpoint, path: path, headers: headers, body: Array(payload))
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw EndpointDown(reason: describe(error), staleConnection: EtcdClient.isStaleConnection(error))
+            throw EndpointDown(reason: describe(error))
         }
     }
 
-    private static func isStaleConnection(_ error: any Error) -> Bool {
-        if let error = error as? HTTPClientError { return error == .remoteConnectionClosed }
-        if let error = error as? IOError { return error.errnoCode == ECONNRESET || error.errnoCode == EPIPE }
-        return false
-    }
-
-    private func collect(_ response: HTTPClientResponse) async throws -> Data {
+    private func collect(_ response: inout HTTPResponse) async throws -> Data {
         do {
-            let buffer = try await response.body.collect(upTo: 1 << 30)
-            return Data(buffer.readableBytesView)
+            return Data(try await response.collect(upTo: 1 << 30))
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw EndpointDown(reason: describe(error), staleConnection: EtcdClient.isStaleConnection(error))
+            throw EndpointDown(reason: describe(error))
         }
     }
 
@@ -401,16 +385,16 @@ package final class EtcdClient: Sendable {
 
     /// A short, secret-free reason for a transport error.
     private func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError {
+        if let error = error as? HTTPTransportError {
             switch error {
-            case .connectTimeout: return "could not connect within \(settings.connectTimeout)"
-            case .deadlineExceeded: return "no answer within \(settings.requestTimeout)"
-            case .readTimeout: return "no answer within \(settings.requestTimeout) (read timed out)"
-            case .remoteConnectionClosed: return "closed the connection"
-            case .tlsHandshakeTimeout: return "TLS handshake timed out"
-            default: return "\(error)"
+            case .noAnswer: return "no answer within \(settings.requestTimeout) (ETCD_TIMEOUT)"
+            case .closedBeforeAnswer: return "closed the connection without answering"
+            case .closedMidAnswer: return "closed the connection in the middle of its answer"
+            case .answerTooLarge(let limit): return "answered with more than \(limit) bytes"
+            case .tlsNotConfigured: return "https endpoint but no TLS configuration"
             }
         }
+        if case ChannelError.connectTimeout = error { return "could not connect within \(settings.connectTimeout)" }
         if let error = error as? NIOConnectionError {
             let reasons = error.connectionErrors.map { describe($0.error) }
             if let dns = error.dnsAError ?? error.dnsAAAAError { return "cannot resolve host: \(dns)" }
@@ -419,9 +403,13 @@ package final class EtcdClient: Sendable {
         if let error = error as? IOError {
             if error.errnoCode == ECONNREFUSED { return "connection refused" }
             if error.errnoCode == ECONNRESET { return "connection reset" }
+            if error.errnoCode == EPIPE { return "closed the connection" }
             return "\(error)"
         }
-        if error is NIOSSLError || error is BoringSSLError {
+        if let error = error as? NIOSSLExtraError, error == .failedToValidateHostname {
+            return "TLS: server certificate not issued for this host (\(error))"
+        }
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
             let text = "\(error)"
             if text.contains("CERTIFICATE_VERIFY_FAILED") {
                 return "TLS: server certificate not trusted by the CA file (ETCD_CACERT) or not issued for this host"
@@ -471,7 +459,7 @@ package final class EtcdClient: Sendable {
         }
     }
 
-    private static func makeTLSConfiguration(_ files: EtcdSettings.TLSFiles) throws -> TLSConfiguration {
+    private static func makeTLSContext(_ files: EtcdSettings.TLSFiles) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         if let ca = files.caFile {
             do {
@@ -492,7 +480,14 @@ package final class EtcdClient: Sendable {
                 throw EtcdError.tlsFile(path: key, reason: "not a readable, unencrypted PEM private key")
             }
         }
-        return configuration
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            // The files each read well; together they do not make a context (e.g. a key that is not the
+            // certificate's).
+            throw EtcdError.tlsFile(
+                path: files.keyFile ?? files.caFile ?? "", reason: "cannot be used with the other TLS files (\(error))")
+        }
     }
 }
 

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 // JSON shapes of etcd's v3 gRPC gateway (etcd 3.4: POST /v3/kv/range, /v3/kv/txn,
 // /v3/watch, /v3/auth/authenticate). Keys and values travel as base64; 64-bit

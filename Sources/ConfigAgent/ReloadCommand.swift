@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Supervisor
 
 /// A command run after rendered files changed: an argument array, never a shell line.
 ///
@@ -29,25 +38,27 @@ package struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Runs the command with the agent's environment and waits for it.
+    ///
+    /// Started with posix_spawn (Supervisor's ``ChildProcess``: no shell, stdio inherited, every other
+    /// descriptor closed, signals at their defaults); waited for on a thread of its own, so no task blocks.
     package func run(environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Termination {
         let executable = try resolve(arguments[0], path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(arguments.dropFirst())
-        process.environment = environment
-        return try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { finished in
-                switch finished.terminationReason {
-                case .exit: continuation.resume(returning: .exited(finished.terminationStatus))
-                case .uncaughtSignal: continuation.resume(returning: .signalled(finished.terminationStatus))
-                @unknown default: continuation.resume(returning: .exited(finished.terminationStatus))
+        let command = ChildCommand(executable: executable, arguments: Array(arguments.dropFirst()), environment: environment)
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn(command)
+        } catch {
+            guard case .spawnFailed(_, let code) = error else { throw ReloadCommandError.cannotStart(arguments[0], "\(error)") }
+            throw ReloadCommandError.cannotStart(arguments[0], "\(code)")
+        }
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                switch ChildTermination(waitStatus: status) {
+                case .exited(let code): continuation.resume(returning: .exited(code))
+                case .signaled(let signal, _): continuation.resume(returning: .signalled(signal))
                 }
-            }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: ReloadCommandError.cannotStart(arguments[0], "\(error.localizedDescription)"))
             }
         }
     }
@@ -56,7 +67,7 @@ package struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
         if name.contains("/") { return name }
         for directory in path.split(separator: ":") where !directory.isEmpty {
             let candidate = "\(directory)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            if access(candidate, X_OK) == 0 { return candidate }
         }
         throw .notFound(name)
     }

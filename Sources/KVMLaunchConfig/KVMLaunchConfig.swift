@@ -3,8 +3,8 @@ import ConfigAgent
 import Logging
 
 /// `kvm-launch-config`: the config agent (`kvm-launch config …` execs this binary with its
-/// arguments unchanged). A program of its own so that the launcher never loads swift-nio,
-/// BoringSSL and AsyncHTTPClient; see Sources/ConfigAgent/README.md.
+/// arguments unchanged). A program of its own so that the launcher never loads swift-nio and
+/// BoringSSL; like the launcher it links FoundationEssentials only. See Sources/ConfigAgent/README.md.
 @main
 enum KVMLaunchConfig {
     /// Parses the arguments as `ConfigCommand` and runs the chosen subcommand.

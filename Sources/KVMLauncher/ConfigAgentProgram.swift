@@ -25,7 +25,7 @@ struct ConfigAgentCommand: ParsableCommand {
 }
 
 /// The config agent is its own executable, `kvm-launch-config`, installed next to `kvm-launch`,
-/// so the launcher's start never loads swift-nio, BoringSSL and AsyncHTTPClient.
+/// so the launcher's start never loads swift-nio and BoringSSL.
 ///
 /// - `kvm-launch config ARGS…` replaces this process with it (``exec(_:)``), ARGS unchanged.
 /// - With `ETCD_ENDPOINTS` set, the launcher runs `kvm-launch-config env --json` as a child and

@@ -46,6 +46,32 @@ struct EtcdSecurityTests {
         }
     }
 
+    /// The watch is one endless chunked answer: over TLS its chunks arrive through NIOSSL and the HTTP/1.1 decoder.
+    @Test("a watch over TLS with a client certificate delivers a change as it happens", .timeLimit(.minutes(1)))
+    func watchOverTLS() async throws {
+        struct Delivered: Error { var batch: EtcdWatchBatch }
+        try await EtcdServer.with(tls: true) { server in
+            let settings = try server.clientSettings(prefix: "/tlsw")
+            try await EtcdClient.withClient(settings: settings, logger: quietLogger) { client in
+                let range = EtcdKeyRange.prefix("/tlsw/")
+                let start = try await client.range(range).revision
+                let watching = Task {
+                    do {
+                        try await client.watch(range, from: start + 1) { batch in throw Delivered(batch: batch) }
+                    } catch let delivered as Delivered {
+                        return delivered.batch
+                    }
+                }
+                let written = try await client.put(key: Array("/tlsw/general/A".utf8), value: Array("over a TLS watch".utf8))
+                let batch = try await watching.value
+                #expect(batch.revision == written)
+                #expect(batch.events == [EtcdWatchEvent(
+                    kind: .put,
+                    keyValue: EtcdKeyValue(key: Array("/tlsw/general/A".utf8), value: Array("over a TLS watch".utf8), modRevision: written))])
+            }
+        }
+    }
+
     @Test("a missing TLS file is reported before any connection")
     func missingTLSFile() throws {
         let settings = try EtcdSettings(

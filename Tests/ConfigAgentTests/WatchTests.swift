@@ -85,6 +85,22 @@ struct WatchTests {
         }
     }
 
+    /// A watch is not under the exchange's deadline (it may stay quiet for hours), but its answer's head is.
+    @Test("a watch on an endpoint that accepts but never answers gives up at ETCD_TIMEOUT, naming it", .timeLimit(.minutes(1)))
+    func watchWithoutAnswer() async throws {
+        let silent = try SilentListener()
+        let hanging = EtcdEndpoint(secure: false, host: "127.0.0.1", port: silent.port)
+        let settings = try EtcdSettings(endpoints: [hanging], requestTimeout: .milliseconds(300))
+        try await EtcdClient.withClient(settings: settings, logger: quietLogger) { client in
+            let error = await #expect(throws: EtcdError.self) {
+                try await client.watch(.prefix("/silent/"), from: 1) { _ in }
+            }
+            let message = error.map { "\($0)" } ?? ""
+            #expect(message.contains(hanging.url) && message.contains("no answer within"), "\(message)")
+        }
+        _ = silent.port
+    }
+
     @Test("survives an etcd restart: reconnects, re-reads, and picks up later changes")
     func survivesRestart() async throws {
         try await EtcdServer.with { server in

@@ -21,10 +21,15 @@ import TestSupport
         })
     }
 
+    /// Expects FoundationEssentials' symbols and none of `forbidden` in `binary` (`what` names it in failures).
+    static func expectFoundationEssentialsOnly(_ binary: String, _ what: String) throws {
+        let found = try markers(in: binary)
+        #expect(found.contains("$s20FoundationEssentials"), "the search sees FoundationEssentials' symbols in \(binary)")
+        #expect(found.isDisjoint(with: forbidden), "\(what) links full Foundation or ICU again: \(found.sorted())")
+    }
+
     @Test func theDebugLauncherLinksNoFullFoundation() throws {
-        let found = try Self.markers(in: kvmLaunchBinary)
-        #expect(found.contains("$s20FoundationEssentials"), "the search sees FoundationEssentials' symbols in \(kvmLaunchBinary)")
-        #expect(found.isDisjoint(with: Self.forbidden), "kvm-launch links full Foundation or ICU again: \(found.sorted())")
+        try Self.expectFoundationEssentialsOnly(kvmLaunchBinary, "kvm-launch")
     }
 
     /// The binary the image ships (`swift build -c release --static-swift-stdlib --product kvm-launch`,
@@ -32,9 +37,26 @@ import TestSupport
     @Test(.enabled(if: FileManager.default.fileExists(atPath: releaseBinary),
                    "no release build (.build/release/kvm-launch): `make image` or `make bench` builds it"))
     func theReleaseLauncherLinksNoFullFoundation() throws {
-        let found = try Self.markers(in: Self.releaseBinary)
-        #expect(found.contains("$s20FoundationEssentials"), "the search sees FoundationEssentials' symbols in \(Self.releaseBinary)")
-        #expect(found.isDisjoint(with: Self.forbidden), "the release kvm-launch links full Foundation or ICU again: \(found.sorted())")
+        try Self.expectFoundationEssentialsOnly(Self.releaseBinary, "the release kvm-launch")
+    }
+}
+
+/// Issue 15 item 7: the config agent `kvm-launch-config` links FoundationEssentials only too (its etcd client is
+/// swift-nio's HTTP/1.1 and NIOSSL, not AsyncHTTPClient, whose NIOFoundationCompat brought full Foundation and
+/// 34 MB of ICU data into the image). Same markers as ``LauncherLinkTests``.
+@Suite struct ConfigAgentLinkTests {
+    static let debugBinary = productsDirectory.appendingPathComponent("kvm-launch-config").path
+    static let releaseBinary = repositoryRoot.appendingPathComponent(".build/release/kvm-launch-config").path
+
+    @Test func theDebugConfigAgentLinksNoFullFoundation() throws {
+        try LauncherLinkTests.expectFoundationEssentialsOnly(Self.debugBinary, "kvm-launch-config")
+    }
+
+    /// The binary the image ships (`swift build -c release --static-swift-stdlib --product kvm-launch-config`).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: releaseBinary),
+                   "no release build (.build/release/kvm-launch-config): `make image` or `make bench` builds it"))
+    func theReleaseConfigAgentLinksNoFullFoundation() throws {
+        try LauncherLinkTests.expectFoundationEssentialsOnly(Self.releaseBinary, "the release kvm-launch-config")
     }
 
     /// `readelf` on `binary` with `option` (`-h`, `-l`, `-d`), its standard output.
