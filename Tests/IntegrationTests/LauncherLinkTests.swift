@@ -39,25 +39,6 @@ import TestSupport
     func theReleaseLauncherLinksNoFullFoundation() throws {
         try Self.expectFoundationEssentialsOnly(Self.releaseBinary, "the release kvm-launch")
     }
-}
-
-/// Issue 15 item 7: the config agent `kvm-launch-config` links FoundationEssentials only too (its etcd client is
-/// swift-nio's HTTP/1.1 and NIOSSL, not AsyncHTTPClient, whose NIOFoundationCompat brought full Foundation and
-/// 34 MB of ICU data into the image). Same markers as ``LauncherLinkTests``.
-@Suite struct ConfigAgentLinkTests {
-    static let debugBinary = productsDirectory.appendingPathComponent("kvm-launch-config").path
-    static let releaseBinary = repositoryRoot.appendingPathComponent(".build/release/kvm-launch-config").path
-
-    @Test func theDebugConfigAgentLinksNoFullFoundation() throws {
-        try LauncherLinkTests.expectFoundationEssentialsOnly(Self.debugBinary, "kvm-launch-config")
-    }
-
-    /// The binary the image ships (`swift build -c release --static-swift-stdlib --product kvm-launch-config`).
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: releaseBinary),
-                   "no release build (.build/release/kvm-launch-config): `make image` or `make bench` builds it"))
-    func theReleaseConfigAgentLinksNoFullFoundation() throws {
-        try LauncherLinkTests.expectFoundationEssentialsOnly(Self.releaseBinary, "the release kvm-launch-config")
-    }
 
     /// `readelf` on `binary` with `option` (`-h`, `-l`, `-d`), its standard output.
     static func readelf(_ option: String, _ binary: String) throws -> String {
@@ -84,5 +65,24 @@ import TestSupport
         let version = try run([Self.releaseBinary, "--version"], check: false, timeout: 60)
         #expect(version.status == 0 && version.stdout == expected && !expected.isEmpty,
                 "the release kvm-launch starts and answers like the debug one (\(expected)): \(version.status) \(version.stdout) \(version.stderr)")
+    }
+}
+
+/// Issue 15 item 7: the config agent `kvm-launch-config` links FoundationEssentials only too (its etcd client is
+/// swift-nio's HTTP/1.1 and NIOSSL, not AsyncHTTPClient, whose NIOFoundationCompat brought full Foundation and
+/// 34 MB of ICU data into the image). Same markers as ``LauncherLinkTests``.
+@Suite struct ConfigAgentLinkTests {
+    static let debugBinary = productsDirectory.appendingPathComponent("kvm-launch-config").path
+    static let releaseBinary = repositoryRoot.appendingPathComponent(".build/release/kvm-launch-config").path
+
+    @Test func theDebugConfigAgentLinksNoFullFoundation() throws {
+        try LauncherLinkTests.expectFoundationEssentialsOnly(Self.debugBinary, "kvm-launch-config")
+    }
+
+    /// The binary the image ships (`swift build -c release --static-swift-stdlib --product kvm-launch-config`).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: releaseBinary),
+                   "no release build (.build/release/kvm-launch-config): `make image` or `make bench` builds it"))
+    func theReleaseConfigAgentLinksNoFullFoundation() throws {
+        try LauncherLinkTests.expectFoundationEssentialsOnly(Self.releaseBinary, "the release kvm-launch-config")
     }
 }
