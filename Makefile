@@ -42,14 +42,14 @@ demo: deps guest
 	$(SWIFT) build
 	scripts/demo.sh
 
-# Benchmarks (bench/README.md): the release build the image ships (static Swift standard library),
-# then every figure with its baseline, as a table.
+# Benchmarks (bench/README.md): the release build the image ships (static Swift standard library; kvm-launch a static
+# PIE, which must carry no run path: --disable-local-rpath), then every figure with its baseline, as a table.
 # BENCH_ARGS are passed to bench/bench.py (e.g. --only setup,dhcp or --quick). The images are built first: their
 # sizes are figures too (both variants).
 bench: deps guest image
 	@scripts/deps.sh bench/packages.txt
 	for product in kvm-launch kvm-launch-config kvm-launch-libvirt DHCPBench ConfigAgentBench; do \
-		$(SWIFT) build -c release --static-swift-stdlib --product $$product || exit 1; done
+		$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --product $$product || exit 1; done
 	bench/run.sh $(BENCH_ARGS)
 
 # A million inputs through the DHCPv4 codec and server path (bench/README.md), outside `make test`'s budget.

@@ -20,6 +20,16 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
+/// `kvm-launch`'s release link (issue 15's start-up, README): one static position-independent executable
+/// (`-static-pie`: still randomised by ASLR), so no dynamic loader maps and relocates libstdc++, libnl, libyaml and
+/// glibc at every start, and the unwinder that dispatch_main's pthread_exit runs finds frames through the
+/// executable's own `PT_GNU_EH_FRAME` table. ld.bfd (binutils) links it (gold cannot make a static PIE).
+/// Such a binary must carry no run path: build it with `--disable-local-rpath` (make image, make bench do), or glibc
+/// stops it at start. Debug builds (the tests) link as before.
+let launcherStartupLinking: [LinkerSetting] = [
+    .unsafeFlags(["-static-executable", "-use-ld=bfd", "-Xclang-linker", "-static-pie"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "kvm-launch",
     platforms: [.macOS(.v14)],
@@ -341,7 +351,8 @@ let package = Package(
         .testTarget(name: "ContainerInstanceTests", dependencies: ["ContainerInstance", "QEMU", "TestSupport",
                                                            .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         // `kvm-launch`: the launcher without libvirt (VM_BACKEND=libvirt execs `kvm-launch-libvirt`).
-        .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict),
+        .executableTarget(name: "KVMLaunchMain", dependencies: ["KVMLauncher"], swiftSettings: strict,
+                         linkerSettings: launcherStartupLinking),
         // `kvm-launch-libvirt`: the launcher with the libvirt backend (the libvirt image variant).
         .executableTarget(
             name: "KVMLaunchLibvirt",

@@ -18,10 +18,11 @@ mkdir -p "$here/out"
 # directory) and the launcher with the libvirt backend (the libvirt variant's kvm-launch). A static Swift standard
 # library: the image needs no Swift runtime, only glibc and libnl (and libvirt for the last). Stripped: the symbols
 # and debug information are a quarter of a release binary.
+# kvm-launch is one static PIE (issue 15's start-up; Package.swift), which must carry no run path: --disable-local-rpath.
 start=$SECONDS
 for product in kvm-launch kvm-launch-config kvm-launch-libvirt; do
-	(cd "$repo" && "$SWIFT" build -c release --static-swift-stdlib --product "$product")
-	bin=$(cd "$repo" && "$SWIFT" build -c release --static-swift-stdlib --show-bin-path)/$product
+	(cd "$repo" && "$SWIFT" build -c release --static-swift-stdlib --disable-local-rpath --product "$product")
+	bin=$(cd "$repo" && "$SWIFT" build -c release --static-swift-stdlib --disable-local-rpath --show-bin-path)/$product
 	strip -o "$here/out/$product.new" "$bin"
 	if cmp -s "$here/out/$product.new" "$here/out/$product"; then
 		rm "$here/out/$product.new"
@@ -32,7 +33,7 @@ for product in kvm-launch kvm-launch-config kvm-launch-libvirt; do
 done
 echo "build-image: kvm-launch $("$here/out/kvm-launch" --version), built in $((SECONDS - start)) s"
 echo "build-image: shared libraries they need (their packages are in docker/packages-runtime.txt, packages-libvirt.txt):"
-ldd "$here/out/kvm-launch" "$here/out/kvm-launch-config" "$here/out/kvm-launch-libvirt" | awk '/:$/ { next } { print "  " $1 }' | sort -u
+ldd "$here/out/kvm-launch" "$here/out/kvm-launch-config" "$here/out/kvm-launch-libvirt" | awk '/:$|statically linked/ { next } { print "  " $1 }' | sort -u
 
 # 2. The base image, made locally with debootstrap when podman does not have it.
 "$here/base-image.sh"

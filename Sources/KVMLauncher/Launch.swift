@@ -248,6 +248,10 @@ struct Launch {
         let terminal = TerminalSettings.save()
         defer { terminal?.restore() }
 
+        // The descriptor table at its final size now: growing it later, once per doubling, waits for
+        // a kernel grace period each time (see DescriptorTable).
+        DescriptorTable.reserve(slots: DescriptorTable.slots(interfaces: preparation.plan.interfaces.count, queues: configuration.netQueues))
+
         // From here on the container changes; every change is journalled.
         let stops = try StopSignals.install()
         try Supervisor.becomeSubreaper()

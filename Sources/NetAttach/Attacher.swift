@@ -172,6 +172,8 @@ package final class Attacher {
     private var stepCount = 0
     /// ``releaseOwnLinks()`` ran (its problems wait in `releaseProblems` for ``teardown()``).
     private var ownLinksReleased = false
+    /// ``releaseOwnLinks()`` deleted the link group (so the journal's own links should be gone).
+    private var groupDeleted = false
     private var releaseProblems: [UndoProblem] = []
 
     package init(netlink: any NetlinkOperations, devices: any TapDeviceOperations = SystemTapDevices(),
@@ -304,9 +306,19 @@ package final class Attacher {
         var problems = releaseProblems
         releaseProblems = []
         defer { logger.debug("undid \(steps) steps in \(ContinuousClock.now - started)") }
+        // After the group request, one dump says which of the journal's links are left (instead of
+        // one lookup per link): one created outside the group (an attach that failed right after
+        // creating it) is deleted now. Without the dump, each is looked up as before.
+        var linksLeft: Set<String>?
+        if groupDeleted, journal.contains(where: { if case .deleteLink = $0 { true } else { false } }) {
+            linksLeft = (try? netlink.links()).map { Set($0.map(\.name)) }
+        }
+        groupDeleted = false
         while let step = journal.popLast() {
-            // A link the group request deleted is not found here (one lookup); one created outside
-            // the group (an attach that failed right after creating it) is deleted now.
+            if case .deleteLink(let name) = step, let linksLeft, !linksLeft.contains(name) {
+                logger.debug("undone: \(step) (with its link group)")
+                continue
+            }
             let failed = undo(step)
             if failed.isEmpty {
                 logger.debug("undone: \(step)")
@@ -324,33 +336,41 @@ package final class Attacher {
     /// overlap), leaving the container's own interfaces as they are. Nothing the container had is put
     /// back yet, so a launcher may do this while its responders are still closing their sockets, and
     /// call ``teardown()`` once they are gone; `teardown()` reports what failed here too. Once only.
+    ///
+    /// The macvtap descriptors' closes start first and the group deletion runs while they wait: each
+    /// takes the RTNL lock for a moment and then waits for a grace period, which then overlaps the
+    /// deletion's instead of following it. A TAP's descriptors close after the deletion (closing them
+    /// first would make the kernel unregister each TAP on its own, outside the one group request).
     @discardableResult
     package func releaseOwnLinks() -> [UndoProblem] {
         guard !ownLinksReleased else { return [] }
         ownLinksReleased = true
         var problems: [UndoProblem] = []
-        if journal.contains(where: { if case .deleteLink = $0 { true } else { false } }) {
-            do {
+        let closing = journal.compactMap { step -> DeviceToClose? in
+            if case .closeDescriptor(let descriptor, let node) = step { DeviceToClose(descriptor: descriptor, nodePath: node) } else { nil }
+        }
+        journal.removeAll { if case .closeDescriptor = $0 { true } else { false } }
+        // A device node marks a macvtap queue; TAPs and vhost-net have none.
+        let macvtaps = closing.filter { $0.nodePath != nil }
+        let others = closing.filter { $0.nodePath == nil }
+        let deletesLinks = journal.contains(where: { if case .deleteLink = $0 { true } else { false } })
+        var results = devices.closeAll(macvtaps) {
+            guard deletesLinks else { return }
+            do throws(NetlinkError) {
                 try netlink.deleteLinks(group: LinkMarker.linkGroup)
+                groupDeleted = true
             } catch where error.isNotFound {
                 // None in the group (yet): the journal's own steps delete what there is.
             } catch {
                 logger.warning("could not delete kvm-launch's links at once (\(error)); deleting them one by one")
             }
         }
-        // Then every descriptor at once (after the links: a macvtap's descriptor closes faster once
-        // its link is gone).
-        let closing = journal.compactMap { step -> DeviceToClose? in
-            if case .closeDescriptor(let descriptor, let node) = step { DeviceToClose(descriptor: descriptor, nodePath: node) } else { nil }
-        }
-        if !closing.isEmpty {
-            journal.removeAll { if case .closeDescriptor = $0 { true } else { false } }
-            for (item, error) in zip(closing, devices.closeAll(closing)) {
-                guard let error else { continue }
-                let problem = UndoProblem(what: UndoStep.closeDescriptor(item.descriptor, nodePath: item.nodePath).description, cause: .device(error))
-                logger.error("could not \(problem)")
-                problems.append(problem)
-            }
+        results += others.isEmpty ? [] : devices.closeAll(others)
+        for (item, error) in zip(macvtaps + others, results) {
+            guard let error else { continue }
+            let problem = UndoProblem(what: UndoStep.closeDescriptor(item.descriptor, nodePath: item.nodePath).description, cause: .device(error))
+            logger.error("could not \(problem)")
+            problems.append(problem)
         }
         releaseProblems += problems
         return problems
@@ -382,8 +402,11 @@ package final class Attacher {
         if droppedIPv6 > 0 {
             logger.warning("\(plan.name): \(droppedIPv6) IPv6 address(es) do not fit in the link alias; after a restart in the same namespace they are not restored")
         }
-        var vmLink: LinkRecord?
-        var bridge: LinkRecord?
+        // Indexes of the links this attach creates: from the kernel's answer to the creating request
+        // (NLM_F_ECHO), else looked up by name once.
+        var vmLinkIndex: Int32?
+        var containerSideIndex: Int32?
+        var bridgeIndex: Int32?
         var descriptors: [FileDescriptor] = []
         for step in Self.steps(for: plan) {
             try run(step) { () throws(AttachCause) in
@@ -421,43 +444,46 @@ package final class Attacher {
                         journal.append(.restoreAddress(original, routes: [], secondaries: []))
                     }
                 case .createMacvtap(let name, _):
-                    try viaNetlink(netlink.addMacvlan(kind: .macvtap, name: name, parentIndex: plan.index, mac: plan.guestMAC, up: false, group: LinkMarker.linkGroup))
+                    vmLinkIndex = try viaNetlink(netlink.addMacvlan(kind: .macvtap, name: name, parentIndex: plan.index, mac: plan.guestMAC, up: false,
+                                                                    group: LinkMarker.linkGroup))
                     journal.append(.deleteLink(name: name))
                 case .bringUpMacvtap(let name):
-                    let link = try lookUp(name)
-                    try viaNetlink(netlink.changeLink(index: link.index, up: true, alias: LinkMarker.createdAlias))
-                    vmLink = link
+                    let index: Int32
+                    if let known = vmLinkIndex { index = known } else { index = try lookUp(name).index }
+                    try viaNetlink(netlink.changeLink(index: index, up: true, alias: LinkMarker.createdAlias))
+                    vmLinkIndex = index
                 case .createContainerSide(let name, let isBridge, _):
                     if isBridge {
-                        try viaNetlink(netlink.addBridge(name: name, mac: MACAddress.randomLocal(), group: LinkMarker.linkGroup))
+                        containerSideIndex = try viaNetlink(netlink.addBridge(name: name, mac: MACAddress.randomLocal(), group: LinkMarker.linkGroup))
                     } else {
-                        try viaNetlink(netlink.addMacvlan(kind: .macvlan, name: name, parentIndex: plan.index, mac: MACAddress.randomLocal(),
-                                                          up: false, group: LinkMarker.linkGroup))
+                        containerSideIndex = try viaNetlink(netlink.addMacvlan(kind: .macvlan, name: name, parentIndex: plan.index, mac: MACAddress.randomLocal(),
+                                                                               up: false, group: LinkMarker.linkGroup))
                     }
                     journal.append(.deleteLink(name: name))
                 case .addressContainerSide(let name, let address):
-                    let link = try lookUp(name)
-                    try viaNetlink(netlink.changeLink(index: link.index, up: true, alias: LinkMarker.createdAlias))
-                    try viaNetlink(netlink.addAddress(Self.addressRecord(address, index: link.index)))
-                    if plan.mode == .bridge { bridge = link }
+                    let index: Int32
+                    if let known = containerSideIndex { index = known } else { index = try lookUp(name).index }
+                    try viaNetlink(netlink.changeLink(index: index, up: true, alias: LinkMarker.createdAlias))
+                    try viaNetlink(netlink.addAddress(Self.addressRecord(address, index: index)))
+                    if plan.mode == .bridge { bridgeIndex = index }
                 case .openMacvtapDevice(let name):
-                    guard let vmLink else { throw .vanished(link: name) }
+                    guard let vmLinkIndex else { throw .vanished(link: name) }
                     let node = "\(nodeDirectory)/\(name)"
-                    let opened = try viaDevice(devices.openMacvtap(name: name, index: vmLink.index, nodePath: node, queues: plan.queues))
+                    let opened = try viaDevice(devices.openMacvtap(name: name, index: vmLinkIndex, nodePath: node, queues: plan.queues))
                     for queue in opened { journal.append(.closeDescriptor(queue, nodePath: node)) }
                     descriptors = opened
                 case .addPort(_, let bridgeName):
-                    guard let bridge else { throw .vanished(link: bridgeName) }
-                    try viaNetlink(netlink.changeLink(index: plan.index, masterIndex: bridge.index))
+                    guard let bridgeIndex else { throw .vanished(link: bridgeName) }
+                    try viaNetlink(netlink.changeLink(index: plan.index, masterIndex: bridgeIndex))
                     journal.append(.releaseFromBridge(index: plan.index))
                 case .createTap(let name):
                     let opened = try viaDevice(devices.openTap(named: name, queues: plan.queues))
                     for queue in opened { journal.append(.closeDescriptor(queue, nodePath: nil)) }
                     descriptors = opened
                 case .addTapToBridge(let tapName, let bridgeName):
-                    guard let bridge else { throw .vanished(link: bridgeName) }
+                    guard let bridgeIndex else { throw .vanished(link: bridgeName) }
                     let tap = try lookUp(tapName)
-                    try viaNetlink(netlink.changeLink(index: tap.index, mtu: plan.mtu, alias: LinkMarker.createdAlias, masterIndex: bridge.index,
+                    try viaNetlink(netlink.changeLink(index: tap.index, mtu: plan.mtu, alias: LinkMarker.createdAlias, masterIndex: bridgeIndex,
                                                       group: LinkMarker.linkGroup))
                     try viaNetlink(netlink.changeLink(index: tap.index, up: true))
                 }

@@ -20,9 +20,13 @@ package protocol NetlinkOperations: AnyObject {
     func link(index: Int32) throws(NetlinkError) -> LinkRecord?
 
     /// Creates a macvtap or macvlan on `parentIndex` in bridge mode, in link group `group`.
-    func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError)
+    /// Returns the new link's index when the kernel told it with its answer (nil: look it up).
+    @discardableResult
+    func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) -> Int32?
     /// Creates a Linux bridge in link group `group`.
-    func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError)
+    /// Returns the new link's index when the kernel told it with its answer (nil: look it up).
+    @discardableResult
+    func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) -> Int32?
     /// Deletes a link (and with it its addresses and routes).
     func deleteLink(index: Int32) throws(NetlinkError)
     /// Deletes every link of a (non-default) link group in one request.
@@ -95,12 +99,14 @@ extension NetlinkOperations {
     }
 
     /// Creates a macvtap or macvlan in the default link group.
-    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool = false) throws(NetlinkError) {
+    @discardableResult
+    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool = false) throws(NetlinkError) -> Int32? {
         try addMacvlan(kind: kind, name: name, parentIndex: parentIndex, mac: mac, up: up, group: 0)
     }
 
     /// Creates a Linux bridge in the default link group.
-    package func addBridge(name: String, mac: MACAddress? = nil) throws(NetlinkError) {
+    @discardableResult
+    package func addBridge(name: String, mac: MACAddress? = nil) throws(NetlinkError) -> Int32? {
         try addBridge(name: name, mac: mac, group: 0)
     }
 }
@@ -121,6 +127,11 @@ package protocol TapDeviceOperations: AnyObject {
     /// Closes several at once (each close of a TAP or macvtap waits for the kernel; the real one
     /// lets those waits overlap). One result per item, nil when it closed.
     func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?]
+    /// The same, with `meanwhile` run on the calling thread while the closes wait in the kernel: the
+    /// real one starts every close first, so a close that needs the RTNL lock briefly before its grace
+    /// period (a macvtap's) takes it before `meanwhile` (a link deletion) holds it for long, and the
+    /// two waits overlap. One result per item, nil when it closed.
+    func closeAll(_ items: [DeviceToClose], meanwhile: () -> Void) -> [TapDevices.Error?]
     /// Removes device nodes named `prefix…` in `directory` that an earlier run left behind.
     func removeStaleNodes(in directory: String, prefix: String)
 }

@@ -28,6 +28,10 @@ package final class NetlinkSocket: NetlinkOperations {
             nl_socket_free(socket)
             throw NetlinkError(operation: "connect to route netlink", code: result)
         }
+        // One read per message: libnl's default peeks at every message first to size its buffer (two
+        // recvmsg calls each); a buffer as large as the kernel's largest dump part (32 KiB) needs no peek.
+        nl_socket_disable_msg_peek(socket)
+        _ = nl_socket_set_msg_buf_size(socket, 64 * 1024)
         handle = socket
         lastErrno = .allocate(capacity: 1)
         lastErrno.initialize(to: 0)
@@ -144,8 +148,10 @@ package final class NetlinkSocket: NetlinkOperations {
 
     // MARK: - Changing links
 
-    /// Creates a macvtap (`kind == .macvtap`) or macvlan on `parent` in bridge mode.
-    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
+    /// Creates a macvtap (`kind == .macvtap`) or macvlan on `parent` in bridge mode; returns its index
+    /// when the kernel echoes the new link (6.2 and later), nil otherwise.
+    @discardableResult
+    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) -> Int32? {
         let link: OpaquePointer? = kind == .macvtap ? rtnl_link_macvtap_alloc() : rtnl_link_macvlan_alloc()
         guard let link else { throw NetlinkError(operation: "allocate \(kind.rawValue) \(name)", reason: "out of memory") }
         defer { rtnl_link_put(link) }
@@ -163,8 +169,17 @@ package final class NetlinkSocket: NetlinkOperations {
         let flags = (up ? UInt32(IFF_UP.rawValue) : 0) | (kind == .macvtap ? UInt32(IFF_ALLMULTI.rawValue) : 0)
         if flags != 0 { rtnl_link_set_flags(link, flags) }
         if group != 0 { rtnl_link_set_group(link, group) }
-        try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add \(kind.rawValue) \(name) on link #\(parentIndex)")
+        let index = try addEchoed(link, "add \(kind.rawValue) \(name) on link #\(parentIndex)")
         if kind == .macvtap { stopIPv6AddressGeneration(name: name) }
+        return index
+    }
+
+    /// `RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO`: the new link's index from the echo,
+    /// or nil when the kernel sends none.
+    private func addEchoed(_ link: OpaquePointer, _ operation: @autoclosure () -> String) throws(NetlinkError) -> Int32? {
+        var index: Int32 = 0
+        try check(cnetlink_add_link_echo(handle, link, NLM_F_CREATE | NLM_F_EXCL, &index), operation())
+        return index > 0 ? index : nil
     }
 
     /// A macvtap carries the guest's MAC, so the kernel would give its container side the guest's own
@@ -181,15 +196,16 @@ package final class NetlinkSocket: NetlinkOperations {
         _ = rtnl_link_change(handle, original, request, 0)
     }
 
-    /// Creates a Linux bridge.
-    package func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
+    /// Creates a Linux bridge; returns its index when the kernel echoes the new link, nil otherwise.
+    @discardableResult
+    package func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) -> Int32? {
         guard let link = rtnl_link_alloc() else { throw NetlinkError(operation: "allocate bridge \(name)", reason: "out of memory") }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
         try check(rtnl_link_set_type(link, "bridge"), "set type bridge on \(name)")
         if let mac { try Self.withNLAddress(mac: mac) { rtnl_link_set_addr(link, $0) } }
         if group != 0 { rtnl_link_set_group(link, group) }
-        try check(rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL), "add bridge \(name)")
+        return try addEchoed(link, "add bridge \(name)")
     }
 
     /// Deletes a link.

@@ -182,23 +182,55 @@ package final class SystemTapDevices: TapDeviceOperations {
     /// Closes every item on its own thread: closing a macvtap or TAP waits for an RCU grace period
     /// in the kernel (~10 ms), and waits that overlap end together.
     package func closeAll(_ items: [DeviceToClose]) -> [TapDevices.Error?] {
+        closeAll(items, meanwhile: {})
+    }
+
+    /// Closes every item on its own thread and runs `meanwhile` once each close is under way in the
+    /// kernel (the thread sleeps in it: on the RTNL lock or in its grace period) or done, then waits
+    /// for every close. Threads that do not all get there within 2 ms (a busy machine) are not waited
+    /// for: `meanwhile` then runs anyway, the closes merely overlap it less.
+    package func closeAll(_ items: [DeviceToClose], meanwhile: () -> Void) -> [TapDevices.Error?] {
         let jobs = items.map { CloseJob(item: $0) }
+        let starting = DispatchSemaphore(value: 0)
         let finished = DispatchSemaphore(value: 0)
         for job in jobs {
             let close: @Sendable () -> Void = {
+                job.thread = cnetlink_thread_id()
+                starting.signal()
                 job.run()
                 finished.signal()
             }
             if !startDetachedThread(named: "close-tap", close) { close() }
         }
+        for _ in jobs { starting.wait() }
+        let deadline = ContinuousClock.now + .milliseconds(2)
+        for job in jobs {
+            while Self.isRunning(thread: job.thread), ContinuousClock.now < deadline { sched_yield() }
+        }
+        meanwhile()
         for _ in jobs { finished.wait() }
         return jobs.map(\.error)
+    }
+
+    /// Whether the thread is still on its way to the kernel's wait: its state in
+    /// `/proc/self/task/TID/stat` is anything but `D` (uninterruptible sleep), and it exists.
+    private static func isRunning(thread: Int32) -> Bool {
+        guard let descriptor = try? FileDescriptor.open("/proc/self/task/\(thread)/stat", .readOnly, options: .closeOnExec) else { return false }
+        defer { try? descriptor.close() }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let count = (try? buffer.withUnsafeMutableBytes { try descriptor.read(into: $0) }) ?? 0
+        guard count > 0 else { return false }
+        // "TID (name) S …": the state follows the last ')'.
+        guard let end = buffer.prefix(count).lastIndex(of: UInt8(ascii: ")")), end + 2 < count else { return false }
+        return buffer[end + 2] != UInt8(ascii: "D")
     }
 
     /// One close on its own thread; `error` is read only after the thread signalled it finished.
     private final class CloseJob: @unchecked Sendable {
         let item: DeviceToClose
         var error: TapDevices.Error?
+        /// Set by the closing thread before it signals that it started.
+        var thread: Int32 = 0
         init(item: DeviceToClose) { self.item = item }
         func run() {
             defer { if let node = item.nodePath { unlink(node) } }

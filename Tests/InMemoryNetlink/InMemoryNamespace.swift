@@ -99,6 +99,9 @@ package final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
     /// Asked before each call is carried out, with its number and the call: an errno makes it fail
     /// without changing anything.
     package var failure: ((Int, Call) -> Errno?)?
+    /// Whether adding a link answers with its index, as a kernel from 6.2 on does for `NLM_F_ECHO`
+    /// (false: as an older one, so the caller looks the new link up).
+    package var echoesNewLinks = true
 
     package init(links: [LinkRecord] = [], addresses: [AddressRecord] = [], routes: [RouteRecord] = []) {
         state = State()
@@ -112,6 +115,7 @@ package final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
     package func copy() -> InMemoryNamespace {
         let copy = InMemoryNamespace()
         copy.state = state
+        copy.echoesNewLinks = echoesNewLinks
         return copy
     }
 
@@ -178,7 +182,8 @@ package final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
 
     // MARK: - Links
 
-    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) {
+    @discardableResult
+    package func addMacvlan(kind: MacvlanKind, name: String, parentIndex: Int32, mac: MACAddress?, up: Bool, group: UInt32) throws(NetlinkError) -> Int32? {
         let call = Call.addMacvlan(name: name, parent: parentIndex)
         try enter(call)
         try checkNewName(name, call)
@@ -192,9 +197,11 @@ package final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         state.links.append(LinkRecord(index: index, name: name, kind: kind == .macvtap ? .macvtap : .macvlan, mac: address,
                                       mtu: parent.mtu, isUp: up, hasCarrier: up && parent.isUp, operationalState: up ? "up" : "down",
                                       lowerIndex: parentIndex, group: group))
+        return echoesNewLinks ? index : nil
     }
 
-    package func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) {
+    @discardableResult
+    package func addBridge(name: String, mac: MACAddress?, group: UInt32) throws(NetlinkError) -> Int32? {
         let call = Call.addBridge(name: name)
         try enter(call)
         try checkNewName(name, call)
@@ -202,6 +209,7 @@ package final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         state.nextIndex += 1
         state.links.append(LinkRecord(index: index, name: name, kind: .bridge, mac: mac ?? nextMAC(), mtu: 1500,
                                       isUp: false, hasCarrier: false, operationalState: "down", group: group))
+        return echoesNewLinks ? index : nil
     }
 
     package func deleteLinks(group: UInt32) throws(NetlinkError) {
@@ -392,6 +400,13 @@ package final class InMemoryNamespace: NetlinkOperations, TapDeviceOperations {
         items.map { item -> TapDevices.Error? in
             do throws(TapDevices.Error) { try close(item.descriptor, nodePath: item.nodePath); return nil } catch { return error }
         }
+    }
+
+    /// The closes first (the real one starts them before `meanwhile`), then `meanwhile`.
+    package func closeAll(_ items: [DeviceToClose], meanwhile: () -> Void) -> [TapDevices.Error?] {
+        let results = closeAll(items)
+        meanwhile()
+        return results
     }
 
     package func removeStaleNodes(in directory: String, prefix: String) {

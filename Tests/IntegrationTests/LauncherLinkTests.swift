@@ -39,6 +39,33 @@ import TestSupport
     func theReleaseLauncherLinksNoFullFoundation() throws {
         try Self.expectFoundationEssentialsOnly(Self.releaseBinary, "the release kvm-launch")
     }
+
+    /// `readelf` on `binary` with `option` (`-h`, `-l`, `-d`), its standard output.
+    static func readelf(_ option: String, _ binary: String) throws -> String {
+        try run(["readelf", "-W", option, binary], timeout: 60).stdout
+    }
+
+    /// Issue 15's start-up: the release launcher is one static position-independent executable (Package.swift's
+    /// `launcherStartupLinking`): no dynamic loader, no shared library to map and relocate at each start, still
+    /// placed at a random address (ELF type DYN). Built without `--disable-local-rpath` it would carry a run path,
+    /// which glibc's static start-up refuses: it has to start and answer `--version`.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: releaseBinary),
+                   "no release build (.build/release/kvm-launch): `make image` or `make bench` builds it"))
+    func theReleaseLauncherIsOneStaticPIE() throws {
+        let header = try Self.readelf("-h", Self.releaseBinary)
+        #expect(header.contains("DYN (Position-Independent Executable file)"), "a PIE, randomised by ASLR: \(header)")
+        let segments = try Self.readelf("-l", Self.releaseBinary)
+        #expect(!segments.contains("INTERP"), "no dynamic loader (PT_INTERP): \(segments)")
+        #expect(segments.contains("GNU_EH_FRAME"), "the unwinder's table (pthread_exit unwinds through it): \(segments)")
+        let dynamic = try Self.readelf("-d", Self.releaseBinary)
+        #expect(!dynamic.contains("(NEEDED)"), "no shared library: \(dynamic)")
+        #expect(!dynamic.contains("(RUNPATH)") && !dynamic.contains("(RPATH)"),
+                "a run path stops a static PIE at start: build with --disable-local-rpath (make image does): \(dynamic)")
+        let expected = try run([kvmLaunchBinary, "--version"], timeout: 60).stdout
+        let version = try run([Self.releaseBinary, "--version"], check: false, timeout: 60)
+        #expect(version.status == 0 && version.stdout == expected && !expected.isEmpty,
+                "the release kvm-launch starts and answers like the debug one (\(expected)): \(version.status) \(version.stdout) \(version.stderr)")
+    }
 }
 
 /// Issue 15 item 7: the config agent `kvm-launch-config` links FoundationEssentials only too (its etcd client is
