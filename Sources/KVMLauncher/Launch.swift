@@ -255,7 +255,6 @@ struct Launch {
         // From here on the container changes; every change is journalled.
         let stops = try StopSignals.install()
         try Supervisor.becomeSubreaper()
-        Supervisor.blockBrokenPipeSignal()
         let attacher = Attacher(socket: socket, nodeDirectory: runDirectory.path, logger: logger,
                                 afterStep: Self.faultInjection(environment))
         let restored = try attacher.recover(preparation.recovery)

@@ -62,6 +62,9 @@ package enum Launcher {
     /// thread (``LauncherExecutor/runMain(_:)``), so libdispatch's worker pool and its one-second
     /// monitor timer never start; exits when the launcher is done.
     package static func run(libvirt: (any LibvirtBackendProvider)?) -> Never {
+        // Before any thread starts, for every subcommand (`status` talks to libvirtd too): a write to a
+        // socket whose reader is gone fails with EPIPE instead of ending the process by signal.
+        Supervisor.blockBrokenPipeSignal()
         LauncherExecutor.runMain {
             await main(libvirt: libvirt)
         }
