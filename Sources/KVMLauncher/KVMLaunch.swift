@@ -71,6 +71,13 @@ struct KVMLaunch: AsyncParsableCommand {
         let own = isSubcommand ? arguments : Array(arguments.prefix { ownFlags.contains($0) })
         let rest = Array(arguments.dropFirst(own.count))
         do {
+            // The container's entrypoint (no flag of kvm-launch's own): nothing to parse, so the launch
+            // starts without ArgumentParser, whose checks (completion-script requests, the whole command
+            // tree's metadata) cost ~1 ms of start-up. `parseAsRoot([])` yields exactly these values.
+            if own.isEmpty {
+                try await launch(Flags(), qemuArguments: rest)
+                return
+            }
             var command = try parseAsRoot(own)
             if var launch = command as? KVMLaunch {
                 launch.qemuArguments = rest
@@ -85,7 +92,20 @@ struct KVMLaunch: AsyncParsableCommand {
         }
     }
 
+    /// kvm-launch's own flags as plain values (what a parse with none of them given yields by default).
+    struct Flags: Equatable {
+        var listInterfaces = false
+        var dryRun = false
+        var json = false
+    }
+
     mutating func run() async throws {
+        try await Self.launch(Flags(listInterfaces: listInterfaces, dryRun: dryRun, json: json), qemuArguments: qemuArguments)
+    }
+
+    /// The launch (or, with its flags, the inspection) for these flags and QEMU arguments.
+    static func launch(_ flags: Flags, qemuArguments: [String]) async throws {
+        let listInterfaces = flags.listInterfaces, dryRun = flags.dryRun, json = flags.json
         // With ETCD_ENDPOINTS set, etcd's general/ variables join the environment (the container's own
         // variables win) before anything is decided: the container still has its address now.
         let environment = try ConfigAgentProgram.launcherEnvironment(container: ProcessInfo.processInfo.environment)
