@@ -23,6 +23,16 @@ import NetworkTypes
         }
     }
 
+    /// Blanks around a value are dropped at both ends, never inside; a value of blanks only is unset.
+    @Test func blanksAroundValuesAreTrimmed() throws {
+        #expect(try !LaunchConfiguration(environment: ["AUTO_ATTACH": "yes", "ENABLE_DHCP": "  no  "]).dhcpEnabled)
+        #expect(try !LaunchConfiguration(environment: ["AUTO_ATTACH": "yes", "ENABLE_DHCP": "no "]).dhcpEnabled)
+        #expect(try LaunchConfiguration(environment: ["AUTO_ATTACH": "yes", "ENABLE_DHCP": "   "]).dhcpEnabled)
+        #expect(try LaunchConfiguration(environment: ["AUTO_ATTACH": "yes", "VM_CPUS": " 3  "]).cpus == 3)
+        #expect(problems(["ENABLE_DHCP": " n o "]).map(\.variable) == ["ENABLE_DHCP"])
+        #expect(problems(["VM_CPUS": " 1 2 "]).map(\.variable) == ["VM_CPUS"])
+    }
+
     @Test(arguments: ["99999999999T", "5P" /* not a unit */, "8388608T"])
     func memoryNoMachineHasIsRefused(_ value: String) {
         let found = problems(["VM_MEMORY": value])
