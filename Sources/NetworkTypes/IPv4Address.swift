@@ -12,17 +12,32 @@ package struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConverti
         value = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
     }
 
-    /// Parses a dotted quad; returns nil for anything else.
+    /// Parses a dotted quad; returns nil for anything else: four groups of one to three ASCII digits
+    /// without a leading zero, each at most 255. Byte by byte over the UTF-8 (splitting a generic
+    /// string made the runtime build metadata on first use, in every launch's start-up).
     package init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
         var result: UInt32 = 0
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber),
-                  !(part.count > 1 && part.first == "0"), let octet = UInt8(part) else { return nil }
-            result = result << 8 | UInt32(octet)
+        var octet: UInt32 = 0
+        var digits = 0
+        var groups = 0
+        var leadingZero = false
+        for byte in String(text).utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, groups < 3 else { return nil }
+                result = result << 8 | octet
+                groups += 1
+                octet = 0
+                digits = 0
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 3, !leadingZero || digits == 0 else { return nil }
+            if digits == 0 { leadingZero = byte == UInt8(ascii: "0") }
+            octet = octet * 10 + UInt32(byte - UInt8(ascii: "0"))
+            digits += 1
+            guard octet <= 255 else { return nil }
         }
-        value = result
+        guard digits > 0, groups == 3 else { return nil }
+        value = result << 8 | octet
     }
 
     /// The four octets in network order.

@@ -2,13 +2,14 @@ import Testing
 import NetworkTypes
 
 @Suite struct IPv4AddressTests {
-    @Test(arguments: ["10.0.0.1", "255.255.255.255", "0.0.0.0", "192.168.1.200"])
+    @Test(arguments: ["10.0.0.1", "255.255.255.255", "0.0.0.0", "192.168.1.200", "1.20.0.9"])
     func roundTrips(_ text: String) throws {
         let address = try #require(IPv4Address(text))
         #expect(address.description == text)
     }
 
-    @Test(arguments: ["", "10.0.0", "10.0.0.1.2", "256.0.0.1", "010.0.0.1", "a.b.c.d", "1..2.3", "-1.0.0.0", " 1.2.3.4"])
+    @Test(arguments: ["", "10.0.0", "10.0.0.1.2", "256.0.0.1", "010.0.0.1", "a.b.c.d", "1..2.3", "-1.0.0.0", " 1.2.3.4",
+                      "1.2.3.4.", ".1.2.3", "1.2.3.00", "1.2.3.0001", "1.2.3.+1", "1.2.3.٣", "1.2.3.4\n", "1.2.3.256", "999.1.1.1"])
     func rejectsMalformed(_ text: String) {
         #expect(IPv4Address(text) == nil)
     }
