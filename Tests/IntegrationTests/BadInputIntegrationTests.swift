@@ -57,6 +57,40 @@ struct BadInputIntegrationTests {
         }
     }
 
+    /// `kvm-launch` with no flag of its own launches without ArgumentParser; with one (`--json`, which
+    /// alone still launches) it parses first: both fail with the very same line and status, with and
+    /// without QEMU arguments after them, and both launch alike (no plan, no list on stdout; exit 0).
+    @Test func theEntrypointWithoutParsingActsAsTheParsedLaunch() throws {
+        let fixture = try ContainerFixture(Self.oneInterface)
+        defer { fixture.destroy() }
+        let environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VM_ACCEL": "tcg", "AUTO_ATTACH": "yes", "VM_MEMORY": "99999999999T",
+                           "KVM_LAUNCH_RUN_DIR": fixture.directory.appendingPathComponent("run").path]
+        for qemuArguments in [[], ["-name", "entrypoint-test"]] {
+            let direct = try fixture.container.exec([kvmLaunchBinary] + qemuArguments, environment: environment, check: false)
+            let parsed = try fixture.container.exec([kvmLaunchBinary, "--json"] + qemuArguments, environment: environment, check: false)
+            #expect(direct.status != 0 && direct.stderr.contains("VM_MEMORY"), "\(direct.stderr)")
+            #expect(direct.status == parsed.status)
+            #expect(direct.stderr == parsed.stderr)
+            #expect(direct.stdout == parsed.stdout)
+        }
+        // A launch that succeeds (/bin/true as QEMU: the guest "powers off" at once) does the same both
+        // ways: exit 0, nothing on stdout (neither a plan nor an interface list), the namespace restored.
+        let image = fixture.directory.appendingPathComponent("blank.qcow2").path
+        try run(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"])
+        var valid = environment
+        valid["VM_MEMORY"] = nil
+        valid["VM_IMAGE"] = image
+        valid["LAUNCHER"] = "/bin/true"
+        let before = try fixture.state()
+        for arguments in [[], ["--json"]] {
+            let result = try fixture.container.exec([kvmLaunchBinary] + arguments, environment: valid, check: false)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            #expect(result.stdout.isEmpty, "\(arguments): \(result.stdout)")
+            #expect(result.stderr.contains("exiting 0"), "\(arguments): \(result.stderr)")
+            #expect(try fixture.state() == before)
+        }
+    }
+
     @Test func aRelativeRunDirectoryIsRefusedAndNotCreatedAnywhere() throws {
         let fixture = try ContainerFixture(Self.oneInterface)
         defer { fixture.destroy() }
