@@ -65,8 +65,9 @@ struct KVMLaunch: AsyncParsableCommand {
         }
         // VM_BACKEND=libvirt in `kvm-launch`: `kvm-launch-libvirt` takes over (same PID), before anything.
         LibvirtVariant.execIfRequested(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+        // (No subcommand's name starts with "-": QEMU arguments such as `-m 2048` skip the type names.)
         let isSubcommand = arguments.first.map { name in
-            configuration.subcommands.contains { $0.configuration.commandName == name || "\($0)".lowercased() == name }
+            !name.hasPrefix("-") && configuration.subcommands.contains { $0.configuration.commandName == name || "\($0)".lowercased() == name }
         } ?? false
         let own = isSubcommand ? arguments : Array(arguments.prefix { ownFlags.contains($0) })
         let rest = Array(arguments.dropFirst(own.count))
