@@ -6,7 +6,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
+import NetworkTypes
 import Supervisor
 
 /// A command run after rendered files changed: an argument array, never a shell line.
@@ -40,7 +40,7 @@ package struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
     /// Runs the command with the agent's environment and waits for it.
     ///
     /// Started with posix_spawn (Supervisor's ``ChildProcess``: no shell, stdio inherited, every other
-    /// descriptor closed, signals at their defaults); waited for on a thread of its own, so no task blocks.
+    /// descriptor closed, signals at their defaults); waited for on a thread of its own (`startDetachedThread`), so no task blocks.
     package func run(environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Termination {
         let executable = try resolve(arguments[0], path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         let command = ChildCommand(executable: executable, arguments: Array(arguments.dropFirst()), environment: environment)
@@ -52,14 +52,15 @@ package struct ReloadCommand: Sendable, Hashable, CustomStringConvertible {
             throw ReloadCommandError.cannotStart(arguments[0], "\(code)")
         }
         return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            let wait: @Sendable () -> Void = {
                 var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                _ = retryingOnInterrupt { waitpid(pid, &status, 0) }
                 switch ChildTermination(waitStatus: status) {
                 case .exited(let code): continuation.resume(returning: .exited(code))
                 case .signaled(let signal, _): continuation.resume(returning: .signalled(signal))
                 }
             }
+            if !startDetachedThread(named: "reload-wait", wait) { wait() }
         }
     }
 
